@@ -1,0 +1,284 @@
+"""Benchmark: the npm format of the proxy, warm and cold, against a fake plain npm registry.
+
+    python bench/npm.py [--duration 5] [--connections 64] [--packages 300] [--runs 5]
+
+The proxy runs as a subprocess (``python -m proxy serve``) with one repository whose upstream is the
+fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints:
+- warm packument req/s, p50 and p99 latency at ``--connections`` connections, for a small packument
+  and a ~500 KB one (gzip asked for, as npm does);
+- warm 1 MiB tarball MB/s (10^6 bytes per second);
+- warm ``npm ci`` wall time for a generated ~300-package tree (store warm, npm cache empty);
+- cold ``npm ci`` through the proxy (empty store, empty npm cache) against ``npm ci`` straight from the
+  fake, and the overhead (medians of ``--runs`` interleaved runs).
+The load generator is an aiohttp client in this process (one event loop); on a 2-core machine it
+shares the CPUs with the proxy, so the figures are a floor for the proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball  # noqa: E402
+
+NPM_ACCEPT = "application/json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- the proxy ------------------------------------------------------------------------------------
+@dataclass
+class Proxy:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def start_proxy(directory: Path, upstream: str, port: int) -> Proxy:
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "config.toml"
+    config.write_text(
+        f"""
+[server]
+listen = "127.0.0.1:{port}"
+
+[cache]
+path = "{directory / "cache"}"
+key_file = "{directory / "cache.key"}"
+metadata_ttl = "5m"
+
+[upstream.public]
+format = "npm"
+url = "{upstream}"
+
+[repository.dev]
+upstreams = ["public"]
+publish = true
+"""
+    )
+    log = (directory / "proxy.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "--config", str(config), "serve"],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return Proxy(process, url)
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit(f"the proxy did not start; see {directory / 'proxy.log'}")
+
+
+# -- content ----------------------------------------------------------------------------------------
+def populate(fake: FakeNpmRegistry, packages: int) -> None:
+    fake.add("small", "1.0.0", description="a small package")
+    fake.add("small", "1.0.1", description="a small package")
+    # ~500 KB: many versions, each with a description and a few dependencies, as popular packages have.
+    for minor in range(700):
+        fake.add(
+            "big",
+            f"1.{minor}.0",
+            description="a package with a long history " * 8,
+            dependencies={f"dep-{i}": f"^{i}.0.0" for i in range(6)},
+            tarball=b"x",
+        )
+    fake.add("huge-tarball", "1.0.0", tarball=os.urandom(1024 * 1024))
+    # A tree: package i depends on 2i+1 and 2i+2, so the root pulls in all of them.
+    for i in range(packages):
+        name = f"tree-{i:03d}"
+        deps = {f"tree-{j:03d}": "^1.0.0" for j in (2 * i + 1, 2 * i + 2) if j < packages}
+        files = {"index.js": f"module.exports = {i};\n".encode(), "data.bin": os.urandom(16 * 1024)}
+        fake.add(
+            name,
+            "1.0.0",
+            dependencies=deps,
+            tarball=make_tarball(name, "1.0.0", dependencies=deps, files=files),
+        )
+
+
+# -- load -------------------------------------------------------------------------------------------
+@dataclass
+class Load:
+    requests: int
+    bytes: int
+    seconds: float
+    latencies: list[float]
+
+    def line(self, what: str) -> str:
+        ordered = sorted(self.latencies)
+        p50 = ordered[len(ordered) // 2] * 1000
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        return (
+            f"{what}: {self.requests / self.seconds:,.0f} req/s, "
+            f"{self.bytes / self.seconds / 1e6:,.1f} MB/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+            f"({self.requests} requests in {self.seconds:.1f} s)"
+        )
+
+
+async def load(url: str, headers: dict[str, str], connections: int, duration: float) -> Load:
+    latencies: list[float] = []
+    received = 0
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
+    # auto_decompress off: count and time what went over the wire, as a client's transfer.
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        deadline = time.perf_counter() + duration
+
+        async def worker() -> None:
+            nonlocal received
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                async with session.get(url, headers=headers) as response:
+                    body = await response.read()
+                    if response.status != 200:
+                        raise SystemExit(f"{url} answered {response.status}")
+                latencies.append(time.perf_counter() - start)
+                received += len(body)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - began
+    return Load(len(latencies), received, elapsed, latencies)
+
+
+# -- npm --------------------------------------------------------------------------------------------
+class Npm:
+    def __init__(self, root: Path, registry: str) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "home").mkdir(exist_ok=True)
+        (root / "globalrc").write_text("")
+        host_path = registry.split("://", 1)[1]
+        (root / "npmrc").write_text(
+            f"registry={registry}\n//{host_path}:_authToken=anything\n"
+            "update-notifier=false\naudit=false\nfund=false\nloglevel=warn\n"
+        )
+        self.runs = 0
+
+    def run(self, *args: str, cwd: Path) -> float:
+        """Run with an empty npm cache; returns the wall time."""
+        self.runs += 1
+        cache = self.root / f"cache-{self.runs}"
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(self.root / "home"),
+            "npm_config_userconfig": str(self.root / "npmrc"),
+            "npm_config_globalconfig": str(self.root / "globalrc"),
+        }
+        start = time.perf_counter()
+        result = subprocess.run(
+            ["npm", *args, "--cache", str(cache)], cwd=cwd, env=env, capture_output=True, text=True
+        )
+        elapsed = time.perf_counter() - start
+        if result.returncode != 0:
+            raise SystemExit(f"npm {' '.join(args)} failed:\n{result.stderr}")
+        shutil.rmtree(cache, ignore_errors=True)
+        return elapsed
+
+
+def app_dir(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = {"name": "bench-app", "version": "1.0.0", "dependencies": {"tree-000": "^1.0.0"}}
+    (directory / "package.json").write_text(json.dumps(manifest))
+    return directory
+
+
+def ci(npm: Npm, app: Path) -> float:
+    shutil.rmtree(app / "node_modules", ignore_errors=True)
+    return npm.run("ci", cwd=app)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--packages", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="bench-npm-"))
+    fake = FakeNpmRegistry()
+    fake.start_in_thread()
+    populate(fake, args.packages)
+    port = free_port()
+    proxy = start_proxy(root / "proxy", fake.url, port)
+    try:
+        base = f"{proxy.url}/npm/dev/"
+        headers = {"Accept": NPM_ACCEPT, "Accept-Encoding": "gzip"}
+        for name in ("small", "big"):
+            raw = httpx.get(base + name, headers={"Accept": NPM_ACCEPT, "Accept-Encoding": "identity"})
+            print(f"packument {name}: {len(raw.content):,} bytes of JSON")
+        tarball = f"{base}huge-tarball/-/huge-tarball-1.0.0.tgz"
+        httpx.get(tarball).raise_for_status()
+        print(f"cpus: {os.cpu_count()}, connections: {args.connections}, {args.duration:.0f} s per load")
+        print(
+            asyncio.run(load(base + "small", headers, args.connections, args.duration)).line(
+                "warm small packument"
+            )
+        )
+        print(
+            asyncio.run(load(base + "big", headers, args.connections, args.duration)).line(
+                "warm ~500 KB packument"
+            )
+        )
+        print(asyncio.run(load(tarball, {}, args.connections, args.duration)).line("warm 1 MiB tarball"))
+
+        # A lockfile through the proxy (this also warms its store), then npm ci with empty npm caches.
+        npm = Npm(root / "npm-proxy", base)
+        app = app_dir(root / "app-proxy")
+        npm.run("install", cwd=app)
+        installed = len(list((app / "node_modules").glob("tree-*")))
+        warm = statistics.median(ci(npm, app) for _ in range(args.runs))
+        print(f"warm npm ci ({installed} packages, proxy store warm, npm cache empty): {warm:.2f} s")
+
+        direct_npm = Npm(root / "npm-direct", fake.url)
+        direct_app = app_dir(root / "app-direct")
+        direct_npm.run("install", cwd=direct_app)
+        # Interleaved, so that a change in the machine's load hits both sides alike.
+        direct_runs, cold_runs = [], []
+        for run in range(args.runs):
+            direct_runs.append(ci(direct_npm, direct_app))
+            proxy.stop()
+            proxy = start_proxy(root / f"proxy-cold-{run}", fake.url, port)  # same port: the lockfile's URLs
+            cold_runs.append(ci(npm, app))
+        direct, cold = statistics.median(direct_runs), statistics.median(cold_runs)
+        print(f"cold npm ci straight from the fake: {direct:.2f} s")
+        overhead = (cold / direct - 1) * 100
+        print(f"cold npm ci through the proxy (empty store): {cold:.2f} s, overhead {overhead:+.0f} %")
+    finally:
+        proxy.stop()
+        fake.stop_in_thread()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Benchmark: the PyPI format of the proxy, warm and cold, against a fake plain simple index.
+
+    python bench/pypi.py [--duration 5] [--connections 64] [--projects 40] [--runs 5]
+
+The proxy runs as a subprocess (``python -m proxy serve``) with one repository whose upstream is the
+fake index (tests/fakes/pypi_index.py, on a thread of this process). Prints:
+- warm simple-page req/s, p50 and p99 latency at ``--connections`` connections, as pip asks (PEP 691
+  JSON, gzip), for a small page and a ~1,000-file one;
+- warm 10 MiB wheel MB/s (10^6 bytes per second);
+- ``pip install`` (``--no-cache-dir``, into an empty ``--target``) of ``--projects`` generated
+  projects that depend on each other: straight from the fake, cold through the proxy (empty store)
+  and warm (store warm; the pages then carry PEP 658 metadata taken from the cached wheels).
+The load generator is bench/npm.py's (an aiohttp client in this process); on a 2-core machine it
+shares the CPUs with the proxy, so the figures are a floor for the proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.npm import Proxy, free_port, load  # noqa: E402
+from tests.fakes.pypi_index import FakePypiIndex  # noqa: E402
+
+PIP_ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
+)
+PIP_HEADERS = {"Accept": PIP_ACCEPT, "Accept-Encoding": "gzip"}
+WHEEL_SIZE = 10 * 1024 * 1024
+
+
+def start_proxy(directory: Path, upstream: str, port: int) -> Proxy:
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "config.toml"
+    config.write_text(
+        f"""
+[server]
+listen = "127.0.0.1:{port}"
+
+[cache]
+path = "{directory / "cache"}"
+key_file = "{directory / "cache.key"}"
+metadata_ttl = "5m"
+
+[upstream.plain]
+format = "pypi"
+url = "{upstream}"
+
+[repository.dev]
+upstreams = ["plain"]
+publish = true
+"""
+    )
+    log = (directory / "proxy.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "--config", str(config), "serve"],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return Proxy(process, url)
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit(f"the proxy did not start; see {directory / 'proxy.log'}")
+
+
+def populate(fake: FakePypiIndex, projects: int) -> None:
+    fake.add_wheel("small-page", "1.0")
+    fake.add_wheel("small-page", "1.1", requires_python=">=3.8")
+    # ~1,000 files, as a popular project's page has (many versions, a few wheels each).
+    for minor in range(250):
+        for tag in ("py3-none-any", "cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-win_amd64"):
+            fake.add("big-page", f"big_page-1.{minor}-{tag}.whl", b"x", requires_python=">=3.8")
+        fake.add("big-page", f"big_page-1.{minor}.tar.gz", b"x")
+    fake.add_wheel("big-wheel", "1.0", payload_size=WHEEL_SIZE)
+    # A tree: project i depends on 2i+1 and 2i+2, so the root pulls in all of them.
+    for i in range(projects):
+        deps = [f"tree-{j:02d}>=1" for j in (2 * i + 1, 2 * i + 2) if j < projects]
+        fake.add_wheel(f"tree-{i:02d}", "1.0", requires_dist=deps, payload_size=16 * 1024)
+
+
+def pip_install(root: Path, index_url: str) -> tuple[float, int]:
+    """``pip install tree-00`` into a new empty target, isolated; (wall time, projects installed)."""
+    target = Path(tempfile.mkdtemp(prefix="target-", dir=root))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    command = [sys.executable, "-m", "pip", "install", "--isolated", "--no-cache-dir", "--no-input"]
+    command += ["--disable-pip-version-check", "--index-url", index_url, "--target", str(target), "tree-00"]
+    start = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"pip install failed:\n{result.stdout}\n{result.stderr}")
+    installed = len(list(target.glob("*.dist-info")))
+    shutil.rmtree(target)
+    return elapsed, installed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--projects", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="bench-pypi-"))
+    fake = FakePypiIndex()
+    fake.start_in_thread()
+    populate(fake, args.projects)
+    port = free_port()
+    proxy = start_proxy(root / "proxy", fake.url, port)
+    try:
+        simple = f"{proxy.url}/pypi/dev/simple/"
+        for name in ("small-page", "big-page"):
+            raw = httpx.get(f"{simple}{name}/", headers={**PIP_HEADERS, "Accept-Encoding": "identity"})
+            print(f"page {name}: {len(raw.json()['files']):,} files, {len(raw.content):,} bytes of JSON")
+        wheel = f"{proxy.url}/pypi/dev/files/big-wheel/big_wheel-1.0-py3-none-any.whl"
+        httpx.get(wheel, timeout=60).raise_for_status()
+        print(f"cpus: {os.cpu_count()}, connections: {args.connections}, {args.duration:.0f} s per load")
+        for name, what in (("small-page", "warm small simple page"), ("big-page", "warm ~1,000-file page")):
+            print(
+                asyncio.run(load(f"{simple}{name}/", PIP_HEADERS, args.connections, args.duration)).line(what)
+            )
+        print(asyncio.run(load(wheel, {}, args.connections, args.duration)).line("warm 10 MiB wheel"))
+
+        direct_url = f"{fake.url}simple/"
+        direct = [pip_install(root, direct_url) for _ in range(args.runs)]
+        print(
+            f"pip install straight from the fake ({direct[0][1]} projects): "
+            f"{statistics.median(t for t, _ in direct):.2f} s"
+        )
+        index_url = f"http://user:pass@127.0.0.1:{port}/pypi/dev/simple/"
+        cold = []
+        for run in range(args.runs):
+            proxy.stop()
+            proxy = start_proxy(root / f"proxy-cold-{run}", fake.url, port)
+            cold.append(pip_install(root, index_url)[0])
+        warm = [pip_install(root, index_url)[0] for _ in range(args.runs)]
+        base = statistics.median(t for t, _ in direct)
+        for label, times in (("cold (empty store)", cold), ("warm (store warm)", warm)):
+            median = statistics.median(times)
+            overhead = (median / base - 1) * 100
+            print(f"pip install through the proxy, {label}: {median:.2f} s, {overhead:+.0f} % vs direct")
+    finally:
+        proxy.stop()
+        fake.stop_in_thread()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

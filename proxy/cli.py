@@ -1,0 +1,46 @@
+"""``codeartifact-proxy`` / ``python -m proxy``: parse the command line, load the configuration, run one
+command. Every command module has ``register(subparsers)``, which sets ``run(args, config) -> int``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from proxy.commands import check_config, gc, serve, token, verify
+from proxy.config import ConfigError, load_config
+from proxy.store.keyring import KeyFileError
+
+COMMANDS = (serve, check_config, token, verify, gc)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="codeartifact-proxy",
+        description="A local proxy for AWS CodeArtifact: npm, PyPI and Maven through one cache.",
+    )
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $CODEARTIFACT_PROXY_CONFIG, else the embedded default)",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        return args.run(args, config)
+    except (ConfigError, KeyFileError) as exc:
+        print(f"codeartifact-proxy: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

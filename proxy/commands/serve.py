@@ -1,0 +1,38 @@
+"""``serve``: run the daemon until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from proxy.config.model import Config
+from proxy.logs import setup_logging
+from proxy.server.run import serve
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the proxy")
+    p.add_argument("--log-format", choices=("text", "json"), help="override server.log_format")
+    p.add_argument("--debug", action="store_true", help="log at DEBUG level")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    setup_logging(args.log_format or config.server.log_format, logging.DEBUG if args.debug else logging.INFO)
+    try:
+        import uvloop
+    except ImportError:  # uvloop is not built for every platform; asyncio's loop serves the same
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(serve(config))
+    except OSError as exc:
+        print(
+            f"codeartifact-proxy: cannot listen on {config.server.listen}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,45 @@
+"""Configuration: the typed model and the TOML loader that builds it (see DESIGN.md, "Configuration")."""
+
+from proxy.config.loader import (
+    ENV_VAR,
+    ConfigError,
+    embedded_default,
+    load_config,
+    redacted,
+    resolve_config_path,
+)
+from proxy.config.model import (
+    FORMATS,
+    CacheConfig,
+    CodeArtifactDomain,
+    CodeArtifactUpstream,
+    Config,
+    Credentials,
+    Format,
+    Listen,
+    RegistryUpstream,
+    RepositoryConfig,
+    ServerConfig,
+    Upstream,
+)
+
+__all__ = [
+    "ENV_VAR",
+    "FORMATS",
+    "CacheConfig",
+    "CodeArtifactDomain",
+    "CodeArtifactUpstream",
+    "Config",
+    "ConfigError",
+    "Credentials",
+    "Format",
+    "Listen",
+    "RegistryUpstream",
+    "RepositoryConfig",
+    "ServerConfig",
+    "Upstream",
+    "embedded_default",
+    "load_config",
+    "redacted",
+    "resolve_config_path",
+]

@@ -1,0 +1,545 @@
+"""Read the TOML configuration file and validate it into the typed model of ``proxy.config.model``.
+
+Called once at start (``serve``, ``check-config``, ...) before anything else runs. It reads the
+environment only through the ``environ`` argument, never at import time, and keeps no state, so it is
+safe to call from any thread. Every problem is a ``ConfigError`` naming the file, the key and the
+reason, which the CLI prints as one line instead of a traceback. Secret values (passwords, tokens)
+never appear in those messages.
+
+Layout: ``_Table`` does the typed reads of one TOML table and refuses keys nobody read; one small
+function per table kind (``_server``, ``_cache``, ``_codeartifact_domain``, ``_upstream``,
+``_repository``) uses it; rules that span tables (references, loops, ambiguous names) run once every
+table has been read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, Protocol, TypeVar, cast
+from urllib.parse import urlsplit
+
+from proxy.config.model import (
+    FORMATS,
+    CacheConfig,
+    CodeArtifactDomain,
+    CodeArtifactUpstream,
+    Config,
+    Credentials,
+    Format,
+    Listen,
+    RegistryUpstream,
+    RepositoryConfig,
+    ServerConfig,
+    Upstream,
+)
+from proxy.config.units import parse_duration, parse_size
+
+ENV_VAR = "CODEARTIFACT_PROXY_CONFIG"
+EMBEDDED_SOURCE = "<embedded default>"
+APP_DIR = "codeartifact-proxy"
+# The embedded default goes through the same validation as any file.
+_EMBEDDED_TOML = """
+[repository.local]
+publish = true
+"""
+
+MAX_UPSTREAMS = 10  # CodeArtifact's limit of upstream repositories per repository
+TOKEN_DURATIONS = (900.0, 43200.0)  # GetAuthorizationToken's durationSeconds range (0 is allowed too)
+
+_REPOSITORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,99}")
+_REPOSITORY_RULE = "2-100 characters: letters, digits, '.', '_' and '-', starting with a letter or digit"
+_DOMAIN_NAME = re.compile(r"[a-z][a-z0-9-]{0,48}[a-z0-9]")
+_DOMAIN_RULE = "2-50 characters of a-z, 0-9 and '-', starting with a letter, ending with a letter or digit"
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_LISTEN = re.compile(r"(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]\s]+)):(?P<port>[0-9]+)")
+_LISTEN_FORMS = "expected 'host:port', '[v6 address]:port' or 'unix:/path/to/socket'"
+_TOML_POSITION = re.compile(
+    r"(?P<reason>.*) \(at (?P<where>line \d+, column \d+|end of document)\)", re.DOTALL
+)
+
+T = TypeVar("T")
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+
+
+class ConfigError(Exception):
+    """A configuration problem: which file, which key (dotted, e.g. ``repository.dev.upstreams[1]``), why."""
+
+    def __init__(self, file: str, key: str, reason: str) -> None:
+        super().__init__(file, key, reason)
+        self.file = file
+        self.key = key
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}"
+
+
+def resolve_config_path(path: str | Path | None, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The file to read: *path* if given, else ``$CODEARTIFACT_PROXY_CONFIG``, else None (the default)."""
+    chosen = str(path) if path is not None else environ.get(ENV_VAR) or None
+    return None if chosen is None else _expand_user(chosen, environ)
+
+
+def load_config(path: str | Path | None, environ: Mapping[str, str] = os.environ) -> Config:
+    """Load and validate the configuration; see ``resolve_config_path`` for which file is read."""
+    chosen = resolve_config_path(path, environ)
+    if chosen is None:
+        return embedded_default(environ)
+    source = str(chosen.absolute())
+    try:
+        with chosen.open("rb") as file:
+            data = tomllib.load(file)
+    except OSError as error:
+        raise ConfigError(
+            source, "", f"cannot read the configuration file: {error.strerror or error}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, "", "cannot read the configuration file: it is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        raise _syntax_error(source, error) from None
+    return _build(data, _Context(source, Path(source).parent, environ))
+
+
+def embedded_default(environ: Mapping[str, str] = os.environ) -> Config:
+    """The configuration used when no file is named: one publishable repository ``local``, no upstreams."""
+    return _build(tomllib.loads(_EMBEDDED_TOML), _Context(EMBEDDED_SOURCE, _home(environ), environ))
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """The resolved configuration as JSON-ready data for ``check-config``; passwords and tokens are "***"."""
+    return {
+        "source": config.source,
+        "server": _plain(config.server),
+        "cache": _plain(config.cache),
+        "codeartifact": _plain(config.codeartifact),
+        "upstream": _plain(config.upstreams),
+        "repository": _plain(config.repositories),
+    }
+
+
+def _build(data: dict[str, Any], ctx: _Context) -> Config:
+    root = _Table(ctx, "", data)
+    server, cache = root.table("server"), root.table("cache")
+    domain_tables, upstream_tables = root.tables("codeartifact"), root.tables("upstream")
+    repository_tables = root.tables("repository")
+    # A misspelt table name is reported before the errors its absence would cause.
+    root.finish()
+    if not repository_tables:
+        raise root.error("repository", "no [repository.NAME] table: define at least one repository to serve")
+    server_config, cache_config = _server(server), _cache(cache)
+    domains = _by_name(_codeartifact_domain(t) for t in domain_tables)
+    upstreams = _by_name(_upstream(t, domains) for t in upstream_tables)
+    repository_names = [t.name for t in repository_tables]
+    for t in repository_tables:
+        if t.name in upstreams:
+            raise t.fail(
+                f"'{t.name}' is defined both as [upstream.{t.name}] and [repository.{t.name}]; "
+                "an upstreams list could not tell which one it means, rename one"
+            )
+    repositories = _by_name(_repository(t, list(upstreams), repository_names) for t in repository_tables)
+    _check_loops(ctx, repositories)
+    return Config(
+        source=ctx.source,
+        server=server_config,
+        cache=cache_config,
+        codeartifact=domains,
+        upstreams=upstreams,
+        repositories=repositories,
+    )
+
+
+def _server(t: _Table) -> ServerConfig:
+    config = ServerConfig(
+        listen=_listen(t),
+        public_url=t.url("public_url", trailing_slash=True),
+        log_format=cast(Literal["text", "json"], t.choice("log_format", ("text", "json")) or "text"),
+        shutdown_timeout=t.duration("shutdown_timeout", ServerConfig.shutdown_timeout),
+    )
+    t.finish()
+    return config
+
+
+def _listen(t: _Table) -> Listen:
+    text = t.string("listen")
+    if text is None:
+        return Listen()
+    if text.startswith("unix:"):
+        path = text.removeprefix("unix:")
+        if not path:
+            raise t.error("listen", "'unix:' needs a socket path, e.g. 'unix:/run/codeartifact-proxy.sock'")
+        return Listen(host=None, port=None, unix_path=t.ctx.path(path))
+    match = _LISTEN.fullmatch(text)
+    if match is None:
+        raise t.error("listen", f"{_LISTEN_FORMS}; got {text!r}")
+    if match["v6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["v6"])
+        except ValueError:
+            raise t.error("listen", f"{match['v6']!r} in brackets is not an IPv6 address") from None
+    port = int(match["port"])
+    if port > 65535:
+        raise t.error("listen", f"port {port} is out of range 0-65535 (0 picks a free port)")
+    return Listen(host=match["v6"] or match["host"], port=port)
+
+
+def _cache(t: _Table) -> CacheConfig:
+    environ = t.ctx.environ
+    config = CacheConfig(
+        path=t.path("path", _xdg_dir(environ, "XDG_CACHE_HOME", ".cache") / APP_DIR),
+        key_file=t.path("key_file", _xdg_dir(environ, "XDG_CONFIG_HOME", ".config") / APP_DIR / "cache.key"),
+        max_size=t.size("max_size", CacheConfig.max_size),
+        metadata_ttl=t.duration("metadata_ttl", CacheConfig.metadata_ttl),
+        old_key_files=t.paths("old_key_files"),
+    )
+    t.finish()
+    return config
+
+
+def _codeartifact_domain(t: _Table) -> CodeArtifactDomain:
+    domain = t.matching("domain", _DOMAIN_NAME, f"a CodeArtifact domain name needs {_DOMAIN_RULE}")
+    owner = t.matching("domain_owner", _ACCOUNT_ID, 'an AWS account id is 12 digits, e.g. "111122223333"')
+    region = t.matching("region", _REGION, 'an AWS region looks like "eu-west-1"')
+    profile = t.string("profile")
+    duration = t.duration("duration", CodeArtifactDomain.duration)
+    if duration != 0 and not TOKEN_DURATIONS[0] <= duration <= TOKEN_DURATIONS[1]:
+        raise t.error(
+            "duration",
+            f"{duration:g} s is outside CodeArtifact's token lifetimes: 0 (the session's own) "
+            'or 900-43200 s ("15m" to "12h")',
+        )
+    endpoint_url = t.url("endpoint_url", trailing_slash=False)
+    t.finish()
+    return CodeArtifactDomain(t.name, domain, owner, region, profile, duration, endpoint_url)
+
+
+def _upstream(t: _Table, domains: Mapping[str, CodeArtifactDomain]) -> Upstream:
+    by_codeartifact, by_url = t.has("codeartifact"), t.has("url")
+    if by_codeartifact == by_url:
+        which = "both" if by_codeartifact else "neither"
+        raise t.fail(
+            f"has {which} 'codeartifact' and 'url': set codeartifact = DOMAIN (+ repository) "
+            "for a CodeArtifact repository, or format + url for a registry by URL"
+        )
+    return _codeartifact_upstream(t, domains) if by_codeartifact else _registry_upstream(t)
+
+
+def _codeartifact_upstream(t: _Table, domains: Mapping[str, CodeArtifactDomain]) -> CodeArtifactUpstream:
+    domain = t.required_string("codeartifact")
+    if domain not in domains:
+        raise t.error("codeartifact", _unknown("[codeartifact.*] table", domain, domains))
+    repository = t.matching(
+        "repository", _REPOSITORY_NAME, f"a CodeArtifact repository name needs {_REPOSITORY_RULE}"
+    )
+    t.finish()
+    return CodeArtifactUpstream(name=t.name, codeartifact=domain, repository=repository)
+
+
+def _registry_upstream(t: _Table) -> RegistryUpstream:
+    format_ = t.choice("format", FORMATS)
+    if format_ is None:
+        raise t.missing("format")
+    url = cast(str, t.url("url", trailing_slash=True))
+    credentials = Credentials(
+        username=t.string("username"), password=t.string("password"), token=t.string("token")
+    )
+    if credentials.token and (credentials.username or credentials.password):
+        raise t.fail("set either token or username/password, not both")
+    if credentials.username and not credentials.password:
+        raise t.error("password", "username needs a password")
+    if credentials.password and not credentials.username:
+        raise t.error("username", "password needs a username")
+    t.finish()
+    return RegistryUpstream(name=t.name, format=cast(Format, format_), url=url, credentials=credentials)
+
+
+def _repository(
+    t: _Table, upstream_names: Sequence[str], repository_names: Sequence[str]
+) -> RepositoryConfig:
+    if not _REPOSITORY_NAME.fullmatch(t.name):
+        raise t.fail(f"repository name {t.name!r} breaks CodeArtifact's rules: {_REPOSITORY_RULE}")
+    upstreams = t.strings("upstreams")
+    if len(upstreams) > MAX_UPSTREAMS:
+        raise t.error(
+            "upstreams",
+            f"{len(upstreams)} upstreams; CodeArtifact allows at most {MAX_UPSTREAMS} per repository",
+        )
+    known = [*upstream_names, *(name for name in repository_names if name != t.name)]
+    for index, name in enumerate(upstreams):
+        if name == t.name:
+            raise t.item_error("upstreams", index, "a repository cannot be its own upstream")
+        if name in upstreams[:index]:
+            raise t.item_error("upstreams", index, f"'{name}' is already listed at [{upstreams.index(name)}]")
+        if name not in known:
+            raise t.item_error("upstreams", index, _unknown("upstream", name, known))
+    config = RepositoryConfig(
+        name=t.name, upstreams=upstreams, publish=t.boolean("publish", RepositoryConfig.publish)
+    )
+    t.finish()
+    return config
+
+
+def _check_loops(ctx: _Context, repositories: Mapping[str, RepositoryConfig]) -> None:
+    """Refuse a chain of repositories that comes back to where it started (a -> b -> a)."""
+    finished: set[str] = set()
+
+    def visit(path: list[str]) -> None:
+        for index, upstream in enumerate(repositories[path[-1]].upstreams):
+            if upstream not in repositories or upstream in finished:
+                continue
+            if upstream in path:
+                loop = " -> ".join([*path[path.index(upstream) :], upstream])
+                key = f"{_join(_join('repository', path[-1]), 'upstreams')}[{index}]"
+                raise ctx.error(key, f"the upstream chain loops: {loop}")
+            visit([*path, upstream])
+        finished.add(path[-1])
+
+    for name in repositories:
+        if name not in finished:
+            visit([name])
+
+
+class _Context:
+    """What every table's validation needs: the file (for errors and relative paths) and the environment."""
+
+    def __init__(self, source: str, folder: Path, environ: Mapping[str, str]) -> None:
+        self.source = source
+        self.folder = folder
+        self.environ = environ
+
+    def error(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(self.source, key, reason)
+
+    def path(self, text: str) -> Path:
+        """A path from the file: "~" expanded, relative paths taken from the config file's folder."""
+        path = _expand_user(text, self.environ)
+        return path if path.is_absolute() else self.folder / path
+
+
+class _Table:
+    """One TOML table under validation: typed reads of its keys, then ``finish()`` refuses the rest."""
+
+    def __init__(self, ctx: _Context, key: str, data: object, name: str = "") -> None:
+        if not isinstance(data, dict):
+            raise ctx.error(key, f"expected a table, got {_type_name(data)}")
+        self.ctx = ctx
+        self.key = key
+        self.name = name
+        self._data: dict[str, Any] = data
+        self._known: list[str] = []
+
+    def key_of(self, name: str) -> str:
+        return _join(self.key, name)
+
+    def error(self, name: str, reason: str) -> ConfigError:
+        return self.ctx.error(self.key_of(name), reason)
+
+    def item_error(self, name: str, index: int, reason: str) -> ConfigError:
+        return self.ctx.error(f"{self.key_of(name)}[{index}]", reason)
+
+    def fail(self, reason: str) -> ConfigError:
+        """An error about this table as a whole."""
+        return self.ctx.error(self.key, reason)
+
+    def missing(self, name: str) -> ConfigError:
+        return self.error(name, "missing required key")
+
+    def has(self, name: str) -> bool:
+        return name in self._data
+
+    def _get(self, name: str, kinds: tuple[type, ...], expected: str) -> Any:
+        """The raw value of *name* (None when absent) after checking its TOML type."""
+        self._known.append(name)
+        if name not in self._data:
+            return None
+        value = self._data[name]
+        # TOML booleans are Python ints; never let true pass for a number.
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise self.error(name, f"expected {expected}, got {_type_name(value)}")
+        return value
+
+    def string(self, name: str) -> str | None:
+        value = self._get(name, (str,), "a string")
+        if value == "":
+            raise self.error(name, "must not be empty")
+        return value
+
+    def required_string(self, name: str) -> str:
+        value = self.string(name)
+        if value is None:
+            raise self.missing(name)
+        return value
+
+    def matching(self, name: str, pattern: re.Pattern[str], rule: str) -> str:
+        """A required string that must match *pattern*; *rule* tells the user what is expected."""
+        value = self.required_string(name)
+        if not pattern.fullmatch(value):
+            raise self.error(name, f"{value!r} is not valid: {rule}")
+        return value
+
+    def choice(self, name: str, choices: Sequence[str]) -> str | None:
+        value = self.string(name)
+        if value is not None and value not in choices:
+            raise self.error(name, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._get(name, (bool,), "true or false")
+        return default if value is None else value
+
+    def size(self, name: str, default: int) -> int:
+        value = self._get(name, (int, str), 'a size such as "20GiB"')
+        return default if value is None else self._parse(name, parse_size, value)
+
+    def duration(self, name: str, default: float) -> float:
+        value = self._get(name, (int, float, str), 'a duration such as "5m"')
+        return default if value is None else self._parse(name, parse_duration, value)
+
+    def _parse(self, name: str, parse: Callable[[Any], T], value: object) -> T:
+        try:
+            return parse(value)
+        except ValueError as error:
+            raise self.error(name, str(error)) from None
+
+    def url(self, name: str, *, trailing_slash: bool) -> str | None:
+        """An http(s) URL; with *trailing_slash*, normalised to end in "/" so it works as a base."""
+        value = self.string(name)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise self.error(name, "has a bad port number") from None
+        # The value itself is not echoed: a mistyped URL may still carry a secret.
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise self.error(name, "must be an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise self.error(
+                name, "must not contain credentials (user:password@); use username/password or token"
+            )
+        if parts.query or parts.fragment:
+            raise self.error(name, "must not have a query (?...) or fragment (#...)")
+        return value if value.endswith("/") or not trailing_slash else value + "/"
+
+    def path(self, name: str, default: Path) -> Path:
+        value = self.string(name)
+        return default if value is None else self.ctx.path(value)
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        values = self._get(name, (list,), "an array of strings") or []
+        for index, value in enumerate(values):
+            if not isinstance(value, str) or not value:
+                raise self.item_error(name, index, f"expected a non-empty string, got {_type_name(value)}")
+        return tuple(values)
+
+    def paths(self, name: str) -> tuple[Path, ...]:
+        return tuple(self.ctx.path(value) for value in self.strings(name))
+
+    def table(self, name: str) -> _Table:
+        """The sub-table *name* (empty when absent)."""
+        value = self._get(name, (dict,), "a table")
+        return _Table(self.ctx, self.key_of(name), {} if value is None else value, name)
+
+    def tables(self, name: str) -> list[_Table]:
+        """The tables ``[name.X]`` in file order, e.g. every ``[repository.X]``."""
+        parent = self.table(name)
+        children = [parent.table(child) for child in parent._data]
+        for child in children:
+            if not child.name:
+                raise child.fail("a table name must not be empty")
+        return children
+
+    def finish(self) -> None:
+        """Refuse keys that no validator read: they are typos or keys of another table."""
+        for name in self._data:
+            if name not in self._known:
+                raise self.error(name, _unknown("key", name, self._known))
+
+
+def _unknown(what: str, name: str, known: Iterable[str]) -> str:
+    choices = list(known)
+    close = difflib.get_close_matches(name, choices, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown {what} '{name}' ({hint}known: {', '.join(choices) or 'none'})"
+
+
+def _join(prefix: str, name: str) -> str:
+    """A dotted key as TOML would write it: names that are not bare keys are quoted."""
+    part = name if _BARE_KEY.fullmatch(name) else json.dumps(name)
+    return f"{prefix}.{part}" if prefix else part
+
+
+def _type_name(value: object) -> str:
+    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string")):
+        if isinstance(value, kind):
+            return name
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date/time"
+
+
+def _by_name(items: Iterable[N]) -> Mapping[str, N]:
+    return MappingProxyType({item.name: item for item in items})
+
+
+def _syntax_error(source: str, error: tomllib.TOMLDecodeError) -> ConfigError:
+    match = _TOML_POSITION.fullmatch(str(error))
+    if match is None:
+        return ConfigError(source, "", f"TOML syntax error: {error}")
+    return ConfigError(source, match["where"], f"TOML syntax error: {match['reason']}")
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    home = environ.get("HOME")
+    return Path(home) if home else Path.home()
+
+
+def _expand_user(text: str, environ: Mapping[str, str]) -> Path:
+    if text == "~" or text.startswith("~/"):
+        return _home(environ) / text[2:]
+    return Path(os.path.expanduser(text))  # "~user/..." and plain paths
+
+
+def _xdg_dir(environ: Mapping[str, str], variable: str, fallback: str) -> Path:
+    value = environ.get(variable, "")
+    # The XDG spec says relative values are invalid and must be ignored.
+    return Path(value) if os.path.isabs(value) else _home(environ) / fallback
+
+
+def _plain(value: object) -> Any:
+    """*value* as JSON-ready data, with secrets masked."""
+    if isinstance(value, Credentials):
+        return {
+            "username": value.username,
+            "password": "***" if value.password else None,
+            "token": "***" if value.token else None,
+        }
+    if isinstance(value, Listen | Path):
+        return str(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _plain(getattr(value, field.name)) for field in fields(value)}
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    return value

@@ -1,0 +1,114 @@
+"""Typed, immutable configuration: what the TOML file says, after validation.
+
+The loader (``proxy.config.loader``) builds these; everything else only reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Format = Literal["npm", "pypi", "maven"]
+FORMATS: tuple[Format, ...] = ("npm", "pypi", "maven")
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the server listens: a TCP host and port, or a unix socket path."""
+
+    host: str | None = "127.0.0.1"
+    port: int | None = 5080
+    unix_path: Path | None = None
+
+    def __str__(self) -> str:
+        if self.unix_path:
+            return f"unix:{self.unix_path}"
+        # An IPv6 host is bracketed, as in the config file, so the port stays readable.
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: Listen = field(default_factory=Listen)
+    public_url: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    shutdown_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    path: Path
+    key_file: Path
+    max_size: int = 20 * 1024**3
+    metadata_ttl: float = 300.0
+    old_key_files: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class CodeArtifactDomain:
+    """One ``[codeartifact.NAME]`` table: a CodeArtifact domain the proxy fronts."""
+
+    name: str
+    domain: str
+    domain_owner: str
+    region: str
+    profile: str | None = None
+    duration: float = 12 * 3600.0
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+
+    def __repr__(self) -> str:
+        # Secrets never reach logs, even through a stray repr().
+        shown = {k: "***" for k in ("username", "password", "token") if getattr(self, k)}
+        return f"Credentials({shown})"
+
+
+@dataclass(frozen=True)
+class CodeArtifactUpstream:
+    """``[upstream.NAME]`` with ``codeartifact = DOMAIN``: a repository of a CodeArtifact domain."""
+
+    name: str
+    codeartifact: str
+    repository: str
+
+
+@dataclass(frozen=True)
+class RegistryUpstream:
+    """``[upstream.NAME]`` with ``url``: a plain registry by URL (an external connection)."""
+
+    name: str
+    format: Format
+    url: str
+    credentials: Credentials = field(default_factory=Credentials)
+
+
+Upstream = CodeArtifactUpstream | RegistryUpstream
+
+
+@dataclass(frozen=True)
+class RepositoryConfig:
+    """``[repository.NAME]``: a repository served at /npm/NAME/, /pypi/NAME/simple/, /maven/NAME/."""
+
+    name: str
+    upstreams: tuple[str, ...] = ()
+    publish: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str  # the file it came from, or "<embedded default>"
+    server: ServerConfig
+    cache: CacheConfig
+    # Read-only mappings (MappingProxyType), keyed by the table name.
+    codeartifact: Mapping[str, CodeArtifactDomain]
+    upstreams: Mapping[str, Upstream]
+    repositories: Mapping[str, RepositoryConfig]

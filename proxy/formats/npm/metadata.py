@@ -1,0 +1,247 @@
+"""npm package metadata (packuments): parse what a place has, merge a chain's answers, render for clients.
+
+Merge rules, as CodeArtifact applies them along a repository's chain:
+- versions are the union; a version present in several places is taken from the first in chain order;
+- ``time`` keeps each version's time from the place the version came from, the earliest ``created`` and
+  the latest ``modified``;
+- dist-tags: a place's tag overrides the same tag from places before it in the chain (on a conflict the
+  upstream's value wins); a tag pointing at a version that is not in the merged list is dropped, and then
+  the value from an earlier place counts, if it is valid;
+- other top-level fields (description, readme, ...) come from the first place that has the package.
+
+Every version keeps where it came from (VersionSource), so the tarball handler can fetch and verify it.
+Rendering rewrites every ``dist.tarball`` to the proxy. Pure functions on plain data, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from proxy.formats.npm.names import PackageName
+from proxy.store.catalog import PackageRecord
+
+Document = dict[str, Any]
+
+ABBREVIATED_TYPE = "application/vnd.npm.install-v1+json"
+# What npm needs to install a version: the abbreviated ("corgi") form keeps only these.
+INSTALL_FIELDS = (
+    "name",
+    "version",
+    "deprecated",
+    "dependencies",
+    "optionalDependencies",
+    "devDependencies",
+    "bundleDependencies",
+    "bundledDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "acceptDependencies",
+    "bin",
+    "directories",
+    "dist",
+    "engines",
+    "cpu",
+    "os",
+    "libc",
+    "funding",
+    "_hasShrinkwrap",
+    "hasInstallScript",
+)
+_INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
+_DROPPED_TOP_LEVEL = frozenset({"_id", "_rev", "_attachments", "name", "versions", "dist-tags", "time"})
+
+
+@dataclass(frozen=True)
+class VersionSource:
+    """Where a version of the merged packument comes from."""
+
+    place: str  # the chain place (repository or upstream name)
+    upstream: bool  # False: published in a local repository of this proxy
+    tarball: str  # the upstream's own tarball URL ('' for a local repository)
+    integrity: str  # dist.integrity as declared ('' when absent)
+    shasum: str  # dist.shasum as declared ('' when absent)
+
+
+@dataclass(frozen=True)
+class PlaceDocument:
+    """One place's packument, in chain order, ready to merge."""
+
+    place: str
+    upstream: bool
+    doc: Document
+
+
+@dataclass(frozen=True)
+class Packument:
+    """A merged packument. Treated as immutable once built: renders share its dictionaries."""
+
+    package: PackageName
+    versions: dict[str, Document]
+    sources: dict[str, VersionSource]
+    dist_tags: dict[str, str]
+    time: dict[str, str]
+    fields: Document
+
+    @property
+    def name(self) -> str:
+        return self.package.full
+
+    def version_for(self, spec: str) -> str | None:
+        """A version or dist-tag -> the version it names in this packument, or None."""
+        if spec in self.versions:
+            return spec
+        tagged = self.dist_tags.get(spec)
+        return tagged if tagged in self.versions else None
+
+
+# -- parsing ------------------------------------------------------------------------------------
+def parse_packument(body: bytes) -> Document:
+    """An upstream's packument; ValueError when it is not one (the Fetcher then refuses to cache it)."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"packument is not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ValueError("packument is not a JSON object")
+    for key in ("versions", "dist-tags", "time"):
+        if key in doc and not isinstance(doc[key], dict):
+            raise ValueError(f"packument field {key!r} is not an object")
+    return doc
+
+
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def local_document(package: PackageName, record: PackageRecord) -> Document | None:
+    """What a local repository publishes of the package, as a packument; None when it publishes nothing
+    (a record that only indexes fetched assets is a cache, not a place that has the package)."""
+    published = {
+        v: pv for v, pv in record.versions.items() if pv.origin.origin_type == "INTERNAL" and pv.metadata
+    }
+    if not published:
+        return None
+    times = {v: iso_time(pv.published_time) for v, pv in published.items()}
+    stamps = [pv.published_time for pv in published.values()]
+    latest = published.get(record.dist_tags.get("latest", ""))
+    fields = {"description": latest.metadata.get("description", "")} if latest else {}
+    return {
+        "name": package.full,
+        **fields,
+        "dist-tags": dict(record.dist_tags),
+        "versions": {v: pv.metadata for v, pv in published.items()},
+        "time": {"created": iso_time(min(stamps)), "modified": iso_time(max(stamps)), **times},
+    }
+
+
+# -- merging ------------------------------------------------------------------------------------
+def merge(package: PackageName, found: Iterable[PlaceDocument]) -> Packument:
+    """Merge the places' packuments (in chain order) by the rules in the module docstring."""
+    versions: dict[str, Document] = {}
+    sources: dict[str, VersionSource] = {}
+    times: dict[str, str] = {}
+    tag_candidates: dict[str, list[str]] = {}
+    created: list[str] = []
+    modified: list[str] = []
+    fields: Document | None = None
+    for item in found:
+        doc = item.doc
+        if fields is None:
+            fields = {k: v for k, v in doc.items() if k not in _DROPPED_TOP_LEVEL}
+        doc_time = _string_map(doc.get("time"))
+        for version, vdoc in _dict(doc.get("versions")).items():
+            if version in versions or not isinstance(vdoc, dict):
+                continue
+            versions[version] = vdoc
+            sources[version] = _source(item, vdoc)
+            if version in doc_time:
+                times[version] = doc_time[version]
+        created.extend(doc_time[k] for k in ("created",) if k in doc_time)
+        modified.extend(doc_time[k] for k in ("modified",) if k in doc_time)
+        for tag, version in _string_map(doc.get("dist-tags")).items():
+            tag_candidates.setdefault(tag, []).append(version)
+    dist_tags = {}
+    for tag, candidates in tag_candidates.items():
+        valid = [v for v in candidates if v in versions]
+        if valid:
+            dist_tags[tag] = valid[-1]
+    merged_time = {}
+    if created:
+        merged_time["created"] = min(created)
+    if modified:
+        merged_time["modified"] = max(modified)
+    merged_time.update(times)
+    return Packument(package, versions, sources, dist_tags, merged_time, fields or {})
+
+
+def _source(item: PlaceDocument, vdoc: Document) -> VersionSource:
+    dist = _dict(vdoc.get("dist"))
+    return VersionSource(
+        place=item.place,
+        upstream=item.upstream,
+        tarball=_str(dist.get("tarball")) if item.upstream else "",
+        integrity=_str(dist.get("integrity")),
+        shasum=_str(dist.get("shasum")),
+    )
+
+
+def _dict(value: object) -> Document:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _string_map(value: object) -> dict[str, str]:
+    return {k: v for k, v in _dict(value).items() if isinstance(v, str)}
+
+
+# -- rendering ----------------------------------------------------------------------------------
+def tarball_prefix(base: str, repository: str, package: PackageName) -> str:
+    """``<base>npm/<repo>/<name>/-/``: where the package's tarballs are on the proxy (never an upstream)."""
+    return f"{base}npm/{repository}/{package.full}/-/"
+
+
+def version_document(packument: Packument, version: str, tarballs: str) -> Document:
+    """A version's document with ``dist.tarball`` at ``tarballs`` (a ``tarball_prefix``) on the proxy."""
+    vdoc = packument.versions[version]
+    dist = {**_dict(vdoc.get("dist")), "tarball": tarballs + packument.package.tarball_file(version)}
+    return {**vdoc, "dist": dist}
+
+
+def render_full(packument: Packument, tarballs: str) -> Document:
+    return {
+        "_id": packument.name,
+        "name": packument.name,
+        **packument.fields,
+        "dist-tags": packument.dist_tags,
+        "versions": {v: version_document(packument, v, tarballs) for v in packument.versions},
+        "time": packument.time,
+    }
+
+
+def render_abbreviated(packument: Packument, tarballs: str) -> Document:
+    return {
+        "name": packument.name,
+        "modified": packument.time.get("modified") or iso_time(0),
+        "dist-tags": packument.dist_tags,
+        "versions": {v: abbreviate(version_document(packument, v, tarballs)) for v in packument.versions},
+    }
+
+
+def abbreviate(vdoc: Document) -> Document:
+    """Only the fields npm needs to install; ``hasInstallScript`` derived when the registry left it out."""
+    short = {k: vdoc[k] for k in INSTALL_FIELDS if k in vdoc}
+    scripts = _dict(vdoc.get("scripts"))
+    if "hasInstallScript" not in short and any(s in scripts for s in _INSTALL_SCRIPTS):
+        short["hasInstallScript"] = True
+    return short
+
+
+def dumps(doc: Document) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()

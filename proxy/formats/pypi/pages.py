@@ -1,0 +1,146 @@
+"""Reading an upstream's project page: PEP 503 HTML (stdlib ``html.parser``) or PEP 691 JSON, into the
+model's ``DistFile`` list.
+
+A page that is not what it claims (not UTF-8, no HTML markup at all, JSON without a ``files`` list, a
+malformed hash) raises ValueError: the Fetcher then answers 502 and caches nothing. Files whose name is
+not a wheel or sdist of the project asked for are left out, as pip leaves them out. URLs are kept as the
+page wrote them (resolved against a ``<base href>`` if any, but possibly still relative): they are
+resolved against the page's URL only when a file is downloaded, so a page cached from an upstream
+that is unreachable now can still be served.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+from proxy.formats.pypi.names import parse_filename
+from proxy.formats.pypi.simple import DistFile
+
+_HEX = re.compile(r"^[0-9a-f]+$")
+_HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
+
+
+def parse_page(body: bytes, project: str) -> list[DistFile]:
+    """The files an upstream lists for ``project`` (normalized); ValueError for a broken page."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("the project page is not UTF-8") from None
+    files = _parse_json(text) if text.lstrip().startswith("{") else _parse_html(text)
+    return [f for f in files if _belongs(f.filename, project)]
+
+
+def _belongs(filename: str, project: str) -> bool:
+    parsed = parse_filename(filename)
+    return parsed is not None and parsed.project == project
+
+
+def _check_hashes(hashes: Mapping[str, str], filename: str) -> dict[str, str]:
+    checked = {}
+    for algorithm, value in hashes.items():
+        algorithm, value = algorithm.lower(), value.lower()
+        expected = _HASH_LENGTHS.get(algorithm)
+        if not _HEX.match(value) or (expected is not None and len(value) != expected):
+            raise ValueError(f"malformed {algorithm} hash for {filename}")
+        checked[algorithm] = value
+    return checked
+
+
+def _filename(url: str) -> str:
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+# -- HTML -------------------------------------------------------------------------------------------
+class _Anchors(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[dict[str, str | None]] = []
+        self.base: str | None = None
+        self.tags = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags += 1
+        if tag == "a":
+            self.anchors.append(dict(attrs))
+        elif tag == "base" and self.base is None:
+            self.base = dict(attrs).get("href")
+
+
+def _parse_html(text: str) -> list[DistFile]:
+    parser = _Anchors()
+    parser.feed(text)
+    parser.close()
+    if parser.tags == 0:
+        raise ValueError("the project page has no HTML markup")
+    files = []
+    for attrs in parser.anchors:
+        href = attrs.get("href")
+        if not href:
+            continue
+        url, _, fragment = href.partition("#")
+        if parser.base:
+            url = urljoin(parser.base, url)
+        filename = _filename(url)
+        algorithm, _, digest = fragment.partition("=")
+        hashes = _check_hashes({algorithm: digest}, filename) if digest else {}
+        files.append(
+            DistFile(
+                filename=filename,
+                url=url,
+                hashes=hashes,
+                requires_python=attrs.get("data-requires-python") or None,
+                yanked=(attrs.get("data-yanked") or "") if "data-yanked" in attrs else None,
+                core_metadata=_html_metadata(attrs, filename),
+            )
+        )
+    return files
+
+
+def _html_metadata(attrs: Mapping[str, str | None], filename: str) -> dict[str, str] | None:
+    # PEP 714's name first; PEP 658's older name is what indexes wrote before it.
+    value = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+    if value is None or value.lower() == "false":
+        return None
+    algorithm, _, digest = value.partition("=")
+    return _check_hashes({algorithm: digest}, f"{filename}.metadata") if digest else {}
+
+
+# -- JSON (PEP 691) ---------------------------------------------------------------------------------
+def _parse_json(text: str) -> list[DistFile]:
+    doc = json.loads(text)  # JSONDecodeError is a ValueError
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
+        raise ValueError("the project page has no files list")
+    return [_json_file(entry) for entry in doc["files"]]
+
+
+def _json_file(entry: Any) -> DistFile:
+    if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+        raise ValueError("a file entry of the project page has no url")
+    url = entry["url"].partition("#")[0]
+    filename = entry["filename"] if isinstance(entry.get("filename"), str) else _filename(url)
+    hashes = entry.get("hashes", {})
+    if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+        raise ValueError(f"malformed hashes for {filename}")
+    yanked = entry.get("yanked", False)
+    requires_python = entry.get("requires-python")
+    return DistFile(
+        filename=filename,
+        url=url,
+        hashes=_check_hashes(hashes, filename),
+        requires_python=requires_python if isinstance(requires_python, str) and requires_python else None,
+        yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
+        core_metadata=_json_metadata(entry.get("core-metadata", entry.get("dist-info-metadata")), filename),
+    )
+
+
+def _json_metadata(value: Any, filename: str) -> dict[str, str] | None:
+    if isinstance(value, dict):
+        if not all(isinstance(v, str) for v in value.values()):
+            raise ValueError(f"malformed metadata hashes for {filename}")
+        return _check_hashes(value, f"{filename}.metadata")
+    return {} if value is True else None

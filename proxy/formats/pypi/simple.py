@@ -1,0 +1,107 @@
+"""The simple repository API's model and its two renderings: one ``ProjectPage`` (or project list)
+becomes PEP 503 HTML or PEP 691 JSON, so both always say the same thing.
+
+What a file carries: its URL with ``#sha256=`` (PEP 503), ``requires-python`` (HTML-escaped in HTML),
+yanked with its reason (PEP 592), and the hashes of its core metadata file (PEP 658), written under
+both the PEP 714 name (``core-metadata``) and the older one (``dist-info-metadata``), which pip
+versions before 23.3 still read. Renderers are pure functions of the model.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from proxy.formats.pypi.negotiate import Representation
+
+API_VERSION = "1.0"
+HASH_PREFERENCE = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")  # the one a URL fragment names
+
+
+@dataclass(frozen=True)
+class DistFile:
+    """One distribution file of a project, as the simple API lists it."""
+
+    filename: str
+    url: str  # upstream pages: as the page wrote it (maybe relative); rendered pages: the proxy's URL
+    hashes: Mapping[str, str] = field(default_factory=dict)  # algorithm -> lowercase hex
+    requires_python: str | None = None
+    yanked: str | None = None  # None: not yanked; "" yanked without a reason
+    core_metadata: Mapping[str, str] | None = None  # None: no PEP 658 file; else its hashes ({}: unknown)
+
+    def with_url(self, url: str) -> DistFile:
+        return replace(self, url=url)
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    name: str  # normalized
+    files: tuple[DistFile, ...]
+
+
+def render_project(page: ProjectPage, representation: Representation) -> bytes:
+    if representation == "json":
+        return _json(
+            {
+                "meta": {"api-version": API_VERSION},
+                "name": page.name,
+                "files": [_json_file(f) for f in page.files],
+            }
+        )
+    links = "".join(_html_link(f) for f in page.files)
+    return _html(f"Links for {page.name}", links)
+
+
+def render_index(projects: Iterable[str], representation: Representation) -> bytes:
+    names = sorted(set(projects))
+    if representation == "json":
+        return _json({"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in names]})
+    links = "".join(f'    <a href="{html.escape(n)}/">{html.escape(n)}</a><br/>\n' for n in names)
+    return _html("Simple index", links)
+
+
+def _json(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _json_file(file: DistFile) -> dict[str, Any]:
+    entry: dict[str, Any] = {"filename": file.filename, "url": file.url, "hashes": dict(file.hashes)}
+    if file.requires_python:
+        entry["requires-python"] = file.requires_python
+    if file.core_metadata is not None:
+        value: dict[str, str] | bool = dict(file.core_metadata) or True
+        entry["core-metadata"] = value
+        entry["dist-info-metadata"] = value
+    entry["yanked"] = False if file.yanked is None else (file.yanked or True)
+    return entry
+
+
+def _html(title: str, body: str) -> bytes:
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"    <title>{html.escape(title)}</title>\n  </head>\n  <body>\n"
+        f"    <h1>{html.escape(title)}</h1>\n{body}  </body>\n</html>\n"
+    ).encode()
+
+
+def _fragment(hashes: Mapping[str, str]) -> str:
+    for algorithm in HASH_PREFERENCE:
+        if algorithm in hashes:
+            return f"#{algorithm}={hashes[algorithm]}"
+    return ""
+
+
+def _html_link(file: DistFile) -> str:
+    attributes = [f'href="{html.escape(file.url + _fragment(file.hashes))}"']
+    if file.requires_python:
+        attributes.append(f'data-requires-python="{html.escape(file.requires_python)}"')
+    if file.core_metadata is not None:
+        value = html.escape(_fragment(file.core_metadata)[1:] or "true")
+        attributes.append(f'data-dist-info-metadata="{value}" data-core-metadata="{value}"')
+    if file.yanked is not None:
+        attributes.append(f'data-yanked="{html.escape(file.yanked)}"')
+    return f"    <a {' '.join(attributes)}>{html.escape(file.filename)}</a><br/>\n"

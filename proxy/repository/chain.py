@@ -1,0 +1,51 @@
+"""A repository's upstream resolution chain, as CodeArtifact resolves it.
+
+The chain starts with the repository itself, then its upstreams in the configured order, depth first:
+an upstream that is another local repository brings its own upstreams in place. A place reached twice
+is visited once (the first time). Format handlers walk this list; they never order anything themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from proxy.config.model import Config
+from proxy.upstream.base import Upstream
+
+
+@dataclass(frozen=True)
+class Place:
+    """One step of a chain: a local repository (its published packages) or an upstream."""
+
+    name: str
+    upstream: Upstream | None = None  # None: a local repository of this proxy
+
+    @property
+    def is_repository(self) -> bool:
+        return self.upstream is None
+
+
+class ResolutionChain:
+    def __init__(self, config: Config, upstreams: Mapping[str, Upstream]) -> None:
+        self._config = config
+        self._upstreams = upstreams
+        self._cache: dict[str, tuple[Place, ...]] = {}
+
+    def places(self, repository: str) -> tuple[Place, ...]:
+        if repository not in self._cache:
+            seen: set[str] = set()
+            self._cache[repository] = tuple(self._walk(repository, seen))
+        return self._cache[repository]
+
+    def _walk(self, name: str, seen: set[str]) -> list[Place]:
+        if name in seen:
+            return []
+        seen.add(name)
+        repository = self._config.repositories.get(name)
+        if repository is None:
+            return [Place(name, self._upstreams[name])]
+        places = [Place(name)]
+        for upstream in repository.upstreams:
+            places.extend(self._walk(upstream, seen))
+        return places

@@ -1,0 +1,157 @@
+"""Fetching from upstreams through the store: metadata documents with freshness, revalidation,
+not-found caching and stale-if-error; assets downloaded into the store, verified before commit.
+
+Concurrency rule: concurrent misses for one document or one asset cost one upstream request (single
+flight keyed by upstream and URL). An asset is committed to the store only after its digests matched
+what its metadata declared, and clients are served from the store afterwards, so no client ever
+receives bytes that failed verification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from proxy.config.model import Format
+from proxy.store.blobs import BlobInfo
+from proxy.store.metadata import CachedDocument
+from proxy.store.singleflight import SingleFlight
+from proxy.store.store import Store
+from proxy.upstream.base import Upstream, UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND_TTL = 60.0
+
+
+class UpstreamInvalid(Exception):
+    """An upstream answered with something that is not what it claims (bad digest, broken document)."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    doc: CachedDocument
+    stale: bool  # served past its TTL because the upstream could not be reached
+
+
+class Fetcher:
+    def __init__(self, store: Store, metadata_ttl: float) -> None:
+        self._store = store
+        self._ttl = metadata_ttl
+        self._documents: SingleFlight[Fetched | None] = SingleFlight()
+        self._assets: SingleFlight[BlobInfo | None] = SingleFlight()
+
+    # -- metadata ---------------------------------------------------------------------------------
+    async def metadata(
+        self,
+        upstream: Upstream,
+        format: Format,
+        url: str,
+        validate: Callable[[bytes], object],
+    ) -> Fetched | None:
+        """The upstream's document at ``url``; None when the upstream does not have it.
+
+        ``validate`` raises ValueError for a body that is not a well-formed document of its kind; such a
+        body is never cached. Raises UpstreamUnavailable (or UpstreamInvalid) when the upstream failed and
+        no earlier copy is cached.
+        """
+        key = ("metadata", upstream.name, format, url)
+        cached = await self._cached(key)
+        if cached is not None and cached.age() < (self._ttl if cached.status == 200 else NOT_FOUND_TTL):
+            return Fetched(cached, stale=False) if cached.status == 200 else None
+        return await self._documents.do(
+            key, lambda: self._refresh(key, upstream, format, url, cached, validate)
+        )
+
+    async def _cached(self, key: tuple[str, ...]) -> CachedDocument | None:
+        return await asyncio.to_thread(self._store.metadata.get, *key)
+
+    async def _refresh(
+        self,
+        key: tuple[str, ...],
+        upstream: Upstream,
+        format: Format,
+        url: str,
+        cached: CachedDocument | None,
+        validate: Callable[[bytes], object],
+    ) -> Fetched | None:
+        headers = {"Accept-Encoding": "gzip"}
+        if cached is not None and cached.status == 200:
+            if cached.etag:
+                headers["If-None-Match"] = cached.etag
+            if cached.last_modified:
+                headers["If-Modified-Since"] = cached.last_modified
+        try:
+            async with upstream.open(format, url, headers=headers) as response:
+                if response.status == 304 and cached is not None:
+                    doc = CachedDocument(
+                        200, cached.body, time.time(), cached.etag, cached.last_modified, cached.content_type
+                    )
+                elif response.status in (404, 410):
+                    doc = CachedDocument(404, b"")
+                elif response.status == 200:
+                    body = await response.aread()
+                    try:
+                        validate(body)
+                    except ValueError as exc:
+                        raise UpstreamInvalid(
+                            f"upstream {upstream.name} sent a broken document: {exc}"
+                        ) from None
+                    doc = CachedDocument(
+                        200,
+                        body,
+                        etag=response.headers.get("ETag"),
+                        last_modified=response.headers.get("Last-Modified"),
+                        content_type=response.headers.get("Content-Type"),
+                    )
+                else:
+                    raise UpstreamUnavailable(upstream.name, f"answered {response.status}")
+        except (UpstreamUnavailable, UpstreamInvalid) as exc:
+            if cached is not None and cached.status == 200:
+                log.warning("serving stale metadata: %s", exc)
+                return Fetched(cached, stale=True)
+            raise
+        await asyncio.to_thread(self._store.metadata.put, doc, *key)
+        return Fetched(doc, stale=False) if doc.status == 200 else None
+
+    # -- assets -----------------------------------------------------------------------------------
+    async def asset(
+        self,
+        upstream: Upstream,
+        format: Format,
+        url: str,
+        check: Callable[[BlobInfo], str | None],
+    ) -> BlobInfo | None:
+        """Download the asset at ``url`` into the store and return its blob; None when the upstream does
+        not have it. ``check`` returns None when the digests match what the metadata declared, else the
+        reason, and then nothing is stored and UpstreamInvalid is raised."""
+        key = ("asset", upstream.name, format, url)
+        return await self._assets.do(key, lambda: self._download(upstream, format, url, check))
+
+    async def _download(
+        self, upstream: Upstream, format: Format, url: str, check: Callable[[BlobInfo], str | None]
+    ) -> BlobInfo | None:
+        async with self._store.ingest() as writer, upstream.open(format, url) as response:
+            if response.status in (404, 410):
+                return None
+            if response.status != 200:
+                raise UpstreamUnavailable(upstream.name, f"answered {response.status} for an asset")
+            # A length announced for the encoded body says nothing about the decoded one.
+            expected = (
+                None if response.headers.get("Content-Encoding") else response.headers.get("Content-Length")
+            )
+            async for chunk in response.aiter_bytes():
+                writer.write(chunk)
+            info = await writer.finish()
+            if expected is not None and expected.isdigit() and int(expected) != info.size:
+                raise UpstreamInvalid(
+                    f"upstream {upstream.name} sent {info.size} of {expected} announced bytes (truncated)"
+                )
+            problem = check(info)
+            if problem is not None:
+                log.error("upstream %s sent an asset that fails verification: %s", upstream.name, problem)
+                raise UpstreamInvalid(f"upstream {upstream.name}: {problem}")
+            return await writer.commit(published=False)

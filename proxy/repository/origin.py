@@ -1,0 +1,36 @@
+"""Package origin controls, with CodeArtifact's defaults.
+
+A package first published to a repository gets ``publish=ALLOW, upstream=BLOCK``: versions of the same
+name from upstreams are no longer taken (the dependency-confusion defence). A package first fetched
+from an upstream gets ``publish=BLOCK, upstream=ALLOW``: publishing a name that exists upstream is
+refused.
+"""
+
+from __future__ import annotations
+
+from proxy.store.catalog import OriginConfiguration, PackageRecord
+
+PUBLISHED_DEFAULT = OriginConfiguration(publish="ALLOW", upstream="BLOCK")
+FETCHED_DEFAULT = OriginConfiguration(publish="BLOCK", upstream="ALLOW")
+
+
+def display_name(record: PackageRecord) -> str:
+    c = record.coordinate
+    if not c.namespace:
+        return c.name
+    return f"@{c.namespace}/{c.name}" if c.format == "npm" else f"{c.namespace}:{c.name}"
+
+
+def publish_refusal(record: PackageRecord | None, repository: str) -> str | None:
+    """Why publishing this package into ``repository`` is refused, or None when it is allowed."""
+    if record is None or record.origin_configuration.publish == "ALLOW":
+        return None
+    return (
+        f"package {display_name(record)} in repository {repository} came from an upstream; its origin "
+        "configuration blocks publishing (publish=BLOCK)"
+    )
+
+
+def upstream_blocked(record: PackageRecord | None) -> bool:
+    """True when this package's versions must not be taken from upstreams."""
+    return record is not None and record.origin_configuration.upstream == "BLOCK"

@@ -1,0 +1,63 @@
+"""/metrics in Prometheus text format. Labels are coarse (format and status class), never paths,
+package names or anything a client sent, so no secret and no unbounded label set can reach them."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from proxy.server.errors import Handler
+
+METRICS = web.AppKey("metrics", "Metrics")
+_FORMATS = ("npm", "pypi", "maven", "v1")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "codeartifact_proxy_requests",
+            "Requests served, by format and status class.",
+            ("format", "status"),
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "codeartifact_proxy_request_duration_seconds",
+            "Time to the end of the response, by format.",
+            ("format",),
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+
+    def observe(self, path: str, status: int, seconds: float) -> None:
+        first = path.split("/", 2)[1] if path.count("/") >= 1 else ""
+        fmt = first if first in _FORMATS else "other"
+        self.requests.labels(fmt, f"{status // 100}xx").inc()
+        self.duration.labels(fmt).observe(seconds)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        request.app[METRICS].observe(request.path, status, time.perf_counter() - start)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_routes(app: web.Application) -> None:
+    app[METRICS] = Metrics()
+    app.router.add_get("/metrics", metrics_endpoint)

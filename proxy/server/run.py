@@ -1,0 +1,53 @@
+"""Running the server: listen (TCP or unix socket), tell systemd READY=1, and on SIGTERM or SIGINT stop
+accepting, let in-flight requests finish (up to ``server.shutdown_timeout``), then exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from proxy.config.model import Config
+from proxy.daemon import Daemon
+from proxy.server.access_log import AccessLogger, access_logger
+from proxy.server.app import build_app
+from proxy.server.systemd import notify
+
+log = logging.getLogger(__name__)
+
+
+async def serve(config: Config) -> None:
+    daemon = await Daemon.open(config)
+    runner = web.AppRunner(
+        build_app(daemon),
+        handle_signals=False,
+        access_log_class=AccessLogger,
+        access_log=access_logger,
+        shutdown_timeout=config.server.shutdown_timeout,
+    )
+    await runner.setup()
+    listen = config.server.listen
+    site: web.BaseSite
+    if listen.unix_path is not None:
+        listen.unix_path.unlink(missing_ok=True)
+        site = web.UnixSite(runner, str(listen.unix_path))
+    else:
+        site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    try:
+        await site.start()
+        log.info("serving on %s (config: %s)", listen, config.source)
+        notify("READY=1")
+        await stop.wait()
+        log.info("stopping: draining in-flight requests")
+        notify("STOPPING=1")
+    finally:
+        await runner.cleanup()
+        await daemon.close()
+    log.info("stopped")

@@ -1,0 +1,419 @@
+"""Content-addressed, encrypted, deduplicated blob files: the bytes layer of the store.
+
+Layout under the cache root (directories 0700, files 0600)::
+
+    blobs/ab/<rest of the id>   one sealed file per distinct content (see ``proxy.store.sealed``)
+    tmp/<random>.part           writes in progress
+
+A blob id is ``keyring.keyed_name("blob", sha256(content))``: identical content gets one blob
+whichever repository or upstream it came through, and a name reveals nothing about the content
+to someone without the key. After a key rotation, content already stored under an old key's
+name is found through ``keyed_names`` and not written again.
+
+A write goes to a temp file in ``tmp/``, is fsynced, then hard-linked to its final name; an
+existing final name means the same content is already there (dedup). Only complete, durable
+files ever appear under ``blobs/``, whatever moment a crash strikes. Every writer holds an
+exclusive ``flock`` on its temp file, so a store opened later (a second process on the same
+root, say) removes only the temp files of writers that died, never those of live ones.
+
+A blob's last chunk also authenticates its id (the sealed ``final_context``), so a valid blob
+file put in another's place fails when read, without hashing. A blob that fails authentication
+when read is removed (and logged by id only) and reported as ``BlobCorrupt``, so the caller
+can fetch the content again. A blob sealed under a key missing
+from the key ring is reported (``BlobKeyUnknown``) but kept: the key file may come back.
+
+Concurrency: ``BlobStore`` methods may be called from several threads (and processes) at once;
+it keeps no mutable state of its own and relies on atomic file system operations. Each
+``BlobWriter`` and ``BlobReader`` belongs to one thread at a time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Self
+
+from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
+from proxy.store.sealed import (
+    CHUNK_SIZE,
+    HEADER_SIZE,
+    TAG_SIZE,
+    ChunkCipher,
+    SealError,
+    SealWriter,
+    UnknownKeyError,
+)
+
+log = logging.getLogger(__name__)
+
+_BLOB_ID = re.compile(r"[0-9a-f]{64}")
+_NAME_PURPOSE = "blob"
+# Binds blob files to their role: a sealed index value cannot be passed off as a blob.
+_CONTEXT = b"codeartifact-proxy blob"
+
+
+class BlobError(Exception):
+    def __init__(self, blob_id: str, message: str) -> None:
+        super().__init__(message)
+        self.blob_id = blob_id
+
+
+class BlobMissing(BlobError):
+    def __init__(self, blob_id: str) -> None:
+        super().__init__(blob_id, f"blob {blob_id} does not exist")
+
+
+class BlobCorrupt(BlobError):
+    """The blob failed authentication or its identity check; the store has removed it."""
+
+    def __init__(self, blob_id: str, reason: str) -> None:
+        super().__init__(blob_id, f"blob {blob_id} is unreadable: {reason}")
+        self.reason = reason
+
+
+class BlobKeyUnknown(BlobCorrupt):
+    """The blob was sealed under a key that is not in the key ring; the store has kept it."""
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A blob's id and its plaintext's size and hex digests."""
+
+    blob_id: str
+    size: int
+    sha256: str
+    sha512: str
+    sha1: str
+    md5: str
+
+
+class BlobStore:
+    """Encrypted blob files under ``root``. Thread-safe; see the module docstring."""
+
+    def __init__(self, root: Path, keyring: KeyRing, chunk_size: int = CHUNK_SIZE) -> None:
+        self.root = root
+        self.keyring = keyring
+        self.chunk_size = chunk_size
+        self._blobs = root / "blobs"
+        self._tmp = root / "tmp"
+        make_private_dirs(self._blobs)
+        make_private_dirs(self._tmp)
+        self._remove_dead_temp_files()
+
+    def path(self, blob_id: str) -> Path:
+        """Where the blob's file lives (whether or not it exists). For the store's own use."""
+        if not _BLOB_ID.fullmatch(blob_id):
+            raise ValueError(f"not a blob id: {blob_id!r}")
+        return self._blobs / blob_id[:2] / blob_id[2:]
+
+    def writer(self) -> BlobWriter:
+        return BlobWriter(self)
+
+    def exists(self, blob_id: str) -> bool:
+        return self.path(blob_id).is_file()
+
+    def reader(self, blob_id: str, *, check_identity: bool = False) -> BlobReader:
+        """Open a blob for reading (``BlobMissing`` if absent, ``BlobCorrupt`` if visibly broken).
+
+        With ``check_identity`` the reader also checks, before releasing the last chunk, that the
+        content's digest gives this blob id, which catches a valid blob file put in another's place.
+        """
+        try:
+            file = open(self.path(blob_id), "rb", buffering=0)  # noqa: SIM115 - the reader owns it
+        except FileNotFoundError:
+            raise BlobMissing(blob_id) from None
+        return BlobReader(self, blob_id, file, check_identity=check_identity)
+
+    def delete(self, blob_id: str) -> bool:
+        """Remove a blob; False if it did not exist."""
+        try:
+            self.path(blob_id).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def ids(self) -> Iterator[str]:
+        """Every blob id in the store, in no particular order."""
+        for fanout in _scandir(self._blobs):
+            if len(fanout.name) == 2 and fanout.is_dir(follow_symlinks=False):
+                for entry in _scandir(Path(fanout.path)):
+                    blob_id = fanout.name + entry.name
+                    if _BLOB_ID.fullmatch(blob_id):
+                        yield blob_id
+
+    def disk_size(self, blob_id: str) -> int:
+        """Bytes the blob's file takes (sealed size)."""
+        try:
+            return self.path(blob_id).stat().st_size
+        except FileNotFoundError:
+            raise BlobMissing(blob_id) from None
+
+    def verify(self, blob_id: str) -> str | None:
+        """Read the whole blob and check its identity: None if sound, else why not.
+
+        A corrupt blob is removed, as by any reader.
+        """
+        try:
+            with self.reader(blob_id, check_identity=True) as reader:
+                for _ in reader:
+                    pass
+        except BlobMissing:
+            return "missing"
+        except BlobCorrupt as exc:
+            return exc.reason
+        return None
+
+    def _link(self, temp: Path, info: BlobInfo) -> str:
+        """Put a complete, fsynced temp file in place; return the id the content is stored under."""
+        for blob_id in self.keyring.keyed_names(_NAME_PURPOSE, bytes.fromhex(info.sha256)):
+            if self.exists(blob_id):
+                return blob_id
+        final = self.path(info.blob_id)
+        fanout_created = not final.parent.is_dir()
+        if fanout_created:
+            make_private_dirs(final.parent)
+        try:
+            os.link(temp, final)
+        except FileExistsError:
+            return info.blob_id  # written concurrently by another writer: the same content
+        fsync_dir(final.parent)
+        if fanout_created:
+            fsync_dir(self._blobs)
+        return info.blob_id
+
+    def _broken(self, blob_id: str, opened: os.stat_result, error: SealError) -> BlobCorrupt:
+        if isinstance(error, UnknownKeyError):
+            log.warning("blob %s: %s; kept until that key file is configured again", blob_id, error.reason)
+            return BlobKeyUnknown(blob_id, error.reason)
+        path = self.path(blob_id)
+        try:
+            current = path.stat()
+            # Only remove the very file that failed: a good copy may have replaced it meanwhile.
+            if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        log.warning("blob %s is corrupt (%s); removed", blob_id, error.reason)
+        return BlobCorrupt(blob_id, error.reason)
+
+    def _new_temp_file(self) -> tuple[int, Path]:
+        """Create and lock a temp file that no cleaner of ``tmp/`` can have removed."""
+        while True:
+            path = self._tmp / f"{secrets.token_hex(16)}.part"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if _same_file(fd, path):
+                    return fd, path
+            except BlockingIOError:
+                pass  # a cleaner locked it first and is removing it
+            except BaseException:
+                os.close(fd)
+                path.unlink(missing_ok=True)
+                raise
+            os.close(fd)
+
+    def _remove_dead_temp_files(self) -> None:
+        for entry in _scandir(self._tmp):
+            if entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            except OSError:  # a symlink or unreadable: never ours, so not in use either
+                Path(entry.path).unlink(missing_ok=True)
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                Path(entry.path).unlink(missing_ok=True)
+            except BlockingIOError:
+                pass  # a live writer holds it
+            finally:
+                os.close(fd)
+
+
+class BlobWriter:
+    """Writes one blob: ``write()`` the content, ``finish()`` to get its digests, then ``commit()``.
+
+    Used as a context manager, it aborts (removes its temp file) unless committed.
+    """
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._sealer = SealWriter(store.keyring.current, _CONTEXT, store.chunk_size)
+        self._hashes = {name: hashlib.new(name) for name in ("sha256", "sha512", "sha1", "md5")}
+        self._size = 0
+        self._info: BlobInfo | None = None
+        self._committed = False
+        fd, self._temp = store._new_temp_file()
+        self._file: BinaryIO | None = open(fd, "wb")  # noqa: SIM115 - closed by commit/abort
+        try:
+            self._file.write(self._sealer.header())
+        except BaseException:
+            self.abort()
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._committed:
+            self.abort()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Add plaintext: hash it and append its sealed chunks to the temp file."""
+        file = self._writable()
+        for digest in self._hashes.values():
+            digest.update(data)
+        file.write(self._sealer.update(data))
+        self._size += len(data)
+
+    def finish(self) -> BlobInfo:
+        """End the content and return its digests, so the caller can check them before ``commit()``."""
+        if self._info is None:
+            file = self._writable()
+            hexes = {name: digest.hexdigest() for name, digest in self._hashes.items()}
+            blob_id = self._store.keyring.keyed_name(_NAME_PURPOSE, bytes.fromhex(hexes["sha256"]))
+            file.write(self._sealer.finish(final_context=blob_id.encode()))
+            self._info = BlobInfo(blob_id=blob_id, size=self._size, **hexes)
+        return self._info
+
+    def commit(self) -> BlobInfo:
+        """Make the blob durable and visible; return its info (the id of an identical blob if one exists)."""
+        if self._committed:
+            assert self._info is not None
+            return self._info
+        info = self.finish()
+        file = self._writable()
+        file.flush()
+        os.fsync(file.fileno())
+        blob_id = self._store._link(self._temp, info)
+        self._info = replace(info, blob_id=blob_id)
+        self._committed = True
+        self._close_temp()
+        return self._info
+
+    def abort(self) -> None:
+        """Drop everything written; safe to call more than once. Does nothing after ``commit()``."""
+        if not self._committed:
+            self._close_temp()
+
+    def _writable(self) -> BinaryIO:
+        if self._file is None:
+            raise ValueError("blob writer is closed")
+        return self._file
+
+    def _close_temp(self) -> None:
+        if self._file is None:
+            return
+        # Unlink before closing: while the lock is held no cleaner can mistake the file for a dead one.
+        self._temp.unlink(missing_ok=True)
+        file, self._file = self._file, None
+        file.close()
+
+
+class BlobReader:
+    """Reads one blob: iterate it (once) for authenticated plaintext chunks.
+
+    ``size`` is the plaintext size, known from the file size before anything is decrypted. The
+    file size also tells which chunk is the last, so each chunk is released as soon as it opens.
+    """
+
+    def __init__(self, store: BlobStore, blob_id: str, file: BinaryIO, *, check_identity: bool) -> None:
+        self.blob_id = blob_id
+        self._store = store
+        self._file = file
+        self._check_identity = check_identity
+        self._iterated = False
+        try:
+            self._opened = os.fstat(file.fileno())
+            self._cipher = ChunkCipher.for_reading(store.keyring, file.read(HEADER_SIZE), _CONTEXT)
+            self.size = self._cipher.header.plaintext_size(self._opened.st_size)
+        except SealError as exc:
+            raise self._fail(exc) from None
+        except BaseException:
+            file.close()
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._iterated:
+            raise ValueError("a blob reader can be iterated only once")
+        self._iterated = True
+        return self._plaintext()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _plaintext(self) -> Iterator[bytes]:
+        step = self._cipher.header.chunk_size + TAG_SIZE
+        full_chunks, last_size = divmod(self._opened.st_size - HEADER_SIZE, step)
+        buffer = memoryview(bytearray(step))
+        sha256 = hashlib.sha256() if self._check_identity else None
+        try:
+            for index in range(full_chunks + 1):
+                last = index == full_chunks
+                ciphertext = buffer[: last_size if last else step]
+                self._read_exactly(ciphertext)
+                chunk = self._cipher.open(
+                    ciphertext, last=last, final_context=self.blob_id.encode() if last else b""
+                )
+                if sha256:
+                    sha256.update(chunk)
+                    if last:
+                        self._verify_identity(sha256.digest())
+                if chunk:
+                    yield chunk
+        except SealError as exc:
+            raise self._fail(exc) from None
+
+    def _read_exactly(self, into: memoryview) -> None:
+        filled = 0
+        while filled < len(into):
+            count = self._file.readinto(into[filled:])
+            if not count:
+                raise SealError("truncated while being read")
+            filled += count
+
+    def _verify_identity(self, sha256: bytes) -> None:
+        if self.blob_id not in self._store.keyring.keyed_names(_NAME_PURPOSE, sha256):
+            raise SealError("its content does not match its id")
+
+    def _fail(self, error: SealError) -> BlobCorrupt:
+        self.close()
+        return self._store._broken(self.blob_id, self._opened, error)
+
+
+def _scandir(directory: Path) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            yield from entries
+    except FileNotFoundError:
+        return
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = path.stat()
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (opened.st_dev, opened.st_ino)

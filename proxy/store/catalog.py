@@ -1,0 +1,193 @@
+"""The catalog: the index of what the store holds, in CodeArtifact's model.
+
+repository -> package (format, namespace, name, origin configuration)
+           -> package version (status, origin: published here or fetched through which upstream)
+           -> assets (name, size, the format's digests, blob id)
+
+It lives in diskcache (SQLite) under ``index/catalog``. Nothing in it is readable without the key: every
+entry's name is a keyed hash of its logical key and every value is sealed (AES-GCM) with that name as
+context, so a value cannot be moved under another name either.
+
+Concurrency rule: one package is one entry, updated read-modify-write under a process-local lock, so the
+daemon's threads never lose each other's updates. The daemon is the only writer; `gc` and `verify` are
+meant to run while it is stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import diskcache
+
+from proxy.config.model import Format
+from proxy.store.keyring import KeyRing
+from proxy.store.sealed import seal, unseal
+
+OriginType = Literal["INTERNAL", "EXTERNAL"]
+Restriction = Literal["ALLOW", "BLOCK"]
+
+
+@dataclass(frozen=True)
+class PackageCoordinate:
+    """A package within a repository; ``namespace`` is the npm scope, Maven groupId, or '' for PyPI."""
+
+    format: Format
+    namespace: str
+    name: str
+
+
+@dataclass
+class AssetRecord:
+    name: str
+    size: int
+    blob_id: str
+    hashes: dict[
+        str, str
+    ]  # algorithm -> lowercase hex: SHA-256, SHA-512, SHA-1, MD5 as CodeArtifact lists them
+
+
+@dataclass
+class PackageVersionOrigin:
+    """Where a package version entered the domain, as CodeArtifact's PackageVersionOrigin."""
+
+    origin_type: OriginType  # INTERNAL: published to a repository here; EXTERNAL: fetched from an upstream
+    entry_point: str  # the repository it was published to, or the upstream it came through
+
+
+@dataclass
+class PackageVersionRecord:
+    version: str
+    origin: PackageVersionOrigin
+    status: str = "Published"
+    published_time: float = field(default_factory=time.time)
+    assets: dict[str, AssetRecord] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # the format's own version document, if any
+
+
+@dataclass
+class OriginConfiguration:
+    """CodeArtifact's package origin controls for one package in one repository."""
+
+    publish: Restriction = "ALLOW"
+    upstream: Restriction = "ALLOW"
+
+
+@dataclass
+class PackageRecord:
+    coordinate: PackageCoordinate
+    origin_configuration: OriginConfiguration = field(default_factory=OriginConfiguration)
+    versions: dict[str, PackageVersionRecord] = field(default_factory=dict)
+    dist_tags: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> PackageRecord:
+        versions = {
+            v: PackageVersionRecord(
+                version=pv["version"],
+                origin=PackageVersionOrigin(**pv["origin"]),
+                status=pv["status"],
+                published_time=pv["published_time"],
+                assets={a: AssetRecord(**rec) for a, rec in pv["assets"].items()},
+                metadata=pv["metadata"],
+            )
+            for v, pv in doc["versions"].items()
+        }
+        return cls(
+            coordinate=PackageCoordinate(**doc["coordinate"]),
+            origin_configuration=OriginConfiguration(**doc["origin_configuration"]),
+            versions=versions,
+            dist_tags=doc["dist_tags"],
+        )
+
+
+class Catalog:
+    def __init__(self, root: Path, keyring: KeyRing) -> None:
+        self._db = diskcache.Cache(str(root), eviction_policy="none", size_limit=2**62)
+        self._keyring = keyring
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- sealed entries -------------------------------------------------------------------------
+    def _entry_name(self, *key: str) -> str:
+        return self._keyring.keyed_name("catalog", json.dumps(key).encode())
+
+    def _get(self, *key: str) -> Any:
+        name = self._entry_name(*key)
+        raw = self._db.get(name)
+        if raw is None:
+            return None
+        return json.loads(unseal(self._keyring, raw, context=name.encode()))
+
+    def _set(self, value: Any, *key: str) -> None:
+        name = self._entry_name(*key)
+        self._db.set(name, seal(self._keyring, json.dumps(value).encode(), context=name.encode()))
+
+    def _delete(self, *key: str) -> None:
+        self._db.delete(self._entry_name(*key))
+
+    # -- repositories and packages --------------------------------------------------------------
+    @staticmethod
+    def _package_key(repository: str, coordinate: PackageCoordinate) -> tuple[str, ...]:
+        return ("package", repository, coordinate.format, coordinate.namespace, coordinate.name)
+
+    def package(self, repository: str, coordinate: PackageCoordinate) -> PackageRecord | None:
+        doc = self._get(*self._package_key(repository, coordinate))
+        return PackageRecord.from_json(doc) if doc else None
+
+    def update_package(
+        self,
+        repository: str,
+        coordinate: PackageCoordinate,
+        change: Callable[[PackageRecord], None],
+    ) -> PackageRecord:
+        """Apply ``change`` to the package's record (created if new) and store the result atomically."""
+        with self._lock:
+            record = self.package(repository, coordinate) or PackageRecord(coordinate)
+            change(record)
+            self._set(record.to_json(), *self._package_key(repository, coordinate))
+            listed = self._get("packages", repository) or []
+            entry = [coordinate.format, coordinate.namespace, coordinate.name]
+            if entry not in listed:
+                listed.append(entry)
+                self._set(listed, "packages", repository)
+                self._add_repository(repository)
+            return record
+
+    def delete_package(self, repository: str, coordinate: PackageCoordinate) -> None:
+        with self._lock:
+            self._delete(*self._package_key(repository, coordinate))
+            listed = self._get("packages", repository) or []
+            entry = [coordinate.format, coordinate.namespace, coordinate.name]
+            if entry in listed:
+                listed.remove(entry)
+                self._set(listed, "packages", repository)
+
+    def packages(self, repository: str) -> list[PackageCoordinate]:
+        return [PackageCoordinate(f, ns, n) for f, ns, n in self._get("packages", repository) or []]
+
+    def repositories(self) -> list[str]:
+        return self._get("repositories") or []
+
+    def _add_repository(self, repository: str) -> None:
+        known = self.repositories()
+        if repository not in known:
+            self._set([*known, repository], "repositories")
+
+    def records(self) -> Iterator[tuple[str, PackageRecord]]:
+        """Every package record of every repository (for gc, verify and the control plane)."""
+        for repository in self.repositories():
+            for coordinate in self.packages(repository):
+                record = self.package(repository, coordinate)
+                if record is not None:
+                    yield repository, record

@@ -1,0 +1,109 @@
+"""The blob ledger: size, pin and last access of every blob, for LRU eviction of cached content.
+
+A blob is *pinned* when a published asset uses it: published packages are primary data and never
+evicted. Everything else is cache, evicted least-recently-used once the cached bytes exceed
+``cache.max_size``.
+
+Entries are keyed by blob id (already a keyed hash) and hold only numbers, so nothing here reveals
+content. Reads only touch an in-memory map of access times, flushed in batches, so a warm read costs
+no database write.
+
+Concurrency rule: safe from several threads; eviction runs under the ledger's lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import diskcache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    size: int
+    pinned: bool
+    last_access: float
+
+
+class BlobLedger:
+    def __init__(self, root: Path) -> None:
+        self._db = diskcache.Cache(str(root), eviction_policy="none", size_limit=2**62)
+        self._lock = threading.Lock()
+        self._touched: dict[str, float] = {}
+        self._cached_total = sum(e.size for e in self.entries().values() if not e.pinned)
+
+    @property
+    def cached_size(self) -> int:
+        """Bytes of unpinned (evictable) blobs."""
+        return self._cached_total
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()
+
+    def record(self, blob_id: str, size: int, *, pinned: bool) -> None:
+        """Note a committed blob; pinning is sticky (cached content that is later published stays pinned)."""
+        with self._lock:
+            old = self._db.get(blob_id)
+            now_pinned = pinned or bool(old and old[1])
+            self._cached_total += (0 if now_pinned else size) - (old[0] if old and not old[1] else 0)
+            self._db.set(blob_id, (size, now_pinned, time.time()))
+
+    def touch(self, blob_id: str) -> None:
+        self._touched[blob_id] = time.time()
+
+    def forget(self, blob_id: str) -> None:
+        with self._lock:
+            self._touched.pop(blob_id, None)
+            old = self._db.pop(blob_id, None)
+            if old is not None and not old[1]:
+                self._cached_total -= old[0]
+
+    def flush(self) -> None:
+        with self._lock:
+            touched, self._touched = self._touched, {}
+            for blob_id, when in touched.items():
+                old = self._db.get(blob_id)
+                if old is not None:
+                    self._db.set(blob_id, (old[0], old[1], max(old[2], when)))
+
+    def entries(self) -> dict[str, LedgerEntry]:
+        return {blob_id: LedgerEntry(*self._db[blob_id]) for blob_id in list(self._db.iterkeys())}
+
+    def set_pins(self, pinned: Iterable[str]) -> None:
+        """Recompute pins from the catalog (gc): exactly the blobs of published assets are pinned."""
+        wanted = set(pinned)
+        with self._lock:
+            for blob_id in list(self._db.iterkeys()):
+                size, was, when = self._db[blob_id]
+                if was != (blob_id in wanted):
+                    self._db.set(blob_id, (size, blob_id in wanted, when))
+                    self._cached_total += size if was else -size
+
+    def evict(self, max_size: int, delete_blob: Callable[[str], object]) -> list[str]:
+        """Delete least-recently-used unpinned blobs until cached content fits in ``max_size`` bytes."""
+        self.flush()
+        with self._lock:
+            cached = sorted(
+                ((e.last_access, blob_id, e.size) for blob_id, e in self.entries().items() if not e.pinned),
+            )
+            total = sum(size for _, _, size in cached)
+            evicted: list[str] = []
+            for _, blob_id, size in cached:
+                if total <= max_size:
+                    break
+                delete_blob(blob_id)
+                self._db.delete(blob_id)
+                total -= size
+                evicted.append(blob_id)
+            self._cached_total = total
+        if evicted:
+            log.info("evicted %d cached blobs; cached content now %d bytes", len(evicted), total)
+        return evicted

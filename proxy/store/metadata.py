@@ -1,0 +1,83 @@
+"""Cached package metadata documents, as fetched from one upstream (packuments, simple pages,
+maven-metadata.xml), with what is needed to revalidate them (ETag, Last-Modified) and to tell fresh
+from stale. A 404 is cached too, briefly, so a missing package does not cost an upstream request each time.
+
+Entries live in diskcache under ``index/metadata``, named by keyed hash and sealed like the catalog.
+
+Concurrency rule: whole-document replace; the last writer wins, which is right for a cache.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import diskcache
+
+from proxy.store.keyring import KeyRing
+from proxy.store.sealed import SealError, seal, unseal
+
+
+@dataclass(frozen=True)
+class CachedDocument:
+    status: int  # 200, or 404 for a remembered "not there"
+    body: bytes
+    fetched_at: float = field(default_factory=time.time)
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+
+    def age(self, now: float | None = None) -> float:
+        return (now if now is not None else time.time()) - self.fetched_at
+
+
+class MetadataCache:
+    def __init__(self, root: Path, keyring: KeyRing) -> None:
+        self._db = diskcache.Cache(str(root), eviction_policy="none", size_limit=2**62)
+        self._keyring = keyring
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _name(self, key: tuple[str, ...]) -> str:
+        return self._keyring.keyed_name("metadata", json.dumps(key).encode())
+
+    def get(self, *key: str) -> CachedDocument | None:
+        name = self._name(key)
+        raw = self._db.get(name)
+        if raw is None:
+            return None
+        plain = unseal(self._keyring, raw, context=name.encode())
+        head_len = int.from_bytes(plain[:4], "big")
+        head = json.loads(plain[4 : 4 + head_len])
+        return CachedDocument(body=plain[4 + head_len :], **head)
+
+    def put(self, doc: CachedDocument, *key: str) -> None:
+        name = self._name(key)
+        head = json.dumps(
+            {
+                "status": doc.status,
+                "fetched_at": doc.fetched_at,
+                "etag": doc.etag,
+                "last_modified": doc.last_modified,
+                "content_type": doc.content_type,
+            }
+        ).encode()
+        plain = len(head).to_bytes(4, "big") + head + doc.body
+        self._db.set(name, seal(self._keyring, plain, context=name.encode()))
+
+    def delete(self, *key: str) -> None:
+        self._db.delete(self._name(key))
+
+    def names(self) -> list[str]:
+        return list(self._db.iterkeys())
+
+    def check(self, name: str) -> str | None:
+        """None if the entry opens with the key ring, else the reason (for verify)."""
+        try:
+            unseal(self._keyring, self._db[name], context=name.encode())
+        except SealError as exc:
+            return str(exc)
+        return None

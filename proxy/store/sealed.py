@@ -1,0 +1,277 @@
+"""The at-rest format of everything the store writes: chunked AES-256-GCM ("sealed" data).
+
+Layout::
+
+    header = MAGIC (7) | version (1) | key_id (8) | salt (16) | chunk_size (4, big-endian)
+    body   = chunk_0 | chunk_1 | ... | chunk_n        each chunk = AES-GCM ciphertext + 16-byte tag
+
+Every chunk but the last holds exactly ``chunk_size`` plaintext bytes; the last holds fewer
+(possibly none), so there is always at least one chunk and a sealed size maps to one plaintext
+size (``Header.plaintext_size``). Each sealed stream has its own subkey, HKDF-SHA256(master
+secret, salt), so chunks cannot move between streams. A chunk's nonce is its 11-byte big-endian index
+plus a "last chunk" flag byte; its associated data is the header, the caller's ``context``
+(length-prefixed) and, for the last chunk only, a ``final_context`` given when the stream
+ends: facts known only then, such as a name derived from the content. Hence a flipped bit, a
+truncation (at a chunk boundary too: the new final chunk was not sealed as last), reordered,
+duplicated or foreign chunks, trailing bytes, a different context, or a header edited to name
+another key all fail authentication.
+
+``SealReader`` never releases plaintext of a chunk before it has authenticated. A complete
+chunk at the end of the data seen so far may be the last one, whose flag is only known once
+more data or the end arrives, so it is held back until then.
+
+Concurrency: ``SealWriter`` and ``SealReader`` are stateful streams for one thread at a time;
+``seal``/``unseal`` and ``Header`` are safe anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from proxy.store.keyring import KEY_ID_SIZE, Key, KeyRing
+
+MAGIC = b"CAPSEAL"
+VERSION = 1
+SALT_SIZE = 16
+TAG_SIZE = 16
+CHUNK_SIZE = 256 * 1024
+MAX_CHUNK_SIZE = 16 * 1024 * 1024
+_HEADER = struct.Struct(f">{len(MAGIC)}sB{KEY_ID_SIZE}s{SALT_SIZE}sI")
+HEADER_SIZE = _HEADER.size
+_COUNTER_SIZE = 11
+_SUBKEY_INFO = b"codeartifact-proxy seal v1"
+
+
+class SealError(Exception):
+    """Sealed data cannot be opened: corrupt, truncated, tampered with, or not sealed data at all."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownKeyError(SealError):
+    """Sealed under a key that is not in the key ring (a missing old key file, or a damaged header)."""
+
+    def __init__(self, key_id: bytes) -> None:
+        super().__init__(f"sealed with key id {key_id.hex()}, which is not in the key ring")
+        self.key_id = key_id
+
+
+@dataclass(frozen=True)
+class Header:
+    """The clear-text start of sealed data: which key, which per-stream salt, what chunk size."""
+
+    key_id: bytes
+    salt: bytes
+    chunk_size: int
+
+    def to_bytes(self) -> bytes:
+        return _HEADER.pack(MAGIC, VERSION, self.key_id, self.salt, self.chunk_size)
+
+    @classmethod
+    def parse(cls, data: bytes | bytearray) -> Header:
+        """Read the header at the start of ``data``. It is authenticated only with the first chunk."""
+        if len(data) < HEADER_SIZE:
+            raise SealError("truncated header")
+        magic, version, key_id, salt, chunk_size = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise SealError("not sealed data (bad magic)")
+        if version != VERSION:
+            raise SealError(f"unsupported format version {version}")
+        if not 0 < chunk_size <= MAX_CHUNK_SIZE:
+            raise SealError(f"bad chunk size {chunk_size}")
+        return cls(key_id=key_id, salt=salt, chunk_size=chunk_size)
+
+    def plaintext_size(self, sealed_size: int) -> int:
+        """The plaintext size of sealed data of ``sealed_size`` bytes (header included) with this header."""
+        full_chunks, last = divmod(sealed_size - HEADER_SIZE, self.chunk_size + TAG_SIZE)
+        if sealed_size < HEADER_SIZE or last < TAG_SIZE:
+            raise SealError("truncated: the sealed size does not end with a last chunk")
+        return full_chunks * self.chunk_size + last - TAG_SIZE
+
+
+class ChunkCipher:
+    """Seals or opens the chunks of one sealed stream, strictly in order.
+
+    ``SealWriter`` and ``SealReader`` are built on it; a reader that knows where the data ends
+    (a file of known size) can use it directly, since it then knows which chunk is the last.
+    """
+
+    def __init__(self, key: Key, header: Header, context: bytes = b"") -> None:
+        hkdf = HKDF(hashes.SHA256(), length=32, salt=header.salt, info=_SUBKEY_INFO)
+        self.header = header
+        self._aead = AESGCM(hkdf.derive(key.secret))
+        self._aad = header.to_bytes() + len(context).to_bytes(4, "big") + context
+        self._index = 0
+
+    @classmethod
+    def for_reading(
+        cls, keyring: KeyRing, raw_header: bytes | bytearray, context: bytes = b""
+    ) -> ChunkCipher:
+        """The cipher for the sealed data that starts with ``raw_header``, under its key from the ring."""
+        header = Header.parse(raw_header)
+        try:
+            key = keyring.get(header.key_id)
+        except KeyError:
+            raise UnknownKeyError(header.key_id) from None
+        return cls(key, header, context)
+
+    def _next_nonce(self, last: bool) -> bytes:
+        nonce = self._index.to_bytes(_COUNTER_SIZE, "big") + (b"\x01" if last else b"\x00")
+        self._index += 1
+        return nonce
+
+    def _aad_for(self, last: bool, final_context: bytes) -> bytes:
+        if final_context and not last:
+            raise ValueError("only the last chunk has a final context")
+        return self._aad + final_context
+
+    def seal(
+        self, plaintext: bytes | bytearray | memoryview, last: bool, final_context: bytes = b""
+    ) -> bytes:
+        aad = self._aad_for(last, final_context)
+        return self._aead.encrypt(self._next_nonce(last), plaintext, aad)
+
+    def open(
+        self, ciphertext: bytes | bytearray | memoryview, last: bool, final_context: bytes = b""
+    ) -> bytes:
+        """The plaintext of the next chunk; ``SealError`` unless it authenticates as that chunk."""
+        aad = self._aad_for(last, final_context)
+        try:
+            return self._aead.decrypt(self._next_nonce(last), ciphertext, aad)
+        except InvalidTag:
+            where = "last chunk" if last else f"chunk {self._index - 1}"
+            raise SealError(f"authentication failed at {where} (corrupt, truncated or tampered)") from None
+
+
+def _check_chunk_size(chunk_size: int) -> None:
+    if not 0 < chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(f"chunk size must be within 1..{MAX_CHUNK_SIZE}, got {chunk_size}")
+
+
+class SealWriter:
+    """Seals a stream: write ``header()``, then every ``update()`` result, then ``finish()``."""
+
+    def __init__(self, key: Key, context: bytes = b"", chunk_size: int = CHUNK_SIZE) -> None:
+        _check_chunk_size(chunk_size)
+        header = Header(key_id=key.key_id, salt=os.urandom(SALT_SIZE), chunk_size=chunk_size)
+        self._header = header.to_bytes()
+        self._chunk_size = chunk_size
+        self._cipher = ChunkCipher(key, header, context)
+        self._pending = bytearray()
+        self._finished = False
+
+    def header(self) -> bytes:
+        return self._header
+
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Ciphertext of every chunk completed by ``data``; the rest is kept for later."""
+        if self._finished:
+            raise ValueError("seal writer is finished")
+        size = self._chunk_size
+        view = memoryview(data)
+        out: list[bytes] = []
+        if self._pending:
+            taken = size - len(self._pending)
+            self._pending += view[:taken]
+            view = view[taken:]
+            if len(self._pending) < size:
+                return b""
+            out.append(self._cipher.seal(self._pending, last=False))
+            self._pending.clear()
+        # Full chunks are sealed as "not last" right away: the last chunk is always a short one.
+        while len(view) >= size:
+            out.append(self._cipher.seal(view[:size], last=False))
+            view = view[size:]
+        self._pending += view
+        return b"".join(out)
+
+    def finish(self, final_context: bytes = b"") -> bytes:
+        """The last chunk: whatever plaintext is pending (possibly none), also binding ``final_context``."""
+        if self._finished:
+            raise ValueError("seal writer is finished")
+        self._finished = True
+        last = self._cipher.seal(self._pending, last=True, final_context=final_context)
+        self._pending.clear()
+        return last
+
+
+class SealReader:
+    """Opens a stream sealed by ``SealWriter``: feed ciphertext to ``update()``, end with ``finish()``.
+
+    Both raise ``SealError`` on any failure, after which the reader is unusable.
+    """
+
+    def __init__(self, keyring: KeyRing, context: bytes = b"") -> None:
+        self._keyring = keyring
+        self._context = context
+        self._pending = bytearray()
+        self._cipher: ChunkCipher | None = None
+        self._step = 0
+        self._done = False
+
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Plaintext of the chunks that ``data`` completes and that are known not to be the last."""
+        self._check_open()
+        self._pending += data
+        try:
+            if self._cipher is None:
+                if len(self._pending) < HEADER_SIZE:
+                    return b""
+                self._start()
+            return self._open_ready()
+        except SealError:
+            self._done = True
+            raise
+
+    def finish(self, final_context: bytes = b"") -> bytes:
+        """Plaintext of the last chunk, once it authenticates as the last (with ``final_context``)."""
+        self._check_open()
+        self._done = True
+        if self._cipher is None:
+            raise SealError("truncated header")
+        if len(self._pending) < TAG_SIZE:
+            raise SealError("truncated: the last chunk is missing")
+        return self._cipher.open(self._pending, last=True, final_context=final_context)
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise ValueError("seal reader is finished")
+
+    def _start(self) -> None:
+        self._cipher = ChunkCipher.for_reading(self._keyring, self._pending, self._context)
+        self._step = self._cipher.header.chunk_size + TAG_SIZE
+        del self._pending[:HEADER_SIZE]
+
+    def _open_ready(self) -> bytes:
+        assert self._cipher is not None
+        step = self._step
+        # Strictly more than whole chunks must be pending: only a byte beyond a chunk proves it is
+        # not the last one.
+        ready = (len(self._pending) - 1) // step
+        if ready <= 0:
+            return b""
+        with memoryview(self._pending) as view:
+            out = [self._cipher.open(view[i * step : (i + 1) * step], last=False) for i in range(ready)]
+        del self._pending[: ready * step]
+        return b"".join(out)
+
+
+def seal(keyring: KeyRing, plaintext: bytes, context: bytes = b"") -> bytes:
+    """Seal a small value (index entries, metadata) under the current key."""
+    writer = SealWriter(keyring.current, context)
+    return b"".join((writer.header(), writer.update(plaintext), writer.finish()))
+
+
+def unseal(keyring: KeyRing, data: bytes, context: bytes = b"") -> bytes:
+    """Open a value sealed by ``seal`` (or any sealed stream held whole); ``SealError`` on failure."""
+    reader = SealReader(keyring, context)
+    return reader.update(data) + reader.finish()

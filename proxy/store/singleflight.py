@@ -1,0 +1,36 @@
+"""Single flight: concurrent callers asking for the same key share one piece of work.
+
+Concurrency rule: the work runs in its own task, so a caller that is cancelled (a client that hung up)
+does not cancel it for the others; the key is forgotten as soon as the work ends, so the next call after
+a failure tries again instead of replaying the old error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class SingleFlight(Generic[T]):
+    def __init__(self) -> None:
+        self._inflight: dict[Hashable, asyncio.Task[T]] = {}
+
+    def __len__(self) -> int:
+        return len(self._inflight)
+
+    async def do(self, key: Hashable, work: Callable[[], Awaitable[T]]) -> T:
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(work())
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t: self._forget(key, _t))
+        return await asyncio.shield(task)
+
+    def _forget(self, key: Hashable, task: asyncio.Task[T]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # mark retrieved: a failure with no waiter left must not warn at exit

@@ -1,0 +1,202 @@
+"""The store: the domain's single copy of every asset and piece of metadata, on disk, encrypted.
+
+    ROOT/blobs/     encrypted, content-addressed blobs (BlobStore): one per distinct content
+    ROOT/tmp/       writes in progress; emptied at start (what a crash left there never became visible)
+    ROOT/index/     catalog (repository -> package -> package version -> asset), blob ledger, metadata
+
+Writing an asset: ``ingest()`` gives an AssetWriter; bytes stream into a temp file while being hashed;
+the caller checks the digests its metadata declared, then commits (the blob becomes visible by an atomic
+link after fsync) or aborts. Only after the commit does the caller add the asset to the catalog, so a
+crash can leave an unreferenced blob (removed by ``gc``) but never an index entry pointing nowhere.
+
+Concurrency rule: one Store per process. The async methods run blocking steps (fsync, open, delete) in
+worker threads; chunk encryption and decryption run inline, a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from proxy.config.model import CacheConfig
+from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing, BlobStore, BlobWriter
+from proxy.store.catalog import Catalog
+from proxy.store.keyring import KeyRing
+from proxy.store.ledger import BlobLedger
+from proxy.store.metadata import MetadataCache
+
+log = logging.getLogger(__name__)
+
+
+class AssetWriter:
+    """Streams one asset into the store; ``finish`` to learn its digests, then ``commit`` or ``abort``."""
+
+    def __init__(self, store: Store, writer: BlobWriter) -> None:
+        self._store = store
+        self._writer = writer
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+
+    async def finish(self) -> BlobInfo:
+        return await asyncio.to_thread(self._writer.finish)
+
+    async def commit(self, *, published: bool) -> BlobInfo:
+        info = await asyncio.to_thread(self._writer.commit)
+        self._done = True
+        self._store.ledger.record(info.blob_id, info.size, pinned=published)
+        self._store.schedule_eviction()
+        return info
+
+    async def abort(self) -> None:
+        if not self._done:
+            self._done = True
+            await asyncio.to_thread(self._writer.abort)
+
+    async def __aenter__(self) -> AssetWriter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.abort()
+
+
+@dataclass(frozen=True)
+class GcReport:
+    removed_blobs: int
+    removed_bytes: int
+    kept_blobs: int
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    checked_blobs: int
+    broken: list[str]  # "what: reason" lines, naming blob ids or entries, never content
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken
+
+
+class Store:
+    def __init__(self, root: Path, keyring: KeyRing, max_size: int) -> None:
+        self.root = root
+        self.keyring = keyring
+        self.max_size = max_size
+        self.blobs = BlobStore(root, keyring)
+        self.catalog = Catalog(root / "index" / "catalog", keyring)
+        self.ledger = BlobLedger(root / "index" / "ledger")
+        self.metadata = MetadataCache(root / "index" / "metadata", keyring)
+        self._eviction_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, cache: CacheConfig) -> Store:
+        keyring = KeyRing.load(cache.key_file, cache.old_key_files)
+        return cls(cache.path, keyring, cache.max_size)
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.catalog.close()
+        self.metadata.close()
+
+    # -- assets -----------------------------------------------------------------------------------
+    def ingest(self) -> AssetWriter:
+        return AssetWriter(self, self.blobs.writer())
+
+    def has_blob(self, blob_id: str) -> bool:
+        return self.blobs.exists(blob_id)
+
+    async def read(self, blob_id: str) -> AsyncIterator[bytes]:
+        """Plaintext chunks of a blob. Raises BlobMissing before the first chunk if it is gone; a blob that
+        fails to authenticate raises BlobCorrupt (it has been removed and logged by then)."""
+        try:
+            reader = await asyncio.to_thread(self.blobs.reader, blob_id)
+        except BlobMissing:
+            self.ledger.forget(blob_id)
+            raise
+        self.ledger.touch(blob_id)
+        try:
+            with reader:
+                for chunk in reader:
+                    yield chunk
+        except BlobCorrupt:
+            self.ledger.forget(blob_id)
+            raise
+
+    async def blob_size(self, blob_id: str) -> int:
+        def size() -> int:
+            with self.blobs.reader(blob_id) as reader:
+                return reader.size
+
+        return await asyncio.to_thread(size)
+
+    # -- eviction, gc, verify ---------------------------------------------------------------------
+    def schedule_eviction(self) -> None:
+        if self.ledger.cached_size > self.max_size and not self._eviction_lock.locked():
+            asyncio.get_running_loop().run_in_executor(None, self.evict)
+
+    def evict(self) -> list[str]:
+        with self._eviction_lock:
+            return self.ledger.evict(self.max_size, self.blobs.delete)
+
+    def published_blobs(self) -> set[str]:
+        return {
+            asset.blob_id
+            for _, record in self.catalog.records()
+            for version in record.versions.values()
+            if version.origin.origin_type == "INTERNAL"
+            for asset in version.assets.values()
+        }
+
+    def referenced_blobs(self) -> set[str]:
+        return {
+            asset.blob_id
+            for _, record in self.catalog.records()
+            for version in record.versions.values()
+            for asset in version.assets.values()
+        }
+
+    def gc(self) -> GcReport:
+        """Remove blobs that no catalog entry references; recompute pins. Run with the daemon stopped."""
+        referenced = self.referenced_blobs()
+        removed = removed_bytes = kept = 0
+        for blob_id in list(self.blobs.ids()):
+            if blob_id in referenced:
+                kept += 1
+                continue
+            removed_bytes += self.blobs.disk_size(blob_id)
+            self.blobs.delete(blob_id)
+            self.ledger.forget(blob_id)
+            removed += 1
+        self.ledger.set_pins(self.published_blobs())
+        return GcReport(removed, removed_bytes, kept)
+
+    def verify(self) -> VerifyReport:
+        """Decrypt and check every blob and every index entry; broken blobs are removed."""
+        broken: list[str] = []
+        checked = 0
+        for blob_id in list(self.blobs.ids()):
+            checked += 1
+            reason = self.blobs.verify(blob_id)
+            if reason is not None:
+                self.ledger.forget(blob_id)
+                broken.append(f"blob {blob_id}: {reason}")
+        for name in self.metadata.names():
+            reason = self.metadata.check(name)
+            if reason is not None:
+                broken.append(f"metadata entry {name}: {reason}")
+        for repository, record in self.catalog.records():
+            for version in record.versions.values():
+                if version.origin.origin_type != "INTERNAL":
+                    continue  # cached content may have been evicted; it is fetched again on demand
+                for asset in version.assets.values():
+                    if not self.blobs.exists(asset.blob_id):
+                        broken.append(
+                            f"repository {repository}: published asset {asset.name} "
+                            f"({record.coordinate.name} {version.version}): blob {asset.blob_id} missing"
+                        )
+        return VerifyReport(checked, broken)

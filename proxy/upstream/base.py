@@ -1,0 +1,117 @@
+"""The upstream interface: what format handlers and the resolution chain use to reach an upstream.
+
+An upstream is a CodeArtifact repository (``proxy.upstream.codeartifact``) or a plain registry
+by URL (``proxy.upstream.registry``); both implement ``Upstream``:
+
+    name: str                              # the [upstream.NAME] table
+    formats: frozenset[Format]             # formats it serves; others are a programming error
+    async endpoint(format) -> str          # base URL for that format, ends with "/"
+    open(format, url, *, method="GET", headers=None, content=None)
+        -> async context manager of UpstreamResponse
+
+``url`` is relative to ``endpoint(format)`` (e.g. ``"lodash"``, ``"simple/requests/"``,
+``"org/x/y/1.0/y-1.0.pom"``) or absolute (e.g. a ``dist.tarball`` or a PyPI file URL taken from
+metadata). Credentials (a CodeArtifact token, a registry password) are attached only to URLs of
+the same origin as the endpoint (scheme, host and port; ``:443``/``:80`` written out or not);
+a redirect to another origin (CodeArtifact's pre-signed S3 URLs) is followed without them.
+``headers`` must not carry credentials: an ``Authorization`` header there is dropped.
+
+The response (``UpstreamResponse``): ``status``, ``headers``, ``url`` (the final URL, without its
+query: a pre-signed URL is never handed out), ``aiter_bytes()`` to stream the body (never buffer an
+asset), ``aread()`` for small bodies (metadata). Bodies come decoded (no Content-Encoding), so
+``Content-Length``/``Content-Encoding`` in ``headers`` describe the wire, not ``aiter_bytes()``.
+
+What ``open`` answers, and what it raises:
+- a response for 2xx, 304, 404/410 and other 4xx: "not found" is a 404 response, not an error;
+- ``UpstreamUnavailable`` for everything that means the upstream failed rather than the package
+  is missing: connection errors, timeouts, 5xx and 429 (after retries for GET/HEAD), too many
+  redirects, credentials rejected (401/403/407; for CodeArtifact after one refresh and retry), no
+  CodeArtifact token to be had (no credentials, access denied, ...). Reading the body can raise it
+  too (connection lost, truncated body). Its message names the upstream and never holds a token.
+
+Concurrency: upstreams are shared by all requests on the event loop; they keep no per-request state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Protocol
+
+import httpx
+
+from proxy.config.model import Format
+
+REJECTED_CREDENTIALS = frozenset({401, 403, 407})
+
+
+class UpstreamUnavailable(Exception):
+    """The upstream failed (as opposed to answering "not found")."""
+
+    def __init__(self, upstream: str, reason: str) -> None:
+        self.upstream = upstream
+        self.reason = reason
+        super().__init__(f"upstream {upstream!r} unavailable: {reason}")
+
+
+class UpstreamResponse:
+    """An upstream's answer with the body not read yet; an async context manager that closes it."""
+
+    def __init__(self, upstream: str, response: httpx.Response, url: str) -> None:
+        self.upstream = upstream
+        self.status = response.status_code
+        self.headers = response.headers
+        self.url = url
+        self._response = response
+
+    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_bytes(chunk_size):
+                yield chunk
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise UpstreamUnavailable(
+                self.upstream, f"body not received completely ({type(exc).__name__})"
+            ) from None
+
+    async def aread(self) -> bytes:
+        return b"".join([chunk async for chunk in self.aiter_bytes()])
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+    async def __aenter__(self) -> UpstreamResponse:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<UpstreamResponse {self.upstream} {self.status} {self.url}>"
+
+
+class Upstream(Protocol):
+    name: str
+    formats: frozenset[Format]
+
+    async def endpoint(self, format: Format) -> str: ...
+
+    def open(
+        self,
+        format: Format,
+        url: str,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
+
+
+async def ensure_authorized(response: UpstreamResponse) -> UpstreamResponse:
+    """Turn a response that rejects our credentials into ``UpstreamUnavailable``."""
+    if response.status in REJECTED_CREDENTIALS:
+        await response.aclose()
+        raise UpstreamUnavailable(response.upstream, f"credentials rejected (HTTP {response.status})")
+    return response

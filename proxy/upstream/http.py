@@ -1,0 +1,255 @@
+"""The one HTTP client for every upstream (httpx): pooling, timeouts, retries, redirects, credentials.
+
+- Connections are pooled per origin and shared by all upstreams; connect and read timeouts apply.
+- GET and HEAD are retried on connection errors, timeouts, 5xx and 429, with exponential back-off
+  and jitter, or after ``Retry-After`` when the upstream says so (capped). Other methods are sent once.
+- Bodies stream: ``send`` returns once the headers are in; nothing here reads a whole asset.
+- Redirects are followed by hand, so that credentials go only where they belong: the
+  ``Authorization`` header is sent only to URLs of the origin it was given for (scheme, host,
+  port, with ``:443``/``:80`` the same as no port). CodeArtifact redirects asset downloads to
+  pre-signed S3 URLs on another host, and S3 refuses a request that carries one.
+- Like any httpx client, it honours HTTPS_PROXY/NO_PROXY and SSL_CERT_FILE from the environment
+  (build farms reach AWS through a proxy).
+- Pre-signed URLs are secrets for their lifetime: logs show URLs as scheme://host/path only, the
+  response's ``url`` has no query, and a log filter strips queries from httpx's and httpcore's own
+  log records.
+
+Concurrency: one ``UpstreamHttp`` per process, used from the event loop by any number of requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+
+from proxy.upstream.base import UpstreamResponse, UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "codeartifact-proxy"
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int | None]
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0  # between two reads, not for a whole body
+    max_connections: int = 100
+    retries: int = 3  # extra attempts for GET/HEAD
+    backoff_base: float = 0.5
+    backoff_cap: float = 10.0
+    retry_after_cap: float = 30.0
+    max_redirects: int = 5
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """An ``Authorization`` header value and the origin it may be sent to."""
+
+    value: str = field(repr=False)
+    origin: Origin
+
+    @classmethod
+    def for_url(cls, value: str, url: str) -> Authorization:
+        return cls(value, origin(url))
+
+
+def basic_authorization(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+def origin(url: str) -> Origin:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname or "", parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def safe_url(url: str) -> str:
+    """The URL as it may be logged or handed on: no user info, query or fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def backoff_delay(failures: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
+    """Exponential back-off with "equal jitter": between half and all of min(cap, base * 2**(n-1))."""
+    ceiling = min(cap, base * 2 ** min(failures - 1, 32))
+    return ceiling / 2 + rng() * ceiling / 2
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), None if absent or bad."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class UpstreamHttp:
+    def __init__(
+        self,
+        settings: HttpSettings | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings or HttpSettings()
+        self._sleep = sleep
+        s = self.settings
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=s.max_connections, max_keepalive_connections=s.max_connections
+            ),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            transport=transport,
+        )
+        install_log_redaction()
+
+    async def send(
+        self,
+        upstream: str,
+        url: str,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        authorization: Authorization | None = None,
+    ) -> UpstreamResponse:
+        """Send with retries and redirects; the caller closes the response (see proxy.upstream.base)."""
+        method = method.upper()
+        # Callers never pass credentials through headers: only ``authorization`` knows where they may go.
+        plain = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+        attempts = 1 + (self.settings.retries if method in IDEMPOTENT_METHODS else 0)
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after = None
+            try:
+                response, final_url = await self._follow(upstream, method, url, plain, content, authorization)
+            except httpx.TimeoutException as exc:
+                failure = f"timed out ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                failure = f"connection failed ({type(exc).__name__})"
+            else:
+                if response.status_code < 500 and response.status_code != 429:
+                    return UpstreamResponse(upstream, response, safe_url(final_url))
+                failure = f"HTTP {response.status_code}"
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                await response.aclose()
+            if attempt >= attempts:
+                raise UpstreamUnavailable(upstream, failure)
+            s = self.settings
+            if retry_after is None:
+                delay = backoff_delay(attempt, s.backoff_base, s.backoff_cap)
+            else:
+                delay = min(retry_after, s.retry_after_cap)
+            log.info(
+                "upstream %r: %s %s: %s; retry %d of %d in %.1f s",
+                upstream,
+                method,
+                safe_url(url),
+                failure,
+                attempt,
+                attempts - 1,
+                delay,
+            )
+            await self._sleep(delay)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _follow(
+        self,
+        upstream: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        authorization: Authorization | None,
+    ) -> tuple[httpx.Response, str]:
+        for _ in range(self.settings.max_redirects + 1):
+            hop_headers = dict(headers)
+            if authorization is not None and origin(url) == authorization.origin:
+                hop_headers["Authorization"] = authorization.value
+            request = self._client.build_request(method, url, headers=hop_headers, content=content)
+            response = await self._client.send(request, stream=True)
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECT_STATUSES or location is None:
+                log.debug("upstream %r: %s %s -> %d", upstream, method, safe_url(url), response.status_code)
+                return response, url
+            await response.aclose()
+            target = urljoin(url, location)
+            log.debug(
+                "upstream %r: %s %s -> %d to %s%s",
+                upstream,
+                method,
+                safe_url(url),
+                response.status_code,
+                safe_url(target),
+                "" if origin(target) == origin(url) else " (another origin)",
+            )
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and method not in IDEMPOTENT_METHODS
+            ):
+                method, content = ("HEAD" if method == "HEAD" else "GET"), None
+            url = target
+        raise UpstreamUnavailable(upstream, f"more than {self.settings.max_redirects} redirects")
+
+
+_URL_QUERY = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"<>]*)\?[^\s'\"<>]*")
+
+
+class _RedactQueries(logging.Filter):
+    """Strips the query from URLs in a record: a pre-signed URL is a credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _URL_QUERY.sub(r"\1?<redacted>", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+# Filters on a logger do not see its children's records: name each logger that prints URLs.
+_HTTP_LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+
+
+def install_log_redaction() -> None:
+    """Idempotent: attach the query-stripping filter to the HTTP libraries' loggers."""
+    for name in _HTTP_LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, _RedactQueries) for existing in logger.filters):
+            logger.addFilter(_RedactQueries())

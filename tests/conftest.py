@@ -1,0 +1,102 @@
+"""Shared fixtures: a temporary configuration, and the daemon as a real subprocess on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(tmp: Path, body: str, *, port: int | None = None) -> Path:
+    """A config file whose [server] and [cache] point into ``tmp``; ``body`` adds the rest."""
+    port = port or free_port()
+    path = tmp / "config.toml"
+    path.write_text(
+        f"""
+[server]
+listen = "127.0.0.1:{port}"
+shutdown_timeout = "10s"
+
+[cache]
+path = "{tmp / "cache"}"
+key_file = "{tmp / "keys" / "cache.key"}"
+metadata_ttl = "5m"
+"""
+        + body
+    )
+    return path
+
+
+@dataclass
+class RunningDaemon:
+    process: subprocess.Popen[bytes]
+    url: str
+    config: Path
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = 15, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+def start_daemon(
+    config: Path, log: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None
+) -> RunningDaemon:
+    text = config.read_text()
+    port = int(text.split('listen = "127.0.0.1:', 1)[1].split('"', 1)[0])
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "--config", str(config), "serve", *(args or [])],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daemon exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return RunningDaemon(process, url, config, log)
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"daemon did not come up:\n{log.read_text()}")
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator:
+    started: list[RunningDaemon] = []
+
+    def factory(body: str = "[repository.local]\npublish = true\n", **kw: object) -> RunningDaemon:
+        config = write_config(tmp_path, body)
+        running = start_daemon(config, tmp_path / f"daemon-{len(started)}.log", **kw)  # type: ignore[arg-type]
+        started.append(running)
+        return running
+
+    yield factory
+    for running in started:
+        if running.process.poll() is None:
+            running.process.kill()
+            running.process.wait()

@@ -1,0 +1,1 @@
+"""Fakes of the services the proxy talks to, for tests and benchmarks (loopback addresses only)."""

@@ -1,0 +1,301 @@
+"""The store as the formats use it: catalog, ledger and eviction, gc, verify, and what is on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from proxy.repository.packages import asset_record, published_version, record_fetched_asset, update_published
+from proxy.store.catalog import PackageCoordinate
+from proxy.store.keyring import KeyRing
+from proxy.store.metadata import CachedDocument
+from proxy.store.singleflight import SingleFlight
+from proxy.store.store import Store
+
+COORD = PackageCoordinate("npm", "", "left-pad")
+
+
+def open_store(tmp_path: Path, max_size: int = 10**9) -> Store:
+    return Store(tmp_path / "cache", KeyRing.load(tmp_path / "cache.key"), max_size)
+
+
+async def put(store: Store, data: bytes, *, published: bool) -> str:
+    async with store.ingest() as writer:
+        writer.write(data)
+        await writer.finish()
+        return (await writer.commit(published=published)).blob_id
+
+
+async def read_all(store: Store, blob_id: str) -> bytes:
+    return b"".join([chunk async for chunk in store.read(blob_id)])
+
+
+async def test_catalog_round_trip_and_listing(tmp_path):
+    store = open_store(tmp_path)
+    async with store.ingest() as w:
+        w.write(b"tarball bytes")
+        await w.finish()
+        bi = await w.commit(published=False)
+    blob = bi.blob_id
+    await record_fetched_asset(
+        store, "dev", COORD, "1.0.0", asset_record("left-pad-1.0.0.tgz", bi), "public-npm"
+    )
+    record = store.catalog.package("dev", COORD)
+    assert record is not None
+    assert record.origin_configuration.publish == "BLOCK"  # first fetched from upstream
+    version = record.versions["1.0.0"]
+    assert version.origin.origin_type == "EXTERNAL" and version.origin.entry_point == "public-npm"
+    assert (
+        version.assets["left-pad-1.0.0.tgz"].hashes["SHA-256"] == hashlib.sha256(b"tarball bytes").hexdigest()
+    )
+    assert store.catalog.packages("dev") == [COORD]
+    assert store.catalog.repositories() == ["dev"]
+    assert await read_all(store, blob) == b"tarball bytes"
+    store.close()
+
+
+async def test_same_content_from_many_writers_is_one_blob(tmp_path):
+    store = open_store(tmp_path)
+    data = os.urandom(600_000)
+    ids = await asyncio.gather(*(put(store, data, published=False) for _ in range(16)))
+    assert len(set(ids)) == 1
+    assert list(store.blobs.ids()) == [ids[0]]
+    store.close()
+
+
+async def test_eviction_is_lru_and_never_touches_published(tmp_path):
+    store = open_store(tmp_path, max_size=250_000)
+    published = await put(store, os.urandom(200_000), published=True)
+    old = await put(store, os.urandom(100_000), published=False)
+    newer = await put(store, os.urandom(100_000), published=False)
+    assert [chunk async for chunk in store.read(old)]  # touch: old is now the most recently used
+    newest = await put(store, os.urandom(100_000), published=False)
+    await asyncio.to_thread(store.evict)
+    remaining = set(store.blobs.ids())
+    assert published in remaining
+    assert newer not in remaining  # least recently used
+    assert {old, newest} <= remaining
+    assert store.ledger.cached_size <= 250_000
+    store.close()
+
+
+async def test_eviction_keeps_published_even_when_over_limit(tmp_path):
+    store = open_store(tmp_path, max_size=0)
+    published = [await put(store, os.urandom(50_000), published=True) for _ in range(3)]
+    cached = await put(store, os.urandom(50_000), published=False)
+    await asyncio.to_thread(store.evict)
+    assert set(store.blobs.ids()) == set(published)
+    assert cached not in set(store.blobs.ids())
+    store.close()
+
+
+async def test_gc_removes_only_unreferenced_blobs(tmp_path):
+    store = open_store(tmp_path)
+    async with store.ingest() as w:
+        w.write(b"kept")
+        await w.finish()
+        kept = await w.commit(published=True)
+    await update_published(
+        store,
+        "local",
+        COORD,
+        lambda r: r.versions.update(
+            {"1.0.0": published_version("1.0.0", "local", [asset_record("a.tgz", kept)], {})}
+        ),
+    )
+    orphan = await put(store, b"orphan", published=False)
+    report = store.gc()
+    assert report.removed_blobs == 1 and report.kept_blobs == 1
+    assert set(store.blobs.ids()) == {kept.blob_id}
+    assert orphan not in set(store.blobs.ids())
+    store.close()
+
+
+async def test_verify_reports_broken_blob_and_missing_published_asset(tmp_path):
+    store = open_store(tmp_path)
+    async with store.ingest() as w:
+        w.write(b"published content" * 1000)
+        await w.finish()
+        info = await w.commit(published=True)
+    await update_published(
+        store,
+        "local",
+        COORD,
+        lambda r: r.versions.update(
+            {"1.0.0": published_version("1.0.0", "local", [asset_record("a.tgz", info)], {})}
+        ),
+    )
+    assert store.verify().ok
+    path = store.blobs.path(info.blob_id)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    report = store.verify()
+    assert not report.ok
+    assert any(info.blob_id in line for line in report.broken)
+    assert not store.blobs.exists(info.blob_id)  # a broken blob is removed, never served
+    assert any("published asset a.tgz" in line for line in store.verify().broken)
+    store.close()
+
+
+async def test_first_publish_sets_origin_controls(tmp_path):
+    store = open_store(tmp_path)
+    record = await update_published(store, "local", COORD, lambda r: None)
+    assert (record.origin_configuration.publish, record.origin_configuration.upstream) == ("ALLOW", "BLOCK")
+    store.close()
+
+
+async def test_nothing_on_disk_reveals_what_is_cached(tmp_path):
+    store = open_store(tmp_path)
+    marker = b"UNIQUE-MARKER-" + os.urandom(8).hex().encode()
+    content = marker * 5000
+    async with store.ingest() as w:
+        w.write(content)
+        await w.finish()
+        info = await w.commit(published=False)
+    coord = PackageCoordinate("npm", "secretscope", "secret-package-" + marker.decode())
+    await record_fetched_asset(
+        store, "dev", coord, "9.9.9", asset_record(marker.decode() + ".tgz", info), "up"
+    )
+    store.metadata.put(
+        CachedDocument(200, b'{"name":"' + marker + b'"}', etag='"' + marker.decode() + '"'),
+        "up",
+        marker.decode(),
+    )
+    store.close()
+
+    digests = [hashlib.new(a, content).digest() for a in ("sha256", "sha512", "sha1", "md5")]
+    needles = [marker, b"secret-package", b"secretscope"]
+    for d in digests:
+        needles += [
+            d,
+            d.hex().encode(),
+            d.hex().upper().encode(),
+            base64.b64encode(d),
+            base64.b64encode(d).rstrip(b"="),
+        ]
+    for path in (tmp_path / "cache").rglob("*"):
+        needles_in_name = [
+            n for n in needles if n.decode(errors="ignore") and n.decode(errors="ignore") in path.name
+        ]
+        assert not needles_in_name, path
+        if path.is_file():
+            data = path.read_bytes()
+            found = [n[:20] for n in needles if n in data]
+            assert not found, (path, found)
+
+
+async def test_single_flight_runs_work_once_and_survives_a_cancelled_caller():
+    flight: SingleFlight[int] = SingleFlight()
+    calls = 0
+    gate = asyncio.Event()
+
+    async def work() -> int:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return 42
+
+    first = asyncio.create_task(flight.do("k", work))
+    others = [asyncio.create_task(flight.do("k", work)) for _ in range(20)]
+    await asyncio.sleep(0)
+    first.cancel()
+    gate.set()
+    assert await asyncio.gather(*others) == [42] * 20
+    assert calls == 1
+    assert len(flight) == 0
+
+
+async def test_single_flight_failure_is_shared_then_forgotten():
+    flight: SingleFlight[int] = SingleFlight()
+
+    async def boom() -> int:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("upstream down")
+
+    results = await asyncio.gather(*(flight.do("k", boom) for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+
+    async def ok() -> int:
+        return 1
+
+    assert await flight.do("k", ok) == 1
+
+
+@pytest.mark.parametrize("published", [True, False])
+async def test_ledger_survives_reopen(tmp_path, published):
+    store = open_store(tmp_path)
+    blob = await put(store, os.urandom(1000), published=published)
+    store.close()
+    again = open_store(tmp_path)
+    assert again.ledger.entries()[blob].pinned is published
+    assert again.ledger.cached_size == (0 if published else 1000)
+    again.close()
+
+
+KILLED_WRITER = """
+import asyncio, os, sys, time
+from pathlib import Path
+from proxy.repository.packages import asset_record, record_fetched_asset
+from proxy.store.catalog import PackageCoordinate
+from proxy.store.keyring import KeyRing
+from proxy.store.store import Store
+
+async def main():
+    root = Path(sys.argv[1])
+    store = Store(root / "cache", KeyRing.load(root / "keys" / "cache.key"), 10**12)
+    async with store.ingest() as writer:
+        for i in range(4096):  # 256 MiB, slowly enough to be killed in the middle
+            writer.write(os.urandom(65536))
+            if i == 64:
+                print("writing", flush=True)
+            time.sleep(0.002)
+        await writer.finish()
+        info = await writer.commit(published=True)
+    coord = PackageCoordinate("npm", "", "big")
+    await record_fetched_asset(store, "local", coord, "1.0.0", asset_record("big-1.0.0.tgz", info), "up")
+    print("committed", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_kill_during_large_write_leaves_nothing_visible(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, write_config
+
+    config = write_config(tmp_path, "[repository.local]\npublish = true\n")
+    script = tmp_path / "writer.py"
+    script.write_text(KILLED_WRITER)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"writing\n"
+    proc.kill()
+    proc.wait()
+    assert any((tmp_path / "cache" / "tmp").iterdir())  # the temp file it was writing is there
+    verify = subprocess.run(
+        [sys.executable, "-m", "proxy", "--config", str(config), "verify"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "verified 0 blobs: ok" in verify.stdout
+    store = Store(tmp_path / "cache", KeyRing.load(tmp_path / "keys" / "cache.key"), 10**9)
+    assert store.catalog.package("local", PackageCoordinate("npm", "", "big")) is None
+    assert list(store.blobs.ids()) == []
+    assert not any((tmp_path / "cache" / "tmp").iterdir())  # leftovers cleaned on open
+    store.close()
