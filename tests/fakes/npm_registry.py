@@ -18,22 +18,21 @@ between requests (dict and Counter operations, atomic under the GIL).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
 import hashlib
 import io
 import json
 import tarfile
-import threading
 import urllib.parse
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 
 from aiohttp import web
+
+from tests.fakes.server import FakeServer
 
 Fault = Literal["wrong-bytes", "truncate"]
 
@@ -77,21 +76,18 @@ class FakePackage:
     extra: dict[str, Any] = field(default_factory=dict)  # other top-level fields (readme, ...)
 
 
-class FakeNpmRegistry:
+class FakeNpmRegistry(FakeServer):
+    thread_name = "fake-npm"
+
     def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__(host)
         self.packages: dict[str, FakePackage] = {}
         self.requests: Counter[str] = Counter()  # per decoded path
         self.status: int | None = None  # answer every request with this status (e.g. 500)
         self.broken_packuments = False  # packuments that are not JSON
         self.tarball_faults: dict[str, Fault] = {}  # tarball file name -> fault
-        self.url = ""
-        self._host = host
-        self._port = 0
-        self._runner: web.AppRunner | None = None
         # (name, base URL) -> (json, gzip, etag)
         self._rendered: dict[tuple[str, str], tuple[bytes, bytes, str]] = {}
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- content ------------------------------------------------------------------------------
     def add(
@@ -140,63 +136,6 @@ class FakeNpmRegistry:
 
     def packument_requests(self, name: str) -> int:
         return self.requests[f"/{name}"]
-
-    # ---- lifecycle ----------------------------------------------------------------------------
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)  # the same port again after stop()
-        await site.start()
-        self._port = self._runner.addresses[0][1]
-        self.url = f"http://{self._host}:{self._port}/"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeNpmRegistry:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    def start_in_thread(self) -> str:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=self._loop.run_forever, name="fake-npm", daemon=True)
-            self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self.start(), self._loop).result(timeout=30)
-
-    def stop_server(self) -> None:
-        """Stop answering (connections refused) but keep the thread, so ``start_in_thread`` can resume."""
-        if self._loop is not None:
-            asyncio.run_coroutine_threadsafe(self.stop(), self._loop).result(timeout=30)
-
-    def stop_in_thread(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        self.stop_server()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=30)
-        loop.close()
-        self._loop = self._thread = None
-
-    def __enter__(self) -> FakeNpmRegistry:
-        self.start_in_thread()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop_in_thread()
 
     # ---- serving ------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:

@@ -19,7 +19,6 @@ between requests (dict and Counter operations, atomic under the GIL).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
 import hashlib
@@ -28,16 +27,16 @@ import io
 import json
 import random
 import tarfile
-import threading
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 
 from aiohttp import web
 from packaging.utils import canonicalize_name
+
+from tests.fakes.server import FakeServer
 
 Fault = Literal["wrong-bytes", "truncate"]
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -155,19 +154,16 @@ class FakeFile:
         return hashlib.sha256(self.data).hexdigest()
 
 
-class FakePypiIndex:
+class FakePypiIndex(FakeServer):
+    thread_name = "fake-pypi"
+
     def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__(host)
         self.projects: dict[str, dict[str, FakeFile]] = {}  # normalized project -> filename -> file
         self.requests: Counter[str] = Counter()  # per path
         self.status: int | None = None  # answer every request with this status (e.g. 500)
         self.broken_pages = False  # project pages that are not a simple page at all
         self.file_faults: dict[str, Fault] = {}  # filename -> fault
-        self.url = ""
-        self._host = host
-        self._port = 0
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- content ------------------------------------------------------------------------------
     def add(
@@ -216,63 +212,6 @@ class FakePypiIndex:
 
     def page_requests(self, project: str) -> int:
         return self.requests[f"/simple/{canonicalize_name(project)}/"]
-
-    # ---- lifecycle ----------------------------------------------------------------------------
-    async def start(self) -> str:
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)  # the same port again after stop()
-        await site.start()
-        self._port = self._runner.addresses[0][1]
-        self.url = f"http://{self._host}:{self._port}/"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakePypiIndex:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    def start_in_thread(self) -> str:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=self._loop.run_forever, name="fake-pypi", daemon=True)
-            self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self.start(), self._loop).result(timeout=30)
-
-    def stop_server(self) -> None:
-        """Stop answering (connections refused) but keep the thread, so ``start_in_thread`` can resume."""
-        if self._loop is not None:
-            asyncio.run_coroutine_threadsafe(self.stop(), self._loop).result(timeout=30)
-
-    def stop_in_thread(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        self.stop_server()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=30)
-        loop.close()
-        self._loop = self._thread = None
-
-    def __enter__(self) -> FakePypiIndex:
-        self.start_in_thread()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop_in_thread()
 
     # ---- serving ------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
