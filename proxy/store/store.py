@@ -35,30 +35,38 @@ log = logging.getLogger(__name__)
 class AssetWriter:
     """Streams one asset into the store; ``finish`` to learn its digests, then ``commit`` or ``abort``."""
 
-    def __init__(self, store: Store, writer: BlobWriter) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
-        self._writer = writer
+        self._writer: BlobWriter | None = None
         self._done = False
 
+    @property
+    def _blob(self) -> BlobWriter:
+        if self._writer is None:
+            raise RuntimeError("use the AssetWriter with 'async with'")
+        return self._writer
+
     def write(self, data: bytes) -> None:
-        self._writer.write(data)
+        self._blob.write(data)
 
     async def finish(self) -> BlobInfo:
-        return await asyncio.to_thread(self._writer.finish)
+        return await asyncio.to_thread(self._blob.finish)
 
     async def commit(self, *, published: bool) -> BlobInfo:
-        info = await asyncio.to_thread(self._writer.commit)
+        info = await asyncio.to_thread(self._blob.commit)
         self._done = True
         self._store.ledger.record(info.blob_id, info.size, pinned=published)
         self._store.schedule_eviction()
         return info
 
     async def abort(self) -> None:
-        if not self._done:
+        if not self._done and self._writer is not None:
             self._done = True
             await asyncio.to_thread(self._writer.abort)
 
     async def __aenter__(self) -> AssetWriter:
+        # Creating the temp file costs about a millisecond of file-system calls: not on the event loop.
+        self._writer = await asyncio.to_thread(self._store.blobs.writer)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -105,7 +113,8 @@ class Store:
 
     # -- assets -----------------------------------------------------------------------------------
     def ingest(self) -> AssetWriter:
-        return AssetWriter(self, self.blobs.writer())
+        """An AssetWriter, to use with ``async with`` (it aborts what was not committed)."""
+        return AssetWriter(self)
 
     def has_blob(self, blob_id: str) -> bool:
         return self.blobs.exists(blob_id)
