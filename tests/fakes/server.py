@@ -1,0 +1,84 @@
+"""The life cycle every plain fake registry shares: an aiohttp server on 127.0.0.1, run in the test's
+loop (``async with``) or on a thread with its own loop (``with`` / ``start_in_thread()``), stoppable and
+restartable on the same port (``stop_server()`` then ``start_in_thread()``) to play an upstream that
+went away and came back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import TracebackType
+from typing import Self
+
+from aiohttp import web
+
+
+class FakeServer:
+    thread_name = "fake-server"
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.url = ""
+        self._host = host
+        self._port = 0
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)  # the same port again after stop()
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        self.url = f"http://{self._host}:{self._port}/"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def start_in_thread(self) -> str:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name=self.thread_name, daemon=True)
+            self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self.start(), self._loop).result(timeout=30)
+
+    def stop_server(self) -> None:
+        """Stop answering (connections refused) but keep the thread, so ``start_in_thread`` can resume."""
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self.stop(), self._loop).result(timeout=30)
+
+    def stop_in_thread(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        self.stop_server()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
+        self._loop = self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start_in_thread()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop_in_thread()
