@@ -35,19 +35,19 @@ import re
 import secrets
 import socket
 import struct
-import threading
 import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 import pytest
 from aiohttp import web
 from packaging.utils import canonicalize_name
+
+from tests.fakes.server import FakeServer
 
 Format = Literal["npm", "pypi", "maven"]
 FaultKind = Literal["status", "throttle", "reset", "slow", "truncate", "corrupt"]
@@ -184,7 +184,7 @@ class FakeDomain:
         return order
 
 
-class FakeCodeArtifact:
+class FakeCodeArtifact(FakeServer):
     """The fake service. Construct, fill with ``add_domain(...).add_repository(...)``, start."""
 
     def __init__(
@@ -195,6 +195,7 @@ class FakeCodeArtifact:
         s3_host: str = "127.0.0.2",
         presign_expires: int = 60,
     ) -> None:
+        super().__init__(host)
         self.token_lifetime = token_lifetime  # the service caps the asked duration at this
         self.presign_expires = presign_expires
         self.stale_token_status = 401  # set to 404 to play the endpoints that answer a stale token with 404
@@ -207,15 +208,12 @@ class FakeCodeArtifact:
         self.revoked_token_requests = 0
         self.unauthenticated_requests = 0  # missing, malformed or unknown credentials
         self.s3_authorization_headers = 0
-        self._host, self._s3_host = host, s3_host
+        self._s3_host = s3_host
         self._tokens_by_value: dict[str, IssuedToken] = {}
         self._faults: list[_Fault] = []
         self._blobs: dict[str, bytes] = {}
         self._sign_key = secrets.token_bytes(32)
         self._runners: list[web.AppRunner] = []
-        self._thread: threading.Thread | None = None
-        self._thread_loop: asyncio.AbstractEventLoop | None = None
-        self.url = ""
         self.s3_url = ""
 
     # ---- content model and controls -------------------------------------------------------------
@@ -268,46 +266,10 @@ class FakeCodeArtifact:
         self.s3_url = await self._serve(s3, self._s3_host)
         return self.url
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # both servers: the service and its "S3"
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
-
-    async def __aenter__(self) -> FakeCodeArtifact:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    def start_in_thread(self) -> str:
-        """Run on a daemon thread with its own event loop (for real clients); returns the URL."""
-        loop = asyncio.new_event_loop()
-        self._thread_loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name="fake-codeartifact", daemon=True)
-        self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self.start(), loop).result(timeout=30)
-
-    def stop_in_thread(self) -> None:
-        loop, thread = self._thread_loop, self._thread
-        if loop is None or thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=30)
-        loop.close()
-        self._thread_loop = self._thread = None
-
-    def __enter__(self) -> FakeCodeArtifact:
-        self.start_in_thread()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop_in_thread()
 
     async def _serve(self, app: web.Application, host: str) -> str:
         runner = web.AppRunner(app, access_log=None)
