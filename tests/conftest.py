@@ -23,7 +23,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(tmp: Path, body: str, *, port: int | None = None) -> Path:
+def write_config(tmp: Path, body: str, *, port: int | None = None, metadata_ttl: str = "5m") -> Path:
     """A config file whose [server] and [cache] point into ``tmp``; ``body`` adds the rest."""
     port = port or free_port()
     path = tmp / "config.toml"
@@ -36,7 +36,7 @@ shutdown_timeout = "10s"
 [cache]
 path = "{tmp / "cache"}"
 key_file = "{tmp / "keys" / "cache.key"}"
-metadata_ttl = "5m"
+metadata_ttl = "{metadata_ttl}"
 """
         + body
     )

@@ -48,8 +48,8 @@ repository = "team"
 [repository.dev]
 upstreams = ["team"]
 """,
+        metadata_ttl="0s",
     )
-    config.write_text(config.read_text().replace('metadata_ttl = "5m"', 'metadata_ttl = "0s"'))
     return config
 
 

@@ -67,8 +67,7 @@ def proxy_config(*upstreams: FakeMavenRepository, publish: bool = True) -> str:
 
 
 def start(tmp_path: Path, body: str, *, ttl: str = "5m") -> RunningDaemon:
-    config = write_config(tmp_path, body)
-    config.write_text(config.read_text().replace('metadata_ttl = "5m"', f'metadata_ttl = "{ttl}"'))
+    config = write_config(tmp_path, body, metadata_ttl=ttl)
     return start_daemon(config, tmp_path / f"daemon-{time.monotonic_ns()}.log")
 
 

@@ -39,8 +39,7 @@ def registry_config(public: FakeNpmRegistry) -> str:
 
 
 def start(tmp: Path, public: FakeNpmRegistry, *, ttl: str = "5m") -> RunningDaemon:
-    config = write_config(tmp, registry_config(public))
-    config.write_text(config.read_text().replace('metadata_ttl = "5m"', f'metadata_ttl = "{ttl}"'))
+    config = write_config(tmp, registry_config(public), metadata_ttl=ttl)
     return start_daemon(config, tmp / "daemon.log")
 
 

@@ -322,9 +322,10 @@ def test_pages_and_files_survive_their_upstream_stopping(tmp_path: Path):
     with FakePypiIndex() as fake:
         file = fake.add_wheel("lasting", "1.0")
         config = write_config(
-            tmp_path, fake.upstream_config() + '\n[repository.dev]\nupstreams = ["plain"]\n'
+            tmp_path,
+            fake.upstream_config() + '\n[repository.dev]\nupstreams = ["plain"]\n',
+            metadata_ttl="1s",
         )
-        config.write_text(config.read_text().replace('metadata_ttl = "5m"', 'metadata_ttl = "1s"'))
         proxy = start_daemon(config, tmp_path / "daemon.log")
         try:
             url = files_of(page(proxy, "lasting"))[file.filename]["url"]
