@@ -47,5 +47,5 @@ def setup_logging(log_format: Literal["text", "json"] = "text", level: int = log
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Client libraries log request URLs and headers at DEBUG; keep them quiet even when we are not.
-    for noisy in ("httpx", "httpcore", "botocore", "urllib3"):
+    for noisy in ("aiohttp.client", "aiohttp.internal", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -134,25 +134,18 @@ def test_retry_after_forms() -> None:
     assert 5 < parse_retry_after(in_ten) <= 10  # type: ignore[operator]
 
 
-async def test_credentials_go_to_the_same_origin_with_or_without_443() -> None:
-    seen: dict[str, str | None] = {}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen[str(request.url)] = request.headers.get("Authorization")
-        return httpx.Response(200)
-
-    http = UpstreamHttp(transport=httpx.MockTransport(handler))
-    authorization = Authorization.for_url("Bearer abc", "https://ca.example.com/npm/team/")
-    for url in (
-        "https://ca.example.com:443/npm/team/hello/-/hello-1.0.0.tgz",
-        "https://ca.example.com/npm/team/hello",
-        "https://other.example.com/npm/team/hello",
-        "http://ca.example.com/npm/team/hello",
+async def test_credentials_go_only_to_the_origin_they_were_given_for(origin_server, http) -> None:
+    url, seen = origin_server
+    port = url.rsplit(":", 1)[1]
+    authorization = Authorization.for_url("Bearer abc", f"{url}/npm/team/")
+    for target in (
+        f"http://127.0.0.1:{port}/npm/team/hello/-/hello-1.0.0.tgz",
+        f"http://127.0.0.1:{port}/other/path",
+        f"http://localhost:{port}/npm/team/hello",  # the same server by another name: another origin
     ):
-        async with await http.send("team", url, authorization=authorization):
+        async with await http.send("team", target, authorization=authorization):
             pass
-    await http.aclose()
-    assert list(seen.values()) == ["Bearer abc", "Bearer abc", None, None]
+    assert [request.get("Authorization") for request in seen] == ["Bearer abc", "Bearer abc", None]
 
 
 # ---- redirects --------------------------------------------------------------------------------
@@ -216,10 +209,12 @@ async def test_5xx_is_retried_with_backoff(fake, http, sleeps) -> None:
 
 
 async def test_a_connection_reset_is_retried(fake, http, sleeps) -> None:
-    fake.fail("/hello$", "reset", times=1)
+    # The client library resends an idempotent request once at once (RFC 9112 9.3.1); then our back-off.
+    fake.fail("/hello$", "reset", times=2)
     async with await http.send("team", npm(fake, "hello"), authorization=await bearer(fake, http)) as r:
         assert r.status == 200
     assert len(sleeps.delays) == 1
+    assert fake.requests["/dom-111122223333/npm/team/hello"] == 3
 
 
 async def test_retry_after_is_respected_and_capped(fake, http, sleeps) -> None:
@@ -250,13 +245,13 @@ async def test_a_slow_upstream_times_out(fake, http) -> None:
     fake.fail("/hello$", "slow", delay=0.7)
     with pytest.raises(UpstreamUnavailable) as raised:
         await http.send("team", npm(fake, "hello"), authorization=await bearer(fake, http))
-    assert raised.value.reason == "timed out (ReadTimeout)"
+    assert raised.value.reason == "timed out waiting for data"
 
 
 async def test_a_refused_connection_is_unavailable(http, unused_tcp_port) -> None:
     with pytest.raises(UpstreamUnavailable) as raised:
         await http.send("gone", f"http://127.0.0.1:{unused_tcp_port}/x")
-    assert raised.value.reason == "connection failed (ConnectError)"
+    assert raised.value.reason == "connection failed (Connection refused)"
 
 
 # ---- bodies -----------------------------------------------------------------------------------
@@ -280,7 +275,7 @@ async def test_a_truncated_body_is_an_upstream_failure(fake, http) -> None:
     ) as r:
         with pytest.raises(UpstreamUnavailable) as raised:
             await r.aread()
-    assert raised.value.reason == "body not received completely (RemoteProtocolError)"
+    assert raised.value.reason == "body not received completely"
 
 
 async def test_wrong_bytes_arrive_as_sent(fake, http) -> None:

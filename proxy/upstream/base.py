@@ -34,12 +34,13 @@ Concurrency: upstreams are shared by all requests on the event loop; they keep n
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Protocol
 
-import httpx
+import aiohttp
 
 from proxy.config.model import Format
 
@@ -58,27 +59,30 @@ class UpstreamUnavailable(Exception):
 class UpstreamResponse:
     """An upstream's answer with the body not read yet; an async context manager that closes it."""
 
-    def __init__(self, upstream: str, response: httpx.Response, url: str) -> None:
+    def __init__(self, upstream: str, response: aiohttp.ClientResponse, url: str) -> None:
         self.upstream = upstream
-        self.status = response.status_code
-        self.headers = response.headers
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
         self.url = url
         self._response = response
 
-    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+    async def aiter_bytes(self, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+        """The body as it arrives, in pieces of at most ``chunk_size`` bytes."""
         try:
-            async for chunk in self._response.aiter_bytes(chunk_size):
+            async for chunk in self._response.content.iter_chunked(chunk_size):
                 yield chunk
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise UpstreamUnavailable(
-                self.upstream, f"body not received completely ({type(exc).__name__})"
-            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailable(self.upstream, transport_failure(exc)) from None
 
     async def aread(self) -> bytes:
-        return b"".join([chunk async for chunk in self.aiter_bytes()])
+        try:
+            return await self._response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamUnavailable(self.upstream, transport_failure(exc)) from None
 
     async def aclose(self) -> None:
-        await self._response.aclose()
+        # Returns the connection to the pool when the body was read to its end, else closes it.
+        self._response.release()
 
     async def __aenter__(self) -> UpstreamResponse:
         return self
@@ -90,6 +94,25 @@ class UpstreamResponse:
 
     def __repr__(self) -> str:
         return f"<UpstreamResponse {self.upstream} {self.status} {self.url}>"
+
+
+def transport_failure(exc: BaseException) -> str:
+    """Why a request got no answer, in words that name no URL (a pre-signed URL is a secret)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "timed out connecting"
+    if isinstance(exc, TimeoutError):
+        return "timed out waiting for data"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # The OSError's own text names the address; the errno's does not.
+        code = exc.os_error.errno
+        return f"connection failed ({os.strerror(code) if code else type(exc.os_error).__name__})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "connection closed by the upstream"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "body not received completely"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid URL"
+    return f"connection failed ({type(exc).__name__})"
 
 
 class Upstream(Protocol):
