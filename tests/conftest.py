@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,15 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Wait for something the daemon finishes after answering (a download is stored once sent)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s")
+        time.sleep(0.02)
 
 
 def free_port() -> int:
@@ -52,6 +61,10 @@ class RunningDaemon:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def blob_count(self) -> int:
+        """Blob files in the daemon's store (write_config puts the cache next to the config)."""
+        return sum(1 for p in (self.config.parent / "cache" / "blobs").rglob("*") if p.is_file())
 
     def stop(self, sig: int = 15, timeout: float = 20) -> int:
         if self.process.poll() is None:

@@ -113,10 +113,6 @@ def open_store(config: Path) -> Store:
     return Store.open(load_config(config).cache)
 
 
-def blob_count(cache: Path) -> int:
-    return sum(1 for p in (cache / "blobs").rglob("*") if p.is_file())
-
-
 # -- install through a chain, then ci from the store ---------------------------------------------
 def test_install_through_a_chain_then_ci_from_the_store(tmp_path, daemon_factory, public, monkeypatch):
     binary = npm_binary()
@@ -293,7 +289,7 @@ def test_a_tarball_that_fails_its_integrity_fails_the_install_and_is_not_stored(
     )
     npm = Npm(binary, tmp_path / "npm", registry)
     npm.run("install", cwd=project(tmp_path / "ok", {"good": "1.0.0"}))
-    blobs_before = blob_count(tmp_path / "cache")
+    blobs_before = proxy.blob_count()
 
     failed = npm.run("install", cwd=project(tmp_path / "app", {"liar": "1.0.0"}), check=False)
     assert failed.returncode != 0
@@ -304,7 +300,7 @@ def test_a_tarball_that_fails_its_integrity_fails_the_install_and_is_not_stored(
     assert "public" in proxy.log_text() and "fails verification" in proxy.log_text()
 
     proxy.stop()
-    assert blob_count(tmp_path / "cache") == blobs_before
+    assert proxy.blob_count() == blobs_before
     store = open_store(proxy.config)
     try:
         assert store.catalog.package("dev", PackageCoordinate("npm", "", "liar")) is None

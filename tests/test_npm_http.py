@@ -7,6 +7,7 @@ import asyncio
 import base64
 import gzip
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from proxy.formats.npm.metadata import ABBREVIATED_TYPE
-from tests.conftest import RunningDaemon, start_daemon, write_config
+from tests.conftest import RunningDaemon, eventually, start_daemon, write_config
 from tests.fakes.npm_registry import FakeNpmRegistry
 
 ABBREVIATED = {"Accept": f"{ABBREVIATED_TYPE}; q=1.0, application/json; q=0.8, */*"}
@@ -58,6 +59,41 @@ def test_concurrent_misses_for_one_tarball_cost_one_fetch(proxy, public):
     assert public.packument_requests("popular") == 1
     assert responses[0].headers["Content-Type"] == "application/octet-stream"
     assert "Content-Encoding" not in responses[0].headers  # never recompressed
+
+
+def test_a_tarball_miss_reaches_the_client_while_the_upstream_is_still_sending(proxy, public, tmp_path):
+    data = public.add("slow", "1.0.0", tarball=os.urandom(2 * 1024 * 1024))
+    public.tarball_faults["slow-1.0.0.tgz"] = "stall"  # the first MiB, then nothing until released
+    with httpx.stream("GET", f"{proxy.url}/npm/dev/slow/-/slow-1.0.0.tgz", timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Length"] == str(len(data))
+        chunks = response.iter_raw()
+        received = next(chunks)
+        while len(received) < 256 * 1024:
+            received += next(chunks)
+        assert not public.stalled.is_set() and proxy.blob_count() == 0
+        public.stalled.set()
+        received += b"".join(chunks)
+    assert received == data
+    assert httpx.get(f"{proxy.url}/npm/dev/slow/-/slow-1.0.0.tgz").content == data  # from the store
+    assert public.tarball_requests("slow", "1.0.0") == 1
+
+
+def test_a_lying_upstream_fails_a_streamed_download_and_nothing_is_stored(proxy, public, tmp_path):
+    data = public.add("liar", "1.0.0", tarball=os.urandom(2 * 1024 * 1024))
+    public.tarball_faults["liar-1.0.0.tgz"] = "wrong-bytes"
+    url = f"{proxy.url}/npm/dev/liar/-/liar-1.0.0.tgz"
+    received = b""
+    # The last piece never comes: a body shorter than its Content-Length.
+    with pytest.raises(httpx.RemoteProtocolError), httpx.stream("GET", url, timeout=30) as response:
+        assert response.status_code == 200  # bytes were on their way before the end came in
+        for chunk in response.iter_raw():
+            received += chunk
+    assert 0 < len(received) < len(data)
+    assert proxy.blob_count() == 0
+    assert "upstream public sent an asset that fails verification" in proxy.log_text()
+    del public.tarball_faults["liar-1.0.0.tgz"]
+    assert httpx.get(url).content == data
 
 
 def test_concurrent_packument_misses_cost_one_fetch(proxy, public):
@@ -252,6 +288,7 @@ def test_a_tarball_whose_blob_is_gone_is_fetched_again(proxy, public, tmp_path):
     data = public.add("lib", "1.0.0")
     url = f"{proxy.url}/npm/dev/lib/-/lib-1.0.0.tgz"
     assert httpx.get(url).content == data
+    eventually(lambda: proxy.blob_count() == 1)
     for blob in (tmp_path / "cache" / "blobs").rglob("*"):
         if blob.is_file():
             blob.unlink()  # evicted, or removed by hand

@@ -109,10 +109,6 @@ def access_log_paths(proxy: RunningDaemon) -> list[str]:
     return re.findall(r'"GET (\S+)"', proxy.log_text())
 
 
-def blob_count(proxy: RunningDaemon) -> int:
-    return sum(1 for p in (proxy.config.parent / "cache" / "blobs").rglob("*") if p.is_file())
-
-
 # -- a chain: local repository -> CodeArtifact (with its own upstream) -> plain index ----------------
 def test_install_through_a_chain_with_hashes_and_with_every_upstream_stopped(
     tmp_path, daemon_factory, monkeypatch
@@ -236,11 +232,11 @@ def test_a_file_that_fails_its_hash_fails_the_install_and_is_not_stored(tmp_path
     file = plain.add_wheel("bad-bytes", "1.0")
     plain.file_faults[file.filename] = "wrong-bytes"
     clients = Clients(tmp_path, proxy.url)
-    before = blob_count(proxy)
+    before = proxy.blob_count()
     installed, result = clients.install("bad-bytes", check=False)
     assert result.returncode != 0 and not installed
     assert "502" in result.stdout + result.stderr
-    assert blob_count(proxy) == before
+    assert proxy.blob_count() == before
 
     plain.file_faults.clear()
     installed, _ = clients.install("bad-bytes")

@@ -66,10 +66,6 @@ def files_of(response: httpx.Response) -> dict[str, dict]:
     return {f["filename"]: f for f in response.json()["files"]}
 
 
-def blob_count(proxy: RunningDaemon) -> int:
-    return sum(1 for p in (proxy.config.parent / "cache" / "blobs").rglob("*") if p.is_file())
-
-
 def upload(proxy: RunningDaemon, filename: str, data: bytes, repo: str = "dev", **fields: str | None):
     name, version = filename.split("-")[:2]
     form: dict[str, str | None] = {
@@ -172,14 +168,14 @@ def test_files_are_merged_by_filename_and_the_first_upstream_wins(proxy, first, 
 def test_a_file_that_fails_its_sha256_is_a_502_and_nothing_is_stored(proxy, second):
     file = second.add_wheel("tampered", "1.0")
     url = files_of(page(proxy, "tampered"))[file.filename]["url"]
-    before = blob_count(proxy)
+    before = proxy.blob_count()
     second.file_faults[file.filename] = "wrong-bytes"
     wrong = httpx.get(url, timeout=60)
     assert wrong.status_code == 502 and f"the index declared {file.sha256}" in wrong.json()["error"]
-    assert blob_count(proxy) == before
+    assert proxy.blob_count() == before
     second.file_faults[file.filename] = "truncate"
     assert httpx.get(url, timeout=60).status_code == 502
-    assert blob_count(proxy) == before
+    assert proxy.blob_count() == before
     second.file_faults.clear()
     assert httpx.get(url).content == file.data
     assert second.file_requests(file.filename) == 3  # nothing bad was kept in between

@@ -27,7 +27,7 @@ def open_store(tmp_path: Path, max_size: int = 10**9) -> Store:
 async def put(store: Store, data: bytes, *, published: bool) -> str:
     async with store.ingest() as writer:
         writer.write(data)
-        await writer.finish()
+        writer.finish()
         return (await writer.commit(published=published)).blob_id
 
 
@@ -39,7 +39,7 @@ async def test_catalog_round_trip_and_listing(tmp_path):
     store = open_store(tmp_path)
     async with store.ingest() as w:
         w.write(b"tarball bytes")
-        await w.finish()
+        w.finish()
         bi = await w.commit(published=False)
     blob = bi.blob_id
     await record_fetched_asset(
@@ -98,7 +98,7 @@ async def test_gc_removes_only_unreferenced_blobs(tmp_path):
     store = open_store(tmp_path)
     async with store.ingest() as w:
         w.write(b"kept")
-        await w.finish()
+        w.finish()
         kept = await w.commit(published=True)
     await update_published(
         store,
@@ -120,7 +120,7 @@ async def test_verify_reports_broken_blob_and_missing_published_asset(tmp_path):
     store = open_store(tmp_path)
     async with store.ingest() as w:
         w.write(b"published content" * 1000)
-        await w.finish()
+        w.finish()
         info = await w.commit(published=True)
     await update_published(
         store,
@@ -156,7 +156,7 @@ async def test_nothing_on_disk_reveals_what_is_cached(tmp_path):
     content = marker * 5000
     async with store.ingest() as w:
         w.write(content)
-        await w.finish()
+        w.finish()
         info = await w.commit(published=False)
     coord = PackageCoordinate("npm", "secretscope", "secret-package-" + marker.decode())
     await record_fetched_asset(
@@ -255,7 +255,7 @@ async def main():
             if i == 64:
                 print("writing", flush=True)
             time.sleep(0.002)
-        await writer.finish()
+        writer.finish()
         info = await writer.commit(published=True)
     coord = PackageCoordinate("npm", "", "big")
     await record_fetched_asset(store, "local", coord, "1.0.0", asset_record("big-1.0.0.tgz", info), "up")

@@ -319,3 +319,26 @@ async def test_registry_answers(origin_server, http) -> None:
     assert raised.value.reason == "credentials rejected (HTTP 401)"
     with pytest.raises(ValueError):
         await upstream.endpoint("maven")
+
+
+# ---- forward proxies --------------------------------------------------------------------------
+
+
+async def test_the_environment_proxy_is_used_except_for_no_proxy_hosts(origin_server, monkeypatch) -> None:
+    url, seen = origin_server  # it plays the forward proxy: it answers whatever it is asked
+    port = url.rsplit(":", 1)[1]
+    for name in ("http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://build:s%40cret@127.0.0.1:{port}")
+    monkeypatch.setenv("NO_PROXY", "localhost,.internal.example.com")
+    http = UpstreamHttp(HttpSettings(retries=0))
+    try:
+        for target in ("http://registry.example.com/npm/lib", f"http://localhost:{port}/direct"):
+            async with await http.send("plain", target) as response:
+                assert response.status == 200
+    finally:
+        await http.aclose()
+    proxied, direct = seen
+    assert (proxied["Host"], proxied["path"]) == ("registry.example.com", "/npm/lib")
+    assert proxied["Proxy-Authorization"] == basic_authorization("build", "s@cret")
+    assert direct["path"] == "/direct" and "Proxy-Authorization" not in direct

@@ -3,23 +3,25 @@ not-found caching and stale-if-error; assets downloaded into the store, verified
 
 Concurrency rule: concurrent misses for one document or one asset cost one upstream request (single
 flight keyed by upstream and URL). An asset is committed to the store only after its digests matched
-what its metadata declared, and clients are served from the store afterwards, so no client ever
-receives bytes that failed verification.
+what its metadata declared. The request that started a download may pass an ``AssetSink``: it
+receives the bytes while they are written to the store, except the last piece, which is held back
+until the digests matched, so a client never receives a complete copy of bytes that failed
+verification. The other requests wait for the commit and are served from the store.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from proxy.config.model import Format
 from proxy.store.blobs import BlobInfo
 from proxy.store.metadata import CachedDocument
 from proxy.store.singleflight import SingleFlight
-from proxy.store.store import Store
+from proxy.store.store import Store, offload
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,21 @@ NOT_FOUND_TTL = 60.0
 
 class UpstreamInvalid(Exception):
     """An upstream answered with something that is not what it claims (bad digest, broken document)."""
+
+
+class AssetSink(Protocol):
+    """Where the first requester of an asset gets its bytes while they are being stored.
+
+    ``start`` comes before the first ``write``, with the size when the upstream announced it; ``end``
+    comes only after the bytes were verified. A download that fails after ``start`` gets no ``end``:
+    the sink's owner then aborts its client's transfer. A sink never raises: a client that went away
+    must not stop the download that others wait for."""
+
+    async def start(self, size: int | None) -> None: ...
+
+    async def write(self, chunk: bytes) -> None: ...
+
+    async def end(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -59,15 +76,12 @@ class Fetcher:
         no earlier copy is cached.
         """
         key = ("metadata", upstream.name, format, url)
-        cached = await self._cached(key)
+        cached = self._store.metadata.get(*key)
         if cached is not None and cached.age() < (self._ttl if cached.status == 200 else NOT_FOUND_TTL):
             return Fetched(cached, stale=False) if cached.status == 200 else None
         return await self._documents.do(
             key, lambda: self._refresh(key, upstream, format, url, cached, validate)
         )
-
-    async def _cached(self, key: tuple[str, ...]) -> CachedDocument | None:
-        return await asyncio.to_thread(self._store.metadata.get, *key)
 
     async def _refresh(
         self,
@@ -114,7 +128,7 @@ class Fetcher:
                 log.warning("serving stale metadata: %s", exc)
                 return Fetched(cached, stale=True)
             raise
-        await asyncio.to_thread(self._store.metadata.put, doc, *key)
+        await offload(len(doc.body), lambda: self._store.metadata.put(doc, *key))
         return Fetched(doc, stale=False) if doc.status == 200 else None
 
     # -- assets -----------------------------------------------------------------------------------
@@ -124,15 +138,22 @@ class Fetcher:
         format: Format,
         url: str,
         check: Callable[[BlobInfo], str | None],
+        sink: AssetSink | None = None,
     ) -> BlobInfo | None:
         """Download the asset at ``url`` into the store and return its blob; None when the upstream does
         not have it. ``check`` returns None when the digests match what the metadata declared, else the
-        reason, and then nothing is stored and UpstreamInvalid is raised."""
+        reason, and then nothing is stored and UpstreamInvalid is raised. ``sink`` is used only when
+        this call starts the download (see AssetSink)."""
         key = ("asset", upstream.name, format, url)
-        return await self._assets.do(key, lambda: self._download(upstream, format, url, check))
+        return await self._assets.do(key, lambda: self._download(upstream, format, url, check, sink))
 
     async def _download(
-        self, upstream: Upstream, format: Format, url: str, check: Callable[[BlobInfo], str | None]
+        self,
+        upstream: Upstream,
+        format: Format,
+        url: str,
+        check: Callable[[BlobInfo], str | None],
+        sink: AssetSink | None,
     ) -> BlobInfo | None:
         async with self._store.ingest() as writer, upstream.open(format, url) as response:
             if response.status in (404, 410):
@@ -140,13 +161,16 @@ class Fetcher:
             if response.status != 200:
                 raise UpstreamUnavailable(upstream.name, f"answered {response.status} for an asset")
             # A length announced for the encoded body says nothing about the decoded one.
-            expected = (
+            announced = (
                 None if response.headers.get("Content-Encoding") else response.headers.get("Content-Length")
             )
+            expected = int(announced) if announced is not None and announced.isdigit() else None
+            relay = _Relay(sink, expected)
             async for chunk in response.aiter_bytes():
                 writer.write(chunk)
-            info = await writer.finish()
-            if expected is not None and expected.isdigit() and int(expected) != info.size:
+                await relay.pass_on(chunk)
+            info = writer.finish()
+            if expected is not None and expected != info.size:
                 raise UpstreamInvalid(
                     f"upstream {upstream.name} sent {info.size} of {expected} announced bytes (truncated)"
                 )
@@ -154,4 +178,36 @@ class Fetcher:
             if problem is not None:
                 log.error("upstream %s sent an asset that fails verification: %s", upstream.name, problem)
                 raise UpstreamInvalid(f"upstream {upstream.name}: {problem}")
+            await relay.release()
             return await writer.commit(published=False)
+
+
+class _Relay:
+    """Passes a download on to a sink one piece late, so the last piece waits for verification."""
+
+    def __init__(self, sink: AssetSink | None, size: int | None) -> None:
+        self._sink = sink
+        self._size = size
+        self._held: bytes | None = None
+        self._started = False
+
+    async def pass_on(self, chunk: bytes) -> None:
+        if self._sink is None:
+            return
+        if self._held is not None:
+            await self._send(self._held)
+        self._held = chunk
+
+    async def release(self) -> None:
+        """The asset was verified: the held piece and the end go to the sink."""
+        if self._sink is None:
+            return
+        await self._send(self._held or b"")
+        await self._sink.end()
+
+    async def _send(self, chunk: bytes) -> None:
+        assert self._sink is not None
+        if not self._started:
+            self._started = True
+            await self._sink.start(self._size)
+        await self._sink.write(chunk)

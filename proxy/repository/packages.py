@@ -4,7 +4,6 @@ pinning follow one set of rules."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +43,7 @@ async def record_fetched_asset(
         )
         pv.assets[asset.name] = asset
 
-    await asyncio.to_thread(store.catalog.update_package, repository, coordinate, change)
+    store.catalog.update_package(repository, coordinate, change)
 
 
 async def update_published(
@@ -61,7 +60,7 @@ async def update_published(
             record.origin_configuration = PUBLISHED_DEFAULT
         change(record)
 
-    return await asyncio.to_thread(store.catalog.update_package, repository, coordinate, apply)
+    return store.catalog.update_package(repository, coordinate, apply)
 
 
 def published_version(
@@ -78,7 +77,7 @@ def published_version(
 async def find_asset(
     store: Store, repository: str, coordinate: PackageCoordinate, version: str, name: str
 ) -> AssetRecord | None:
-    record = await asyncio.to_thread(store.catalog.package, repository, coordinate)
+    record = store.catalog.package(repository, coordinate)
     if record is None or version not in record.versions:
         return None
     return record.versions[version].assets.get(name)

@@ -47,9 +47,7 @@ async def resolve(
 ) -> Resolution[T]:
     """``local(repository, record)`` -> what that repository publishes of the package, or None.
     ``remote(upstream)`` -> (document, stale) or None when the upstream does not have the package."""
-    records = await asyncio.to_thread(
-        lambda: {p.name: store.catalog.package(p.name, coordinate) for p in places if p.is_repository}
-    )
+    records = {p.name: store.catalog.package(p.name, coordinate) for p in places if p.is_repository}
     blocked = any(upstream_blocked(record) for record in records.values())
     asked = [p for p in places if not p.is_repository and not blocked]
     answers = await asyncio.gather(*(remote(p.upstream) for p in asked if p.upstream), return_exceptions=True)

@@ -1,12 +1,23 @@
-"""Serving a stored asset: streamed from its encrypted blob, with its length, never recompressed
-(tarballs, wheels and jars are compressed already), HEAD answered without a body."""
+"""Serving an asset: from its encrypted blob in the store (``blob_response``), or, on a miss, as it
+arrives from the upstream (``StreamedAsset``). Never recompressed (tarballs, wheels and jars are
+compressed already); HEAD answered without a body."""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
 
 from aiohttp import web
 
 from proxy.store.blobs import BlobCorrupt, BlobMissing
 from proxy.store.store import Store
+
+log = logging.getLogger(__name__)
+
+CACHE_CONTROL = "max-age=31536000"  # an asset's bytes never change under its name
+# A client that takes no bytes for this long is dropped: other requests may be waiting on the download.
+WRITE_TIMEOUT = 30.0
 
 
 async def blob_response(
@@ -20,7 +31,7 @@ async def blob_response(
     """Stream the blob to the client; None when it is gone (evicted or broken), so the caller can fetch
     it again. A blob found broken mid-stream ends the response early: the client sees a short read,
     never unauthenticated bytes."""
-    headers = {"Content-Type": content_type, "Content-Length": str(size), "Cache-Control": "max-age=31536000"}
+    headers = {"Content-Type": content_type, "Content-Length": str(size), "Cache-Control": CACHE_CONTROL}
     if etag:
         headers["ETag"] = f'"{etag}"'
         if etag in request.headers.get("If-None-Match", ""):
@@ -45,3 +56,58 @@ async def blob_response(
         return response
     await response.write_eof()
     return response
+
+
+class StreamedAsset:
+    """A client's response that receives an asset while it is downloaded and stored (an AssetSink, see
+    proxy.repository.fetch). Headers go out with the first bytes; the last piece and the end only after
+    the asset was verified. A client that goes away or stalls is dropped, and the download goes on."""
+
+    def __init__(self, request: web.Request, content_type: str) -> None:
+        self._request = request
+        self._content_type = content_type
+        self.response: web.StreamResponse | None = None
+        self._ended = False
+        self._gone = False
+
+    async def start(self, size: int | None) -> None:
+        response = web.StreamResponse(
+            headers={"Content-Type": self._content_type, "Cache-Control": CACHE_CONTROL}
+        )
+        if size is not None:
+            response.content_length = size
+        self.response = response
+        if not self._gone:
+            await self._guarded(response.prepare(self._request))
+
+    async def write(self, chunk: bytes) -> None:
+        if self.response is not None and not self._gone:
+            await self._guarded(self.response.write(chunk))
+
+    async def end(self) -> None:
+        if self.response is not None and not self._gone:
+            await self._guarded(self.response.write_eof())
+        self._ended = True
+
+    def failed(self, exc: Exception) -> web.StreamResponse:
+        """The download into this response failed after it started: a client that has not got every
+        byte yet sees its transfer fail (a client that has is kept: the failure came later, while the
+        verified bytes were being stored)."""
+        assert self.response is not None
+        log.warning("asset download failed after the response started: %s", exc)
+        if not self._ended:
+            self._drop()
+        return self.response
+
+    async def _guarded(self, step: Awaitable[object]) -> None:
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await step
+        except (ConnectionError, TimeoutError) as exc:
+            log.info("client left during a download (%s); the download goes on", type(exc).__name__)
+            self._drop()
+
+    def _drop(self) -> None:
+        self._gone = True
+        if self._request.transport is not None:
+            self._request.transport.close()

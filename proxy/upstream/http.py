@@ -8,8 +8,9 @@
   ``Authorization`` header is sent only to URLs of the origin it was given for (scheme, host,
   port, with ``:443``/``:80`` the same as no port). CodeArtifact redirects asset downloads to
   pre-signed S3 URLs on another host, and S3 refuses a request that carries one.
-- It honours HTTPS_PROXY/NO_PROXY from the environment (build farms reach AWS through a proxy) and
-  SSL_CERT_FILE/SSL_CERT_DIR (OpenSSL's default verify paths).
+- It honours HTTP_PROXY/HTTPS_PROXY/NO_PROXY (read once at start; build farms reach AWS through a
+  proxy; user info in the proxy URL becomes Proxy-Authorization) and SSL_CERT_FILE/SSL_CERT_DIR
+  (OpenSSL's default verify paths).
 - Cookies are neither kept nor sent: upstreams are package registries, not sessions.
 - Pre-signed URLs are secrets for their lifetime: logs show URLs as scheme://host/path only, the
   response's ``url`` has no query, and a log filter strips queries from the client library's own
@@ -33,7 +34,8 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
 
@@ -114,6 +116,38 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class ProxyRoute:
+    url: str  # without user info
+    headers: Mapping[str, str] | None = field(default=None, repr=False)  # Proxy-Authorization
+
+
+class EnvironmentProxies:
+    """The forward proxies the environment names, decided once per (scheme, host). aiohttp's own
+    ``trust_env`` reads the environment again, in a worker thread, for every request."""
+
+    def __init__(self, proxies: Mapping[str, str] | None = None) -> None:
+        self._proxies = dict(getproxies_environment() if proxies is None else proxies)
+        self._routes: dict[tuple[str, str], ProxyRoute | None] = {}
+
+    def route(self, url: str) -> ProxyRoute | None:
+        parts = urlsplit(url)
+        key = (parts.scheme.lower(), parts.hostname or "")
+        if key not in self._routes:
+            self._routes[key] = self._decide(*key)
+        return self._routes[key]
+
+    def _decide(self, scheme: str, host: str) -> ProxyRoute | None:
+        proxy = self._proxies.get(scheme)
+        if not proxy or proxy_bypass_environment(host, self._proxies):
+            return None
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if parts.username is None:
+            return ProxyRoute(proxy)
+        credentials = basic_authorization(unquote(parts.username), unquote(parts.password or ""))
+        return ProxyRoute(safe_url(proxy), {"Proxy-Authorization": credentials})
+
+
 class UpstreamHttp:
     """Create it on the event loop that will use it (an aiohttp session belongs to one loop)."""
 
@@ -125,6 +159,7 @@ class UpstreamHttp:
     ) -> None:
         self.settings = settings or HttpSettings()
         self._sleep = sleep
+        self._proxies = EnvironmentProxies()
         s = self.settings
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=s.max_connections, limit_per_host=0),
@@ -133,7 +168,6 @@ class UpstreamHttp:
             ),
             headers={"User-Agent": USER_AGENT},
             cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=True,
         )
         install_log_redaction()
 
@@ -201,8 +235,23 @@ class UpstreamHttp:
             hop_headers = dict(headers)
             if authorization is not None and origin(url) == authorization.origin:
                 hop_headers["Authorization"] = authorization.value
+            proxy = self._proxies.route(url)
+            tunnel_headers = None
+            if proxy is not None and proxy.headers:
+                # Plain HTTP goes to the proxy as is; HTTPS gets a CONNECT tunnel, and the proxy's
+                # credentials must go only on the CONNECT, never through the tunnel to the upstream.
+                if url.lower().startswith("https:"):
+                    tunnel_headers = proxy.headers
+                else:
+                    hop_headers.update(proxy.headers)
             response = await self._session.request(
-                method, url, headers=hop_headers, data=content, allow_redirects=False
+                method,
+                url,
+                headers=hop_headers,
+                data=content,
+                allow_redirects=False,
+                proxy=proxy.url if proxy else None,
+                proxy_headers=tunnel_headers,
             )
             location = response.headers.get("Location")
             if response.status not in REDIRECT_STATUSES or location is None:

@@ -3,8 +3,9 @@
 Serves packuments at ``/{name}``, ``/@scope%2fname`` and ``/@scope/name`` (with ETag, 304 on
 ``If-None-Match`` and gzip when asked) and tarballs at ``/{name}/-/{file}.tgz`` (``dist.tarball`` is
 absolute, built from the request's Host as real registries do). It counts requests per path and has
-switchable faults: a tarball served with other bytes than its integrity says, a truncated tarball, 500
-for everything, broken packuments, and stopping the server.
+switchable faults: a tarball served with other bytes than its integrity says, a truncated tarball, a
+tarball that stalls halfway until the test releases it (``stalled``), 500 for everything, broken
+packuments, and stopping the server.
 
 ``make_tarball`` builds real npm tarballs (gzipped tar with ``package/package.json``), so the real
 ``npm`` can install what the fake serves.
@@ -18,12 +19,14 @@ between requests (dict and Counter operations, atomic under the GIL).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
 import io
 import json
 import tarfile
+import threading
 import urllib.parse
 from collections import Counter
 from collections.abc import Mapping
@@ -34,7 +37,7 @@ from aiohttp import web
 
 from tests.fakes.server import FakeServer
 
-Fault = Literal["wrong-bytes", "truncate"]
+Fault = Literal["wrong-bytes", "truncate", "stall"]
 
 
 def make_tarball(
@@ -86,6 +89,7 @@ class FakeNpmRegistry(FakeServer):
         self.status: int | None = None  # answer every request with this status (e.g. 500)
         self.broken_packuments = False  # packuments that are not JSON
         self.tarball_faults: dict[str, Fault] = {}  # tarball file name -> fault
+        self.stalled = threading.Event()  # set it to let a "stall" tarball send its second half
         # (name, base URL) -> (json, gzip, etag)
         self._rendered: dict[tuple[str, str], tuple[bytes, bytes, str]] = {}
 
@@ -193,11 +197,15 @@ class FakeNpmRegistry(FakeServer):
         fault = self.tarball_faults.get(file)
         if fault == "wrong-bytes":
             data = bytes(b ^ 0x5A for b in data)
-        if fault != "truncate":
+        if fault not in ("truncate", "stall"):
             return web.Response(body=data, content_type="application/octet-stream")
         response = web.StreamResponse(headers={"Content-Length": str(len(data))})
         await response.prepare(request)
         await response.write(data[: len(data) // 2])
+        if fault == "stall":
+            await asyncio.to_thread(self.stalled.wait, 60)
+            await response.write(data[len(data) // 2 :])
+            return response
         if request.transport is not None:
             request.transport.close()
         return response

@@ -21,7 +21,6 @@ path): one checksum read, one download, one catalog write.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
@@ -106,12 +105,10 @@ class Assets:
         store = self._daemon.store
         places = self._daemon.chain.places(repository)
         coordinate = coordinate_of(path)
-        records = await asyncio.to_thread(
-            lambda: {p.name: store.catalog.package(p.name, coordinate) for p in places if p.is_repository}
-        )
+        records = {p.name: store.catalog.package(p.name, coordinate) for p in places if p.is_repository}
         for record in records.values():
             held = _held(record, path)
-            if held is not None and await asyncio.to_thread(store.has_blob, held.blob_id):
+            if held is not None and store.has_blob(held.blob_id):
                 return held
         blocking = next((name for name, record in records.items() if upstream_blocked(record)), None)
         if blocking is not None:
@@ -143,7 +140,7 @@ class Assets:
         cannot be reached (Maven goes on without an optional POM that is missing, but stops on an error)."""
         store = self._daemon.store
         key = (_NOT_FOUND, upstream.name, path.asset_path)
-        absent = await asyncio.to_thread(store.metadata.get, *key)
+        absent = store.metadata.get(*key)
         if absent is not None and absent.age() < NOT_FOUND_TTL:
             return None
         try:
@@ -156,9 +153,9 @@ class Assets:
             )
             return None
         if info is None:
-            await asyncio.to_thread(store.metadata.put, CachedDocument(404, b""), *key)
+            store.metadata.put(CachedDocument(404, b""), *key)
         elif absent is not None:
-            await asyncio.to_thread(store.metadata.delete, *key)
+            store.metadata.delete(*key)
         return info
 
     async def _download(self, upstream: Upstream, path: ArtifactPath) -> BlobInfo | None:

@@ -86,7 +86,7 @@ class Deployer:
         async with store.ingest() as writer:
             async for chunk in request.content.iter_chunked(CHUNK):
                 writer.write(chunk)
-            await writer.finish()
+            writer.finish()
             info = await writer.commit(published=True)
         asset = asset_record(path.filename, info)
 

@@ -14,16 +14,15 @@ Stale-if-error: when every place fails, the last merged packument is served mark
 adds a ``Warning: 110``) and the chain is asked again after ``RETRY_AFTER`` seconds.
 
 Concurrency: everything runs on the event loop; merging and rendering documents of more than
-``INLINE_BYTES`` (JSON and gzip of packuments that can be megabytes) run in worker threads, on data
-nobody mutates. Concurrent refreshes of one packument
-and concurrent renders of one form are single flights. ``invalidate`` (after a publish or a dist-tag
+``INLINE_BYTES`` (JSON and gzip of packuments that can be megabytes) are offloaded to worker threads,
+on data nobody mutates. Concurrent refreshes of one packument and concurrent renders of one form are
+single flights. ``invalidate`` (after a publish or a dist-tag
 change) bumps a generation counter that is part of the single-flight keys and is checked before a
 refresh result is kept, so no refresh started before a publish can put the old packument back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import hashlib
 import logging
@@ -52,13 +51,12 @@ from proxy.repository.fetch import NOT_FOUND_TTL
 from proxy.repository.resolve import NoUpstreamAnswered, resolve
 from proxy.store.catalog import PackageRecord
 from proxy.store.singleflight import SingleFlight
+from proxy.store.store import offload
 from proxy.upstream.base import Upstream
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = 10.0  # seconds before a chain that failed is asked again
-INLINE_BYTES = 64 * 1024  # documents smaller than this are merged and rendered on the loop: a hop to a
-# worker thread costs more than the work
 CACHE_BUDGET = 256 * 1024**2  # bytes of merged packuments and renders kept in memory
 GZIP_LEVEL = 6
 
@@ -189,7 +187,7 @@ class Packuments:
             return merge(package, [PlaceDocument(name, up, load()) for name, up, load in documents])
 
         size = sum(a.size for _, a in found)
-        packument = merged() if size < INLINE_BYTES else await asyncio.to_thread(merged)
+        packument = await offload(size, merged)
         return Entry(packument, fingerprint, expires, resolution.stale, size)
 
     async def rendered(
@@ -210,10 +208,7 @@ class Packuments:
         packument = entry.packument
         assert packument is not None, "only found packages are rendered"
         tarballs = tarball_prefix(base, repository, package)
-        if entry.size < INLINE_BYTES:
-            rendered = _render(packument, tarballs, abbreviated)
-        else:
-            rendered = await asyncio.to_thread(_render, packument, tarballs, abbreviated)
+        rendered = await offload(entry.size, lambda: _render(packument, tarballs, abbreviated))
         entry.renders[(base, abbreviated)] = rendered
         key = (repository, package.full)
         if self._entries.get(key) is entry:

@@ -8,11 +8,14 @@ located again.
 Cold path: the catalog (an earlier fetch or a publish into this repository), then the merged
 packument's VersionSource: a version published in a local repository of the chain is served from that
 repository's asset; an upstream version is downloaded with ``Fetcher.asset`` and checked against
-``dist.integrity``/``dist.shasum`` before anything is committed. A mismatch is a 502 naming the upstream
-and nothing is stored or recorded.
+``dist.integrity``/``dist.shasum`` before anything is committed. The client whose GET started the
+download receives the tarball while it is stored (``StreamedAsset``), its last piece only after the
+check; a mismatch then aborts its transfer (or is a 502 when nothing was sent yet), names the upstream
+in the log, and nothing is stored or recorded.
 
 Concurrency: concurrent misses for one tarball share one locate (single flight keyed by repository,
-package and file), so 100 clients cost one upstream fetch and one catalog write.
+package and file), so 100 clients cost one upstream fetch and one catalog write; all but the first
+are served from the store once the tarball is committed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from proxy.formats.npm.metadata import VersionSource
 from proxy.formats.npm.names import PackageName
 from proxy.formats.npm.packuments import Packuments
 from proxy.repository.packages import asset_record, find_asset, record_fetched_asset
-from proxy.server.assets import blob_response
+from proxy.server.assets import StreamedAsset, blob_response
 from proxy.store.blobs import BlobInfo
 from proxy.store.catalog import AssetRecord
 from proxy.store.singleflight import SingleFlight
@@ -46,11 +49,21 @@ class Tarballs:
         self, request: web.Request, repository: str, package: PackageName, file: str
     ) -> web.StreamResponse:
         key = (repository, package.full, file)
+        sink = StreamedAsset(request, CONTENT_TYPE) if request.method == "GET" else None
         for _ in range(2):  # a second round when the blob vanished between locating and reading it
             asset = self._known.get(key)
             if asset is None:
-                asset = await self._locating.do(key, lambda: self._locate(repository, package, file))
+                try:
+                    asset = await self._locating.do(
+                        key, lambda: self._locate(repository, package, file, sink)
+                    )
+                except Exception as exc:
+                    if sink is None or sink.response is None:
+                        raise
+                    return sink.failed(exc)
                 self._known[key] = asset
+                if sink is not None and sink.response is not None:
+                    return sink.response
             response = await blob_response(
                 request,
                 self._daemon.store,
@@ -66,7 +79,9 @@ class Tarballs:
             reason=f"tarball {file} of {package.full} could not be read back from the store"
         )
 
-    async def _locate(self, repository: str, package: PackageName, file: str) -> AssetRecord:
+    async def _locate(
+        self, repository: str, package: PackageName, file: str, sink: StreamedAsset | None
+    ) -> AssetRecord:
         version = package.version_of(file)
         assert version is not None, "the path parser only lets tarball names of the package through"
         stored = await self._stored(repository, package, version, file)
@@ -85,7 +100,7 @@ class Tarballs:
                     reason=f"tarball of {package.full} {version} is missing from repository {source.place}"
                 )
             return published
-        info = await self._fetch(source, package, version)
+        info = await self._fetch(source, package, version, sink)
         asset = asset_record(file, info)
         store = self._daemon.store
         await record_fetched_asset(store, repository, package.coordinate, version, asset, source.place)
@@ -101,7 +116,9 @@ class Tarballs:
             return None
         return asset
 
-    async def _fetch(self, source: VersionSource, package: PackageName, version: str) -> BlobInfo:
+    async def _fetch(
+        self, source: VersionSource, package: PackageName, version: str, sink: StreamedAsset | None
+    ) -> BlobInfo:
         upstream = self._daemon.upstreams[source.place]
         if not source.tarball:
             raise web.HTTPBadGateway(
@@ -112,7 +129,7 @@ class Tarballs:
             problem = mismatch(source.integrity, source.shasum, Digests(info.sha512, info.sha256, info.sha1))
             return f"tarball of {package.full} {version}: {problem}" if problem else None
 
-        info = await self._daemon.fetcher.asset(upstream, "npm", source.tarball, check)
+        info = await self._daemon.fetcher.asset(upstream, "npm", source.tarball, check, sink)
         if info is None:
             raise web.HTTPBadGateway(
                 reason=f"upstream {source.place} lists {package.full} {version} but has no tarball for it"

@@ -118,11 +118,9 @@ class Files:
     ) -> AssetRecord | None:
         store, places = self._daemon.store, self._daemon.chain.places(repository)
         key = coordinate(project)
-        records = await asyncio.to_thread(
-            lambda: [
-                r for p in places if p.is_repository and (r := store.catalog.package(p.name, key)) is not None
-            ]
-        )
+        records = [
+            r for p in places if p.is_repository and (r := store.catalog.package(p.name, key)) is not None
+        ]
         return find_held(records, version, filename)
 
     async def _fetch(self, repository: str, project: str, filename: str) -> AssetRecord:

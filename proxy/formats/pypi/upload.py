@@ -92,7 +92,7 @@ async def publish(store: Store, repository: str, request: web.Request) -> Publis
             form = await _read_form(reader, writer)
         except ValueError as exc:
             raise UploadRefused(400, f"malformed upload: {exc}") from None
-        info = await writer.finish()
+        info = writer.finish()
         parsed = _check(form, info)
         blob = await writer.commit(published=True)
     filename = form.filename
