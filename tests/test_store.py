@@ -59,6 +59,34 @@ async def test_catalog_round_trip_and_listing(tmp_path):
     store.close()
 
 
+def test_the_package_listing_holds_every_package_once_and_forgets_deleted_ones(tmp_path):
+    store = open_store(tmp_path)
+    catalog = store.catalog
+    added = {PackageCoordinate("npm", f"@s{i % 3}" if i % 2 else "", f"pkg-{i}") for i in range(300)}
+    for coordinate in added:
+        catalog.update_package("dev", coordinate, lambda record: None)
+        catalog.update_package("dev", coordinate, lambda record: None)  # an update lists nothing again
+    catalog.update_package("other", COORD, lambda record: None)
+    assert sorted(catalog.packages("dev"), key=repr) == sorted(added, key=repr)
+    assert catalog.repositories() == ["dev", "other"]
+    gone = next(iter(added))
+    catalog.delete_package("dev", gone)
+    assert set(catalog.packages("dev")) == added - {gone}
+    assert catalog.packages("other") == [COORD]
+    store.close()
+
+
+def test_a_listing_written_before_the_split_is_still_read(tmp_path):
+    store = open_store(tmp_path)
+    old = PackageCoordinate("pypi", "", "legacy")
+    store.catalog._set([["pypi", "", "legacy"]], "packages", "dev")  # the unsharded form
+    store.catalog.update_package("dev", COORD, lambda record: None)
+    assert set(store.catalog.packages("dev")) == {old, COORD}
+    store.catalog.delete_package("dev", old)
+    assert store.catalog.packages("dev") == [COORD]
+    store.close()
+
+
 async def test_same_content_from_many_writers_is_one_blob(tmp_path):
     store = open_store(tmp_path)
     data = os.urandom(600_000)

@@ -8,6 +8,9 @@ It lives in diskcache (SQLite) under ``index/catalog``. Nothing in it is readabl
 entry's name is a keyed hash of its logical key and every value is sealed (AES-GCM) with that name as
 context, so a value cannot be moved under another name either.
 
+A repository's package list is split over ``LISTING_SHARDS`` entries by the package's entry name, so
+adding a package rewrites a short list, not one that grows with the repository.
+
 Concurrency rule: one package is one entry, updated read-modify-write under a process-local lock, so the
 daemon's threads never lose each other's updates. The daemon is the only writer; `gc` and `verify` are
 meant to run while it is stopped.
@@ -28,6 +31,8 @@ import diskcache
 from proxy.config.model import Format
 from proxy.store.keyring import KeyRing
 from proxy.store.sealed import seal, unseal
+
+LISTING_SHARDS = 64
 
 OriginType = Literal["INTERNAL", "EXTERNAL"]
 Restriction = Literal["ALLOW", "BLOCK"]
@@ -114,6 +119,7 @@ class Catalog:
         self._db = diskcache.Cache(str(root), eviction_policy="none", size_limit=2**62)
         self._keyring = keyring
         self._lock = threading.RLock()
+        self._known_repositories: set[str] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -153,36 +159,47 @@ class Catalog:
     ) -> PackageRecord:
         """Apply ``change`` to the package's record (created if new) and store the result atomically."""
         with self._lock:
-            record = self.package(repository, coordinate) or PackageRecord(coordinate)
+            existing = self.package(repository, coordinate)
+            record = existing or PackageRecord(coordinate)
             change(record)
             self._set(record.to_json(), *self._package_key(repository, coordinate))
-            listed = self._get("packages", repository) or []
-            entry = [coordinate.format, coordinate.namespace, coordinate.name]
-            if entry not in listed:
-                listed.append(entry)
-                self._set(listed, "packages", repository)
-                self._add_repository(repository)
+            if existing is None:
+                self._list(repository, coordinate)
             return record
 
     def delete_package(self, repository: str, coordinate: PackageCoordinate) -> None:
+        entry = [coordinate.format, coordinate.namespace, coordinate.name]
         with self._lock:
             self._delete(*self._package_key(repository, coordinate))
-            listed = self._get("packages", repository) or []
-            entry = [coordinate.format, coordinate.namespace, coordinate.name]
-            if entry in listed:
-                listed.remove(entry)
-                self._set(listed, "packages", repository)
+            for key in (self._listing_key(repository, coordinate), ("packages", repository)):
+                listed = self._get(*key) or []
+                if entry in listed:
+                    listed.remove(entry)
+                    self._set(listed, *key)
 
     def packages(self, repository: str) -> list[PackageCoordinate]:
-        return [PackageCoordinate(f, ns, n) for f, ns, n in self._get("packages", repository) or []]
+        # ("packages", repository) is the unsharded list that catalogs written before the split hold.
+        keys = [("packages", repository)] + [("packages", repository, str(n)) for n in range(LISTING_SHARDS)]
+        return [PackageCoordinate(f, ns, n) for key in keys for f, ns, n in self._get(*key) or []]
 
     def repositories(self) -> list[str]:
         return self._get("repositories") or []
 
-    def _add_repository(self, repository: str) -> None:
-        known = self.repositories()
-        if repository not in known:
-            self._set([*known, repository], "repositories")
+    def _listing_key(self, repository: str, coordinate: PackageCoordinate) -> tuple[str, ...]:
+        shard = int(self._entry_name(*self._package_key(repository, coordinate))[:8], 16) % LISTING_SHARDS
+        return ("packages", repository, str(shard))
+
+    def _list(self, repository: str, coordinate: PackageCoordinate) -> None:
+        key = self._listing_key(repository, coordinate)
+        listed = self._get(*key) or []
+        entry = [coordinate.format, coordinate.namespace, coordinate.name]
+        if entry not in listed:
+            self._set([*listed, entry], *key)
+        if self._known_repositories is None:
+            self._known_repositories = set(self.repositories())
+        if repository not in self._known_repositories:
+            self._known_repositories.add(repository)
+            self._set(sorted(self._known_repositories), "repositories")
 
     def records(self) -> Iterator[tuple[str, PackageRecord]]:
         """Every package record of every repository (for gc, verify and the control plane)."""
