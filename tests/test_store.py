@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from proxy.repository.packages import asset_record, published_version, record_fetched_asset, update_published
-from proxy.store.catalog import PackageCoordinate
+from proxy.store.catalog import (
+    AssetRecord,
+    OriginConfiguration,
+    PackageCoordinate,
+    PackageRecord,
+    PackageVersionOrigin,
+    PackageVersionRecord,
+)
 from proxy.store.keyring import KeyRing
 from proxy.store.metadata import CachedDocument
 from proxy.store.singleflight import SingleFlight
@@ -57,6 +65,18 @@ async def test_catalog_round_trip_and_listing(tmp_path):
     assert store.catalog.repositories() == ["dev"]
     assert await read_all(store, blob) == b"tarball bytes"
     store.close()
+
+
+def test_a_package_record_survives_its_json_form():
+    record = PackageRecord(PackageCoordinate("npm", "@scope", "lib"), OriginConfiguration("BLOCK", "ALLOW"))
+    record.versions["1.0.0"] = PackageVersionRecord(
+        "1.0.0",
+        PackageVersionOrigin("INTERNAL", "dev"),
+        assets={"lib-1.0.0.tgz": AssetRecord("lib-1.0.0.tgz", 3, "ab" * 32, {"SHA-256": "cd" * 32})},
+        metadata={"dependencies": {"dep": "^1"}},
+    )
+    record.dist_tags["latest"] = "1.0.0"
+    assert PackageRecord.from_json(json.loads(json.dumps(record.to_json()))) == record
 
 
 def test_the_package_listing_holds_every_package_once_and_forgets_deleted_ones(tmp_path):

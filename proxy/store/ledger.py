@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import diskcache
+from proxy.store.index import open_index
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class LedgerEntry:
 
 class BlobLedger:
     def __init__(self, root: Path) -> None:
-        self._db = diskcache.Cache(str(root), eviction_policy="none", size_limit=2**62)
+        self._db = open_index(root)
         self._lock = threading.Lock()
         self._touched: dict[str, float] = {}
         self._cached_total = sum(e.size for e in self.entries().values() if not e.pinned)

@@ -14,8 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import diskcache
-
+from proxy.store.index import open_index
 from proxy.store.keyring import KeyRing
 from proxy.store.sealed import SealError, seal, unseal
 
@@ -35,7 +34,7 @@ class CachedDocument:
 
 class MetadataCache:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
-        self._db = diskcache.Cache(str(root), eviction_policy="none", size_limit=2**62)
+        self._db = open_index(root)
         self._keyring = keyring
 
     def close(self) -> None:
