@@ -245,13 +245,14 @@ def test_blob_ids_are_checked(store, bad_id):
 def test_a_new_store_removes_dead_temp_files_but_not_live_ones(store):
     dead = store.root / "tmp" / "left-by-a-killed-writer.part"
     dead.write_bytes(b"partial")
+    content = b"in progress while another process opens the store" * (store.chunk_size // 40)
     with store.writer() as live:
-        live.write(b"in progress while another process opens the store")
+        live.write(content)  # more than a chunk: the temp file exists
         BlobStore(store.root, store.keyring)
         assert not dead.exists()
         assert len(files_under(store.root / "tmp")) == 1
         blob_id = live.commit().blob_id
-    assert read(store, blob_id) == b"in progress while another process opens the store"
+    assert read(store, blob_id) == content
 
 
 CHILD = """
@@ -334,3 +335,16 @@ def test_nothing_on_disk_reveals_the_content_or_its_digests(store):
         writer.commit()
     assert len(files_under(store.root / "blobs")) == 1
     assert_hidden()
+
+
+def test_content_smaller_than_a_chunk_touches_the_disk_only_at_commit(store):
+    with store.writer() as writer:
+        writer.write(b"a small package")
+        info = writer.finish()
+        assert files_under(store.root / "tmp") == [] and not store.exists(info.blob_id)
+        first = writer.commit()
+    with store.writer() as again:
+        again.write(b"a small package")
+        assert again.commit() == first  # stored already: nothing written
+    assert files_under(store.root / "tmp") == [] and list(store.ids()) == [first.blob_id]
+    assert read(store, first.blob_id) == b"a small package"

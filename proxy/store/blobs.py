@@ -171,11 +171,18 @@ class BlobStore:
             return exc.reason
         return None
 
-    def _link(self, temp: Path, info: BlobInfo) -> str:
-        """Put a complete, fsynced temp file in place; return the id the content is stored under."""
+    def _stored_as(self, info: BlobInfo) -> str | None:
+        """The id under which this content is stored already (under the current key or an old one)."""
         for blob_id in self.keyring.keyed_names(_NAME_PURPOSE, bytes.fromhex(info.sha256)):
             if self.exists(blob_id):
                 return blob_id
+        return None
+
+    def _link(self, temp: Path, info: BlobInfo) -> str:
+        """Put a complete, fsynced temp file in place; return the id the content is stored under."""
+        stored = self._stored_as(info)
+        if stored is not None:
+            return stored
         final = self.path(info.blob_id)
         fanout_created = not final.parent.is_dir()
         if fanout_created:
@@ -244,7 +251,10 @@ class BlobStore:
 class BlobWriter:
     """Writes one blob: ``write()`` the content, ``finish()`` to get its digests, then ``commit()``.
 
-    Used as a context manager, it aborts (removes its temp file) unless committed.
+    The temp file is created with the first complete chunk, so content smaller than a chunk (most
+    packages) touches the disk only in ``commit()``: ``write()`` and ``finish()`` are then pure
+    computation, and content already stored is not written at all. Used as a context manager, it
+    aborts (removes its temp file) unless committed.
     """
 
     def __init__(self, store: BlobStore) -> None:
@@ -253,14 +263,11 @@ class BlobWriter:
         self._hashes = {name: hashlib.new(name) for name in ("sha256", "sha512", "sha1", "md5")}
         self._size = 0
         self._info: BlobInfo | None = None
+        self._last_chunk = b""
         self._committed = False
-        fd, self._temp = store._new_temp_file()
-        self._file: BinaryIO | None = open(fd, "wb")  # noqa: SIM115 - closed by commit/abort
-        try:
-            self._file.write(self._sealer.header())
-        except BaseException:
-            self.abort()
-            raise
+        self._closed = False
+        self._temp: Path | None = None
+        self._file: BinaryIO | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -272,20 +279,22 @@ class BlobWriter:
             self.abort()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Add plaintext: hash it and append its sealed chunks to the temp file."""
-        file = self._writable()
+        """Add plaintext: hash it; its completed chunks go sealed to the temp file."""
+        self._check_open()
         for digest in self._hashes.values():
             digest.update(data)
-        file.write(self._sealer.update(data))
+        sealed = self._sealer.update(data)
+        if sealed:
+            self._temp_file().write(sealed)
         self._size += len(data)
 
     def finish(self) -> BlobInfo:
         """End the content and return its digests, so the caller can check them before ``commit()``."""
+        self._check_open()
         if self._info is None:
-            file = self._writable()
             hexes = {name: digest.hexdigest() for name, digest in self._hashes.items()}
             blob_id = self._store.keyring.keyed_name(_NAME_PURPOSE, bytes.fromhex(hexes["sha256"]))
-            file.write(self._sealer.finish(final_context=blob_id.encode()))
+            self._last_chunk = self._sealer.finish(final_context=blob_id.encode())
             self._info = BlobInfo(blob_id=blob_id, size=self._size, **hexes)
         return self._info
 
@@ -295,27 +304,38 @@ class BlobWriter:
             assert self._info is not None
             return self._info
         info = self.finish()
-        file = self._writable()
-        file.flush()
-        os.fsync(file.fileno())
-        blob_id = self._store._link(self._temp, info)
+        blob_id = self._store._stored_as(info)
+        if blob_id is None:
+            file = self._temp_file()
+            file.write(self._last_chunk)
+            file.flush()
+            os.fsync(file.fileno())
+            assert self._temp is not None
+            blob_id = self._store._link(self._temp, info)
         self._info = replace(info, blob_id=blob_id)
         self._committed = True
-        self._close_temp()
+        self._close()
         return self._info
 
     def abort(self) -> None:
         """Drop everything written; safe to call more than once. Does nothing after ``commit()``."""
         if not self._committed:
-            self._close_temp()
+            self._close()
 
-    def _writable(self) -> BinaryIO:
-        if self._file is None:
+    def _check_open(self) -> None:
+        if self._closed:
             raise ValueError("blob writer is closed")
+
+    def _temp_file(self) -> BinaryIO:
+        if self._file is None:
+            fd, self._temp = self._store._new_temp_file()
+            self._file = open(fd, "wb")  # noqa: SIM115 - closed by commit/abort
+            self._file.write(self._sealer.header())
         return self._file
 
-    def _close_temp(self) -> None:
-        if self._file is None:
+    def _close(self) -> None:
+        self._closed = True
+        if self._file is None or self._temp is None:
             return
         # Unlink before closing: while the lock is held no cleaner can mistake the file for a dead one.
         self._temp.unlink(missing_ok=True)
