@@ -180,9 +180,6 @@ class BlobStore:
 
     def _link(self, temp: Path, info: BlobInfo) -> str:
         """Put a complete, fsynced temp file in place; return the id the content is stored under."""
-        stored = self._stored_as(info)
-        if stored is not None:
-            return stored
         final = self.path(info.blob_id)
         fanout_created = not final.parent.is_dir()
         if fanout_created:
@@ -300,19 +297,34 @@ class BlobWriter:
 
     def commit(self) -> BlobInfo:
         """Make the blob durable and visible; return its info (the id of an identical blob if one exists)."""
+        if self.prepare_commit():
+            self.make_durable()
+        return self.complete_commit()
+
+    # commit() in three steps, for callers that run only the one that waits on the disk off their
+    # event loop: each system call in a worker thread is a GIL hand-over with the loop.
+    def prepare_commit(self) -> bool:
+        """Write the last chunk (to the page cache); False when the content is stored already."""
         if self._committed:
-            assert self._info is not None
-            return self._info
+            return False
         info = self.finish()
-        blob_id = self._store._stored_as(info)
-        if blob_id is None:
-            file = self._temp_file()
-            file.write(self._last_chunk)
-            file.flush()
-            os.fsync(file.fileno())
-            assert self._temp is not None
-            blob_id = self._store._link(self._temp, info)
-        self._info = replace(info, blob_id=blob_id)
+        stored = self._store._stored_as(info)
+        if stored is not None:
+            self._info = replace(info, blob_id=stored)
+            return False
+        file = self._temp_file()
+        file.write(self._last_chunk)
+        file.flush()
+        return True
+
+    def make_durable(self) -> None:
+        """fsync the content, then link it in place and fsync that: the step that waits on the disk."""
+        assert self._file is not None and self._temp is not None and self._info is not None
+        os.fsync(self._file.fileno())
+        self._info = replace(self._info, blob_id=self._store._link(self._temp, self._info))
+
+    def complete_commit(self) -> BlobInfo:
+        assert self._info is not None
         self._committed = True
         self._close()
         return self._info

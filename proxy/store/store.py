@@ -68,7 +68,10 @@ class AssetWriter:
         return self._blob.finish()
 
     async def commit(self, *, published: bool) -> BlobInfo:
-        info = await asyncio.to_thread(self._blob.commit)  # fsyncs
+        blob = self._blob
+        if blob.prepare_commit():
+            await asyncio.to_thread(blob.make_durable)
+        info = blob.complete_commit()
         self._done = True
         self._store.ledger.record(info.blob_id, info.size, pinned=published)
         self._store.schedule_eviction()
