@@ -79,6 +79,18 @@ def test_a_tarball_miss_reaches_the_client_while_the_upstream_is_still_sending(p
     assert public.tarball_requests("slow", "1.0.0") == 1
 
 
+def test_a_client_that_leaves_mid_download_does_not_stop_it(proxy, public):
+    data = public.add("left", "1.0.0", tarball=os.urandom(2 * 1024 * 1024))
+    public.tarball_faults["left-1.0.0.tgz"] = "stall"
+    url = f"{proxy.url}/npm/dev/left/-/left-1.0.0.tgz"
+    with httpx.stream("GET", url, timeout=30) as response:
+        next(response.iter_raw())  # some bytes, then the client hangs up
+    public.stalled.set()
+    eventually(lambda: proxy.blob_count() == 1)
+    assert httpx.get(url).content == data
+    assert public.tarball_requests("left", "1.0.0") == 1
+
+
 def test_a_lying_upstream_fails_a_streamed_download_and_nothing_is_stored(proxy, public, tmp_path):
     data = public.add("liar", "1.0.0", tarball=os.urandom(2 * 1024 * 1024))
     public.tarball_faults["liar-1.0.0.tgz"] = "wrong-bytes"
