@@ -29,6 +29,7 @@ it keeps no mutable state of its own and relies on atomic file system operations
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -106,6 +107,7 @@ class BlobStore:
         self._tmp = root / "tmp"
         make_private_dirs(self._blobs)
         make_private_dirs(self._tmp)
+        self._make_fanouts()
         self._remove_dead_temp_files()
 
     def path(self, blob_id: str) -> Path:
@@ -207,6 +209,15 @@ class BlobStore:
             pass
         log.warning("blob %s is corrupt (%s); removed", blob_id, error.reason)
         return BlobCorrupt(blob_id, error.reason)
+
+    def _make_fanouts(self) -> None:
+        """Every fan-out directory, made once, so that a commit does not make (and fsync) one."""
+        missing = [d for d in (self._blobs / f"{n:02x}" for n in range(256)) if not d.is_dir()]
+        for directory in missing:
+            with contextlib.suppress(FileExistsError):
+                directory.mkdir(mode=0o700)
+        if missing:
+            fsync_dir(self._blobs)
 
     def _new_temp_file(self) -> tuple[int, Path]:
         """Create and lock a temp file that no cleaner of ``tmp/`` can have removed."""
