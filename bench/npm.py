@@ -9,7 +9,9 @@ fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints
 - warm 1 MiB tarball MB/s (10^6 bytes per second);
 - warm ``npm ci`` wall time for a generated ~300-package tree (store warm, npm cache empty);
 - cold ``npm ci`` through the proxy (empty store, empty npm cache) against ``npm ci`` straight from the
-  fake, and the overhead (medians of ``--runs`` interleaved runs).
+  fake, and the overhead (medians of ``--runs`` interleaved runs), with the CPU time the proxy process
+  spent per cold run (user + system, from /proc): on a 2-core machine npm itself keeps about 1.5 cores
+  busy, so the proxy's CPU time is what the overhead is made of.
 The load generator is an aiohttp client in this process (one event loop); on a 2-core machine it
 shares the CPUs with the proxy, so the figures are a floor for the proxy.
 """
@@ -52,6 +54,11 @@ def free_port() -> int:
 class Proxy:
     process: subprocess.Popen[bytes]
     url: str
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the proxy process so far (Linux)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -205,6 +212,10 @@ class Npm:
         return elapsed
 
 
+def spread(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
 def app_dir(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     manifest = {"name": "bench-app", "version": "1.0.0", "dependencies": {"tree-000": "^1.0.0"}}
@@ -264,16 +275,22 @@ def main() -> None:
         direct_app = app_dir(root / "app-direct")
         direct_npm.run("install", cwd=direct_app)
         # Interleaved, so that a change in the machine's load hits both sides alike.
-        direct_runs, cold_runs = [], []
+        direct_runs, cold_runs, cold_cpu = [], [], []
         for run in range(args.runs):
             direct_runs.append(ci(direct_npm, direct_app))
             proxy.stop()
             proxy = start_proxy(root / f"proxy-cold-{run}", fake.url, port)  # same port: the lockfile's URLs
+            before = proxy.cpu_seconds()
             cold_runs.append(ci(npm, app))
+            cold_cpu.append(proxy.cpu_seconds() - before)
         direct, cold = statistics.median(direct_runs), statistics.median(cold_runs)
-        print(f"cold npm ci straight from the fake: {direct:.2f} s")
+        print(f"cold npm ci straight from the fake: {direct:.2f} s (runs: {spread(direct_runs)})")
         overhead = (cold / direct - 1) * 100
-        print(f"cold npm ci through the proxy (empty store): {cold:.2f} s, overhead {overhead:+.0f} %")
+        print(
+            f"cold npm ci through the proxy (empty store): {cold:.2f} s (runs: {spread(cold_runs)}), "
+            f"overhead {overhead:+.0f} %; proxy CPU {statistics.median(cold_cpu):.2f} s per run, "
+            f"{statistics.median(cold_cpu) / installed * 1000:.1f} ms per package"
+        )
     finally:
         proxy.stop()
         fake.stop_in_thread()
