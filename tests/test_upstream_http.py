@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import httpx
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from proxy.config.model import Credentials
-from proxy.upstream.base import UpstreamUnavailable
+from proxy.upstream.base import LinkLocalRefused, UpstreamUnavailable, transport_failure
 from proxy.upstream.http import (
     Authorization,
+    GuardedResolver,
     HttpSettings,
     UpstreamHttp,
     basic_authorization,
@@ -92,6 +96,8 @@ async def origin_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
             return web.Response(status=302, headers={"Location": "/loop"})
         if request.path == "/here":
             return web.Response(status=307, headers={"Location": "/there?x=1"})
+        if request.path == "/to-metadata":
+            return web.Response(status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
         if request.path == "/see-other":
             return web.Response(status=303, headers={"Location": "/there"})
         if request.path == "/private" and request.headers.get("Authorization") != "Basic dXNlcjpwYXNz":
@@ -342,3 +348,38 @@ async def test_the_environment_proxy_is_used_except_for_no_proxy_hosts(origin_se
     assert (proxied["Host"], proxied["path"]) == ("registry.example.com", "/npm/lib")
     assert proxied["Proxy-Authorization"] == basic_authorization("build", "s@cret")
     assert direct["path"] == "/direct" and "Proxy-Authorization" not in direct
+
+
+# ---- link-local addresses (cloud instance metadata) -------------------------------------------
+
+
+async def test_link_local_addresses_are_refused_whether_named_or_redirected_to(origin_server, http) -> None:
+    url, seen = origin_server
+    for target in ("http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/x", f"{url}/to-metadata"):
+        with pytest.raises(UpstreamUnavailable) as raised:
+            await http.send("plain", target)
+        assert raised.value.reason.startswith("refused:") and "link-local" in raised.value.reason
+    assert [request["path"] for request in seen] == ["/to-metadata"]  # refused before connecting
+
+
+class Answers(AbstractResolver):
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = addresses
+
+    async def resolve(self, host, port=0, family=socket.AF_INET) -> list[ResolveResult]:
+        return [
+            ResolveResult(hostname=host, host=a, port=port, family=family, proto=0, flags=0)
+            for a in self.addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_host_names_that_resolve_to_link_local_addresses_are_refused() -> None:
+    mixed = await GuardedResolver(Answers("169.254.169.254", "10.1.2.3")).resolve("registry.example.com")
+    assert [answer["host"] for answer in mixed] == ["10.1.2.3"]
+    with pytest.raises(LinkLocalRefused) as raised:
+        await GuardedResolver(Answers("169.254.170.2", "fe80::1")).resolve("metadata.example.com")
+    failure = transport_failure(aiohttp.ClientConnectorDNSError(None, raised.value))  # type: ignore[arg-type]
+    assert failure == "refused: metadata.example.com resolves only to link-local addresses"

@@ -96,8 +96,18 @@ class UpstreamResponse:
         return f"<UpstreamResponse {self.upstream} {self.status} {self.url}>"
 
 
+class LinkLocalRefused(OSError):
+    """A URL that leads to a link-local address, where cloud instance metadata and credentials are
+    served (EC2 instance metadata, ECS task credentials): no upstream URL, tarball URL or redirect
+    may make the proxy fetch from there."""
+
+
 def transport_failure(exc: BaseException) -> str:
     """Why a request got no answer, in words that name no URL (a pre-signed URL is a secret)."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, LinkLocalRefused):
+        return str(exc.os_error)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "host name not resolved"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "timed out connecting"
     if isinstance(exc, TimeoutError):

@@ -12,6 +12,9 @@
   proxy; user info in the proxy URL becomes Proxy-Authorization) and SSL_CERT_FILE/SSL_CERT_DIR
   (OpenSSL's default verify paths).
 - Cookies are neither kept nor sent: upstreams are package registries, not sessions.
+- It never connects to a link-local address (169.254.0.0/16, fe80::/10), whether a URL names one
+  or a host name resolves to one: cloud instance metadata and credentials are served there, and
+  URLs come from upstream documents (``dist.tarball``, redirects) that the proxy does not control.
 - Pre-signed URLs are secrets for their lifetime: logs show URLs as scheme://host/path only, the
   response's ``url`` has no query, and a log filter strips queries from the client library's own
   log records.
@@ -28,9 +31,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import ipaddress
 import logging
 import random
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,8 +43,10 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
-from proxy.upstream.base import UpstreamResponse, UpstreamUnavailable, transport_failure
+from proxy.upstream.base import LinkLocalRefused, UpstreamResponse, UpstreamUnavailable, transport_failure
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +123,31 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+def link_local(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0]).is_link_local
+    except ValueError:
+        return False
+
+
+class GuardedResolver(AbstractResolver):
+    """Name resolution without link-local answers (see LinkLocalRefused)."""
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answers = [a for a in await self._inner.resolve(host, port, family) if not link_local(a["host"])]
+        if not answers:
+            raise LinkLocalRefused(f"refused: {host} resolves only to link-local addresses")
+        return answers
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 @dataclass(frozen=True)
 class ProxyRoute:
     url: str  # without user info
@@ -160,9 +192,12 @@ class UpstreamHttp:
         self.settings = settings or HttpSettings()
         self._sleep = sleep
         self._proxies = EnvironmentProxies()
+        self._resolver = GuardedResolver()
         s = self.settings
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=s.max_connections, limit_per_host=0),
+            connector=aiohttp.TCPConnector(
+                limit=s.max_connections, limit_per_host=0, resolver=self._resolver
+            ),
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=s.connect_timeout, sock_read=s.read_timeout
             ),
@@ -221,6 +256,7 @@ class UpstreamHttp:
 
     async def aclose(self) -> None:
         await self._session.close()
+        await self._resolver.close()  # given to the connector, so not closed with it
 
     async def _follow(
         self,
@@ -232,6 +268,9 @@ class UpstreamHttp:
         authorization: Authorization | None,
     ) -> tuple[aiohttp.ClientResponse, str]:
         for _ in range(self.settings.max_redirects + 1):
+            host = urlsplit(url).hostname or ""
+            if link_local(host):
+                raise UpstreamUnavailable(upstream, f"refused: {host} is a link-local address")
             hop_headers = dict(headers)
             if authorization is not None and origin(url) == authorization.origin:
                 hop_headers["Authorization"] = authorization.value
