@@ -135,6 +135,10 @@ class FakeNpmRegistry(FakeServer):
         """The proxy's ``[upstream.NAME]`` table for this registry."""
         return f'\n[upstream.{name}]\nformat = "npm"\nurl = "{self.url}"\n'
 
+    async def stop(self) -> None:
+        self.stalled.set()  # a stalled tarball must not hold up the shutdown
+        await super().stop()
+
     def tarball_requests(self, name: str, version: str) -> int:
         return self.requests[f"/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"]
 
