@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from proxy.config.model import CacheConfig
-from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing, BlobStore, BlobWriter
+from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing, BlobStore
 from proxy.store.catalog import Catalog
 from proxy.store.keyring import KeyRing
 from proxy.store.ledger import BlobLedger
@@ -48,18 +48,12 @@ async def offload(size: int, work: Callable[[], T]) -> T:
 
 
 class AssetWriter:
-    """Streams one asset into the store; ``finish`` to learn its digests, then ``commit`` or ``abort``."""
+    """Streams one asset into the store; ``finish`` to learn its digests, then ``commit`` or ``abort``.
+    Used with ``async with``, it aborts what was not committed."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._writer: BlobWriter | None = None
-        self._done = False
-
-    @property
-    def _blob(self) -> BlobWriter:
-        if self._writer is None:
-            raise RuntimeError("use the AssetWriter with 'async with'")
-        return self._writer
+        self._blob = store.blobs.writer()  # no file yet: see BlobWriter
 
     def write(self, data: bytes) -> None:
         self._blob.write(data)
@@ -68,22 +62,17 @@ class AssetWriter:
         return self._blob.finish()
 
     async def commit(self, *, published: bool) -> BlobInfo:
-        blob = self._blob
-        if blob.prepare_commit():
-            await asyncio.to_thread(blob.make_durable)
-        info = blob.complete_commit()
-        self._done = True
+        if self._blob.prepare_commit():
+            await asyncio.to_thread(self._blob.make_durable)
+        info = self._blob.complete_commit()
         self._store.ledger.record(info.blob_id, info.size, pinned=published)
         self._store.schedule_eviction()
         return info
 
     async def abort(self) -> None:
-        if not self._done and self._writer is not None:
-            self._done = True
-            self._writer.abort()
+        self._blob.abort()  # nothing once committed
 
     async def __aenter__(self) -> AssetWriter:
-        self._writer = self._store.blobs.writer()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -151,15 +151,25 @@ class GuardedResolver(AbstractResolver):
 @dataclass(frozen=True)
 class ProxyRoute:
     url: str  # without user info
-    headers: Mapping[str, str] | None = field(default=None, repr=False)  # Proxy-Authorization
+    authorization: str | None = field(default=None, repr=False)  # Proxy-Authorization
+
+    def place_authorization(self, url: str, headers: dict[str, str]) -> Mapping[str, str] | None:
+        """Plain HTTP goes to the proxy as is, so its credentials go with the request; HTTPS gets a
+        CONNECT tunnel, and they go only on the CONNECT (returned), never through the tunnel."""
+        if self.authorization is None:
+            return None
+        if url.lower().startswith("https:"):
+            return {"Proxy-Authorization": self.authorization}
+        headers["Proxy-Authorization"] = self.authorization
+        return None
 
 
 class EnvironmentProxies:
     """The forward proxies the environment names, decided once per (scheme, host). aiohttp's own
     ``trust_env`` reads the environment again, in a worker thread, for every request."""
 
-    def __init__(self, proxies: Mapping[str, str] | None = None) -> None:
-        self._proxies = dict(getproxies_environment() if proxies is None else proxies)
+    def __init__(self) -> None:
+        self._proxies = getproxies_environment()
         self._routes: dict[tuple[str, str], ProxyRoute | None] = {}
 
     def route(self, url: str) -> ProxyRoute | None:
@@ -177,7 +187,7 @@ class EnvironmentProxies:
         if parts.username is None:
             return ProxyRoute(proxy)
         credentials = basic_authorization(unquote(parts.username), unquote(parts.password or ""))
-        return ProxyRoute(safe_url(proxy), {"Proxy-Authorization": credentials})
+        return ProxyRoute(safe_url(proxy), credentials)
 
 
 class UpstreamHttp:
@@ -275,14 +285,7 @@ class UpstreamHttp:
             if authorization is not None and origin(url) == authorization.origin:
                 hop_headers["Authorization"] = authorization.value
             proxy = self._proxies.route(url)
-            tunnel_headers = None
-            if proxy is not None and proxy.headers:
-                # Plain HTTP goes to the proxy as is; HTTPS gets a CONNECT tunnel, and the proxy's
-                # credentials must go only on the CONNECT, never through the tunnel to the upstream.
-                if url.lower().startswith("https:"):
-                    tunnel_headers = proxy.headers
-                else:
-                    hop_headers.update(proxy.headers)
+            tunnel_headers = proxy.place_authorization(url, hop_headers) if proxy else None
             response = await self._session.request(
                 method,
                 url,
