@@ -12,6 +12,10 @@ fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints
   fake, and the overhead (medians of ``--runs`` interleaved runs), with the CPU time the proxy process
   spent per cold run (user + system, from /proc): on a 2-core machine npm itself keeps about 1.5 cores
   busy, so the proxy's CPU time is what the overhead is made of.
+Nothing is deleted until the end: every run gets new directories (npm cache, node_modules, proxy store).
+On an ext4 file system without a journal, a file created within minutes of many deletions in its
+block group costs up to ~1 ms of CPU (the allocator skips recently deleted inodes), so deleting one
+run's files would slow the next run's npm and proxy alike, by chance.
 The load generator is an aiohttp client in this process (one event loop); on a 2-core machine it
 shares the CPUs with the proxy, so the figures are a floor for the proxy.
 """
@@ -208,7 +212,6 @@ class Npm:
         elapsed = time.perf_counter() - start
         if result.returncode != 0:
             raise SystemExit(f"npm {' '.join(args)} failed:\n{result.stderr}")
-        shutil.rmtree(cache, ignore_errors=True)
         return elapsed
 
 
@@ -224,8 +227,12 @@ def app_dir(directory: Path) -> Path:
 
 
 def ci(npm: Npm, app: Path) -> float:
-    shutil.rmtree(app / "node_modules", ignore_errors=True)
-    return npm.run("ci", cwd=app)
+    """``npm ci`` of ``app``'s lockfile in a new directory (with a new, empty npm cache)."""
+    fresh = app.with_name(f"{app.name}-ci-{npm.runs}")
+    fresh.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(app / name, fresh / name)
+    return npm.run("ci", cwd=fresh)
 
 
 def main() -> None:

@@ -116,6 +116,20 @@ async def test_same_content_from_many_writers_is_one_blob(tmp_path):
     store.close()
 
 
+@pytest.mark.parametrize(("published", "fsyncs"), [(True, 2), (False, 0)])
+async def test_only_published_content_waits_for_the_disk(tmp_path, monkeypatch, published, fsyncs):
+    """A published asset is the only copy: fsynced (content, then its directory) before it counts as
+    stored. A fetched one can be fetched again and is authenticated when read, so it is not."""
+    store = open_store(tmp_path)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    blob_id = await put(store, os.urandom(100_000), published=published)
+    assert len(synced) == fsyncs
+    assert store.has_blob(blob_id)
+    store.close()
+
+
 async def test_eviction_is_lru_and_never_touches_published(tmp_path):
     store = open_store(tmp_path, max_size=250_000)
     published = await put(store, os.urandom(200_000), published=True)

@@ -10,9 +10,12 @@ whichever repository or upstream it came through, and a name reveals nothing abo
 to someone without the key. After a key rotation, content already stored under an old key's
 name is found through ``keyed_names`` and not written again.
 
-A write goes to a temp file in ``tmp/``, is fsynced, then hard-linked to its final name; an
-existing final name means the same content is already there (dedup). Only complete, durable
-files ever appear under ``blobs/``, whatever moment a crash strikes. Every writer holds an
+A write goes to a temp file in ``tmp/``, then is hard-linked to its final name; an existing final
+name means the same content is already there (dedup). Only complete files ever appear under
+``blobs/``, whatever moment the process dies. A durable write (``place(durable=True)``: published
+content, the only copy) is fsynced before the link and its directory after it, so it also survives
+a power failure. Other content is not: a power failure can leave such a blob empty or torn, and it
+then fails authentication when read, is removed and is fetched again. Every writer holds an
 exclusive ``flock`` on its temp file, so a store opened later (a second process on the same
 root, say) removes only the temp files of writers that died, never those of live ones.
 
@@ -180,8 +183,8 @@ class BlobStore:
                 return blob_id
         return None
 
-    def _link(self, temp: Path, info: BlobInfo) -> str:
-        """Put a complete, fsynced temp file in place; return the id the content is stored under."""
+    def _link(self, temp: Path, info: BlobInfo, durable: bool) -> str:
+        """Put a complete temp file in place; return the id the content is stored under."""
         final = self.path(info.blob_id)
         fanout_created = not final.parent.is_dir()
         if fanout_created:
@@ -190,9 +193,10 @@ class BlobStore:
             os.link(temp, final)
         except FileExistsError:
             return info.blob_id  # written concurrently by another writer: the same content
-        fsync_dir(final.parent)
-        if fanout_created:
-            fsync_dir(self._blobs)
+        if durable:
+            fsync_dir(final.parent)
+            if fanout_created:
+                fsync_dir(self._blobs)
         return info.blob_id
 
     def _broken(self, blob_id: str, opened: os.stat_result, error: SealError) -> BlobCorrupt:
@@ -309,13 +313,13 @@ class BlobWriter:
     def commit(self) -> BlobInfo:
         """Make the blob durable and visible; return its info (the id of an identical blob if one exists)."""
         if self.prepare_commit():
-            self.make_durable()
+            self.place(durable=True)
         return self.complete_commit()
 
     # commit() in three steps, for callers that run only the one that waits on the disk off their
     # event loop: each system call in a worker thread is a GIL hand-over with the loop.
     def prepare_commit(self) -> bool:
-        """Write the last chunk (to the page cache); False when the content is stored already."""
+        """False when the content is stored already, so there is nothing to place."""
         if self._committed:
             return False
         info = self.finish()
@@ -323,16 +327,19 @@ class BlobWriter:
         if stored is not None:
             self._info = replace(info, blob_id=stored)
             return False
+        return True
+
+    def place(self, *, durable: bool) -> None:
+        """Write the last chunk and link the file in place. ``durable`` fsyncs the content before the
+        link and the directory after it: the steps that wait on the disk. Without them a power failure
+        can leave the blob empty or torn; it then fails authentication when read and is removed."""
         file = self._temp_file()
         file.write(self._last_chunk)
         file.flush()
-        return True
-
-    def make_durable(self) -> None:
-        """fsync the content, then link it in place and fsync that: the step that waits on the disk."""
-        assert self._file is not None and self._temp is not None and self._info is not None
-        os.fsync(self._file.fileno())
-        self._info = replace(self._info, blob_id=self._store._link(self._temp, self._info))
+        assert self._temp is not None and self._info is not None
+        if durable:
+            os.fsync(file.fileno())
+        self._info = replace(self._info, blob_id=self._store._link(self._temp, self._info, durable))
 
     def complete_commit(self) -> BlobInfo:
         assert self._info is not None
