@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from proxy.config.model import Format
 from proxy.store.blobs import BlobInfo
@@ -25,6 +24,8 @@ from proxy.store.store import Store, offload
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 NOT_FOUND_TTL = 60.0
 
@@ -48,40 +49,47 @@ class AssetSink(Protocol):
     async def end(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class Fetched:
-    doc: CachedDocument
-    stale: bool  # served past its TTL because the upstream could not be reached
+class Fetched(Generic[T]):
+    """An upstream's document: its cached copy, and its parsed form, made at most once (a document just
+    fetched was parsed when it was checked)."""
+
+    def __init__(
+        self, doc: CachedDocument, stale: bool, parse: Callable[[bytes], T], parsed: T | None = None
+    ) -> None:
+        self.doc = doc
+        self.stale = stale  # served past its TTL because the upstream could not be reached
+        self._parse = parse
+        self._parsed = parsed
+
+    def parsed(self) -> T:
+        if self._parsed is None:
+            self._parsed = self._parse(self.doc.body)
+        return self._parsed
 
 
 class Fetcher:
     def __init__(self, store: Store, metadata_ttl: float) -> None:
         self._store = store
         self._ttl = metadata_ttl
-        self._documents: SingleFlight[Fetched | None] = SingleFlight()
+        self._documents: SingleFlight[Fetched[Any] | None] = SingleFlight()
         self._assets: SingleFlight[BlobInfo | None] = SingleFlight()
 
     # -- metadata ---------------------------------------------------------------------------------
     async def metadata(
-        self,
-        upstream: Upstream,
-        format: Format,
-        url: str,
-        validate: Callable[[bytes], object],
-    ) -> Fetched | None:
+        self, upstream: Upstream, format: Format, url: str, parse: Callable[[bytes], T]
+    ) -> Fetched[T] | None:
         """The upstream's document at ``url``; None when the upstream does not have it.
 
-        ``validate`` raises ValueError for a body that is not a well-formed document of its kind; such a
+        ``parse`` raises ValueError for a body that is not a well-formed document of its kind; such a
         body is never cached. Raises UpstreamUnavailable (or UpstreamInvalid) when the upstream failed and
-        no earlier copy is cached.
+        no earlier copy is cached. Concurrent callers for one URL share the parsed document: they must
+        not change it.
         """
         key = ("metadata", upstream.name, format, url)
         cached = self._store.metadata.get(*key)
         if cached is not None and cached.age() < (self._ttl if cached.status == 200 else NOT_FOUND_TTL):
-            return Fetched(cached, stale=False) if cached.status == 200 else None
-        return await self._documents.do(
-            key, lambda: self._refresh(key, upstream, format, url, cached, validate)
-        )
+            return Fetched(cached, False, parse) if cached.status == 200 else None
+        return await self._documents.do(key, lambda: self._refresh(key, upstream, format, url, cached, parse))
 
     async def _refresh(
         self,
@@ -90,14 +98,15 @@ class Fetcher:
         format: Format,
         url: str,
         cached: CachedDocument | None,
-        validate: Callable[[bytes], object],
-    ) -> Fetched | None:
+        parse: Callable[[bytes], T],
+    ) -> Fetched[T] | None:
         headers = {"Accept-Encoding": "gzip"}
         if cached is not None and cached.status == 200:
             if cached.etag:
                 headers["If-None-Match"] = cached.etag
             if cached.last_modified:
                 headers["If-Modified-Since"] = cached.last_modified
+        parsed: T | None = None
         try:
             async with upstream.open(format, url, headers=headers) as response:
                 if response.status == 304 and cached is not None:
@@ -109,7 +118,7 @@ class Fetcher:
                 elif response.status == 200:
                     body = await response.aread()
                     try:
-                        validate(body)
+                        parsed = parse(body)
                     except ValueError as exc:
                         raise UpstreamInvalid(
                             f"upstream {upstream.name} sent a broken document: {exc}"
@@ -126,10 +135,10 @@ class Fetcher:
         except (UpstreamUnavailable, UpstreamInvalid) as exc:
             if cached is not None and cached.status == 200:
                 log.warning("serving stale metadata: %s", exc)
-                return Fetched(cached, stale=True)
+                return Fetched(cached, True, parse)
             raise
         await offload(len(doc.body), lambda: self._store.metadata.put(doc, *key))
-        return Fetched(doc, stale=False) if doc.status == 200 else None
+        return Fetched(doc, False, parse, parsed) if doc.status == 200 else None
 
     # -- assets -----------------------------------------------------------------------------------
     async def asset(

@@ -20,6 +20,12 @@ CACHE_CONTROL = "max-age=31536000"  # an asset's bytes never change under its na
 WRITE_TIMEOUT = 30.0
 
 
+class _AssetResponse(web.StreamResponse):
+    # The headers wait for the first body bytes and go out in the same write, as web.Response does:
+    # one system call and one wake-up of the client fewer per asset.
+    _send_headers_immediately = False
+
+
 async def blob_response(
     request: web.Request,
     store: Store,
@@ -41,7 +47,7 @@ async def blob_response(
         first = await anext(chunks, b"")
     except (BlobMissing, BlobCorrupt):
         return None
-    response = web.StreamResponse(headers=headers)
+    response = _AssetResponse(headers=headers)
     await response.prepare(request)
     if request.method == "HEAD":
         await chunks.aclose()
@@ -71,9 +77,8 @@ class StreamedAsset:
         self._gone = False
 
     async def start(self, size: int | None) -> None:
-        response = web.StreamResponse(
-            headers={"Content-Type": self._content_type, "Cache-Control": CACHE_CONTROL}
-        )
+        headers = {"Content-Type": self._content_type, "Cache-Control": CACHE_CONTROL}
+        response = _AssetResponse(headers=headers)
         if size is not None:
             response.content_length = size
         self.response = response

@@ -117,7 +117,7 @@ class MetadataDocuments:
         )
         if fetched is None:
             return None
-        return parse(fetched.doc.body), fetched.stale
+        return fetched.parsed(), fetched.stale
 
 
 def _local_document(record: PackageRecord, path: MetadataPath) -> MavenMetadata | None:

@@ -160,9 +160,7 @@ class Packuments:
                 return None
             body = fetched.doc.body
             fresh_until = fetched.doc.fetched_at + self._ttl
-            answer = _Answer(
-                hashlib.sha1(body).digest(), len(body), lambda: parse_packument(body), fresh_until
-            )
+            answer = _Answer(hashlib.sha1(body).digest(), len(body), fetched.parsed, fresh_until)
             return answer, fetched.stale
 
         daemon = self._daemon

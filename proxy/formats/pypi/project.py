@@ -30,7 +30,7 @@ from proxy.daemon import Daemon
 from proxy.formats.pypi.merge import Offer, Project, Source, merge
 from proxy.formats.pypi.names import coordinate
 from proxy.formats.pypi.negotiate import Representation
-from proxy.formats.pypi.pages import parse_page
+from proxy.formats.pypi.pages import DistFile, parse_page
 from proxy.formats.pypi.records import held_assets, published_offers
 from proxy.formats.pypi.simple import render_project
 from proxy.repository.fetch import NOT_FOUND_TTL
@@ -119,13 +119,13 @@ class ProjectViews:
             if "pypi" not in upstream.formats:
                 return None
             path = await _page_path(upstream, project)
-            fetched = await daemon.fetcher.metadata(upstream, "pypi", path, _validator(project))
+            fetched = await daemon.fetcher.metadata(upstream, "pypi", path, _parser(project))
             if fetched is None:
                 expiries.append(time.time() + NOT_FOUND_TTL)
                 return None
             expiries.append(fetched.doc.fetched_at + ttl)
             source = Source(upstream.name, upstream, path)
-            return [Offer(f, source) for f in parse_page(fetched.doc.body, project)], fetched.stale
+            return [Offer(f, source) for f in fetched.parsed()], fetched.stale
 
         places = daemon.chain.places(repository)
         resolution = await resolve(daemon.store, places, coordinate(project), local, remote)
@@ -141,7 +141,7 @@ class ProjectViews:
         return view
 
 
-def _validator(project: str) -> Callable[[bytes], object]:
+def _parser(project: str) -> Callable[[bytes], list[DistFile]]:
     return lambda body: parse_page(body, project)
 
 
