@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import functools
 import ipaddress
 import logging
 import random
@@ -123,6 +124,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every request; an upstream has few hosts
 def link_local(host: str) -> bool:
     try:
         return ipaddress.ip_address(host.strip("[]").split("%", 1)[0]).is_link_local
@@ -297,7 +299,8 @@ class UpstreamHttp:
             )
             location = response.headers.get("Location")
             if response.status not in REDIRECT_STATUSES or location is None:
-                log.debug("upstream %r: %s %s -> %d", upstream, method, safe_url(url), response.status)
+                if log.isEnabledFor(logging.DEBUG):  # safe_url() is not free, and this is every request
+                    log.debug("upstream %r: %s %s -> %d", upstream, method, safe_url(url), response.status)
                 return response, url
             response.release()
             target = urljoin(url, location)
