@@ -116,17 +116,34 @@ async def test_same_content_from_many_writers_is_one_blob(tmp_path):
     store.close()
 
 
-@pytest.mark.parametrize(("published", "fsyncs"), [(True, 2), (False, 0)])
-async def test_only_published_content_waits_for_the_disk(tmp_path, monkeypatch, published, fsyncs):
-    """A published asset is the only copy: fsynced (content, then its directory) before it counts as
-    stored. A fetched one can be fetched again and is authenticated when read, so it is not."""
+@pytest.mark.parametrize("published", [True, False])
+async def test_only_a_publish_waits_for_the_disk(tmp_path, monkeypatch, published):
+    """A publish is the only copy: its blob (content, then directory) and the index entries naming it
+    are fsynced before it returns. A fetched asset can be fetched again and is authenticated when
+    read, so neither is."""
     store = open_store(tmp_path)
-    synced: list[int] = []
+    synced: list[str] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
-    blob_id = await put(store, os.urandom(100_000), published=published)
-    assert len(synced) == fsyncs
-    assert store.has_blob(blob_id)
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    async with store.ingest() as writer:
+        writer.write(os.urandom(100_000))
+        writer.finish()
+        asset = asset_record("left-pad-1.0.0.tgz", await writer.commit(published=published))
+    if published:
+        version = published_version("1.0.0", "local", [asset], {})
+        await update_published(store, "local", COORD, lambda r: r.versions.update({"1.0.0": version}))
+        logs = {str(tmp_path / "cache" / "index" / db / "cache.db-wal") for db in ("catalog", "ledger")}
+        assert any(path.endswith(".part") for path in synced)  # the blob's content, before its link
+        assert logs <= set(synced)
+    else:
+        await record_fetched_asset(store, "dev", COORD, "1.0.0", asset, "public-npm")
+        assert synced == []
+    assert store.has_blob(asset.blob_id)
     store.close()
 
 

@@ -4,6 +4,7 @@ pinning follow one set of rules."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -53,14 +54,17 @@ async def update_published(
     change: Callable[[PackageRecord], None],
 ) -> PackageRecord:
     """Apply a publishing change; a package new to the repository gets the published origin defaults.
-    ``change`` may raise to refuse (nothing is written then)."""
+    ``change`` may raise to refuse (nothing is written then). Returns once the change is durable: a
+    publish is the only copy, unlike a fetched asset (``record_fetched_asset`` does not wait)."""
 
     def apply(record: PackageRecord) -> None:
         if not record.versions:
             record.origin_configuration = PUBLISHED_DEFAULT
         change(record)
 
-    return store.catalog.update_package(repository, coordinate, apply)
+    updated = store.catalog.update_package(repository, coordinate, apply)
+    await asyncio.to_thread(store.sync)
+    return updated
 
 
 def published_version(

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from proxy.config.model import Format
-from proxy.store.index import open_index
+from proxy.store.index import open_index, sync_index
 from proxy.store.keyring import KeyRing
 from proxy.store.sealed import seal, unseal
 
@@ -135,6 +135,10 @@ class Catalog:
 
     def close(self) -> None:
         self._db.close()
+
+    def sync(self) -> None:
+        """Make every change so far survive a power failure (see proxy.store.index)."""
+        sync_index(self._db)
 
     # -- sealed entries -------------------------------------------------------------------------
     def _entry_name(self, *key: str) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxy.store.index import open_index
+from proxy.store.index import open_index, sync_index
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,10 @@ class BlobLedger:
     def close(self) -> None:
         self.flush()
         self._db.close()
+
+    def sync(self) -> None:
+        """Make every record so far survive a power failure (see proxy.store.index)."""
+        sync_index(self._db)
 
     def record(self, blob_id: str, size: int, *, pinned: bool) -> None:
         """Note a committed blob; pinning is sticky (cached content that is later published stays pinned)."""

@@ -122,6 +122,12 @@ class Store:
         keyring = KeyRing.load(cache.key_file, cache.old_key_files)
         return cls(cache.path, keyring, cache.max_size)
 
+    def sync(self) -> None:
+        """Make the catalog and the ledger survive a power failure as they are now: a publish is
+        acknowledged only after this (its blob was fsynced when committed)."""
+        self.catalog.sync()
+        self.ledger.sync()
+
     def close(self) -> None:
         self.ledger.close()
         self.catalog.close()
