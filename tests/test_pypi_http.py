@@ -194,6 +194,49 @@ def test_concurrent_misses_for_one_file_cost_one_download(proxy, first):
     assert first.file_requests(file.filename) == 1
 
 
+def test_a_file_miss_reaches_the_client_while_the_upstream_is_still_sending(proxy, first):
+    file = first.add_wheel("slow-wheel", "1.0", payload_size=2 * 1024 * 1024)
+    url = files_of(page(proxy, "slow-wheel"))[file.filename]["url"]
+    before = proxy.blob_count()
+    first.stalled.clear()
+    first.file_faults[file.filename] = "stall"  # the first half, then nothing until released
+    try:
+        with httpx.stream("GET", url, timeout=30) as response:
+            assert response.status_code == 200
+            assert response.headers["Content-Length"] == str(len(file.data))
+            chunks = response.iter_raw()
+            received = next(chunks)
+            while len(received) < 256 * 1024:
+                received += next(chunks)
+            assert not first.stalled.is_set() and proxy.blob_count() == before
+            first.stalled.set()
+            received += b"".join(chunks)
+    finally:
+        first.stalled.set()
+        del first.file_faults[file.filename]
+    assert received == file.data
+    assert httpx.get(url).content == file.data  # from the store
+    assert first.file_requests(file.filename) == 1
+
+
+def test_a_lying_upstream_fails_a_streamed_file_and_nothing_is_stored(proxy, second):
+    file = second.add_wheel("liar-wheel", "1.0", payload_size=2 * 1024 * 1024)
+    url = files_of(page(proxy, "liar-wheel"))[file.filename]["url"]
+    before = proxy.blob_count()
+    second.file_faults[file.filename] = "wrong-bytes"
+    received = b""
+    # The last piece never comes: a body shorter than its Content-Length.
+    with pytest.raises(httpx.RemoteProtocolError), httpx.stream("GET", url, timeout=30) as response:
+        assert response.status_code == 200  # bytes were on their way before the check came
+        for chunk in response.iter_raw():
+            received += chunk
+    assert 0 < len(received) < len(file.data)
+    assert proxy.blob_count() == before
+    assert "upstream second sent an asset that fails verification" in proxy.log_text()
+    del second.file_faults[file.filename]
+    assert httpx.get(url).content == file.data
+
+
 def test_an_upstream_page_that_is_broken_is_a_502_and_not_cached(proxy, first):
     file = first.add_wheel("fragile", "1.0")
     first.broken_pages = True

@@ -1,12 +1,13 @@
 """Serving an asset: from its encrypted blob in the store (``blob_response``), or, on a miss, as it
-arrives from the upstream (``StreamedAsset``). Never recompressed (tarballs, wheels and jars are
-compressed already); HEAD answered without a body."""
+arrives from the upstream (``fetch_streaming`` with a ``StreamedAsset``). Never recompressed (tarballs,
+wheels and jars are compressed already); HEAD answered without a body."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -14,6 +15,8 @@ from proxy.store.blobs import BlobCorrupt, BlobMissing
 from proxy.store.store import Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CACHE_CONTROL = "max-age=31536000"  # an asset's bytes never change under its name
 # A client that takes no bytes for this long is dropped: other requests may be waiting on the download.
@@ -116,3 +119,22 @@ class StreamedAsset:
         self._gone = True
         if self._request.transport is not None:
             self._request.transport.close()
+
+
+async def fetch_streaming(
+    request: web.Request, content_type: str, fetch: Callable[[StreamedAsset | None], Awaitable[T]]
+) -> tuple[T | None, web.StreamResponse | None]:
+    """Run ``fetch`` with a StreamedAsset for a GET (an AssetSink, see proxy.repository.fetch).
+
+    Returns what ``fetch`` returned and, when it streamed the asset to the client, the response to
+    return as it is. A failure after the response started is not raised: the response comes back cut
+    short (see ``StreamedAsset.failed``), with None for the result. A failure before it is raised.
+    """
+    sink = StreamedAsset(request, content_type) if request.method == "GET" else None
+    try:
+        result = await fetch(sink)
+    except Exception as exc:
+        if sink is None or sink.response is None:
+            raise
+        return None, sink.failed(exc)
+    return result, sink.response if sink is not None else None

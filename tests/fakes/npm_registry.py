@@ -19,25 +19,21 @@ between requests (dict and Counter operations, atomic under the GIL).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
 import hashlib
 import io
 import json
 import tarfile
-import threading
 import urllib.parse
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import FakeServer
-
-Fault = Literal["wrong-bytes", "truncate", "stall"]
+from tests.fakes.server import FakeServer, Fault
 
 
 def make_tarball(
@@ -89,7 +85,6 @@ class FakeNpmRegistry(FakeServer):
         self.status: int | None = None  # answer every request with this status (e.g. 500)
         self.broken_packuments = False  # packuments that are not JSON
         self.tarball_faults: dict[str, Fault] = {}  # tarball file name -> fault
-        self.stalled = threading.Event()  # set it to let a "stall" tarball send its second half
         # (name, base URL) -> (json, gzip, etag)
         self._rendered: dict[tuple[str, str], tuple[bytes, bytes, str]] = {}
 
@@ -134,10 +129,6 @@ class FakeNpmRegistry(FakeServer):
     def upstream_config(self, name: str = "public") -> str:
         """The proxy's ``[upstream.NAME]`` table for this registry."""
         return f'\n[upstream.{name}]\nformat = "npm"\nurl = "{self.url}"\n'
-
-    async def stop(self) -> None:
-        self.stalled.set()  # a stalled tarball must not hold up the shutdown
-        await super().stop()
 
     def tarball_requests(self, name: str, version: str) -> int:
         return self.requests[f"/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"]
@@ -198,18 +189,4 @@ class FakeNpmRegistry(FakeServer):
         data = package.tarballs.get(file) if package else None
         if data is None:
             return web.json_response({"error": "Not found"}, status=404)
-        fault = self.tarball_faults.get(file)
-        if fault == "wrong-bytes":
-            data = bytes(b ^ 0x5A for b in data)
-        if fault not in ("truncate", "stall"):
-            return web.Response(body=data, content_type="application/octet-stream")
-        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
-        await response.prepare(request)
-        await response.write(data[: len(data) // 2])
-        if fault == "stall":
-            await asyncio.to_thread(self.stalled.wait, 60)
-            await response.write(data[len(data) // 2 :])
-            return response
-        if request.transport is not None:
-            request.transport.close()
-        return response
+        return await self.serve_asset(request, data, self.tarball_faults.get(file))

@@ -5,7 +5,8 @@ PEP 691 JSON when ``Accept`` asks for it; ETag and 304 on ``If-None-Match``), fi
 ``/packages/<filename>`` (linked relatively, ``#sha256=`` on every link) and, for files added with
 ``pep658=True``, their core metadata at ``/packages/<filename>.metadata``. It counts requests per
 path and has switchable faults: a file served with other bytes than its hash says, a truncated file,
-one status (e.g. 500) for everything, broken project pages, and stopping the server.
+a file that stalls halfway until the test releases it (``stalled``), one status (e.g. 500) for
+everything, broken project pages, and stopping the server.
 
 ``make_wheel`` and ``make_sdist`` build real, installable distributions by hand (zipfile, tarfile),
 fast and without a build backend.
@@ -31,14 +32,13 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 from packaging.utils import canonicalize_name
 
-from tests.fakes.server import FakeServer
+from tests.fakes.server import FakeServer, Fault
 
-Fault = Literal["wrong-bytes", "truncate"]
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -263,17 +263,9 @@ class FakePypiIndex(FakeServer):
         if file is None or (wants_metadata and file.metadata is None):
             return web.Response(status=404, text="not found\n")
         data = file.metadata if wants_metadata and file.metadata is not None else file.data
-        fault = None if wants_metadata else self.file_faults.get(filename)
-        if fault == "wrong-bytes":
-            data = bytes(b ^ 0x5A for b in data)
-        if fault != "truncate":
-            return web.Response(body=data, content_type="application/octet-stream")
-        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
-        await response.prepare(request)
-        await response.write(data[: len(data) // 2])
-        if request.transport is not None:
-            request.transport.close()
-        return response
+        return await self.serve_asset(
+            request, data, None if wants_metadata else self.file_faults.get(filename)
+        )
 
 
 def _html_page(project: str, files: Iterable[FakeFile]) -> bytes:

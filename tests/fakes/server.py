@@ -1,22 +1,29 @@
 """The life cycle every plain fake registry shares: an aiohttp server on 127.0.0.1, run in the test's
 loop (``async with``) or on a thread with its own loop (``with`` / ``start_in_thread()``), stoppable and
 restartable on the same port (``stop_server()`` then ``start_in_thread()``) to play an upstream that
-went away and came back."""
+went away and came back.
+
+Faults an asset can be served with (``serve_asset``): other bytes than its metadata declares
+(``wrong-bytes``); half of it, then a hang-up (``truncate``); half of it, then nothing until the test
+sets ``stalled`` (``stall``)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from aiohttp import web
+
+Fault = Literal["wrong-bytes", "truncate", "stall"]
 
 
 class FakeServer:
     thread_name = "fake-server"
 
     def __init__(self, host: str = "127.0.0.1") -> None:
+        self.stalled = threading.Event()  # set it to let a "stall" asset send its second half
         self.url = ""
         self._host = host
         self._port = 0
@@ -38,7 +45,24 @@ class FakeServer:
         self.url = f"http://{self._host}:{self._port}/"
         return self.url
 
+    async def serve_asset(self, request: web.Request, data: bytes, fault: Fault | None) -> web.StreamResponse:
+        if fault == "wrong-bytes":
+            data = bytes(b ^ 0x5A for b in data)
+        if fault not in ("truncate", "stall"):
+            return web.Response(body=data, content_type="application/octet-stream")
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await response.prepare(request)
+        await response.write(data[: len(data) // 2])
+        if fault == "stall":
+            await asyncio.to_thread(self.stalled.wait, 60)
+            await response.write(data[len(data) // 2 :])
+            return response
+        if request.transport is not None:
+            request.transport.close()
+        return response
+
     async def stop(self) -> None:
+        self.stalled.set()  # a stalled asset must not hold up the shutdown
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

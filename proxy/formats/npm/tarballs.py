@@ -20,6 +20,9 @@ are served from the store once the tarball is committed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from functools import partial
+
 from aiohttp import web
 from cachetools import LRUCache
 
@@ -29,7 +32,7 @@ from proxy.formats.npm.metadata import VersionSource
 from proxy.formats.npm.names import PackageName
 from proxy.formats.npm.packuments import Packuments
 from proxy.repository.packages import asset_record, find_asset, record_fetched_asset
-from proxy.server.assets import StreamedAsset, blob_response
+from proxy.server.assets import StreamedAsset, blob_response, fetch_streaming
 from proxy.store.blobs import BlobInfo
 from proxy.store.catalog import AssetRecord
 from proxy.store.singleflight import SingleFlight
@@ -49,21 +52,16 @@ class Tarballs:
         self, request: web.Request, repository: str, package: PackageName, file: str
     ) -> web.StreamResponse:
         key = (repository, package.full, file)
-        sink = StreamedAsset(request, CONTENT_TYPE) if request.method == "GET" else None
         for _ in range(2):  # a second round when the blob vanished between locating and reading it
             asset = self._known.get(key)
             if asset is None:
-                try:
-                    asset = await self._locating.do(
-                        key, lambda: self._locate(repository, package, file, sink)
-                    )
-                except Exception as exc:
-                    if sink is None or sink.response is None:
-                        raise
-                    return sink.failed(exc)
-                self._known[key] = asset
-                if sink is not None and sink.response is not None:
-                    return sink.response
+                locate = partial(self._locate_once, key, repository, package, file)
+                asset, streamed = await fetch_streaming(request, CONTENT_TYPE, locate)
+                if asset is not None:
+                    self._known[key] = asset
+                if streamed is not None:
+                    return streamed
+                assert asset is not None, "fetch_streaming gives the result when it streamed nothing"
             response = await blob_response(
                 request,
                 self._daemon.store,
@@ -78,6 +76,17 @@ class Tarballs:
         raise web.HTTPBadGateway(
             reason=f"tarball {file} of {package.full} could not be read back from the store"
         )
+
+    def _locate_once(
+        self,
+        key: tuple[str, str, str],
+        repository: str,
+        package: PackageName,
+        file: str,
+        sink: StreamedAsset | None,
+    ) -> Awaitable[AssetRecord]:
+        """One locate per tarball however many requests ask at once; only the first one's sink is used."""
+        return self._locating.do(key, lambda: self._locate(repository, package, file, sink))
 
     async def _locate(
         self, repository: str, package: PackageName, file: str, sink: StreamedAsset | None

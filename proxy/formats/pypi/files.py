@@ -3,10 +3,13 @@
 A file: from the store when a repository of the chain holds it (remembered in memory after the first
 lookup, so a warm request reads no catalog), else downloaded from the upstream that the merged project
 page names for it, through ``fetcher.asset``: verified against the digests that page declared before
-it is committed (a mismatch is a 502 and nothing is stored), recorded in the requesting repository's
-catalog, then served from the store. After a wheel is downloaded its ``*.dist-info/METADATA`` is taken
-out and stored as ``<wheel>.metadata``, so the page offers PEP 658 metadata for it from then on and
-pip resolves without downloading wheels again.
+it is committed (a mismatch is a 502 and nothing is stored), and recorded in the requesting
+repository's catalog. The GET that started the download receives the file while it is stored, its last
+piece only after the check (``fetch_streaming``): a large wheel's first bytes do not wait for its last
+ones, so a client's read timeout does not run out. A mismatch found after bytes went out cuts the
+transfer short; the other requests are served from the store. After a wheel is downloaded its
+``*.dist-info/METADATA`` is taken out and stored as ``<wheel>.metadata``, so the page offers PEP 658
+metadata for it from then on and pip resolves without downloading wheels again.
 
 A ``.metadata`` file: the one the chain holds when its sha256 is the one the page declares, else the
 upstream's own PEP 658 file, verified against the declared hash.
@@ -16,7 +19,8 @@ only others (blake2b, say) cannot be checked. Filenames are immutable (neither P
 lets one be reused), so a held file is served without consulting the page.
 
 Concurrency: downloads are single flight per (repository, file); the Fetcher adds single flight per
-upstream URL. Recording and extraction happen inside that flight, before anyone is served.
+upstream URL. Recording and extraction happen inside that flight: the requests that waited for it are
+served from the store after it, and the one that started it returns only then.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from functools import partial
 from urllib.parse import urljoin
 
 from aiohttp import web
@@ -38,7 +43,7 @@ from proxy.formats.pypi.records import find_held
 from proxy.repository.fetch import UpstreamInvalid
 from proxy.repository.packages import asset_record, record_fetched_asset
 from proxy.repository.resolve import NoUpstreamAnswered
-from proxy.server.assets import blob_response
+from proxy.server.assets import StreamedAsset, blob_response, fetch_streaming
 from proxy.store.blobs import BlobError, BlobInfo
 from proxy.store.catalog import AssetRecord
 from proxy.store.singleflight import SingleFlight
@@ -111,7 +116,12 @@ class Files:
                 self.remember(repository, held)
                 return response
             self._held.pop((repository, filename), None)  # evicted or broken: fetch it again
-        return await self._respond_fetched(request, await self._fetch(repository, project, filename))
+        fetch = partial(self._fetch, repository, project, filename)
+        asset, streamed = await fetch_streaming(request, DIST_CONTENT_TYPE, fetch)
+        if streamed is not None:
+            return streamed
+        assert asset is not None, "fetch_streaming gives the result when it streamed nothing"
+        return await self._respond_fetched(request, asset)
 
     async def _find_held(
         self, repository: str, project: str, version: str, filename: str
@@ -123,7 +133,9 @@ class Files:
         ]
         return find_held(records, version, filename)
 
-    async def _fetch(self, repository: str, project: str, filename: str) -> AssetRecord:
+    async def _fetch(
+        self, repository: str, project: str, filename: str, sink: StreamedAsset | None
+    ) -> AssetRecord:
         offer, _ = await self._listed(repository, project, filename)
         if offer.source.upstream is None:
             raise web.HTTPBadGateway(
@@ -131,7 +143,7 @@ class Files:
                 "(see `codeartifact-proxy verify`)"
             )
         return await self._downloads.do(
-            (repository, filename), lambda: self._download(repository, project, offer)
+            (repository, filename), lambda: self._download(repository, project, offer, sink)
         )
 
     async def _listed(self, repository: str, project: str, filename: str) -> tuple[Offer, Project]:
@@ -144,9 +156,11 @@ class Files:
             )
         return offer, view.project
 
-    async def _download(self, repository: str, project: str, offer: Offer) -> AssetRecord:
+    async def _download(
+        self, repository: str, project: str, offer: Offer, sink: StreamedAsset | None
+    ) -> AssetRecord:
         filename = offer.file.filename
-        info = await self._get_from_upstream(offer, "", offer.file.hashes, filename)
+        info = await self._get_from_upstream(offer, "", offer.file.hashes, filename, sink)
         asset = await self._record(repository, project, offer, asset_record(filename, info))
         self.remember(repository, asset)
         if filename.endswith(".whl"):
@@ -177,14 +191,19 @@ class Files:
         return asset
 
     async def _get_from_upstream(
-        self, offer: Offer, suffix: str, declared: Mapping[str, str], filename: str
+        self,
+        offer: Offer,
+        suffix: str,
+        declared: Mapping[str, str],
+        filename: str,
+        sink: StreamedAsset | None = None,
     ) -> BlobInfo:
         upstream = offer.source.upstream
         assert upstream is not None
         page = urljoin(await upstream.endpoint("pypi"), offer.source.page_path)
         url = urljoin(page, offer.file.url) + suffix
         info = await self._daemon.fetcher.asset(
-            upstream, "pypi", url, lambda got: digest_mismatch(declared, got, filename)
+            upstream, "pypi", url, lambda got: digest_mismatch(declared, got, filename), sink
         )
         if info is None:
             raise web.HTTPBadGateway(
