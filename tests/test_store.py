@@ -96,10 +96,11 @@ def test_the_package_listing_holds_every_package_once_and_forgets_deleted_ones(t
     store.close()
 
 
-def test_a_listing_written_before_the_split_is_still_read(tmp_path):
+@pytest.mark.parametrize("layout", [("packages", 0), ("packages", 64)], ids=["unsharded", "64-shards"])
+def test_a_listing_in_an_earlier_layout_is_still_read(tmp_path, layout):
     store = open_store(tmp_path)
     old = PackageCoordinate("pypi", "", "legacy")
-    store.catalog._set([["pypi", "", "legacy"]], "packages", "dev")  # the unsharded form
+    store.catalog._set([["pypi", "", "legacy"]], *store.catalog._listing_key("dev", old, layout))
     store.catalog.update_package("dev", COORD, lambda record: None)
     assert set(store.catalog.packages("dev")) == {old, COORD}
     store.catalog.delete_package("dev", old)

@@ -9,7 +9,9 @@ entry's name is a keyed hash of its logical key and every value is sealed (AES-G
 context, so a value cannot be moved under another name either.
 
 A repository's package list is split over ``LISTING_SHARDS`` entries by the package's entry name, so
-adding a package rewrites a short list, not one that grows with the repository.
+adding a package rewrites a short list, not one that grows with the repository (a list past 32 KB is
+even a file of its own in diskcache). Catalogs written earlier hold their lists in older layouts
+(``_LISTING_LAYOUTS``): those are still read and deleted from, and never added to.
 
 Concurrency rule: one package is one entry, updated read-modify-write under a process-local lock, so the
 daemon's threads never lose each other's updates. The daemon is the only writer; `gc` and `verify` are
@@ -31,7 +33,9 @@ from proxy.store.index import open_index, sync_index
 from proxy.store.keyring import KeyRing
 from proxy.store.sealed import seal, unseal
 
-LISTING_SHARDS = 64
+LISTING_SHARDS = 1024  # ~100 packages a shard at 100,000 in a repository; a listing reads every shard
+# (key prefix, shards; 0: one unsharded list), the current layout first.
+_LISTING_LAYOUTS = (("listing", LISTING_SHARDS), ("packages", 64), ("packages", 0))
 
 OriginType = Literal["INTERNAL", "EXTERNAL"]
 Restriction = Literal["ALLOW", "BLOCK"]
@@ -187,23 +191,28 @@ class Catalog:
         entry = [coordinate.format, coordinate.namespace, coordinate.name]
         with self._lock:
             self._delete(*self._package_key(repository, coordinate))
-            for key in (self._listing_key(repository, coordinate), ("packages", repository)):
+            for layout in _LISTING_LAYOUTS:
+                key = self._listing_key(repository, coordinate, layout)
                 listed = self._get(*key) or []
                 if entry in listed:
                     listed.remove(entry)
                     self._set(listed, *key)
 
     def packages(self, repository: str) -> list[PackageCoordinate]:
-        # ("packages", repository) is the unsharded list that catalogs written before the split hold.
-        keys = [("packages", repository)] + [("packages", repository, str(n)) for n in range(LISTING_SHARDS)]
+        keys = [key for layout in _LISTING_LAYOUTS for key in _layout_keys(repository, layout)]
         return [PackageCoordinate(f, ns, n) for key in keys for f, ns, n in self._get(*key) or []]
 
     def repositories(self) -> list[str]:
         return self._get("repositories") or []
 
-    def _listing_key(self, repository: str, coordinate: PackageCoordinate) -> tuple[str, ...]:
-        shard = int(self._entry_name(*self._package_key(repository, coordinate))[:8], 16) % LISTING_SHARDS
-        return ("packages", repository, str(shard))
+    def _listing_key(
+        self, repository: str, coordinate: PackageCoordinate, layout: tuple[str, int] = _LISTING_LAYOUTS[0]
+    ) -> tuple[str, ...]:
+        prefix, shards = layout
+        if not shards:
+            return (prefix, repository)
+        shard = int(self._entry_name(*self._package_key(repository, coordinate))[:8], 16) % shards
+        return (prefix, repository, str(shard))
 
     def _list(self, repository: str, coordinate: PackageCoordinate) -> None:
         key = self._listing_key(repository, coordinate)
@@ -224,3 +233,8 @@ class Catalog:
                 record = self.package(repository, coordinate)
                 if record is not None:
                     yield repository, record
+
+
+def _layout_keys(repository: str, layout: tuple[str, int]) -> list[tuple[str, ...]]:
+    prefix, shards = layout
+    return [(prefix, repository, str(n)) for n in range(shards)] if shards else [(prefix, repository)]
