@@ -6,15 +6,16 @@
 
 Writing an asset: ``ingest()`` gives an AssetWriter; bytes stream into a temp file while being hashed;
 the caller checks the digests its metadata declared, then commits (the blob becomes visible by an atomic
-link) or aborts. Only after the commit does the caller add the asset to the catalog, so a crash can
-leave an unreferenced blob (removed by ``gc``) but never an index entry pointing nowhere.
+link) or aborts. Only after the commit does the caller add the asset to the catalog, so a process that
+dies can leave an unreferenced blob (removed by ``gc``) but never an index entry pointing nowhere.
 
-Durability: a published asset is the only copy, so its commit waits for fsync. A fetched one is not
-fsynced: it can be fetched again, every read authenticates it (a blob a power failure left empty or
-torn is removed and fetched again, like any corrupt blob), and the fsync with its hand-over to a worker
-thread was about 40 % of the proxy's CPU time per cold npm package (300 cold tarballs: 1.1-1.4 s of
-CPU with it, 0.5-0.75 s without). The index (SQLite in WAL mode, synchronous=NORMAL) makes the same
-trade for every entry.
+Durability: a published asset is the only copy, so its commit waits for fsync, and so does its catalog
+entry (``sync``, before the publish is acknowledged). A fetched one is not fsynced: it can be fetched
+again, every read authenticates it, and the fsync with its hand-over to a worker thread was about 40 %
+of the proxy's CPU time per cold npm package (300 cold tarballs: 1.1-1.4 s of CPU with it, 0.5-0.75 s
+without). After a power failure a fetched asset's entry may name a blob that is gone, empty or torn;
+readers take that as a miss (a corrupt blob is removed) and fetch it again. The index's other commits
+(SQLite in WAL mode, synchronous=NORMAL) make the same trade.
 
 Concurrency rule: one Store per process, used from the event loop. Work that waits on the disk's
 durability (fsync) or handles more than ``INLINE_BYTES`` at once runs in a worker thread (``offload``);
