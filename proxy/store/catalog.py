@@ -208,11 +208,11 @@ class Catalog:
     def _listing_key(
         self, repository: str, coordinate: PackageCoordinate, layout: tuple[str, int] = _LISTING_LAYOUTS[0]
     ) -> tuple[str, ...]:
-        prefix, shards = layout
+        shards = layout[1]
         if not shards:
-            return (prefix, repository)
-        shard = int(self._entry_name(*self._package_key(repository, coordinate))[:8], 16) % shards
-        return (prefix, repository, str(shard))
+            return _layout_key(repository, layout, 0)
+        name = self._entry_name(*self._package_key(repository, coordinate))
+        return _layout_key(repository, layout, int(name[:8], 16) % shards)
 
     def _list(self, repository: str, coordinate: PackageCoordinate) -> None:
         key = self._listing_key(repository, coordinate)
@@ -235,6 +235,10 @@ class Catalog:
                     yield repository, record
 
 
-def _layout_keys(repository: str, layout: tuple[str, int]) -> list[tuple[str, ...]]:
+def _layout_key(repository: str, layout: tuple[str, int], shard: int) -> tuple[str, ...]:
     prefix, shards = layout
-    return [(prefix, repository, str(n)) for n in range(shards)] if shards else [(prefix, repository)]
+    return (prefix, repository, str(shard)) if shards else (prefix, repository)
+
+
+def _layout_keys(repository: str, layout: tuple[str, int]) -> list[tuple[str, ...]]:
+    return [_layout_key(repository, layout, n) for n in range(max(layout[1], 1))]
