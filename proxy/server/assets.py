@@ -123,12 +123,12 @@ class StreamedAsset:
 
 async def fetch_streaming(
     request: web.Request, content_type: str, fetch: Callable[[StreamedAsset | None], Awaitable[T]]
-) -> tuple[T | None, web.StreamResponse | None]:
+) -> T | web.StreamResponse:
     """Run ``fetch`` with a StreamedAsset for a GET (an AssetSink, see proxy.repository.fetch).
 
-    Returns what ``fetch`` returned and, when it streamed the asset to the client, the response to
+    Returns what ``fetch`` returned or, when it streamed the asset to the client, the response to
     return as it is. A failure after the response started is not raised: the response comes back cut
-    short (see ``StreamedAsset.failed``), with None for the result. A failure before it is raised.
+    short (see ``StreamedAsset.failed``). A failure before it is raised.
     """
     sink = StreamedAsset(request, content_type) if request.method == "GET" else None
     try:
@@ -136,5 +136,5 @@ async def fetch_streaming(
     except Exception as exc:
         if sink is None or sink.response is None:
             raise
-        return None, sink.failed(exc)
-    return result, sink.response if sink is not None else None
+        return sink.failed(exc)
+    return sink.response if sink is not None and sink.response is not None else result

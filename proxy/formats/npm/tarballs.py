@@ -20,7 +20,6 @@ are served from the store once the tarball is committed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from functools import partial
 
 from aiohttp import web
@@ -56,12 +55,10 @@ class Tarballs:
             asset = self._known.get(key)
             if asset is None:
                 locate = partial(self._locate_once, key, repository, package, file)
-                asset, streamed = await fetch_streaming(request, CONTENT_TYPE, locate)
-                if asset is not None:
-                    self._known[key] = asset
-                if streamed is not None:
-                    return streamed
-                assert asset is not None, "fetch_streaming gives the result when it streamed nothing"
+                located = await fetch_streaming(request, CONTENT_TYPE, locate)
+                if isinstance(located, web.StreamResponse):
+                    return located
+                asset = located
             response = await blob_response(
                 request,
                 self._daemon.store,
@@ -77,16 +74,18 @@ class Tarballs:
             reason=f"tarball {file} of {package.full} could not be read back from the store"
         )
 
-    def _locate_once(
+    async def _locate_once(
         self,
         key: tuple[str, str, str],
         repository: str,
         package: PackageName,
         file: str,
         sink: StreamedAsset | None,
-    ) -> Awaitable[AssetRecord]:
+    ) -> AssetRecord:
         """One locate per tarball however many requests ask at once; only the first one's sink is used."""
-        return self._locating.do(key, lambda: self._locate(repository, package, file, sink))
+        asset = await self._locating.do(key, lambda: self._locate(repository, package, file, sink))
+        self._known[key] = asset
+        return asset
 
     async def _locate(
         self, repository: str, package: PackageName, file: str, sink: StreamedAsset | None

@@ -116,12 +116,12 @@ class Files:
                 self.remember(repository, held)
                 return response
             self._held.pop((repository, filename), None)  # evicted or broken: fetch it again
-        fetch = partial(self._fetch, repository, project, filename)
-        asset, streamed = await fetch_streaming(request, DIST_CONTENT_TYPE, fetch)
-        if streamed is not None:
-            return streamed
-        assert asset is not None, "fetch_streaming gives the result when it streamed nothing"
-        return await self._respond_fetched(request, asset)
+        fetched = await fetch_streaming(
+            request, DIST_CONTENT_TYPE, partial(self._fetch, repository, project, filename)
+        )
+        if isinstance(fetched, web.StreamResponse):
+            return fetched
+        return await self._respond_fetched(request, fetched)
 
     async def _find_held(
         self, repository: str, project: str, version: str, filename: str
