@@ -12,6 +12,8 @@ with a fresh, empty local repository. Prints the median wall time of ``--runs`` 
 - warm through the proxy: the store holds everything;
 - warm with every upstream stopped (served from the store alone).
 mvn's own start-up and build (JVM, compiling, running the test) is most of each figure.
+Nothing is deleted until the end: every build gets its own copy of the project and its own local
+repository (deleting files makes later creations slower on some file systems; see bench/npm.py).
 """
 
 from __future__ import annotations
@@ -40,16 +42,15 @@ class Bench:
         self.root = root
         self.mvn = mvn
         self.upstream = upstream
-        self.project = copy_project("app", root / "app", LIB_DEPENDENCY="")
         self._runs = 0
 
     def build(self, repository_url: str) -> float:
         """One ``mvn package`` with a fresh local repository against ``repository_url``; seconds."""
         self._runs += 1
         maven = Maven(self.mvn, write_settings(self.root / f"settings-{self._runs}.xml", repository_url))
-        shutil.rmtree(self.project / "target", ignore_errors=True)
+        project = copy_project("app", self.root / f"app-{self._runs}", LIB_DEPENDENCY="")
         started = time.perf_counter()
-        maven.run(self.project, self.root / "local" / str(self._runs), "package")
+        maven.run(project, self.root / "local" / str(self._runs), "package")
         return time.perf_counter() - started
 
     def proxy(self) -> RunningDaemon:

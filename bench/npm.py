@@ -69,7 +69,8 @@ class Proxy:
         self.process.wait(30)
 
 
-def start_proxy(directory: Path, upstream: str, port: int) -> Proxy:
+def start_proxy(directory: Path, upstream: str, port: int, format: str = "npm") -> Proxy:
+    """A proxy with one repository, ``dev``, whose upstream is the registry or index at ``upstream``."""
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "config.toml"
     config.write_text(
@@ -83,7 +84,7 @@ key_file = "{directory / "cache.key"}"
 metadata_ttl = "5m"
 
 [upstream.public]
-format = "npm"
+format = "{format}"
 url = "{upstream}"
 
 [repository.dev]

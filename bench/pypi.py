@@ -10,6 +10,8 @@ fake index (tests/fakes/pypi_index.py, on a thread of this process). Prints:
 - ``pip install`` (``--no-cache-dir``, into an empty ``--target``) of ``--projects`` generated
   projects that depend on each other: straight from the fake, cold through the proxy (empty store)
   and warm (store warm; the pages then carry PEP 658 metadata taken from the cached wheels).
+Nothing is deleted until the end: every install gets a new target and every cold run a new store
+(deleting files makes later creations slower on some file systems; see bench/npm.py).
 The load generator is bench/npm.py's (an aiohttp client in this process); on a 2-core machine it
 shares the CPUs with the proxy, so the figures are a floor for the proxy.
 """
@@ -32,7 +34,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.npm import Proxy, free_port, load  # noqa: E402
+from bench.npm import free_port, load, spread, start_proxy  # noqa: E402
 from tests.fakes.pypi_index import FakePypiIndex  # noqa: E402
 
 PIP_ACCEPT = (
@@ -40,47 +42,6 @@ PIP_ACCEPT = (
 )
 PIP_HEADERS = {"Accept": PIP_ACCEPT, "Accept-Encoding": "gzip"}
 WHEEL_SIZE = 10 * 1024 * 1024
-
-
-def start_proxy(directory: Path, upstream: str, port: int) -> Proxy:
-    directory.mkdir(parents=True, exist_ok=True)
-    config = directory / "config.toml"
-    config.write_text(
-        f"""
-[server]
-listen = "127.0.0.1:{port}"
-
-[cache]
-path = "{directory / "cache"}"
-key_file = "{directory / "cache.key"}"
-metadata_ttl = "5m"
-
-[upstream.plain]
-format = "pypi"
-url = "{upstream}"
-
-[repository.dev]
-upstreams = ["plain"]
-publish = true
-"""
-    )
-    log = (directory / "proxy.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "--config", str(config), "serve"],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return Proxy(process, url)
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit(f"the proxy did not start; see {directory / 'proxy.log'}")
 
 
 def populate(fake: FakePypiIndex, projects: int) -> None:
@@ -95,7 +56,9 @@ def populate(fake: FakePypiIndex, projects: int) -> None:
     # A tree: project i depends on 2i+1 and 2i+2, so the root pulls in all of them.
     for i in range(projects):
         deps = [f"tree-{j:02d}>=1" for j in (2 * i + 1, 2 * i + 2) if j < projects]
-        fake.add_wheel(f"tree-{i:02d}", "1.0", requires_dist=deps, payload_size=16 * 1024)
+        # With PEP 658 metadata, as real indexes serve wheels: pip then fetches each wheel's metadata
+        # to resolve, and the wheel to install, whether it goes through the proxy or not.
+        fake.add_wheel(f"tree-{i:02d}", "1.0", requires_dist=deps, payload_size=16 * 1024, pep658=True)
 
 
 def pip_install(root: Path, index_url: str) -> tuple[float, int]:
@@ -110,9 +73,7 @@ def pip_install(root: Path, index_url: str) -> tuple[float, int]:
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"pip install failed:\n{result.stdout}\n{result.stderr}")
-    installed = len(list(target.glob("*.dist-info")))
-    shutil.rmtree(target)
-    return elapsed, installed
+    return elapsed, len(list(target.glob("*.dist-info")))
 
 
 def main() -> None:
@@ -128,7 +89,7 @@ def main() -> None:
     fake.start_in_thread()
     populate(fake, args.projects)
     port = free_port()
-    proxy = start_proxy(root / "proxy", fake.url, port)
+    proxy = start_proxy(root / "proxy", fake.url, port, "pypi")
     try:
         simple = f"{proxy.url}/pypi/dev/simple/"
         for name in ("small-page", "big-page"):
@@ -144,23 +105,33 @@ def main() -> None:
         print(asyncio.run(load(wheel, {}, args.connections, args.duration)).line("warm 10 MiB wheel"))
 
         direct_url = f"{fake.url}simple/"
-        direct = [pip_install(root, direct_url) for _ in range(args.runs)]
-        print(
-            f"pip install straight from the fake ({direct[0][1]} projects): "
-            f"{statistics.median(t for t, _ in direct):.2f} s"
-        )
-        index_url = f"http://user:pass@127.0.0.1:{port}/pypi/dev/simple/"
-        cold = []
+        warm_url = f"http://user:pass@127.0.0.1:{port}/pypi/dev/simple/"
+        installed = pip_install(root, warm_url)[1]  # warms the store
+        # Interleaved, so that a change in the machine's load hits every side alike.
+        cold_port = free_port()
+        runs: dict[str, list[float]] = {"direct": [], "cold": [], "warm": []}
         for run in range(args.runs):
-            proxy.stop()
-            proxy = start_proxy(root / f"proxy-cold-{run}", fake.url, port)
-            cold.append(pip_install(root, index_url)[0])
-        warm = [pip_install(root, index_url)[0] for _ in range(args.runs)]
-        base = statistics.median(t for t, _ in direct)
-        for label, times in (("cold (empty store)", cold), ("warm (store warm)", warm)):
+            runs["direct"].append(pip_install(root, direct_url)[0])
+            cold_proxy = start_proxy(root / f"proxy-cold-{run}", fake.url, cold_port, "pypi")
+            try:
+                runs["cold"].append(
+                    pip_install(root, f"http://user:pass@127.0.0.1:{cold_port}/pypi/dev/simple/")[0]
+                )
+            finally:
+                cold_proxy.stop()
+            runs["warm"].append(pip_install(root, warm_url)[0])
+        base = statistics.median(runs["direct"])
+        print(
+            f"pip install straight from the fake ({installed} projects): {base:.2f} s "
+            f"(runs: {spread(runs['direct'])})"
+        )
+        for label, times in (("cold (empty store)", runs["cold"]), ("warm (store warm)", runs["warm"])):
             median = statistics.median(times)
             overhead = (median / base - 1) * 100
-            print(f"pip install through the proxy, {label}: {median:.2f} s, {overhead:+.0f} % vs direct")
+            print(
+                f"pip install through the proxy, {label}: {median:.2f} s, {overhead:+.0f} % vs direct "
+                f"(runs: {spread(times)})"
+            )
     finally:
         proxy.stop()
         fake.stop_in_thread()
