@@ -102,8 +102,10 @@ class StreamedAsset:
         byte yet sees its transfer fail (a client that has is kept: the failure came later, while the
         verified bytes were being stored)."""
         assert self.response is not None
-        log.warning("asset download failed after the response started: %s", exc)
-        if not self._ended:
+        if self._ended:
+            log.warning("asset served but not stored: %s", exc)
+        else:
+            log.warning("asset download failed after the response started: %s", exc)
             self._drop()
         return self.response
 

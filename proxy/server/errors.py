@@ -1,5 +1,6 @@
 """Error responses: every failure a client sees is a short JSON reason with the right status, never a
-traceback. Unexpected exceptions are logged here with their traceback and answered 500."""
+traceback. A store that is out of disk space is 507 (see proxy.store.space); other unexpected
+exceptions are logged here with their traceback and answered 500."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from proxy.store.space import out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # Handlers raise e.g. HTTPConflict(reason="...") and the reason becomes the JSON body.
         kept = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
         return error_response(exc.status, exc.reason, kept)
-    except Exception:
+    except Exception as exc:
+        if out_of_space(exc):
+            log.warning("%s %s: the store is full: %s", request.method, request.path, exc)
+            return error_response(507, "the proxy's store is out of disk space; nothing was stored")
         log.exception("unhandled error serving %s %s", request.method, request.path)
         return error_response(500, "internal error; see the proxy's log")

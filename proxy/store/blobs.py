@@ -55,6 +55,7 @@ from proxy.store.sealed import (
     SealWriter,
     UnknownKeyError,
 )
+from proxy.store.space import out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,10 @@ class BlobWriter:
     packages) touches the disk only in ``commit()``: ``write()`` and ``finish()`` are then pure
     computation, and content already stored is not written at all. Used as a context manager, it
     aborts (removes its temp file) unless committed.
+
+    When the disk is full (``proxy.store.space``), ``write()`` drops the temp file and goes on hashing,
+    so the content can still be verified and handed on while it arrives; ``commit()`` then raises
+    the error that stopped the writing.
     """
 
     def __init__(self, store: BlobStore) -> None:
@@ -280,6 +285,7 @@ class BlobWriter:
         self._closed = False
         self._temp: Path | None = None
         self._file: BinaryIO | None = None
+        self._out_of_space: OSError | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -295,10 +301,18 @@ class BlobWriter:
         self._check_open()
         for digest in self._hashes.values():
             digest.update(data)
+        self._size += len(data)
+        if self._out_of_space is not None:
+            return
         sealed = self._sealer.update(data)
         if sealed:
-            self._temp_file().write(sealed)
-        self._size += len(data)
+            try:
+                self._temp_file().write(sealed)
+            except OSError as exc:
+                if not out_of_space(exc):
+                    raise
+                self._out_of_space = exc
+                self._drop_temp_file()
 
     def finish(self) -> BlobInfo:
         """End the content and return its digests, so the caller can check them before ``commit()``."""
@@ -333,6 +347,8 @@ class BlobWriter:
         """Write the last chunk and link the file in place. ``durable`` fsyncs the content before the
         link and the directory after it: the steps that wait on the disk. Without them a power failure
         can leave the blob empty or torn; it then fails authentication when read and is removed."""
+        if self._out_of_space is not None:
+            raise self._out_of_space
         file = self._temp_file()
         file.write(self._last_chunk)
         file.flush()
@@ -365,12 +381,16 @@ class BlobWriter:
 
     def _close(self) -> None:
         self._closed = True
+        self._drop_temp_file()
+
+    def _drop_temp_file(self) -> None:
         if self._file is None or self._temp is None:
             return
         # Unlink before closing: while the lock is held no cleaner can mistake the file for a dead one.
         self._temp.unlink(missing_ok=True)
         file, self._file = self._file, None
-        file.close()
+        with contextlib.suppress(OSError):  # flushing bytes that are dropped anyway (a full disk)
+            file.close()
 
 
 class BlobReader:

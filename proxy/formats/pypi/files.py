@@ -12,7 +12,7 @@ transfer short; the other requests are served from the store. After a wheel is d
 metadata for it from then on and pip resolves without downloading wheels again.
 
 A ``.metadata`` file: the one the chain holds when its sha256 is the one the page declares, else the
-upstream's own PEP 658 file, verified against the declared hash.
+upstream's own PEP 658 file, verified against the declared hash and streamed like a file.
 
 Verification covers the digests the store computes (sha256, sha512, sha1, md5); a page that declares
 only others (blake2b, say) cannot be checked. Filenames are immutable (neither PyPI nor CodeArtifact
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from urllib.parse import urljoin
 
@@ -116,12 +116,9 @@ class Files:
                 self.remember(repository, held)
                 return response
             self._held.pop((repository, filename), None)  # evicted or broken: fetch it again
-        fetched = await fetch_streaming(
+        return await self._fetch_and_respond(
             request, DIST_CONTENT_TYPE, partial(self._fetch, repository, project, filename)
         )
-        if isinstance(fetched, web.StreamResponse):
-            return fetched
-        return await self._respond_fetched(request, fetched)
 
     async def _find_held(
         self, repository: str, project: str, version: str, filename: str
@@ -228,24 +225,44 @@ class Files:
             raise web.HTTPBadGateway(
                 reason=f"{filename} is missing from the store (see `codeartifact-proxy verify`)"
             )
-        asset = await self._downloads.do(
-            (repository, filename), lambda: self._download_metadata(repository, project, offer, declared)
-        )
-        return await self._respond_fetched(request, asset)
+
+        def fetch(sink: StreamedAsset | None) -> Awaitable[AssetRecord]:
+            return self._downloads.do(
+                (repository, filename),
+                lambda: self._download_metadata(repository, project, offer, declared, sink),
+            )
+
+        return await self._fetch_and_respond(request, METADATA_CONTENT_TYPE, fetch)
 
     async def _download_metadata(
-        self, repository: str, project: str, offer: Offer, declared: Mapping[str, str]
+        self,
+        repository: str,
+        project: str,
+        offer: Offer,
+        declared: Mapping[str, str],
+        sink: StreamedAsset | None,
     ) -> AssetRecord:
         filename = offer.file.filename + METADATA_SUFFIX
-        info = await self._get_from_upstream(offer, METADATA_SUFFIX, declared, filename)
+        info = await self._get_from_upstream(offer, METADATA_SUFFIX, declared, filename, sink)
         asset = await self._record(repository, project, offer, asset_record(filename, info))
         self._views.invalidate(project)
         return asset
 
-    async def _respond_fetched(self, request: web.Request, asset: AssetRecord) -> web.StreamResponse:
-        response = await self._respond(request, asset)
+    async def _fetch_and_respond(
+        self,
+        request: web.Request,
+        content_type: str,
+        fetch: Callable[[StreamedAsset | None], Awaitable[AssetRecord]],
+    ) -> web.StreamResponse:
+        """A download, streamed to the client that started it; the others are served from the store."""
+        fetched = await fetch_streaming(request, content_type, fetch)
+        if isinstance(fetched, web.StreamResponse):
+            return fetched
+        response = await self._respond(request, fetched)
         if response is None:  # evicted in the instant since it was fetched
-            raise web.HTTPBadGateway(reason=f"{asset.name} vanished from the store while being served; retry")
+            raise web.HTTPBadGateway(
+                reason=f"{fetched.name} vanished from the store while being served; retry"
+            )
         return response
 
     async def _respond(self, request: web.Request, asset: AssetRecord) -> web.StreamResponse | None:
