@@ -275,6 +275,20 @@ def test_upstream_core_metadata_is_served_and_verified(proxy, first):
     assert refused.status_code == 502 and "sha256" in refused.json()["error"]
 
 
+def test_upstream_core_metadata_stays_what_the_page_declared_after_the_wheel_is_fetched(proxy, first):
+    # pip's order: the page, the .metadata to resolve, then the wheel to install.
+    file = first.add_wheel("declared", "1.0", pep658=True)
+    file.metadata = b"Metadata-Version: 2.1\nName: declared\nVersion: 1.0\nSummary: as the index has it\n"
+    url = files_of(page(proxy, "declared"))[file.filename]["url"]
+    assert httpx.get(url + ".metadata").content == file.metadata
+    assert httpx.get(url).content == file.data
+    # The wheel's own METADATA (another Summary) is not taken out over the upstream's file.
+    declared = {"sha256": hashlib.sha256(file.metadata).hexdigest()}
+    assert files_of(page(proxy, "declared"))[file.filename]["core-metadata"] == declared
+    assert httpx.get(url + ".metadata").content == file.metadata
+    assert first.requests[f"/packages/{file.filename}.metadata"] == 1
+
+
 def test_metadata_is_taken_from_a_downloaded_wheel(proxy, second):
     file = second.add_wheel("extracted", "1.0", requires_dist=["tagged"])
     url = files_of(page(proxy, "extracted"))[file.filename]["url"]

@@ -9,7 +9,8 @@ piece only after the check (``fetch_streaming``): a large wheel's first bytes do
 ones, so a client's read timeout does not run out. A mismatch found after bytes went out cuts the
 transfer short; the other requests are served from the store. After a wheel is downloaded its
 ``*.dist-info/METADATA`` is taken out and stored as ``<wheel>.metadata``, so the page offers PEP 658
-metadata for it from then on and pip resolves without downloading wheels again.
+metadata for it from then on and pip resolves without downloading wheels again; unless the chain holds
+that file already (the upstream's own, which pip fetches before the wheel), which then stays.
 
 A ``.metadata`` file: the one the chain holds when its sha256 is the one the page declares, else the
 upstream's own PEP 658 file, verified against the declared hash and streamed like a file.
@@ -160,7 +161,9 @@ class Files:
         info = await self._get_from_upstream(offer, "", offer.file.hashes, filename, sink)
         asset = await self._record(repository, project, offer, asset_record(filename, info))
         self.remember(repository, asset)
-        if filename.endswith(".whl"):
+        if filename.endswith(".whl") and not await self._find_held(
+            repository, project, _version(filename), filename + METADATA_SUFFIX
+        ):
             await self._extract_metadata(repository, project, offer, asset)
         self._views.invalidate(project)
         return asset
