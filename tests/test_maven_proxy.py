@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -159,6 +160,44 @@ def test_a_bad_download_is_a_502_and_not_stored(
     assert "upstream" in answer.json()["error"]
     upstream.fault(JAR, "not_found")  # nothing of it was stored: with the upstream's copy gone, a 404
     assert proxy.get(JAR).status_code == 404
+
+
+BIG_JAR = "org/example/big/1.0/big-1.0.jar"
+
+
+def test_a_miss_reaches_the_client_while_the_upstream_is_still_sending(
+    proxy: httpx.Client, upstream: FakeMavenRepository, daemons: list[RunningDaemon]
+) -> None:
+    data = os.urandom(2 * 1024 * 1024)
+    upstream.add(BIG_JAR, data)
+    upstream.fault(BIG_JAR, "stall")  # the first MiB, then nothing until released
+    with proxy.stream("GET", BIG_JAR) as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Length"] == str(len(data))
+        chunks = response.iter_raw()
+        received = next(chunks)
+        while len(received) < 256 * 1024:
+            received += next(chunks)
+        assert not upstream.stalled.is_set() and daemons[-1].blob_count() == 0
+        upstream.stalled.set()
+        received += b"".join(chunks)
+    assert received == data
+    assert proxy.get(BIG_JAR).content == data  # from the store
+    assert upstream.count(BIG_JAR) == 1
+
+
+def test_a_lying_upstream_cuts_a_streamed_miss_short_and_nothing_is_stored(
+    proxy: httpx.Client, upstream: FakeMavenRepository, daemons: list[RunningDaemon]
+) -> None:
+    upstream.add(BIG_JAR, os.urandom(2 * 1024 * 1024))
+    upstream.fault(BIG_JAR, "wrong_bytes")  # the last byte differs from what the .sha1 says
+    with pytest.raises(httpx.TransportError), proxy.stream("GET", BIG_JAR) as response:
+        assert response.status_code == 200  # the first bytes went out before the last one was seen
+        response.read()
+    assert daemons[-1].blob_count() == 0
+    assert "fails verification" in daemons[-1].log_text()
+    upstream.fault(BIG_JAR, "not_found")  # nothing of it was stored: with the upstream's copy gone, a 404
+    assert proxy.get(BIG_JAR).status_code == 404
 
 
 @pytest.mark.parametrize("fault", ["wrong_checksum", "html"])

@@ -1,6 +1,6 @@
-"""A store whose disk is full: npm and PyPI downloads are still served, verified, and not kept, and so
-is metadata of every format; what has to be stored first (a publish, a Maven file) is refused with 507
-and a reason; once there is space again, everything is stored.
+"""A store whose disk is full: downloads and metadata are still served (verified) and not kept; what
+has to be kept (npm publish, Maven deploy) is refused with 507 and a reason; once there is space again,
+everything is stored.
 
 The daemon runs in process, so its store can be made full: blob files are written to /dev/full (the
 kernel's ENOSPC) and the index's SQLite writes fail with SQLite's own "database or disk is full".
@@ -150,7 +150,7 @@ def index_metadata(file: object) -> bytes:
     return metadata
 
 
-async def test_maven_metadata_is_served_and_files_are_refused_while_the_disk_is_full(
+async def test_maven_is_served_from_upstream_and_deploys_are_refused_while_the_disk_is_full(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     upstream = FakeMavenRepository().start()
@@ -162,18 +162,27 @@ async def test_maven_metadata_is_served_and_files_are_refused_while_the_disk_is_
         b"<versioning><versions><version>1.0</version></versions></versioning></metadata>",
     )
     body = (
-        f'[upstream.m2]\nformat = "maven"\nurl = "{upstream.url}"\n\n[repository.dev]\nupstreams = ["m2"]\n'
+        f'[upstream.m2]\nformat = "maven"\nurl = "{upstream.url}"\n\n'
+        '[repository.dev]\nupstreams = ["m2"]\npublish = true\n'
     )
     daemon = await Daemon.open(load_config(write_config(tmp_path, body)))
+    deploy = "org/example/mine/1.0/mine-1.0.jar"
     try:
         async with TestClient(TestServer(build_app(daemon))) as client:
             with full(daemon.store, monkeypatch):
                 listed = await client.get(f"/maven/dev/{metadata}")
                 assert listed.status == 200 and b"<version>1.0</version>" in await listed.read()
-                refused = await client.get(f"/maven/dev/{jar}")
+                assert await (await client.get(f"/maven/dev/{jar}")).read() == b"PK\x03\x04 a jar"
+                assert list(daemon.store.blobs.ids()) == []
+                refused = await client.put(f"/maven/dev/{deploy}", data=b"mine", headers=BASIC)
                 assert refused.status == 507
                 assert "disk space" in (await refused.json())["error"]
+            assert (await client.put(f"/maven/dev/{deploy}", data=b"mine", headers=BASIC)).status == 201
             assert await (await client.get(f"/maven/dev/{jar}")).read() == b"PK\x03\x04 a jar"
+            assert len(list(daemon.store.blobs.ids())) == 2
     finally:
         await daemon.close()
         upstream.close()
+
+
+BASIC = {"Authorization": "Basic dTpw"}

@@ -20,7 +20,6 @@ from proxy.config.model import Format
 from proxy.store.blobs import BlobInfo
 from proxy.store.metadata import CachedDocument
 from proxy.store.singleflight import SingleFlight
-from proxy.store.space import out_of_space
 from proxy.store.store import Store, offload
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
@@ -138,14 +137,7 @@ class Fetcher:
                 log.warning("serving stale metadata: %s", exc)
                 return Fetched(cached, True, parse)
             raise
-        try:
-            await offload(len(doc.body), lambda: self._store.metadata.put(doc, *key))
-        except Exception as exc:
-            if not out_of_space(exc):
-                raise
-            log.warning(
-                "upstream %s: %s served without caching it: the store is full (%s)", upstream.name, url, exc
-            )
+        await offload(len(doc.body), lambda: self._store.metadata.put(doc, *key))
         return Fetched(doc, False, parse, parsed) if doc.status == 200 else None
 
     # -- assets -----------------------------------------------------------------------------------

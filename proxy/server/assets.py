@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from typing import TypeVar
 
 from aiohttp import web
 
 from proxy.store.blobs import BlobCorrupt, BlobMissing
+from proxy.store.catalog import AssetRecord
 from proxy.store.store import Store
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 CACHE_CONTROL = "max-age=31536000"  # an asset's bytes never change under its name
 # A client that takes no bytes for this long is dropped: other requests may be waiting on the download.
@@ -79,6 +81,11 @@ class StreamedAsset:
         self._ended = False
         self._gone = False
 
+    @property
+    def started(self) -> bool:
+        """Bytes may have gone out: the download can no longer be replaced by another one."""
+        return self.response is not None
+
     async def start(self, size: int | None) -> None:
         headers = {"Content-Type": self._content_type, "Cache-Control": CACHE_CONTROL}
         response = _AssetResponse(headers=headers)
@@ -140,3 +147,29 @@ async def fetch_streaming(
             raise
         return sink.failed(exc)
     return sink.response if sink is not None and sink.response is not None else result
+
+
+async def serve_asset(
+    request: web.Request,
+    store: Store,
+    content_type: str,
+    known: MutableMapping[K, AssetRecord],
+    key: K,
+    locate: Callable[[StreamedAsset | None], Awaitable[AssetRecord]],
+) -> web.StreamResponse:
+    """The asset ``known`` remembers under ``key``, else the one ``locate`` finds in the catalog or
+    downloads (streamed to this client, see ``fetch_streaming``; ``locate`` remembers it), served from
+    the store. When its blob vanished in between (evicted, broken), it is forgotten and located again."""
+    for _ in range(2):
+        asset = known.get(key)
+        if asset is None:
+            located = await fetch_streaming(request, content_type, locate)
+            if isinstance(located, web.StreamResponse):
+                return located
+            asset = located
+        etag = asset.hashes["SHA-256"][:32]
+        response = await blob_response(request, store, asset.blob_id, asset.size, content_type, etag)
+        if response is not None:
+            return response
+        known.pop(key, None)
+    raise web.HTTPBadGateway(reason=f"{asset.name} could not be read back from the store")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proxy.store.index import open_index, sync_index
-from proxy.store.space import out_of_space
+from proxy.store.space import unless_out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +74,12 @@ class BlobLedger:
     def flush(self) -> None:
         with self._lock:
             touched, self._touched = self._touched, {}
-            try:
+            # Unsaved, they only make eviction take those blobs as older than they are.
+            with unless_out_of_space(log, f"access times of {len(touched)} blobs not saved"):
                 for blob_id, when in touched.items():
                     old = self._db.get(blob_id)
                     if old is not None:
                         self._db.set(blob_id, (old[0], old[1], max(old[2], when)))
-            except Exception as exc:
-                if not out_of_space(exc):
-                    raise
-                # Only eviction order suffers: those blobs look as old as their last saved access.
-                log.warning("access times of %d blobs not saved: the store is full (%s)", len(touched), exc)
 
     def entries(self) -> dict[str, LedgerEntry]:
         return {blob_id: LedgerEntry(*self._db[blob_id]) for blob_id in list(self._db.iterkeys())}

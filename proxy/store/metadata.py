@@ -4,12 +4,16 @@ from stale. A 404 is cached too, briefly, so a missing package does not cost an 
 
 Entries live in diskcache under ``index/metadata``, named by keyed hash and sealed like the catalog.
 
+A store that is out of disk space (proxy.store.space) caches nothing more: ``put`` and ``delete`` log
+that and return, and the document is served all the same.
+
 Concurrency rule: whole-document replace; the last writer wins, which is right for a cache.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +21,9 @@ from pathlib import Path
 from proxy.store.index import open_index
 from proxy.store.keyring import KeyRing
 from proxy.store.sealed import SealError, seal, unseal
+from proxy.store.space import unless_out_of_space
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,10 +72,12 @@ class MetadataCache:
             }
         ).encode()
         plain = len(head).to_bytes(4, "big") + head + doc.body
-        self._db.set(name, seal(self._keyring, plain, context=name.encode()))
+        with unless_out_of_space(log, "metadata not cached"):
+            self._db.set(name, seal(self._keyring, plain, context=name.encode()))
 
     def delete(self, *key: str) -> None:
-        self._db.delete(self._name(key))
+        with unless_out_of_space(log, "metadata not removed from the cache"):
+            self._db.delete(self._name(key))
 
     def names(self) -> list[str]:
         return list(self._db.iterkeys())

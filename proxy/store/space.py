@@ -7,8 +7,11 @@ with 507 Insufficient Storage. The file system says so with an errno, SQLite wit
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import sqlite3
+from collections.abc import Iterator
 
 _ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -19,3 +22,15 @@ def out_of_space(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.OperationalError):
         return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
     return False
+
+
+@contextlib.contextmanager
+def unless_out_of_space(log: logging.Logger, what: str) -> Iterator[None]:
+    """Run the block; when the disk is full, log ``what`` was not done instead of raising (for work the
+    proxy can go on without: caching, bookkeeping)."""
+    try:
+        yield
+    except Exception as exc:
+        if not out_of_space(exc):
+            raise
+        log.warning("%s: the store is full (%s)", what, exc)

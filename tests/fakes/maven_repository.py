@@ -30,6 +30,8 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from tests.fakes.server import serve_asset
+
 Fault = Literal[
     "status500",  # 500 with an HTML body
     "html",  # 200 with an HTML error page instead of the file
@@ -40,6 +42,7 @@ Fault = Literal[
     "not_found",  # 404 although the file exists
     "forbidden",  # 403: the upstream refuses (fails at once, where a 5xx is retried)
     "slow",  # answers after SLOW_SECONDS
+    "stall",  # sends half, then nothing until the test sets ``stalled``
 ]
 SLOW_SECONDS = 0.5
 CHECKSUMS = {"md5": hashlib.md5, "sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
@@ -54,6 +57,7 @@ class FakeMavenRepository:
         self.host = host
         self.port = port
         self.files: dict[str, bytes] = {}  # path -> bytes, served before the folder
+        self.stalled = threading.Event()  # set it to let a "stall" file send its second half
         self.faults: dict[str, Fault] = {}
         self.requests: Counter[str] = Counter()  # path -> number of GET/HEAD requests
         self.log: list[tuple[str, str]] = []  # (method, path) in arrival order
@@ -89,6 +93,7 @@ class FakeMavenRepository:
 
     def stop(self) -> None:
         """Stop answering (connections are refused); ``start()`` serves again on the same port."""
+        self.stalled.set()  # a stalled file must not hold up the shutdown
         if self._loop is not None and self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
             self._runner = None
@@ -144,18 +149,12 @@ class FakeMavenRepository:
             body = body[:-1] + bytes([body[-1] ^ 0xFF]) if body else b"x"
         elif fault == "wrong_checksum":
             body = hashlib.new(path.rsplit(".", 1)[-1], b"something else").hexdigest().encode()
-        elif fault == "truncated":
-            return await self._truncated(request, body)
+        elif fault in ("truncated", "stall"):
+            return await serve_asset(
+                request, body, "truncate" if fault == "truncated" else "stall", self.stalled
+            )
         content_type = "text/xml" if path.endswith((".xml", ".pom")) else "application/octet-stream"
         return web.Response(body=body, content_type=content_type)
-
-    async def _truncated(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Length": str(len(body))})
-        await response.prepare(request)
-        await response.write(body[: len(body) // 2])
-        if request.transport is not None:
-            request.transport.close()
-        return response
 
     def _body(self, path: str) -> bytes | None:
         if ".." in path.split("/"):

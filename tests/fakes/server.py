@@ -19,6 +19,26 @@ from aiohttp import web
 Fault = Literal["wrong-bytes", "truncate", "stall"]
 
 
+async def serve_asset(
+    request: web.Request, data: bytes, fault: Fault | None, stalled: threading.Event
+) -> web.StreamResponse:
+    """``data`` as an asset, spoilt by ``fault``; a ``stall`` waits for ``stalled`` halfway."""
+    if fault == "wrong-bytes":
+        data = bytes(b ^ 0x5A for b in data)
+    if fault not in ("truncate", "stall"):
+        return web.Response(body=data, content_type="application/octet-stream")
+    response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+    await response.prepare(request)
+    await response.write(data[: len(data) // 2])
+    if fault == "stall":
+        await asyncio.to_thread(stalled.wait, 60)
+        await response.write(data[len(data) // 2 :])
+        return response
+    if request.transport is not None:
+        request.transport.close()
+    return response
+
+
 class FakeServer:
     thread_name = "fake-server"
 
@@ -46,20 +66,7 @@ class FakeServer:
         return self.url
 
     async def serve_asset(self, request: web.Request, data: bytes, fault: Fault | None) -> web.StreamResponse:
-        if fault == "wrong-bytes":
-            data = bytes(b ^ 0x5A for b in data)
-        if fault not in ("truncate", "stall"):
-            return web.Response(body=data, content_type="application/octet-stream")
-        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
-        await response.prepare(request)
-        await response.write(data[: len(data) // 2])
-        if fault == "stall":
-            await asyncio.to_thread(self.stalled.wait, 60)
-            await response.write(data[len(data) // 2 :])
-            return response
-        if request.transport is not None:
-            request.transport.close()
-        return response
+        return await serve_asset(request, data, fault, self.stalled)
 
     async def stop(self) -> None:
         self.stalled.set()  # a stalled asset must not hold up the shutdown

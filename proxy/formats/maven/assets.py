@@ -7,7 +7,9 @@ blocks upstream versions (origin controls): its assets come only from there. Oth
 are tried in order; a 404 moves on to the next, an upstream that fails is skipped and, when no other
 has the asset, the answer is a 502 (never a 404). Before downloading, the upstream's ``.sha1`` (or
 ``.sha256`` when it has no ``.sha1``) is read; the download (``Fetcher.asset``) is committed only if
-the digests match, else it is a 502 and nothing is stored. The asset is recorded in the catalog of
+the digests match, else it is a 502 and nothing is stored. The GET that starts a download receives it
+as it arrives, its last piece only after the check (``serve_asset``); once bytes went out, a failure
+cuts the transfer short instead of moving on to the next upstream. The asset is recorded in the catalog of
 the repository the client asked. An upstream's "not there" is remembered in the store's metadata cache
 (see ``_fetch``), so a build that went through while the upstreams were up also goes through while
 they are down.
@@ -22,6 +24,7 @@ path): one checksum read, one download, one catalog write.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from aiohttp import web
 from cachetools import LRUCache
@@ -32,7 +35,7 @@ from proxy.formats.maven.paths import ArtifactPath, ChecksumAlgorithm, upstream_
 from proxy.repository.fetch import NOT_FOUND_TTL, UpstreamInvalid
 from proxy.repository.origin import upstream_blocked
 from proxy.repository.packages import asset_record, record_fetched_asset
-from proxy.server.assets import blob_response
+from proxy.server.assets import StreamedAsset, serve_asset
 from proxy.store.blobs import BlobInfo
 from proxy.store.catalog import AssetRecord, PackageCoordinate, PackageRecord
 from proxy.store.metadata import CachedDocument
@@ -74,34 +77,28 @@ class Assets:
         self._locating: SingleFlight[AssetRecord] = SingleFlight()
 
     async def serve(self, request: web.Request, repository: str, path: ArtifactPath) -> web.StreamResponse:
-        for _ in range(2):  # a second round when the blob vanished between locating and reading it
-            asset = await self.locate(repository, path)
-            response = await blob_response(
-                request,
-                self._daemon.store,
-                asset.blob_id,
-                asset.size,
-                content_type(path.filename),
-                checksums.of_asset(asset, "sha256")[:32],
-            )
-            if response is not None:
-                return response
-            self.forget(repository, path)
-        raise web.HTTPBadGateway(reason=f"{path.asset_path} could not be read back from the store")
+        key = (repository, path.asset_path)
+        locate = partial(self.locate, repository, path)
+        return await serve_asset(
+            request, self._daemon.store, content_type(path.filename), self._known, key, locate
+        )
 
-    async def locate(self, repository: str, path: ArtifactPath) -> AssetRecord:
-        """The asset's record (its blob, size and digests), fetching it first when no place holds it."""
+    async def locate(
+        self, repository: str, path: ArtifactPath, sink: StreamedAsset | None = None
+    ) -> AssetRecord:
+        """The asset's record (its blob, size and digests), fetching it first when no place holds it. A
+        download goes to ``sink`` as it arrives when this call starts it (see ``fetch_streaming``)."""
         key = (repository, path.asset_path)
         asset = self._known.get(key)
         if asset is None:
-            asset = await self._locating.do(key, lambda: self._locate(repository, path))
+            asset = await self._locating.do(key, lambda: self._locate(repository, path, sink))
             self._known[key] = asset
         return asset
 
     def forget(self, repository: str, path: ArtifactPath) -> None:
         self._known.pop((repository, path.asset_path), None)
 
-    async def _locate(self, repository: str, path: ArtifactPath) -> AssetRecord:
+    async def _locate(self, repository: str, path: ArtifactPath, sink: StreamedAsset | None) -> AssetRecord:
         store = self._daemon.store
         places = self._daemon.chain.places(repository)
         coordinate = coordinate_of(path)
@@ -121,8 +118,10 @@ class Assets:
             if place.upstream is None:
                 continue
             try:
-                info = await self._fetch(place.upstream, path)
+                info = await self._fetch(place.upstream, path, sink)
             except UpstreamUnavailable as exc:
+                if sink is not None and sink.started:
+                    raise  # the client has part of this upstream's file: no other upstream can go on with it
                 log.warning("%s", exc)
                 failures.append(str(exc))
                 continue
@@ -134,7 +133,9 @@ class Assets:
             raise web.HTTPBadGateway(reason=f"{path.asset_path}: " + "; ".join(failures))
         raise web.HTTPNotFound(reason=f"{path.asset_path} is not in repository {repository} or its upstreams")
 
-    async def _fetch(self, upstream: Upstream, path: ArtifactPath) -> BlobInfo | None:
+    async def _fetch(
+        self, upstream: Upstream, path: ArtifactPath, sink: StreamedAsset | None
+    ) -> BlobInfo | None:
         """The asset from this upstream; None when it does not have it. A "not there" is remembered: for
         NOT_FOUND_TTL it saves asking again, and past that it stands in for the answer while the upstream
         cannot be reached (Maven goes on without an optional POM that is missing, but stops on an error)."""
@@ -144,9 +145,9 @@ class Assets:
         if absent is not None and absent.age() < NOT_FOUND_TTL:
             return None
         try:
-            info = await self._download(upstream, path)
+            info = await self._download(upstream, path, sink)
         except UpstreamUnavailable as exc:
-            if absent is None:
+            if absent is None or (sink is not None and sink.started):
                 raise
             log.warning(
                 "%s; %s was not there when last asked, so it is taken as still missing", exc, path.asset_path
@@ -158,7 +159,9 @@ class Assets:
             store.metadata.delete(*key)
         return info
 
-    async def _download(self, upstream: Upstream, path: ArtifactPath) -> BlobInfo | None:
+    async def _download(
+        self, upstream: Upstream, path: ArtifactPath, sink: StreamedAsset | None
+    ) -> BlobInfo | None:
         url = upstream_url(path.asset_path)
         expected = await self._expected_digest(upstream, url)
 
@@ -171,7 +174,7 @@ class Assets:
                 return None
             return f"{path.asset_path}: {algorithm} is {actual}, its .{algorithm} file says {digest}"
 
-        return await self._daemon.fetcher.asset(upstream, "maven", url, check)
+        return await self._daemon.fetcher.asset(upstream, "maven", url, check, sink)
 
     async def _expected_digest(self, upstream: Upstream, url: str) -> tuple[ChecksumAlgorithm, str] | None:
         """The digest the upstream's own checksum file declares, if it offers one. Read afresh for each

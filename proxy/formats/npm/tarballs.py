@@ -31,7 +31,7 @@ from proxy.formats.npm.metadata import VersionSource
 from proxy.formats.npm.names import PackageName
 from proxy.formats.npm.packuments import Packuments
 from proxy.repository.packages import asset_record, find_asset, record_fetched_asset
-from proxy.server.assets import StreamedAsset, blob_response, fetch_streaming
+from proxy.server.assets import StreamedAsset, serve_asset
 from proxy.store.blobs import BlobInfo
 from proxy.store.catalog import AssetRecord
 from proxy.store.singleflight import SingleFlight
@@ -51,28 +51,8 @@ class Tarballs:
         self, request: web.Request, repository: str, package: PackageName, file: str
     ) -> web.StreamResponse:
         key = (repository, package.full, file)
-        for _ in range(2):  # a second round when the blob vanished between locating and reading it
-            asset = self._known.get(key)
-            if asset is None:
-                locate = partial(self._locate_once, key, repository, package, file)
-                located = await fetch_streaming(request, CONTENT_TYPE, locate)
-                if isinstance(located, web.StreamResponse):
-                    return located
-                asset = located
-            response = await blob_response(
-                request,
-                self._daemon.store,
-                asset.blob_id,
-                asset.size,
-                CONTENT_TYPE,
-                asset.hashes["SHA-256"][:32],
-            )
-            if response is not None:
-                return response
-            self._known.pop(key, None)
-        raise web.HTTPBadGateway(
-            reason=f"tarball {file} of {package.full} could not be read back from the store"
-        )
+        locate = partial(self._locate_once, key, repository, package, file)
+        return await serve_asset(request, self._daemon.store, CONTENT_TYPE, self._known, key, locate)
 
     async def _locate_once(
         self,
