@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +25,23 @@ def eventually(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout} s")
         time.sleep(0.02)
+
+
+def download_past_a_stall(url: str, size: int, stalled: threading.Event, stored: Callable[[], int]) -> bytes:
+    """GET ``url`` of ``size`` bytes, whose upstream stalls halfway until ``stalled`` is set. Checks that
+    a good part of it arrives while the upstream stalls, with nothing stored yet, then releases the
+    upstream; returns the whole body."""
+    stored_before = stored()
+    with httpx.stream("GET", url, timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Length"] == str(size)
+        chunks = response.iter_raw()
+        received = next(chunks)
+        while len(received) < 256 * 1024:
+            received += next(chunks)
+        assert not stalled.is_set() and stored() == stored_before
+        stalled.set()
+        return received + b"".join(chunks)
 
 
 def free_port() -> int:

@@ -25,7 +25,7 @@ from proxy.daemon import Daemon
 from proxy.formats.maven import assets as maven_assets
 from proxy.formats.maven.metadata import parse
 from proxy.server.app import build_app
-from tests.conftest import RunningDaemon, start_daemon, write_config
+from tests.conftest import RunningDaemon, download_past_a_stall, start_daemon, write_config
 from tests.fakes.maven_repository import FakeMavenRepository
 
 JAR = "org/example/hello/1.0/hello-1.0.jar"
@@ -171,17 +171,8 @@ def test_a_miss_reaches_the_client_while_the_upstream_is_still_sending(
     data = os.urandom(2 * 1024 * 1024)
     upstream.add(BIG_JAR, data)
     upstream.fault(BIG_JAR, "stall")  # the first MiB, then nothing until released
-    with proxy.stream("GET", BIG_JAR) as response:
-        assert response.status_code == 200
-        assert response.headers["Content-Length"] == str(len(data))
-        chunks = response.iter_raw()
-        received = next(chunks)
-        while len(received) < 256 * 1024:
-            received += next(chunks)
-        assert not upstream.stalled.is_set() and daemons[-1].blob_count() == 0
-        upstream.stalled.set()
-        received += b"".join(chunks)
-    assert received == data
+    url = f"{daemons[-1].url}/maven/dev/{BIG_JAR}"
+    assert download_past_a_stall(url, len(data), upstream.stalled, daemons[-1].blob_count) == data
     assert proxy.get(BIG_JAR).content == data  # from the store
     assert upstream.count(BIG_JAR) == 1
 

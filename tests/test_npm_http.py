@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from proxy.formats.npm.metadata import ABBREVIATED_TYPE
-from tests.conftest import RunningDaemon, eventually, start_daemon, write_config
+from tests.conftest import RunningDaemon, download_past_a_stall, eventually, start_daemon, write_config
 from tests.fakes.npm_registry import FakeNpmRegistry
 
 ABBREVIATED = {"Accept": f"{ABBREVIATED_TYPE}; q=1.0, application/json; q=0.8, */*"}
@@ -64,18 +64,9 @@ def test_concurrent_misses_for_one_tarball_cost_one_fetch(proxy, public):
 def test_a_tarball_miss_reaches_the_client_while_the_upstream_is_still_sending(proxy, public, tmp_path):
     data = public.add("slow", "1.0.0", tarball=os.urandom(2 * 1024 * 1024))
     public.tarball_faults["slow-1.0.0.tgz"] = "stall"  # the first MiB, then nothing until released
-    with httpx.stream("GET", f"{proxy.url}/npm/dev/slow/-/slow-1.0.0.tgz", timeout=30) as response:
-        assert response.status_code == 200
-        assert response.headers["Content-Length"] == str(len(data))
-        chunks = response.iter_raw()
-        received = next(chunks)
-        while len(received) < 256 * 1024:
-            received += next(chunks)
-        assert not public.stalled.is_set() and proxy.blob_count() == 0
-        public.stalled.set()
-        received += b"".join(chunks)
-    assert received == data
-    assert httpx.get(f"{proxy.url}/npm/dev/slow/-/slow-1.0.0.tgz").content == data  # from the store
+    url = f"{proxy.url}/npm/dev/slow/-/slow-1.0.0.tgz"
+    assert download_past_a_stall(url, len(data), public.stalled, proxy.blob_count) == data
+    assert httpx.get(url).content == data  # from the store
     assert public.tarball_requests("slow", "1.0.0") == 1
 
 

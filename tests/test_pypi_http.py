@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from proxy.formats.pypi.negotiate import JSON_V1
-from tests.conftest import RunningDaemon, start_daemon, write_config
+from tests.conftest import RunningDaemon, download_past_a_stall, start_daemon, write_config
 from tests.fakes.pypi_index import FakePypiIndex, make_sdist, make_wheel, wheel_core_metadata
 
 PIP_ACCEPT = {"Accept": f"{JSON_V1}, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"}
@@ -197,24 +197,13 @@ def test_concurrent_misses_for_one_file_cost_one_download(proxy, first):
 def test_a_file_miss_reaches_the_client_while_the_upstream_is_still_sending(proxy, first):
     file = first.add_wheel("slow-wheel", "1.0", payload_size=2 * 1024 * 1024)
     url = files_of(page(proxy, "slow-wheel"))[file.filename]["url"]
-    before = proxy.blob_count()
     first.stalled.clear()
     first.file_faults[file.filename] = "stall"  # the first half, then nothing until released
     try:
-        with httpx.stream("GET", url, timeout=30) as response:
-            assert response.status_code == 200
-            assert response.headers["Content-Length"] == str(len(file.data))
-            chunks = response.iter_raw()
-            received = next(chunks)
-            while len(received) < 256 * 1024:
-                received += next(chunks)
-            assert not first.stalled.is_set() and proxy.blob_count() == before
-            first.stalled.set()
-            received += b"".join(chunks)
+        assert download_past_a_stall(url, len(file.data), first.stalled, proxy.blob_count) == file.data
     finally:
         first.stalled.set()
         del first.file_faults[file.filename]
-    assert received == file.data
     assert httpx.get(url).content == file.data  # from the store
     assert first.file_requests(file.filename) == 1
 
