@@ -226,6 +226,19 @@ def test_a_lying_upstream_fails_a_streamed_file_and_nothing_is_stored(proxy, sec
     assert httpx.get(url).content == file.data
 
 
+def test_upstream_pages_are_read_as_pep_691_json_or_else_html(proxy, first):
+    json_file = first.add_wheel("read-as-json", "1.0")
+    served = first.pages_served[JSON_V1]
+    assert json_file.filename in files_of(page(proxy, "read-as-json"))
+    assert first.pages_served[JSON_V1] == served + 1
+    html_file = first.add_wheel("read-as-html", "1.0")
+    first.pep691 = False
+    try:
+        assert html_file.filename in files_of(page(proxy, "read-as-html"))
+    finally:
+        first.pep691 = True
+
+
 def test_an_upstream_page_that_is_broken_is_a_502_and_not_cached(proxy, first):
     file = first.add_wheel("fragile", "1.0")
     first.broken_pages = True

@@ -76,9 +76,15 @@ class Fetcher:
 
     # -- metadata ---------------------------------------------------------------------------------
     async def metadata(
-        self, upstream: Upstream, format: Format, url: str, parse: Callable[[bytes], T]
+        self,
+        upstream: Upstream,
+        format: Format,
+        url: str,
+        parse: Callable[[bytes], T],
+        accept: str | None = None,
     ) -> Fetched[T] | None:
-        """The upstream's document at ``url``; None when the upstream does not have it.
+        """The upstream's document at ``url``, asked for with ``accept`` when given; None when the
+        upstream does not have it.
 
         ``parse`` raises ValueError for a body that is not a well-formed document of its kind; such a
         body is never cached. Raises UpstreamUnavailable (or UpstreamInvalid) when the upstream failed and
@@ -89,7 +95,9 @@ class Fetcher:
         cached = self._store.metadata.get(*key)
         if cached is not None and cached.age() < (self._ttl if cached.status == 200 else NOT_FOUND_TTL):
             return Fetched(cached, False, parse) if cached.status == 200 else None
-        return await self._documents.do(key, lambda: self._refresh(key, upstream, format, url, cached, parse))
+        return await self._documents.do(
+            key, lambda: self._refresh(key, upstream, format, url, cached, parse, accept)
+        )
 
     async def _refresh(
         self,
@@ -99,8 +107,11 @@ class Fetcher:
         url: str,
         cached: CachedDocument | None,
         parse: Callable[[bytes], T],
+        accept: str | None,
     ) -> Fetched[T] | None:
         headers = {"Accept-Encoding": "gzip"}
+        if accept is not None:
+            headers["Accept"] = accept
         if cached is not None and cached.status == 200:
             if cached.etag:
                 headers["If-None-Match"] = cached.etag

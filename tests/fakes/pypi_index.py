@@ -164,6 +164,8 @@ class FakePypiIndex(FakeServer):
         self.status: int | None = None  # answer every request with this status (e.g. 500)
         self.broken_pages = False  # project pages that are not a simple page at all
         self.file_faults: dict[str, Fault] = {}  # filename -> fault
+        self.pep691 = True  # False: HTML whatever the Accept header asks, as an index that predates PEP 691
+        self.pages_served: Counter[str] = Counter()  # per content type
 
     # ---- content ------------------------------------------------------------------------------
     def add(
@@ -240,10 +242,11 @@ class FakePypiIndex(FakeServer):
             return web.Response(status=404, text="project not found\n")
         if self.broken_pages:
             return web.Response(body=b"\x89PNG\r\n\x1a\n\xff\xfe broken", content_type="text/html")
-        if JSON_V1 in request.headers.get("Accept", ""):
+        if self.pep691 and JSON_V1 in request.headers.get("Accept", ""):
             body, content_type = _json_page(project, files.values()), JSON_V1
         else:
             body, content_type = _html_page(project, files.values()), "text/html"
+        self.pages_served[content_type] += 1
         etag = f'"{hashlib.sha256(body).hexdigest()[:24]}"'
         if etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers={"ETag": etag})
