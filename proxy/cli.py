@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from proxy.commands import check_config, gc, serve, token, verify
 from proxy.config import ConfigError, load_config
 from proxy.store.keyring import KeyFileError
+from proxy.store.store import StoreUnavailable
 
 COMMANDS = (serve, check_config, token, verify, gc)
 
@@ -35,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         return args.run(args, config)
-    except (ConfigError, KeyFileError) as exc:
+    except (ConfigError, KeyFileError, StoreUnavailable) as exc:
         print(f"codeartifact-proxy: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -178,3 +178,19 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path):
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_cache_directory_that_cannot_be_made_is_a_clear_error(tmp_path: Path):
+    (tmp_path / "a-file").write_text("not a directory")
+    config = write_config(tmp_path, "[repository.local]\npublish = true\n")
+    config.write_text(config.read_text().replace(str(tmp_path / "cache"), str(tmp_path / "a-file" / "cache")))
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy", "--config", str(config), "serve"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert f"cache {tmp_path / 'a-file' / 'cache'}" in done.stderr and "Not a directory" in done.stderr
+    assert "Traceback" not in done.stderr and "listen" not in done.stderr

@@ -9,7 +9,7 @@ import sys
 
 from proxy.config.model import Config
 from proxy.logs import setup_logging
-from proxy.server.run import serve
+from proxy.server.run import ListenError, serve
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +29,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         runner = uvloop.run
     try:
         runner(serve(config))
-    except OSError as exc:
-        print(
-            f"codeartifact-proxy: cannot listen on {config.server.listen}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
+    except ListenError as exc:
+        print(f"codeartifact-proxy: {exc}", file=sys.stderr)
         return 1
     return 0

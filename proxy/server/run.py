@@ -18,6 +18,10 @@ from proxy.server.systemd import notify
 log = logging.getLogger(__name__)
 
 
+class ListenError(Exception):
+    """The listen address cannot be taken (in use, not permitted, a bad socket path)."""
+
+
 async def serve(config: Config) -> None:
     daemon = await Daemon.open(config)
     runner = web.AppRunner(
@@ -41,7 +45,10 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, daemon.reload)
     try:
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
         log.info("serving on %s (config: %s)", listen, config.source)
         notify("READY=1")
         await stop.wait()

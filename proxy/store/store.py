@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -90,6 +91,20 @@ class AssetWriter:
         await self.abort()
 
 
+class StoreUnavailable(Exception):
+    """The cache directory cannot be opened: the message names it and says why (a path that is not a
+    directory, no permission, a full disk)."""
+
+    def __init__(self, path: Path, cause: OSError | sqlite3.Error) -> None:
+        if isinstance(cause, OSError):
+            reason = cause.strerror or str(cause)
+            if cause.filename and cause.filename != str(path):
+                reason = f"{cause.filename}: {reason}"
+        else:
+            reason = str(cause)
+        super().__init__(f"cache {path}: {reason}")
+
+
 @dataclass(frozen=True)
 class GcReport:
     removed_blobs: int
@@ -120,8 +135,12 @@ class Store:
 
     @classmethod
     def open(cls, cache: CacheConfig) -> Store:
+        """The store of ``cache``; StoreUnavailable when its directory or index cannot be opened."""
         keyring = KeyRing.load(cache.key_file, cache.old_key_files)
-        return cls(cache.path, keyring, cache.max_size)
+        try:
+            return cls(cache.path, keyring, cache.max_size)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(cache.path, exc) from None
 
     def sync(self) -> None:
         """Make the catalog and the ledger survive a power failure as they are now: a publish is
