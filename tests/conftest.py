@@ -90,6 +90,17 @@ class RunningDaemon:
         return self.process.wait(timeout)
 
 
+def run_command(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m proxy --config CONFIG ARGS`` to its end, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "proxy", "--config", str(config), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def start_daemon(
     config: Path, log: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None
 ) -> RunningDaemon:

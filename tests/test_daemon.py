@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT, free_port, start_daemon, write_config
+from tests.conftest import ROOT, free_port, run_command, start_daemon, write_config
 
 
 def test_health_and_readiness(daemon_factory):
@@ -168,13 +168,7 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path):
         busy.listen()
         port = busy.getsockname()[1]
         config = write_config(tmp_path, "[repository.local]\npublish = true\n", port=port)
-        done = subprocess.run(
-            [sys.executable, "-m", "proxy", "--config", str(config), "serve"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        done = run_command(config, "serve", timeout=30)
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
@@ -184,13 +178,7 @@ def test_a_cache_directory_that_cannot_be_made_is_a_clear_error(tmp_path: Path):
     (tmp_path / "a-file").write_text("not a directory")
     config = write_config(tmp_path, "[repository.local]\npublish = true\n")
     config.write_text(config.read_text().replace(str(tmp_path / "cache"), str(tmp_path / "a-file" / "cache")))
-    done = subprocess.run(
-        [sys.executable, "-m", "proxy", "--config", str(config), "serve"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = run_command(config, "serve", timeout=30)
     assert done.returncode == 2
     assert f"cache {tmp_path / 'a-file' / 'cache'}" in done.stderr and "Not a directory" in done.stderr
     assert "Traceback" not in done.stderr and "listen" not in done.stderr

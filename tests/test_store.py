@@ -349,7 +349,7 @@ def test_kill_during_large_write_leaves_nothing_visible(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT, write_config
+    from tests.conftest import ROOT, run_command, write_config
 
     config = write_config(tmp_path, "[repository.local]\npublish = true\n")
     script = tmp_path / "writer.py"
@@ -365,13 +365,7 @@ def test_kill_during_large_write_leaves_nothing_visible(tmp_path):
     proc.kill()
     proc.wait()
     assert any((tmp_path / "cache" / "tmp").iterdir())  # the temp file it was writing is there
-    verify = subprocess.run(
-        [sys.executable, "-m", "proxy", "--config", str(config), "verify"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    verify = run_command(config, "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "verified 0 blobs: ok" in verify.stdout
     store = Store(tmp_path / "cache", KeyRing.load(tmp_path / "keys" / "cache.key"), 10**9)
