@@ -135,19 +135,13 @@ async def test_pypi_is_served_from_upstream_while_the_disk_is_full(
                     assert page.status == 200
                     assert wheel.filename in await page.text()
                     files = f"/pypi/dev/files/hello/{wheel.filename}"
-                    assert await (await client.get(f"{files}.metadata")).read() == index_metadata(wheel)
+                    assert await (await client.get(f"{files}.metadata")).read() == wheel.metadata
                     downloaded = await client.get(files)
                     assert downloaded.status == 200
                     assert await downloaded.read() == wheel.data
                     assert list(daemon.store.blobs.ids()) == []
         finally:
             await daemon.close()
-
-
-def index_metadata(file: object) -> bytes:
-    metadata = getattr(file, "metadata", None)
-    assert isinstance(metadata, bytes)
-    return metadata
 
 
 async def test_maven_is_served_from_upstream_and_deploys_are_refused_while_the_disk_is_full(

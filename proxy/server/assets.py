@@ -143,10 +143,12 @@ async def fetch_streaming(
     try:
         result = await fetch(sink)
     except Exception as exc:
-        if sink is None or sink.response is None:
+        if sink is None or not sink.started:
             raise
         return sink.failed(exc)
-    return sink.response if sink is not None and sink.response is not None else result
+    if sink is not None and sink.response is not None:  # started: the client has its response
+        return sink.response
+    return result
 
 
 async def serve_asset(
