@@ -182,3 +182,18 @@ def test_a_cache_directory_that_cannot_be_made_is_a_clear_error(tmp_path: Path):
     assert done.returncode == 2
     assert f"cache {tmp_path / 'a-file' / 'cache'}" in done.stderr and "Not a directory" in done.stderr
     assert "Traceback" not in done.stderr and "listen" not in done.stderr
+
+
+def test_a_store_in_use_by_a_daemon_is_refused_to_other_processes(tmp_path: Path, daemon_factory):
+    """gc would remove blobs the daemon is writing, and a second daemon would change the index under the
+    first one's feet: both are told, with the cache path, and nothing is changed."""
+    running = daemon_factory()
+    assert httpx.get(f"{running.url}/healthz").status_code == 200
+    for args in (["gc"], ["serve"]):
+        done = run_command(running.config, *args, timeout=30)
+        assert done.returncode == 2, done.stderr
+        assert f"cache {tmp_path / 'cache'}: in use by another process" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert httpx.get(f"{running.url}/healthz").status_code == 200
+    running.stop()
+    assert run_command(running.config, "gc", timeout=30).returncode == 0

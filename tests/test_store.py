@@ -7,8 +7,10 @@ import base64
 import hashlib
 import json
 import os
+from dataclasses import astuple
 from pathlib import Path
 
+import diskcache
 import pytest
 
 from proxy.repository.packages import asset_record, published_version, record_fetched_asset, update_published
@@ -20,7 +22,10 @@ from proxy.store.catalog import (
     PackageVersionOrigin,
     PackageVersionRecord,
 )
+from proxy.store.index import FILE_NAME as INDEX_FILE
+from proxy.store.index import Index
 from proxy.store.keyring import KeyRing
+from proxy.store.ledger import LedgerEntry
 from proxy.store.metadata import CachedDocument
 from proxy.store.singleflight import SingleFlight
 from proxy.store.store import Store
@@ -138,7 +143,7 @@ async def test_only_a_publish_waits_for_the_disk(tmp_path, monkeypatch, publishe
     if published:
         version = published_version("1.0.0", "local", [asset], {})
         await update_published(store, "local", COORD, lambda r: r.versions.update({"1.0.0": version}))
-        logs = {str(tmp_path / "cache" / "index" / db / "cache.db-wal") for db in ("catalog", "ledger")}
+        logs = {str(tmp_path / "cache" / "index" / db / "entries.sqlite-wal") for db in ("catalog", "ledger")}
         assert any(path.endswith(".part") for path in synced)  # the blob's content, before its link
         assert logs <= set(synced)
     else:
@@ -318,12 +323,73 @@ async def test_ledger_survives_reopen(tmp_path, published):
     again.close()
 
 
+def test_an_index_transaction_commits_whole_or_not_at_all(tmp_path):
+    index = Index(tmp_path / "index")
+    with index.transaction():
+        index.set("a", b"1")
+        with index.transaction():  # nested: one commit, at the end of the outer block
+            index.set("b", b"2")
+    with pytest.raises(RuntimeError), index.transaction():
+        index.set("a", b"changed")
+        index.delete("b")
+        raise RuntimeError("refused half-way")
+    assert sorted(index.items()) == [("a", b"1"), ("b", b"2")]
+    index.close()
+
+
+def rewrite_as_diskcache(index_dir: Path) -> None:
+    """Turn an index into the diskcache files that versions before ``proxy.store.index`` wrote."""
+    index = Index(index_dir)
+    items = index.items()
+    index.close()
+    for path in index_dir.glob(f"{INDEX_FILE}*"):
+        path.unlink()
+    legacy = diskcache.Cache(str(index_dir))
+    for name, value in items:
+        legacy.set(name, astuple(LedgerEntry.unpack(value)) if index_dir.name == "ledger" else value)
+    legacy.close()
+
+
+async def test_an_index_diskcache_wrote_is_moved_in_whole(tmp_path):
+    store = open_store(tmp_path)
+    published = await put(store, os.urandom(1000), published=True)
+    fetched = await put(store, os.urandom(2000), published=False)
+    version = published_version("1.0.0", "local", [AssetRecord("a.tgz", 1000, published, {})], {})
+    await update_published(store, "local", COORD, lambda r: r.versions.update({"1.0.0": version}))
+    big = os.urandom(100_000)  # diskcache kept values past 32 KB in files of their own
+    store.metadata.put(CachedDocument(200, big, etag='"e"'), "metadata", "up", "npm", "big")
+    store.metadata.put(CachedDocument(404, b""), "metadata", "up", "npm", "gone")
+    ledger = store.ledger.entries()
+    store.close()
+    for name in ("catalog", "ledger", "metadata"):
+        rewrite_as_diskcache(tmp_path / "cache" / "index" / name)
+    assert any(p.suffix == ".val" for p in (tmp_path / "cache" / "index" / "metadata").rglob("*"))
+
+    again = open_store(tmp_path)
+    record = again.catalog.package("local", COORD)
+    assert record is not None and record.versions["1.0.0"].assets["a.tgz"].blob_id == published
+    assert again.catalog.packages("local") == [COORD]
+    doc = again.metadata.get("metadata", "up", "npm", "big")
+    assert doc is not None and doc.body == big and doc.etag == '"e"'
+    gone = again.metadata.get("metadata", "up", "npm", "gone")
+    assert gone is not None and gone.status == 404
+    assert again.ledger.entries() == ledger and again.ledger.cached_size == 2000
+    assert await read_all(again, fetched)
+    again.close()
+    for name in ("catalog", "ledger", "metadata"):
+        left = {p.name for p in (tmp_path / "cache" / "index" / name).iterdir()}
+        assert left <= {INDEX_FILE, f"{INDEX_FILE}-wal"}, left
+
+
 KILLED_WRITER = """
 import asyncio, os, sys, time
 from pathlib import Path
 from proxy.repository.packages import asset_record, record_fetched_asset
 from proxy.store.catalog import PackageCoordinate
+from proxy.store.index import FILE_NAME as INDEX_FILE
+from proxy.store.index import Index
 from proxy.store.keyring import KeyRing
+from proxy.store.ledger import LedgerEntry
 from proxy.store.store import Store
 
 async def main():

@@ -4,18 +4,18 @@ repository -> package (format, namespace, name, origin configuration)
            -> package version (status, origin: published here or fetched through which upstream)
            -> assets (name, size, the format's digests, blob id)
 
-It lives in diskcache (SQLite) under ``index/catalog``. Nothing in it is readable without the key: every
-entry's name is a keyed hash of its logical key and every value is sealed (AES-GCM) with that name as
-context, so a value cannot be moved under another name either.
+It lives in an Index (SQLite, ``proxy.store.index``) under ``index/catalog``. Nothing in it is readable
+without the key: every entry's name is a keyed hash of its logical key and every value is sealed
+(AES-GCM) with that name as context, so a value cannot be moved under another name either.
 
 A repository's package list is split over ``LISTING_SHARDS`` entries by the package's entry name, so
-adding a package rewrites a short list, not one that grows with the repository (a list past 32 KB is
-even a file of its own in diskcache). Catalogs written earlier hold their lists in older layouts
-(``_LISTING_LAYOUTS``): those are still read and deleted from, and never added to.
+adding a package rewrites a short list, not one that grows with the repository. Catalogs written
+earlier hold their lists in older layouts (``_LISTING_LAYOUTS``): those are still read and deleted
+from, and never added to.
 
 Concurrency rule: one package is one entry, updated read-modify-write under a process-local lock, so the
-daemon's threads never lose each other's updates. The daemon is the only writer; `gc` and `verify` are
-meant to run while it is stopped.
+daemon's threads never lose each other's updates. The daemon is the only writer: `gc` and `verify` run
+while it is stopped (the index refuses a second process).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from proxy.config.model import Format
-from proxy.store.index import open_index, sync_index
+from proxy.store.index import Index
 from proxy.store.keyring import KeyRing
 from proxy.store.sealed import seal, unseal
 
@@ -132,7 +132,7 @@ class PackageRecord:
 
 class Catalog:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
-        self._db = open_index(root)
+        self._db = Index(root)
         self._keyring = keyring
         self._lock = threading.RLock()
         self._known_repositories: set[str] | None = None
@@ -142,7 +142,7 @@ class Catalog:
 
     def sync(self) -> None:
         """Make every change so far survive a power failure (see proxy.store.index)."""
-        sync_index(self._db)
+        self._db.sync()
 
     # -- sealed entries -------------------------------------------------------------------------
     def _entry_name(self, *key: str) -> str:
@@ -178,7 +178,7 @@ class Catalog:
         change: Callable[[PackageRecord], None],
     ) -> PackageRecord:
         """Apply ``change`` to the package's record (created if new) and store the result atomically."""
-        with self._lock, self._db.transact():  # one commit for the record and its listing
+        with self._lock, self._db.transaction():  # one commit for the record and its listing
             existing = self.package(repository, coordinate)
             record = existing or PackageRecord(coordinate)
             change(record)

@@ -14,16 +14,20 @@ Concurrency rule: safe from several threads; eviction runs under the ledger's lo
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from proxy.store.index import open_index, sync_index
+from proxy.store.index import Index
 from proxy.store.space import unless_out_of_space
 
 log = logging.getLogger(__name__)
+
+
+_ENTRY = struct.Struct(">Q?d")  # size, pinned, last access
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,23 @@ class LedgerEntry:
     pinned: bool
     last_access: float
 
+    def pack(self) -> bytes:
+        return _ENTRY.pack(self.size, self.pinned, self.last_access)
+
+    @classmethod
+    def unpack(cls, value: bytes) -> LedgerEntry:
+        return cls(*_ENTRY.unpack(value))
+
+
+def _legacy_entry(value: object) -> bytes:
+    """diskcache kept an entry as the tuple (size, pinned, last access)."""
+    size, pinned, last_access = value  # type: ignore[misc]
+    return LedgerEntry(size, pinned, last_access).pack()
+
 
 class BlobLedger:
     def __init__(self, root: Path) -> None:
-        self._db = open_index(root)
+        self._db = Index(root, convert_legacy=_legacy_entry)
         self._lock = threading.Lock()
         self._touched: dict[str, float] = {}
         self._cached_total = sum(e.size for e in self.entries().values() if not e.pinned)
@@ -51,15 +68,15 @@ class BlobLedger:
 
     def sync(self) -> None:
         """Make every record so far survive a power failure (see proxy.store.index)."""
-        sync_index(self._db)
+        self._db.sync()
 
     def record(self, blob_id: str, size: int, *, pinned: bool) -> None:
         """Note a committed blob; pinning is sticky (cached content that is later published stays pinned)."""
         with self._lock:
-            old = self._db.get(blob_id)
-            now_pinned = pinned or bool(old and old[1])
-            self._cached_total += (0 if now_pinned else size) - (old[0] if old and not old[1] else 0)
-            self._db.set(blob_id, (size, now_pinned, time.time()))
+            old = self._entry(blob_id)
+            now_pinned = pinned or bool(old and old.pinned)
+            self._cached_total += (0 if now_pinned else size) - (old.size if old and not old.pinned else 0)
+            self._db.set(blob_id, LedgerEntry(size, now_pinned, time.time()).pack())
 
     def touch(self, blob_id: str) -> None:
         self._touched[blob_id] = time.time()
@@ -67,32 +84,39 @@ class BlobLedger:
     def forget(self, blob_id: str) -> None:
         with self._lock:
             self._touched.pop(blob_id, None)
-            old = self._db.pop(blob_id, None)
-            if old is not None and not old[1]:
-                self._cached_total -= old[0]
+            old = self._entry(blob_id)
+            if old is not None:
+                self._db.delete(blob_id)
+                if not old.pinned:
+                    self._cached_total -= old.size
 
     def flush(self) -> None:
         with self._lock:
             touched, self._touched = self._touched, {}
             # Unsaved, they only make eviction take those blobs as older than they are.
-            with unless_out_of_space(log, f"access times of {len(touched)} blobs not saved"):
+            unsaved = unless_out_of_space(log, f"access times of {len(touched)} blobs not saved")
+            with unsaved, self._db.transaction():
                 for blob_id, when in touched.items():
-                    old = self._db.get(blob_id)
+                    old = self._entry(blob_id)
                     if old is not None:
-                        self._db.set(blob_id, (old[0], old[1], max(old[2], when)))
+                        self._db.set(blob_id, replace(old, last_access=max(old.last_access, when)).pack())
 
     def entries(self) -> dict[str, LedgerEntry]:
-        return {blob_id: LedgerEntry(*self._db[blob_id]) for blob_id in list(self._db.iterkeys())}
+        return {blob_id: LedgerEntry.unpack(value) for blob_id, value in self._db.items()}
+
+    def _entry(self, blob_id: str) -> LedgerEntry | None:
+        value = self._db.get(blob_id)
+        return None if value is None else LedgerEntry.unpack(value)
 
     def set_pins(self, pinned: Iterable[str]) -> None:
         """Recompute pins from the catalog (gc): exactly the blobs of published assets are pinned."""
         wanted = set(pinned)
         with self._lock:
-            for blob_id in list(self._db.iterkeys()):
-                size, was, when = self._db[blob_id]
-                if was != (blob_id in wanted):
-                    self._db.set(blob_id, (size, blob_id in wanted, when))
-                    self._cached_total += size if was else -size
+            for blob_id, entry in self.entries().items():
+                now = blob_id in wanted
+                if entry.pinned != now:
+                    self._db.set(blob_id, replace(entry, pinned=now).pack())
+                    self._cached_total += entry.size if entry.pinned else -entry.size
 
     def evict(self, max_size: int, delete_blob: Callable[[str], object]) -> list[str]:
         """Delete least-recently-used unpinned blobs until cached content fits in ``max_size`` bytes."""

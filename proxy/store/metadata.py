@@ -2,7 +2,8 @@
 maven-metadata.xml), with what is needed to revalidate them (ETag, Last-Modified) and to tell fresh
 from stale. A 404 is cached too, briefly, so a missing package does not cost an upstream request each time.
 
-Entries live in diskcache under ``index/metadata``, named by keyed hash and sealed like the catalog.
+Entries live in an Index (``proxy.store.index``) under ``index/metadata``, named by keyed hash and
+sealed like the catalog.
 
 A store that is out of disk space (proxy.store.space) caches nothing more: ``put`` and ``delete`` log
 that and return, and the document is served all the same.
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy.store.index import open_index
+from proxy.store.index import Index
 from proxy.store.keyring import KeyRing
 from proxy.store.sealed import SealError, seal, unseal
 from proxy.store.space import unless_out_of_space
@@ -41,7 +42,7 @@ class CachedDocument:
 
 class MetadataCache:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
-        self._db = open_index(root)
+        self._db = Index(root)
         self._keyring = keyring
 
     def close(self) -> None:
@@ -80,12 +81,15 @@ class MetadataCache:
             self._db.delete(self._name(key))
 
     def names(self) -> list[str]:
-        return list(self._db.iterkeys())
+        return self._db.names()
 
     def check(self, name: str) -> str | None:
         """None if the entry opens with the key ring, else the reason (for verify)."""
+        raw = self._db.get(name)
+        if raw is None:
+            return "missing"
         try:
-            unseal(self._keyring, self._db[name], context=name.encode())
+            unseal(self._keyring, raw, context=name.encode())
         except SealError as exc:
             return str(exc)
         return None

@@ -28,6 +28,7 @@ with every store step in a thread, 1.1 s with every step inline).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -39,6 +40,7 @@ from typing import TypeVar
 from proxy.config.model import CacheConfig
 from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing, BlobStore
 from proxy.store.catalog import Catalog
+from proxy.store.index import IndexInUse
 from proxy.store.keyring import KeyRing
 from proxy.store.ledger import BlobLedger
 from proxy.store.metadata import MetadataCache
@@ -93,10 +95,12 @@ class AssetWriter:
 
 class StoreUnavailable(Exception):
     """The cache directory cannot be opened: the message names it and says why (a path that is not a
-    directory, no permission, a full disk)."""
+    directory, no permission, a full disk, another process using it)."""
 
-    def __init__(self, path: Path, cause: OSError | sqlite3.Error) -> None:
-        if isinstance(cause, OSError):
+    def __init__(self, path: Path, cause: OSError | sqlite3.Error | IndexInUse) -> None:
+        if isinstance(cause, IndexInUse):
+            reason = "in use by another process (a running daemon?); stop it first"
+        elif isinstance(cause, OSError):
             reason = cause.strerror or str(cause)
             if cause.filename and cause.filename != str(path):
                 reason = f"{cause.filename}: {reason}"
@@ -127,10 +131,16 @@ class Store:
         self.root = root
         self.keyring = keyring
         self.max_size = max_size
-        self.blobs = BlobStore(root, keyring)
-        self.catalog = Catalog(root / "index" / "catalog", keyring)
-        self.ledger = BlobLedger(root / "index" / "ledger")
-        self.metadata = MetadataCache(root / "index" / "metadata", keyring)
+        # The index first: it refuses a second process before anything under ``tmp/`` is touched.
+        with contextlib.ExitStack() as opened:
+            self.catalog = Catalog(root / "index" / "catalog", keyring)
+            opened.callback(self.catalog.close)
+            self.ledger = BlobLedger(root / "index" / "ledger")
+            opened.callback(self.ledger.close)
+            self.metadata = MetadataCache(root / "index" / "metadata", keyring)
+            opened.callback(self.metadata.close)
+            self.blobs = BlobStore(root, keyring)
+            opened.pop_all()
         self._eviction_lock = threading.Lock()
 
     @classmethod
@@ -139,7 +149,7 @@ class Store:
         keyring = KeyRing.load(cache.key_file, cache.old_key_files)
         try:
             return cls(cache.path, keyring, cache.max_size)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, IndexInUse) as exc:
             raise StoreUnavailable(cache.path, exc) from None
 
     def sync(self) -> None:
