@@ -10,14 +10,15 @@ whichever repository or upstream it came through, and a name reveals nothing abo
 to someone without the key. After a key rotation, content already stored under an old key's
 name is found through ``keyed_names`` and not written again.
 
-A write goes to a temp file in ``tmp/``, then is hard-linked to its final name; an existing final
-name means the same content is already there (dedup). Only complete files ever appear under
-``blobs/``, whatever moment the process dies. A durable write (``place(durable=True)``: published
-content, the only copy) is fsynced before the link and its directory after it, so it also survives
-a power failure. Other content is not: a power failure can leave such a blob empty or torn, and it
-then fails authentication when read, is removed and is fetched again. Every writer holds an
-exclusive ``flock`` on its temp file, so a store opened later (a second process on the same
-root, say) removes only the temp files of writers that died, never those of live ones.
+A write goes to a temp file in ``tmp/``, then is renamed to its final name (content already stored
+is found before and not written again: dedup; a rename over a file written meanwhile by another writer
+replaces the same content). Only complete files ever appear under ``blobs/``, whatever moment the
+process dies. A durable write (``place(durable=True)``: published content, the only copy) is fsynced
+before the rename and its directory after it, so it also survives a power failure. Other content is
+not: a power failure can leave such a blob empty or torn, and it then fails authentication when read,
+is removed and is fetched again. Every writer holds an exclusive ``flock`` on its temp file, so a
+store opened later (a second process on the same root, say) removes only the temp files of writers
+that died, never those of live ones.
 
 A blob's last chunk also authenticates its id (the sealed ``final_context``), so a valid blob
 file put in another's place fails when read, without hashing. A blob that fails authentication
@@ -184,21 +185,19 @@ class BlobStore:
                 return blob_id
         return None
 
-    def _link(self, temp: Path, info: BlobInfo, durable: bool) -> str:
-        """Put a complete temp file in place; return the id the content is stored under."""
-        final = self.path(info.blob_id)
-        fanout_created = not final.parent.is_dir()
-        if fanout_created:
-            make_private_dirs(final.parent)
+    def _move_in(self, temp: Path, blob_id: str, durable: bool) -> None:
+        """Give a complete temp file the blob's name. A file of that name written meanwhile by another
+        writer holds the same content (sealed differently), so replacing it changes nothing readers see."""
+        final = self.path(blob_id)
         try:
-            os.link(temp, final)
-        except FileExistsError:
-            return info.blob_id  # written concurrently by another writer: the same content
+            os.rename(temp, final)
+        except FileNotFoundError:  # its fan-out directory was removed after start
+            make_private_dirs(final.parent)
+            os.rename(temp, final)
+            if durable:
+                fsync_dir(self._blobs)
         if durable:
             fsync_dir(final.parent)
-            if fanout_created:
-                fsync_dir(self._blobs)
-        return info.blob_id
 
     def _broken(self, blob_id: str, opened: os.stat_result, error: SealError) -> BlobCorrupt:
         if isinstance(error, UnknownKeyError):
@@ -283,8 +282,8 @@ class BlobWriter:
         self._last_chunk = b""
         self._committed = False
         self._closed = False
-        self._temp: Path | None = None
-        self._file: BinaryIO | None = None
+        self._temp: Path | None = None  # until the file is moved to its blob name
+        self._fd: int | None = None
         self._out_of_space: OSError | None = None
 
     def __enter__(self) -> Self:
@@ -307,7 +306,7 @@ class BlobWriter:
         sealed = self._sealer.update(data)
         if sealed:
             try:
-                self._temp_file().write(sealed)
+                _write_all(self._temp_file(), sealed)
             except OSError as exc:
                 if not out_of_space(exc):
                     raise
@@ -344,18 +343,18 @@ class BlobWriter:
         return True
 
     def place(self, *, durable: bool) -> None:
-        """Write the last chunk and link the file in place. ``durable`` fsyncs the content before the
-        link and the directory after it: the steps that wait on the disk. Without them a power failure
+        """Write the last chunk and move the file to its blob name. ``durable`` fsyncs the content before
+        the move and the directory after it: the steps that wait on the disk. Without them a power failure
         can leave the blob empty or torn; it then fails authentication when read and is removed."""
         if self._out_of_space is not None:
             raise self._out_of_space
-        file = self._temp_file()
-        file.write(self._last_chunk)
-        file.flush()
+        fd = self._temp_file()
+        _write_all(fd, self._last_chunk)
         assert self._temp is not None and self._info is not None
         if durable:
-            os.fsync(file.fileno())
-        self._info = replace(self._info, blob_id=self._store._link(self._temp, self._info, durable))
+            os.fsync(fd)
+        self._store._move_in(self._temp, self._info.blob_id, durable)
+        self._temp = None  # moved: nothing to remove
 
     def complete_commit(self) -> BlobInfo:
         assert self._info is not None
@@ -372,25 +371,24 @@ class BlobWriter:
         if self._closed:
             raise ValueError("blob writer is closed")
 
-    def _temp_file(self) -> BinaryIO:
-        if self._file is None:
-            fd, self._temp = self._store._new_temp_file()
-            self._file = open(fd, "wb")  # noqa: SIM115 - closed by commit/abort
-            self._file.write(self._sealer.header())
-        return self._file
+    def _temp_file(self) -> int:
+        if self._fd is None:
+            self._fd, self._temp = self._store._new_temp_file()
+            _write_all(self._fd, self._sealer.header())
+        return self._fd
 
     def _close(self) -> None:
         self._closed = True
         self._drop_temp_file()
 
     def _drop_temp_file(self) -> None:
-        if self._file is None or self._temp is None:
+        if self._fd is None:
             return
         # Unlink before closing: while the lock is held no cleaner can mistake the file for a dead one.
-        self._temp.unlink(missing_ok=True)
-        file, self._file = self._file, None
-        with contextlib.suppress(OSError):  # flushing bytes that are dropped anyway (a full disk)
-            file.close()
+        if self._temp is not None:
+            self._temp.unlink(missing_ok=True)
+        fd, self._fd = self._fd, None
+        os.close(fd)
 
 
 class BlobReader:
@@ -478,6 +476,12 @@ def _scandir(directory: Path) -> Iterator[os.DirEntry[str]]:
             yield from entries
     except FileNotFoundError:
         return
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _same_file(fd: int, path: Path) -> bool:
