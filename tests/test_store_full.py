@@ -52,8 +52,9 @@ def full(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def no_room(*args: object, **kwargs: object) -> None:
         raise error
 
-    def temp_file_on_a_full_disk() -> tuple[int, Path]:
-        return os.open("/dev/full", os.O_WRONLY | os.O_CLOEXEC), store.root / "tmp" / "never-created.part"
+    def temp_file_on_a_full_disk() -> tuple[int, str]:
+        never_created = str(store.root / "tmp" / "never-created.part")
+        return os.open("/dev/full", os.O_WRONLY | os.O_CLOEXEC), never_created
 
     with monkeypatch.context() as patch:
         patch.setattr(store.blobs, "_new_temp_file", temp_file_on_a_full_disk)

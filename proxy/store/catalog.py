@@ -20,6 +20,7 @@ while it is stopped (the index refuses a second process).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from proxy.config.model import Format
-from proxy.store.index import Index
+from proxy.store.index import NAMES_REMEMBERED, Index
 from proxy.store.keyring import KeyRing
 from proxy.store.sealed import seal, unseal
 
@@ -134,6 +135,8 @@ class Catalog:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
         self._db = Index(root)
         self._keyring = keyring
+        # One request names a package's entry several times (look-up, update, listing).
+        self._entry_name = functools.lru_cache(maxsize=NAMES_REMEMBERED)(self._name_entry)
         self._lock = threading.RLock()
         self._known_repositories: set[str] | None = None
 
@@ -145,7 +148,7 @@ class Catalog:
         self._db.sync()
 
     # -- sealed entries -------------------------------------------------------------------------
-    def _entry_name(self, *key: str) -> str:
+    def _name_entry(self, *key: str) -> str:
         return self._keyring.keyed_name("catalog", json.dumps(key).encode())
 
     def _get(self, *key: str) -> Any:

@@ -103,7 +103,7 @@ class KeyRing:
         return [self._name(key, purpose, data) for key in self.keys]
 
     def _name(self, key: Key, purpose: str, data: bytes) -> str:
-        return hmac.new(self._subkey(key, purpose), data, hashlib.sha256).hexdigest()
+        return hmac.digest(self._subkey(key, purpose), data, "sha256").hex()
 
     def _subkey(self, key: Key, purpose: str) -> bytes:
         # Two threads may derive the same subkey at once; both results are equal, so no lock.

@@ -34,11 +34,13 @@ Concurrency: upstreams are shared by all requests on the event loop; they keep n
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Protocol
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -59,12 +61,17 @@ class UpstreamUnavailable(Exception):
 class UpstreamResponse:
     """An upstream's answer with the body not read yet; an async context manager that closes it."""
 
-    def __init__(self, upstream: str, response: aiohttp.ClientResponse, url: str) -> None:
+    def __init__(self, upstream: str, response: aiohttp.ClientResponse, final_url: str) -> None:
         self.upstream = upstream
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
-        self.url = url
+        self._final_url = final_url
         self._response = response
+
+    @functools.cached_property
+    def url(self) -> str:
+        """The final URL as it may be logged or handed on (no query: it can be a pre-signed URL)."""
+        return safe_url(self._final_url)
 
     async def aiter_bytes(self, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
         """The body as it arrives, in pieces of at most ``chunk_size`` bytes."""
@@ -94,6 +101,22 @@ class UpstreamResponse:
 
     def __repr__(self) -> str:
         return f"<UpstreamResponse {self.upstream} {self.status} {self.url}>"
+
+
+def absolute_url(endpoint: str, url: str) -> str:
+    """``url`` resolved against ``endpoint`` (see the module docstring); most are absolute already
+    (tarball and file URLs from metadata), and those are taken as they are without parsing."""
+    return url if url.startswith(("https://", "http://")) else urljoin(endpoint, url)
+
+
+def safe_url(url: str) -> str:
+    """The URL as it may be logged or handed on: no user info, query or fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class LinkLocalRefused(OSError):

@@ -19,13 +19,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from urllib.parse import urljoin
 
 from proxy.codeartifact.domain import DomainError
 from proxy.codeartifact.endpoint import RepositoryEndpoints
 from proxy.codeartifact.token import TokenProvider
 from proxy.config.model import FORMATS, Format
-from proxy.upstream.base import REJECTED_CREDENTIALS, UpstreamResponse, UpstreamUnavailable, ensure_authorized
+from proxy.upstream.base import (
+    REJECTED_CREDENTIALS,
+    UpstreamResponse,
+    UpstreamUnavailable,
+    absolute_url,
+    ensure_authorized,
+)
 from proxy.upstream.http import Authorization, UpstreamHttp, basic_authorization, origin
 
 log = logging.getLogger(__name__)
@@ -79,7 +84,7 @@ class CodeArtifactRepositoryUpstream:
         # The token first: without one there is no point asking for the endpoint.
         token = await self._token()
         base = await self.endpoint(format)
-        target = urljoin(base, url)
+        target = absolute_url(base, url)
         response = await self._attempt(format, base, target, method, headers, content, token)
         # An answer from another origin (no token sent there, e.g. S3 after a redirect) says nothing
         # about the token.

@@ -40,14 +40,20 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from proxy.upstream.base import LinkLocalRefused, UpstreamResponse, UpstreamUnavailable, transport_failure
+from proxy.upstream.base import (
+    LinkLocalRefused,
+    UpstreamResponse,
+    UpstreamUnavailable,
+    safe_url,
+    transport_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,21 +93,11 @@ def basic_authorization(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
-def origin(url: str) -> Origin:
+def origin(url: str | SplitResult) -> Origin:
     """(scheme, host, port) with the scheme's default port filled in."""
-    parts = urlsplit(url)
+    parts = urlsplit(url) if isinstance(url, str) else url
     scheme = parts.scheme.lower()
     return scheme, parts.hostname or "", parts.port or _DEFAULT_PORTS.get(scheme)
-
-
-def safe_url(url: str) -> str:
-    """The URL as it may be logged or handed on: no user info, query or fragment."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def backoff_delay(failures: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
@@ -174,8 +170,7 @@ class EnvironmentProxies:
         self._proxies = getproxies_environment()
         self._routes: dict[tuple[str, str], ProxyRoute | None] = {}
 
-    def route(self, url: str) -> ProxyRoute | None:
-        parts = urlsplit(url)
+    def route(self, parts: SplitResult) -> ProxyRoute | None:
         key = (parts.scheme.lower(), parts.hostname or "")
         if key not in self._routes:
             self._routes[key] = self._decide(*key)
@@ -243,7 +238,7 @@ class UpstreamHttp:
                 failure = transport_failure(exc)
             else:
                 if response.status < 500 and response.status != 429:
-                    return UpstreamResponse(upstream, response, safe_url(final_url))
+                    return UpstreamResponse(upstream, response, final_url)
                 failure = f"HTTP {response.status}"
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 response.release()
@@ -280,13 +275,14 @@ class UpstreamHttp:
         authorization: Authorization | None,
     ) -> tuple[aiohttp.ClientResponse, str]:
         for _ in range(self.settings.max_redirects + 1):
-            host = urlsplit(url).hostname or ""
+            parts = urlsplit(url)
+            host = parts.hostname or ""
             if link_local(host):
                 raise UpstreamUnavailable(upstream, f"refused: {host} is a link-local address")
             hop_headers = dict(headers)
-            if authorization is not None and origin(url) == authorization.origin:
+            if authorization is not None and origin(parts) == authorization.origin:
                 hop_headers["Authorization"] = authorization.value
-            proxy = self._proxies.route(url)
+            proxy = self._proxies.route(parts)
             tunnel_headers = proxy.place_authorization(url, hop_headers) if proxy else None
             response = await self._session.request(
                 method,

@@ -20,14 +20,13 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
-from urllib.parse import urljoin
 
 from proxy.codeartifact.domain import DomainClient
 from proxy.codeartifact.endpoint import RepositoryEndpoints
 from proxy.codeartifact.token import DomainHealth, TokenProvider
 from proxy.config import model
 from proxy.config.model import Format
-from proxy.upstream.base import Upstream, UpstreamResponse, ensure_authorized
+from proxy.upstream.base import Upstream, UpstreamResponse, absolute_url, ensure_authorized
 from proxy.upstream.codeartifact import CodeArtifactRepositoryUpstream
 from proxy.upstream.http import Authorization, UpstreamHttp, basic_authorization
 
@@ -72,7 +71,7 @@ class RegistryUpstream:
         self._check(format)
         response = await self._http.send(
             self.name,
-            urljoin(self._endpoint, url),
+            absolute_url(self._endpoint, url),
             method=method,
             headers=headers,
             content=content,
