@@ -8,8 +8,10 @@ import base64
 import gzip
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -68,6 +70,34 @@ def test_a_tarball_miss_reaches_the_client_while_the_upstream_is_still_sending(p
     assert download_past_a_stall(url, len(data), public.stalled, proxy.blob_count) == data
     assert httpx.get(url).content == data  # from the store
     assert public.tarball_requests("slow", "1.0.0") == 1
+
+
+def test_a_small_tarball_miss_is_answered_in_one_piece_once_verified(proxy, public):
+    """Nothing of a small tarball goes out before it was verified: a client never holds part of a
+    tarball that may fail, and a failure is a clean 502."""
+    data = public.add("small", "1.0.0", tarball=os.urandom(100 * 1024))
+    public.tarball_faults["small-1.0.0.tgz"] = "stall"  # the first half, then nothing until released
+    url = f"{proxy.url}/npm/dev/small/-/small-1.0.0.tgz"
+    headers_in = threading.Event()
+
+    def download() -> tuple[int, str, bytes]:
+        with httpx.stream("GET", url, timeout=30) as response:
+            headers_in.set()
+            return response.status_code, response.headers["Content-Length"], response.read()
+
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(download)
+        eventually(lambda: public.tarball_requests("small", "1.0.0") == 1)
+        time.sleep(0.5)  # half the tarball has reached the proxy by now
+        assert not headers_in.is_set()  # nothing went out, not even the headers
+        public.stalled.set()
+        assert answer.result() == (200, str(len(data)), data)
+
+    lie = public.add("lie", "1.0.0", tarball=os.urandom(100 * 1024))
+    public.tarball_faults["lie-1.0.0.tgz"] = "wrong-bytes"
+    refused = httpx.get(f"{proxy.url}/npm/dev/lie/-/lie-1.0.0.tgz", timeout=30)
+    assert refused.status_code == 502 and "dist.integrity" in refused.json()["error"]
+    assert lie not in refused.content
 
 
 def test_a_client_that_leaves_mid_download_does_not_stop_it(proxy, public):

@@ -23,6 +23,7 @@ K = TypeVar("K", bound=Hashable)
 CACHE_CONTROL = "max-age=31536000"  # an asset's bytes never change under its name
 # A client that takes no bytes for this long is dropped: other requests may be waiting on the download.
 WRITE_TIMEOUT = 30.0
+BUFFERED_BYTES = 256 * 1024  # assets up to this size are answered in one piece, once verified
 
 
 class _AssetResponse(web.StreamResponse):
@@ -72,12 +73,17 @@ async def blob_response(
 class StreamedAsset:
     """A client's response that receives an asset while it is downloaded and stored (an AssetSink, see
     proxy.repository.fetch). Headers go out with the first bytes; the last piece and the end only after
-    the asset was verified. A client that goes away or stalls is dropped, and the download goes on."""
+    the asset was verified. A client that goes away or stalls is dropped, and the download goes on.
+
+    An asset whose announced size is at most ``BUFFERED_BYTES`` (most packages) is kept in memory and
+    answered in one piece once verified: nothing of it goes out before, so a failure is still a clean
+    error response, and the client gets one write instead of a stream."""
 
     def __init__(self, request: web.Request, content_type: str) -> None:
         self._request = request
         self._content_type = content_type
         self.response: web.StreamResponse | None = None
+        self._buffer: list[bytes] | None = None
         self._ended = False
         self._gone = False
 
@@ -87,8 +93,10 @@ class StreamedAsset:
         return self.response is not None
 
     async def start(self, size: int | None) -> None:
-        headers = {"Content-Type": self._content_type, "Cache-Control": CACHE_CONTROL}
-        response = _AssetResponse(headers=headers)
+        if size is not None and size <= BUFFERED_BYTES:
+            self._buffer = []
+            return
+        response = _AssetResponse(headers=self._headers())
         if size is not None:
             response.content_length = size
         self.response = response
@@ -96,13 +104,20 @@ class StreamedAsset:
             await self._guarded(response.prepare(self._request))
 
     async def write(self, chunk: bytes) -> None:
-        if self.response is not None and not self._gone:
+        if self._buffer is not None:
+            self._buffer.append(chunk)
+        elif self.response is not None and not self._gone:
             await self._guarded(self.response.write(chunk))
 
     async def end(self) -> None:
-        if self.response is not None and not self._gone:
+        if self._buffer is not None:
+            self.response = web.Response(body=b"".join(self._buffer), headers=self._headers())
+        elif self.response is not None and not self._gone:
             await self._guarded(self.response.write_eof())
         self._ended = True
+
+    def _headers(self) -> dict[str, str]:
+        return {"Content-Type": self._content_type, "Cache-Control": CACHE_CONTROL}
 
     def failed(self, exc: Exception) -> web.StreamResponse:
         """The download into this response failed after it started: a client that has not got every

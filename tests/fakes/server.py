@@ -29,7 +29,11 @@ async def serve_asset(
         return web.Response(body=data, content_type="application/octet-stream")
     response = web.StreamResponse(headers={"Content-Length": str(len(data))})
     await response.prepare(request)
-    await response.write(data[: len(data) // 2])
+    # The first half in two pieces that arrive apart, as from a real network: a proxy that streams
+    # passes the first on before the second arrives.
+    await response.write(data[: len(data) // 4])
+    await asyncio.sleep(0.05)
+    await response.write(data[len(data) // 4 : len(data) // 2])
     if fault == "stall":
         await asyncio.to_thread(stalled.wait, 60)
         await response.write(data[len(data) // 2 :])
