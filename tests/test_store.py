@@ -143,8 +143,8 @@ async def test_only_a_publish_waits_for_the_disk(tmp_path, monkeypatch, publishe
     if published:
         version = published_version("1.0.0", "local", [asset], {})
         await update_published(store, "local", COORD, lambda r: r.versions.update({"1.0.0": version}))
-        logs = {str(tmp_path / "cache" / "index" / db / "entries.sqlite-wal") for db in ("catalog", "ledger")}
-        assert any(path.endswith(".part") for path in synced)  # the blob's content, before its link
+        logs = {str(tmp_path / "cache" / "index" / db / f"{INDEX_FILE}-wal") for db in ("catalog", "ledger")}
+        assert any(path.endswith(".part") for path in synced)  # the blob's content, before its rename
         assert logs <= set(synced)
     else:
         await record_fetched_asset(store, "dev", COORD, "1.0.0", asset, "public-npm")
