@@ -10,8 +10,9 @@ fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints
 - warm ``npm ci`` wall time for a generated ~300-package tree (store warm, npm cache empty);
 - cold ``npm ci`` through the proxy (empty store, empty npm cache) against ``npm ci`` straight from the
   fake, and the overhead (medians of ``--runs`` interleaved runs), with the CPU time the proxy process
-  spent per cold run (user + system, from /proc): on a 2-core machine npm itself keeps about 1.5 cores
-  busy, so the proxy's CPU time is what the overhead is made of.
+  spent per cold run (user + system, from /proc) and npm's own CPU time: on a 2-core machine npm keeps
+  about 1.5 cores busy, so the proxy's CPU time is what the overhead is made of, and npm's own grows
+  when the proxy takes CPU from it.
 Nothing is deleted until the end: every run gets new directories (npm cache, node_modules, proxy store).
 On an ext4 file system without a journal, a file created within minutes of many deletions in its
 block group costs up to ~1 ms of CPU (the allocator skips recently deleted inodes), so deleting one
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -195,6 +197,7 @@ class Npm:
             "update-notifier=false\naudit=false\nfund=false\nloglevel=warn\n"
         )
         self.runs = 0
+        self.last_cpu = 0.0  # user + system CPU seconds of the last run (npm and its children)
 
     def run(self, *args: str, cwd: Path) -> float:
         """Run with an empty npm cache; returns the wall time."""
@@ -206,14 +209,20 @@ class Npm:
             "npm_config_userconfig": str(self.root / "npmrc"),
             "npm_config_globalconfig": str(self.root / "globalrc"),
         }
-        start = time.perf_counter()
+        start, cpu_before = time.perf_counter(), children_cpu_seconds()
         result = subprocess.run(
             ["npm", *args, "--cache", str(cache)], cwd=cwd, env=env, capture_output=True, text=True
         )
         elapsed = time.perf_counter() - start
+        self.last_cpu = children_cpu_seconds() - cpu_before
         if result.returncode != 0:
             raise SystemExit(f"npm {' '.join(args)} failed:\n{result.stderr}")
         return elapsed
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def spread(values: list[float]) -> str:
@@ -283,14 +292,16 @@ def main() -> None:
         direct_app = app_dir(root / "app-direct")
         direct_npm.run("install", cwd=direct_app)
         # Interleaved, so that a change in the machine's load hits both sides alike.
-        direct_runs, cold_runs, cold_cpu = [], [], []
+        direct_runs, cold_runs, cold_cpu, direct_npm_cpu, cold_npm_cpu = [], [], [], [], []
         for run in range(args.runs):
             direct_runs.append(ci(direct_npm, direct_app))
+            direct_npm_cpu.append(direct_npm.last_cpu)
             proxy.stop()
             proxy = start_proxy(root / f"proxy-cold-{run}", fake.url, port)  # same port: the lockfile's URLs
             before = proxy.cpu_seconds()
             cold_runs.append(ci(npm, app))
             cold_cpu.append(proxy.cpu_seconds() - before)
+            cold_npm_cpu.append(npm.last_cpu)
         direct, cold = statistics.median(direct_runs), statistics.median(cold_runs)
         print(f"cold npm ci straight from the fake: {direct:.2f} s (runs: {spread(direct_runs)})")
         overhead = (cold / direct - 1) * 100
@@ -299,6 +310,8 @@ def main() -> None:
             f"overhead {overhead:+.0f} %; proxy CPU {statistics.median(cold_cpu):.2f} s per run, "
             f"{statistics.median(cold_cpu) / installed * 1000:.1f} ms per package"
         )
+        straight, through = statistics.median(direct_npm_cpu), statistics.median(cold_npm_cpu)
+        print(f"npm's own CPU per cold npm ci: {straight:.2f} s straight, {through:.2f} s through the proxy")
     finally:
         proxy.stop()
         fake.stop_in_thread()
