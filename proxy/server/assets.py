@@ -76,8 +76,10 @@ class StreamedAsset:
     the asset was verified. A client that goes away or stalls is dropped, and the download goes on.
 
     An asset whose announced size is at most ``BUFFERED_BYTES`` (most packages) is kept in memory and
-    answered in one piece once verified: nothing of it goes out before, so a failure is still a clean
-    error response, and the client gets one write instead of a stream."""
+    sent in one piece once verified, before it is stored: nothing of it goes out before, so a failure
+    is still a clean error response, and the client gets one write instead of a stream, without waiting
+    for the store (during a cold ``npm ci`` npm keeps only a few requests open, so each one's latency
+    counts)."""
 
     def __init__(self, request: web.Request, content_type: str) -> None:
         self._request = request
@@ -111,10 +113,19 @@ class StreamedAsset:
 
     async def end(self) -> None:
         if self._buffer is not None:
-            self.response = web.Response(body=b"".join(self._buffer), headers=self._headers())
+            # Sent now, headers and body in one write: the client need not wait for the store.
+            body = b"".join(self._buffer)
+            self.response = _AssetResponse(headers=self._headers())
+            self.response.content_length = len(body)
+            await self._guarded(self._send_whole(self.response, body))
         elif self.response is not None and not self._gone:
             await self._guarded(self.response.write_eof())
         self._ended = True
+
+    async def _send_whole(self, response: web.StreamResponse, body: bytes) -> None:
+        await response.prepare(self._request)
+        await response.write(body)
+        await response.write_eof()
 
     def _headers(self) -> dict[str, str]:
         return {"Content-Type": self._content_type, "Cache-Control": CACHE_CONTROL}
