@@ -13,6 +13,7 @@ from pathlib import Path
 import diskcache
 import pytest
 
+from proxy.config.model import CacheConfig
 from proxy.repository.packages import asset_record, published_version, record_fetched_asset, update_published
 from proxy.store.catalog import (
     AssetRecord,
@@ -28,7 +29,7 @@ from proxy.store.keyring import KeyRing
 from proxy.store.ledger import LedgerEntry
 from proxy.store.metadata import CachedDocument
 from proxy.store.singleflight import SingleFlight
-from proxy.store.store import Store
+from proxy.store.store import Store, StoreUnavailable
 
 COORD = PackageCoordinate("npm", "", "left-pad")
 
@@ -379,6 +380,18 @@ async def test_an_index_diskcache_wrote_is_moved_in_whole(tmp_path):
     for name in ("catalog", "ledger", "metadata"):
         left = {p.name for p in (tmp_path / "cache" / "index" / name).iterdir()}
         assert left <= {INDEX_FILE, f"{INDEX_FILE}-wal"}, left
+
+
+def test_an_unreadable_diskcache_index_stops_the_store_and_is_left_alone(tmp_path):
+    legacy = tmp_path / "cache" / "index" / "catalog" / "cache.db"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreUnavailable) as refused:
+        Store.open(CacheConfig(path=tmp_path / "cache", key_file=tmp_path / "cache.key"))
+    message = str(refused.value)
+    assert message.startswith(f"cache {tmp_path / 'cache'}: cannot move in the index in {legacy.parent}")
+    assert "left as it is" in message
+    assert legacy.read_bytes() == b"not a database at all" * 100
 
 
 KILLED_WRITER = """

@@ -42,6 +42,10 @@ class IndexInUse(Exception):
     """Another process (a running daemon) has the index open."""
 
 
+class LegacyIndexUnreadable(Exception):
+    """An index diskcache wrote cannot be moved in; it is left as it was."""
+
+
 class Index:
     def __init__(self, directory: Path, convert_legacy: Callable[[object], bytes] | None = None) -> None:
         """Open (or create) the index in ``directory``; an index diskcache wrote there is moved in first,
@@ -136,13 +140,16 @@ class Index:
     def _migrate(self, directory: Path, convert: Callable[[object], bytes]) -> None:
         """Copy diskcache's entries in, make that durable, then remove diskcache's files. Run again in full
         if the process dies before the removal: the copy replaces entries by the same values."""
-        legacy = diskcache.Cache(str(directory))
         try:
-            with self.transaction():
-                for name in legacy.iterkeys():
-                    self.set(name, convert(legacy[name]))
-        finally:
-            legacy.close()
+            legacy = diskcache.Cache(str(directory))
+            try:
+                with self.transaction():
+                    for name in legacy.iterkeys():
+                        self.set(name, convert(legacy[name]))
+            finally:
+                legacy.close()
+        except Exception as exc:  # whatever diskcache raises for a damaged file (SQLite, pickle, ...)
+            raise LegacyIndexUnreadable(f"the index in {directory} from an earlier version: {exc}") from exc
         self.sync()
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
