@@ -20,7 +20,6 @@ while it is stopped (the index refuses a second process).
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from proxy.config.model import Format
-from proxy.store.index import NAMES_REMEMBERED, Index
+from proxy.store.index import Index, entry_namer
 from proxy.store.keyring import KeyRing
 from proxy.store.sealed import seal, unseal
 
@@ -135,8 +134,7 @@ class Catalog:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
         self._db = Index(root)
         self._keyring = keyring
-        # One request names a package's entry several times (look-up, update, listing).
-        self._entry_name = functools.lru_cache(maxsize=NAMES_REMEMBERED)(self._name_entry)
+        self._entry_name = entry_namer(keyring, "catalog")
         self._lock = threading.RLock()
         self._known_repositories: set[str] | None = None
 
@@ -148,22 +146,19 @@ class Catalog:
         self._db.sync()
 
     # -- sealed entries -------------------------------------------------------------------------
-    def _name_entry(self, *key: str) -> str:
-        return self._keyring.keyed_name("catalog", json.dumps(key).encode())
-
     def _get(self, *key: str) -> Any:
-        name = self._entry_name(*key)
+        name = self._entry_name(key)
         raw = self._db.get(name)
         if raw is None:
             return None
         return json.loads(unseal(self._keyring, raw, context=name.encode()))
 
     def _set(self, value: Any, *key: str) -> None:
-        name = self._entry_name(*key)
+        name = self._entry_name(key)
         self._db.set(name, seal(self._keyring, json.dumps(value).encode(), context=name.encode()))
 
     def _delete(self, *key: str) -> None:
-        self._db.delete(self._entry_name(*key))
+        self._db.delete(self._entry_name(key))
 
     # -- repositories and packages --------------------------------------------------------------
     @staticmethod
@@ -214,7 +209,7 @@ class Catalog:
         shards = layout[1]
         if not shards:
             return _layout_key(repository, layout, 0)
-        name = self._entry_name(*self._package_key(repository, coordinate))
+        name = self._entry_name(self._package_key(repository, coordinate))
         return _layout_key(repository, layout, int(name[:8], 16) % shards)
 
     def _list(self, repository: str, coordinate: PackageCoordinate) -> None:

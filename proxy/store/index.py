@@ -22,6 +22,8 @@ it (a publish) call ``sync`` before they are acknowledged.
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 import shutil
 import sqlite3
@@ -31,19 +33,34 @@ from pathlib import Path
 
 import diskcache
 
-from proxy.store.keyring import fsync_dir, make_private_dirs
+from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
 
 FILE_NAME = "entries.sqlite"
-NAMES_REMEMBERED = 8192  # keyed entry names an index's owner keeps in memory (64 hex digits each)
+NAMES_REMEMBERED = 8192  # keyed entry names kept in memory per index owner (64 hex digits each)
 _LEGACY_FILE = diskcache.core.DBNAME  # where diskcache kept an index before
 
 
-class IndexInUse(Exception):
+class IndexUnavailable(Exception):
+    """The index cannot be opened; the message says why, in words for the user."""
+
+
+class IndexInUse(IndexUnavailable):
     """Another process (a running daemon) has the index open."""
 
 
-class LegacyIndexUnreadable(Exception):
+class LegacyIndexUnreadable(IndexUnavailable):
     """An index diskcache wrote cannot be moved in; it is left as it was."""
+
+
+def entry_namer(keyring: KeyRing, purpose: str) -> Callable[[tuple[str, ...]], str]:
+    """The keyed entry name of a logical key, remembered: one request names an entry several times
+    (a look-up, then the update or put of what was fetched)."""
+
+    @functools.lru_cache(maxsize=NAMES_REMEMBERED)
+    def name(key: tuple[str, ...]) -> str:
+        return keyring.keyed_name(purpose, json.dumps(key).encode())
+
+    return name
 
 
 class Index:
@@ -71,7 +88,7 @@ class Index:
         except sqlite3.OperationalError as exc:
             self._con.close()
             if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
-                raise IndexInUse(f"{self.path}: in use by another process (is the daemon running?)") from None
+                raise IndexInUse("in use by another process (a running daemon?); stop it first") from None
             raise
 
     def close(self) -> None:
@@ -87,10 +104,9 @@ class Index:
         with self._lock:
             self._con.execute("INSERT OR REPLACE INTO entries (name, value) VALUES (?, ?)", (name, value))
 
-    def delete(self, name: str) -> bool:
-        """Remove an entry; False if there was none."""
+    def delete(self, name: str) -> None:
         with self._lock:
-            return self._con.execute("DELETE FROM entries WHERE name = ?", (name,)).rowcount > 0
+            self._con.execute("DELETE FROM entries WHERE name = ?", (name,))
 
     def names(self) -> list[str]:
         with self._lock:
@@ -149,7 +165,8 @@ class Index:
             finally:
                 legacy.close()
         except Exception as exc:  # whatever diskcache raises for a damaged file (SQLite, pickle, ...)
-            raise LegacyIndexUnreadable(f"the index in {directory} from an earlier version: {exc}") from exc
+            reason = f"cannot move in the index in {directory} from an earlier version: {exc}"
+            raise LegacyIndexUnreadable(f"{reason}; it was left as it is") from exc
         self.sync()
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):

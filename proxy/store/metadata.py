@@ -13,14 +13,13 @@ Concurrency rule: whole-document replace; the last writer wins, which is right f
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy.store.index import NAMES_REMEMBERED, Index
+from proxy.store.index import Index, entry_namer
 from proxy.store.keyring import KeyRing
 from proxy.store.sealed import SealError, seal, unseal
 from proxy.store.space import unless_out_of_space
@@ -45,14 +44,10 @@ class MetadataCache:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
         self._db = Index(root)
         self._keyring = keyring
-        # A miss names its entry twice: the look-up, then the put of what was fetched.
-        self._name = functools.lru_cache(maxsize=NAMES_REMEMBERED)(self._name_entry)
+        self._name = entry_namer(keyring, "metadata")
 
     def close(self) -> None:
         self._db.close()
-
-    def _name_entry(self, key: tuple[str, ...]) -> str:
-        return self._keyring.keyed_name("metadata", json.dumps(key).encode())
 
     def get(self, *key: str) -> CachedDocument | None:
         name = self._name(key)

@@ -6,7 +6,7 @@
 
 Writing an asset: ``ingest()`` gives an AssetWriter; bytes stream into a temp file while being hashed;
 the caller checks the digests its metadata declared, then commits (the blob becomes visible by an atomic
-link) or aborts. Only after the commit does the caller add the asset to the catalog, so a process that
+rename) or aborts. Only after the commit does the caller add the asset to the catalog, so a process that
 dies can leave an unreferenced blob (removed by ``gc``) but never an index entry pointing nowhere.
 
 Durability: a published asset is the only copy, so its commit waits for fsync, and so does its catalog
@@ -40,7 +40,7 @@ from typing import TypeVar
 from proxy.config.model import CacheConfig
 from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing, BlobStore
 from proxy.store.catalog import Catalog
-from proxy.store.index import IndexInUse, LegacyIndexUnreadable
+from proxy.store.index import IndexUnavailable
 from proxy.store.keyring import KeyRing
 from proxy.store.ledger import BlobLedger
 from proxy.store.metadata import MetadataCache
@@ -93,20 +93,12 @@ class AssetWriter:
         await self.abort()
 
 
-OpenFailure = OSError | sqlite3.Error | IndexInUse | LegacyIndexUnreadable
-OPEN_FAILURES = (OSError, sqlite3.Error, IndexInUse, LegacyIndexUnreadable)
-
-
 class StoreUnavailable(Exception):
     """The cache directory cannot be opened: the message names it and says why (a path that is not a
     directory, no permission, a full disk, another process using it)."""
 
-    def __init__(self, path: Path, cause: OpenFailure) -> None:
-        if isinstance(cause, IndexInUse):
-            reason = "in use by another process (a running daemon?); stop it first"
-        elif isinstance(cause, LegacyIndexUnreadable):
-            reason = f"cannot move in {cause}; it was left as it is"
-        elif isinstance(cause, OSError):
+    def __init__(self, path: Path, cause: OSError | sqlite3.Error | IndexUnavailable) -> None:
+        if isinstance(cause, OSError):
             reason = cause.strerror or str(cause)
             if cause.filename and cause.filename != str(path):
                 reason = f"{cause.filename}: {reason}"
@@ -155,7 +147,7 @@ class Store:
         keyring = KeyRing.load(cache.key_file, cache.old_key_files)
         try:
             return cls(cache.path, keyring, cache.max_size)
-        except OPEN_FAILURES as exc:
+        except (OSError, sqlite3.Error, IndexUnavailable) as exc:
             raise StoreUnavailable(cache.path, exc) from None
 
     def sync(self) -> None:
