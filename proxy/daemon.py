@@ -44,6 +44,7 @@ class Daemon:
     @classmethod
     async def open(cls, config: Config) -> Daemon:
         store = await asyncio.to_thread(Store.open, config.cache)
+        store.group_commits(asyncio.get_running_loop())
         http = UpstreamHttp()
         upstreams = build_upstreams(config, http)
         await upstreams.start()

@@ -29,7 +29,7 @@ from proxy.store.keyring import KeyRing
 from proxy.store.ledger import LedgerEntry
 from proxy.store.metadata import CachedDocument
 from proxy.store.singleflight import SingleFlight
-from proxy.store.store import Store, StoreUnavailable
+from proxy.store.store import GROUP_SECONDS, Store, StoreUnavailable
 
 COORD = PackageCoordinate("npm", "", "left-pad")
 
@@ -336,6 +336,62 @@ def test_an_index_transaction_commits_whole_or_not_at_all(tmp_path):
         raise RuntimeError("refused half-way")
     assert sorted(index.items()) == [("a", b"1"), ("b", b"2")]
     index.close()
+
+
+def committed(index: Index, copy_to: Path) -> list[tuple[str, bytes]]:
+    """What a process opening the index's files now would read: only what was committed (the open
+    index holds them in exclusive mode, so it reads a copy)."""
+    copy_to.mkdir()
+    for path in index.path.parent.glob(f"{INDEX_FILE}*"):
+        (copy_to / path.name).write_bytes(path.read_bytes())
+    copy = Index(copy_to)
+    try:
+        return sorted(copy.items())
+    finally:
+        copy.close()
+
+
+def test_grouped_index_writes_are_read_at_once_and_committed_together(tmp_path):
+    index = Index(tmp_path / "index")
+    opened: list[int] = []
+    index.group_commits(lambda: opened.append(len(opened)))
+    index.set("a", b"1")
+    index.set("b", b"2")
+    with pytest.raises(RuntimeError), index.transaction():  # a block in a group is still whole or nothing
+        index.set("a", b"changed")
+        raise RuntimeError("refused half-way")
+    assert sorted(index.items()) == [("a", b"1"), ("b", b"2")]
+    assert opened == [0]  # one group, whose owner was told once
+    assert committed(index, tmp_path / "before") == []  # a process dying now would lose the group
+
+    index.commit()
+    assert committed(index, tmp_path / "after") == [("a", b"1"), ("b", b"2")]
+    with index.transaction():
+        index.delete("a")
+    assert opened == [0, 1]  # the next write opened the next group
+    index.close()  # commits it
+    again = Index(tmp_path / "index")
+    assert again.items() == [("b", b"2")]
+    again.close()
+
+
+async def test_the_daemon_s_store_commits_a_group_soon_and_a_publish_at_once(tmp_path):
+    store = open_store(tmp_path)
+    store.group_commits(asyncio.get_running_loop())
+    catalog = store.catalog.index
+    blob = await put(store, os.urandom(1000), published=False)
+    fetched = AssetRecord("left-pad-1.0.0.tgz", 1000, blob, {})
+    await record_fetched_asset(store, "dev", COORD, "1.0.0", fetched, "public-npm")
+    assert committed(catalog, tmp_path / "fetched") == []
+    await asyncio.sleep(GROUP_SECONDS * 2)
+    assert len(committed(catalog, tmp_path / "later")) == 3  # record, listing, repositories
+
+    # A publish's change commits as it is made, not with a group that could fail after it was acknowledged.
+    mine = PackageCoordinate("npm", "", "mine")
+    version = published_version("1.0.0", "local", [fetched], {})
+    store.catalog.update_package("local", mine, lambda r: r.versions.update({"1.0.0": version}), commit=True)
+    assert len(committed(catalog, tmp_path / "published")) == 5
+    store.close()
 
 
 def rewrite_as_diskcache(index_dir: Path) -> None:

@@ -58,7 +58,7 @@ def full(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     with monkeypatch.context() as patch:
         patch.setattr(store.blobs, "_new_temp_file", temp_file_on_a_full_disk)
-        for db in (store.catalog._db, store.ledger._db, store.metadata._db):
+        for db in (store.catalog.index, store.ledger.index, store.metadata.index):
             patch.setattr(db, "set", no_room)
         yield
 

@@ -62,7 +62,8 @@ async def update_published(
             record.origin_configuration = PUBLISHED_DEFAULT
         change(record)
 
-    updated = store.catalog.update_package(repository, coordinate, apply)
+    # Committed here, not by the sync: the group it joins could be committed, and fail, in between.
+    updated = store.catalog.update_package(repository, coordinate, apply, commit=True)
     await asyncio.to_thread(store.sync)
     return updated
 

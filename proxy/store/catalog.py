@@ -132,33 +132,33 @@ class PackageRecord:
 
 class Catalog:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
-        self._db = Index(root)
+        self.index = Index(root)
         self._keyring = keyring
         self._entry_name = entry_namer(keyring, "catalog")
         self._lock = threading.RLock()
         self._known_repositories: set[str] | None = None
 
     def close(self) -> None:
-        self._db.close()
+        self.index.close()
 
     def sync(self) -> None:
         """Make every change so far survive a power failure (see proxy.store.index)."""
-        self._db.sync()
+        self.index.sync()
 
     # -- sealed entries -------------------------------------------------------------------------
     def _get(self, *key: str) -> Any:
         name = self._entry_name(key)
-        raw = self._db.get(name)
+        raw = self.index.get(name)
         if raw is None:
             return None
         return json.loads(unseal(self._keyring, raw, context=name.encode()))
 
     def _set(self, value: Any, *key: str) -> None:
         name = self._entry_name(key)
-        self._db.set(name, seal(self._keyring, json.dumps(value).encode(), context=name.encode()))
+        self.index.set(name, seal(self._keyring, json.dumps(value).encode(), context=name.encode()))
 
     def _delete(self, *key: str) -> None:
-        self._db.delete(self._entry_name(key))
+        self.index.delete(self._entry_name(key))
 
     # -- repositories and packages --------------------------------------------------------------
     @staticmethod
@@ -174,16 +174,21 @@ class Catalog:
         repository: str,
         coordinate: PackageCoordinate,
         change: Callable[[PackageRecord], None],
+        *,
+        commit: bool = False,
     ) -> PackageRecord:
-        """Apply ``change`` to the package's record (created if new) and store the result atomically."""
-        with self._lock, self._db.transaction():  # one commit for the record and its listing
+        """Apply ``change`` to the package's record (created if new) and store the result atomically.
+        ``commit``: committed before this returns, not with the index's group (see proxy.store.index)."""
+        with self._lock, self.index.transaction():  # the record and its listing together
             existing = self.package(repository, coordinate)
             record = existing or PackageRecord(coordinate)
             change(record)
             self._set(record.to_json(), *self._package_key(repository, coordinate))
             if existing is None:
                 self._list(repository, coordinate)
-            return record
+        if commit:
+            self.index.commit()
+        return record
 
     def delete_package(self, repository: str, coordinate: PackageCoordinate) -> None:
         entry = [coordinate.format, coordinate.namespace, coordinate.name]

@@ -15,8 +15,16 @@ and no other process can open the index while the daemon has it: ``gc``, ``verif
 on the same cache is refused (``IndexInUse``) instead of changing the store under the daemon's feet.
 
 Durability: a commit does not wait for the disk (write-ahead log, ``synchronous=NORMAL``): a process
-that dies loses nothing, but a power failure can roll back the last commits. Changes that must survive
-it (a publish) call ``sync`` before they are acknowledged.
+that dies loses nothing committed, but a power failure can roll back the last commits. Changes that
+must survive it (a publish) call ``sync`` before they are acknowledged.
+
+Group commits (the daemon, ``group_commits``): writes do not commit one by one but join one open
+transaction, a *group*, which its owner commits shortly after it opened (``commit``). A cold package
+writes several entries (its fetched metadata, catalog record, listing, blob ledger); committing them
+one by one was a tenth of the proxy's CPU time on a cold ``npm ci``. Reads see the group's writes at
+once (one connection). A process that dies loses the group; what it held was fetched content, fetched
+again when asked for, because what must not be lost commits at once (``commit``, then ``sync``).
+A ``transaction`` block in a group is a savepoint: it still applies entirely or not at all.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -34,6 +43,8 @@ from pathlib import Path
 import diskcache
 
 from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
+
+log = logging.getLogger(__name__)
 
 FILE_NAME = "entries.sqlite"
 NAMES_REMEMBERED = 8192  # keyed entry names kept in memory per index owner (64 hex digits each)
@@ -70,7 +81,9 @@ class Index:
         make_private_dirs(directory)
         self.path = directory / FILE_NAME
         self._lock = threading.RLock()
-        self._depth = 0
+        self._depth = 0  # transaction blocks open
+        self._on_group: Callable[[], None] | None = None  # set: writes are grouped (group_commits)
+        self._closed = False
         # check_same_thread off: the lock, not the thread, guards the connection.
         self._con = sqlite3.connect(self.path, isolation_level=None, timeout=0, check_same_thread=False)
         try:
@@ -93,7 +106,31 @@ class Index:
 
     def close(self) -> None:
         with self._lock:
-            self._con.close()
+            try:
+                self.end_group()
+            finally:
+                self._con.close()
+                self._closed = True  # a commit scheduled before is then nothing to do
+
+    def group_commits(self, on_open: Callable[[], None]) -> None:
+        """From now on writes join a group that ``commit`` ends; ``on_open`` is called, from the thread
+        that writes, whenever a group opens, so that its owner can schedule that commit."""
+        self._on_group = on_open
+
+    def commit(self) -> None:
+        """Commit the open group now, if there is one. When that fails (a full disk) its changes are
+        rolled back, and the error raised."""
+        with self._lock:
+            if self._depth == 0 and not self._closed and self._con.in_transaction:
+                self._commit("COMMIT")
+
+    def end_group(self) -> None:
+        """``commit``, for callers that nobody could tell of a failure (a timer, the shutdown): it is
+        logged. What a group holds is fetched content: changes that must be kept commit at once."""
+        try:
+            self.commit()
+        except sqlite3.Error as exc:
+            log.warning("cache index %s: recent changes were not saved: %s", self.path.parent, exc)
 
     def get(self, name: str) -> bytes | None:
         with self._lock:
@@ -102,10 +139,12 @@ class Index:
 
     def set(self, name: str, value: bytes) -> None:
         with self._lock:
+            self._join_group()
             self._con.execute("INSERT OR REPLACE INTO entries (name, value) VALUES (?, ?)", (name, value))
 
     def delete(self, name: str) -> None:
         with self._lock:
+            self._join_group()
             self._con.execute("DELETE FROM entries WHERE name = ?", (name,))
 
     def names(self) -> list[str]:
@@ -118,31 +157,45 @@ class Index:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Everything in the block commits at once, or not at all; blocks may nest (one commit)."""
+        """Everything in the block is written at once, or not at all; blocks may nest. Outside a group,
+        the outermost block commits."""
         with self._lock:
+            self._join_group()
             self._depth += 1
-            if self._depth == 1:
-                self._con.execute("BEGIN IMMEDIATE")
+            self._con.execute("SAVEPOINT block")
             try:
                 yield
             except BaseException:
-                if self._depth == 1 and self._con.in_transaction:
-                    self._con.execute("ROLLBACK")
+                if self._con.in_transaction:  # after some errors (a full disk) SQLite rolled back already
+                    self._con.execute("ROLLBACK TO block")
+                    self._con.execute("RELEASE block")
                 raise
             else:
-                if self._depth == 1:
-                    try:
-                        self._con.execute("COMMIT")
-                    except BaseException:
-                        if self._con.in_transaction:  # a failed COMMIT (a full disk) leaves it open
-                            self._con.execute("ROLLBACK")
-                        raise
+                if self._depth == 1 and self._on_group is None:
+                    self._commit("RELEASE block")  # the outermost savepoint's release is the commit
+                else:
+                    self._con.execute("RELEASE block")
             finally:
                 self._depth -= 1
 
+    def _join_group(self) -> None:
+        if self._on_group is not None and not self._con.in_transaction:
+            self._con.execute("BEGIN IMMEDIATE")
+            self._on_group()
+
+    def _commit(self, statement: str) -> None:
+        try:
+            self._con.execute(statement)
+        except BaseException:
+            if self._con.in_transaction:  # a failed commit (a full disk) leaves the transaction open
+                self._con.execute("ROLLBACK")
+            raise
+
     def sync(self) -> None:
-        """Make every commit so far durable: fsync the write-ahead log, where commits are until a
-        checkpoint moves them into the database file (which SQLite fsyncs then)."""
+        """Commit the open group, then make every commit so far durable: fsync the write-ahead log,
+        where commits are until a checkpoint moves them into the database file (which SQLite fsyncs
+        then)."""
+        self.commit()
         try:
             fd = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:

@@ -52,7 +52,7 @@ def _legacy_entry(value: object) -> bytes:
 
 class BlobLedger:
     def __init__(self, root: Path) -> None:
-        self._db = Index(root, convert_legacy=_legacy_entry)
+        self.index = Index(root, convert_legacy=_legacy_entry)
         self._lock = threading.Lock()
         self._touched: dict[str, float] = {}
         self._cached_total = sum(e.size for e in self.entries().values() if not e.pinned)
@@ -64,11 +64,11 @@ class BlobLedger:
 
     def close(self) -> None:
         self.flush()
-        self._db.close()
+        self.index.close()
 
     def sync(self) -> None:
         """Make every record so far survive a power failure (see proxy.store.index)."""
-        self._db.sync()
+        self.index.sync()
 
     def record(self, blob_id: str, size: int, *, pinned: bool) -> None:
         """Note a committed blob; pinning is sticky (cached content that is later published stays pinned)."""
@@ -76,7 +76,7 @@ class BlobLedger:
             old = self._entry(blob_id)
             now_pinned = pinned or bool(old and old.pinned)
             self._cached_total += (0 if now_pinned else size) - (old.size if old and not old.pinned else 0)
-            self._db.set(blob_id, LedgerEntry(size, now_pinned, time.time()).pack())
+            self.index.set(blob_id, LedgerEntry(size, now_pinned, time.time()).pack())
 
     def touch(self, blob_id: str) -> None:
         self._touched[blob_id] = time.time()
@@ -86,7 +86,7 @@ class BlobLedger:
             self._touched.pop(blob_id, None)
             old = self._entry(blob_id)
             if old is not None:
-                self._db.delete(blob_id)
+                self.index.delete(blob_id)
                 if not old.pinned:
                     self._cached_total -= old.size
 
@@ -95,17 +95,17 @@ class BlobLedger:
             touched, self._touched = self._touched, {}
             # Unsaved, they only make eviction take those blobs as older than they are.
             unsaved = unless_out_of_space(log, f"access times of {len(touched)} blobs not saved")
-            with unsaved, self._db.transaction():
+            with unsaved, self.index.transaction():
                 for blob_id, when in touched.items():
                     old = self._entry(blob_id)
                     if old is not None:
-                        self._db.set(blob_id, replace(old, last_access=max(old.last_access, when)).pack())
+                        self.index.set(blob_id, replace(old, last_access=max(old.last_access, when)).pack())
 
     def entries(self) -> dict[str, LedgerEntry]:
-        return {blob_id: LedgerEntry.unpack(value) for blob_id, value in self._db.items()}
+        return {blob_id: LedgerEntry.unpack(value) for blob_id, value in self.index.items()}
 
     def _entry(self, blob_id: str) -> LedgerEntry | None:
-        value = self._db.get(blob_id)
+        value = self.index.get(blob_id)
         return None if value is None else LedgerEntry.unpack(value)
 
     def set_pins(self, pinned: Iterable[str]) -> None:
@@ -115,7 +115,7 @@ class BlobLedger:
             for blob_id, entry in self.entries().items():
                 now = blob_id in wanted
                 if entry.pinned != now:
-                    self._db.set(blob_id, replace(entry, pinned=now).pack())
+                    self.index.set(blob_id, replace(entry, pinned=now).pack())
                     self._cached_total += entry.size if entry.pinned else -entry.size
 
     def evict(self, max_size: int, delete_blob: Callable[[str], object]) -> list[str]:
@@ -131,7 +131,7 @@ class BlobLedger:
                 if total <= max_size:
                     break
                 delete_blob(blob_id)
-                self._db.delete(blob_id)
+                self.index.delete(blob_id)
                 total -= size
                 evicted.append(blob_id)
             self._cached_total = total

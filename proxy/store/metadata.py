@@ -42,16 +42,16 @@ class CachedDocument:
 
 class MetadataCache:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
-        self._db = Index(root)
+        self.index = Index(root)
         self._keyring = keyring
         self._name = entry_namer(keyring, "metadata")
 
     def close(self) -> None:
-        self._db.close()
+        self.index.close()
 
     def get(self, *key: str) -> CachedDocument | None:
         name = self._name(key)
-        raw = self._db.get(name)
+        raw = self.index.get(name)
         if raw is None:
             return None
         plain = unseal(self._keyring, raw, context=name.encode())
@@ -72,18 +72,18 @@ class MetadataCache:
         ).encode()
         plain = len(head).to_bytes(4, "big") + head + doc.body
         with unless_out_of_space(log, "metadata not cached"):
-            self._db.set(name, seal(self._keyring, plain, context=name.encode()))
+            self.index.set(name, seal(self._keyring, plain, context=name.encode()))
 
     def delete(self, *key: str) -> None:
         with unless_out_of_space(log, "metadata not removed from the cache"):
-            self._db.delete(self._name(key))
+            self.index.delete(self._name(key))
 
     def names(self) -> list[str]:
-        return self._db.names()
+        return self.index.names()
 
     def check(self, name: str) -> str | None:
         """None if the entry opens with the key ring, else the reason (for verify)."""
-        raw = self._db.get(name)
+        raw = self.index.get(name)
         if raw is None:
             return "missing"
         try:

@@ -15,7 +15,9 @@ again, every read authenticates it, and the fsync with its hand-over to a worker
 of the proxy's CPU time per cold npm package (300 cold tarballs: 1.1-1.4 s of CPU with it, 0.5-0.75 s
 without). After a power failure a fetched asset's entry may name a blob that is gone, empty or torn;
 readers take that as a miss (a corrupt blob is removed) and fetch it again. The index's other commits
-(SQLite in WAL mode, synchronous=NORMAL) make the same trade.
+(SQLite in WAL mode, synchronous=NORMAL) make the same trade, and in the daemon they are grouped
+(``group_commits``): what a cold package writes to the index is committed with what other requests
+wrote in the same ``GROUP_SECONDS``, and lost if the process dies before; a publish commits at once.
 
 Concurrency rule: one Store per process, used from the event loop. Work that waits on the disk's
 durability (fsync) or handles more than ``INLINE_BYTES`` at once runs in a worker thread (``offload``);
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import threading
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 INLINE_BYTES = 64 * 1024
+GROUP_SECONDS = 0.2  # an index's group of writes commits this long after it opened
 
 
 async def offload(size: int, work: Callable[[], T]) -> T:
@@ -149,6 +153,14 @@ class Store:
             return cls(cache.path, keyring, cache.max_size)
         except (OSError, sqlite3.Error, IndexUnavailable) as exc:
             raise StoreUnavailable(cache.path, exc) from None
+
+    def group_commits(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From now on index writes commit in groups (see proxy.store.index), each ``GROUP_SECONDS``
+        after it opened, on ``loop``."""
+        for index in (self.catalog.index, self.ledger.index, self.metadata.index):
+            index.group_commits(
+                functools.partial(loop.call_soon_threadsafe, loop.call_later, GROUP_SECONDS, index.end_group)
+            )
 
     def sync(self) -> None:
         """Make the catalog and the ledger survive a power failure as they are now: a publish is
