@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -81,8 +82,9 @@ class RunningDaemon:
         return self.log.read_text(errors="replace")
 
     def blob_count(self) -> int:
-        """Blob files in the daemon's store (write_config puts the cache next to the config)."""
-        return sum(1 for p in (self.config.parent / "cache" / "blobs").rglob("*") if p.is_file())
+        """Blobs in the daemon's store, as its /metrics tells (small ones are rows only it can read)."""
+        metrics = httpx.get(f"{self.url}/metrics", timeout=10).text
+        return int(float(re.search(r"^codeartifact_proxy_store_blobs (\S+)$", metrics, re.M)[1]))
 
     def stop(self, sig: int = 15, timeout: float = 20) -> int:
         if self.process.poll() is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from proxy.store.blobs import BlobCorrupt, BlobKeyUnknown, BlobMissing, BlobStore
+from proxy.store.index import IndexInUse
 from proxy.store.keyring import Key, KeyRing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,8 @@ def read(store: BlobStore, blob_id: str, **kwargs: bool) -> bytes:
 
 
 def files_under(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if not p.is_dir())
+    """Files, but not those of the small blobs' index (there from the start)."""
+    return sorted(p for p in directory.rglob("*") if not p.is_dir() and "small" not in p.parts)
 
 
 def flip_byte(path: Path, offset: int) -> None:
@@ -204,17 +206,21 @@ def test_a_valid_blob_in_another_blobs_place_fails(store, size):
 
 def test_a_blob_under_an_unknown_key_is_reported_but_kept(tmp_path, store):
     blob_id = put(store, b"sealed under the old key")
+    store.close()
     stranger = BlobStore(store.root, KeyRing(Key.generate()))
     with pytest.raises(BlobKeyUnknown, match="not in the key ring"):
         stranger.reader(blob_id)
     assert "not in the key ring" in stranger.verify(blob_id)
-    assert store.exists(blob_id)
-    assert read(store, blob_id) == b"sealed under the old key"
+    assert stranger.exists(blob_id)
+    stranger.close()
+    again = BlobStore(store.root, store.keyring)
+    assert read(again, blob_id) == b"sealed under the old key"
 
 
 def test_content_stored_under_an_old_key_is_found_after_rotation(store):
     content = b"before the rotation"
     old_id = put(store, content)
+    store.close()
     rotated = BlobStore(store.root, KeyRing(Key.generate(), store.keyring.keys), chunk_size=CHUNK)
     assert put(rotated, content) == old_id
     assert read(rotated, old_id, check_identity=True) == content
@@ -242,14 +248,12 @@ def test_blob_ids_are_checked(store, bad_id):
         store.path(bad_id)
 
 
-def test_a_new_store_removes_dead_temp_files_but_not_live_ones(store):
-    dead = store.root / "tmp" / "left-by-a-killed-writer.part"
-    dead.write_bytes(b"partial")
-    content = b"in progress while another process opens the store" * (store.chunk_size // 40)
+def test_a_root_in_use_is_refused_to_a_second_store_and_its_writes_go_on(store):
+    content = b"in progress while another process tries to open the store" * (store.chunk_size // 40)
     with store.writer() as live:
         live.write(content)  # more than a chunk: the temp file exists
-        BlobStore(store.root, store.keyring)
-        assert not dead.exists()
+        with pytest.raises(IndexInUse):
+            BlobStore(store.root, store.keyring)
         assert len(files_under(store.root / "tmp")) == 1
         blob_id = live.commit().blob_id
     assert read(store, blob_id) == content
@@ -281,6 +285,8 @@ else:
 
 
 def run_child_until(store: BlobStore, key_file: Path, mode: str, line: str, lines: int) -> None:
+    """Close ``store`` and kill a child writing into its root once it printed ``line`` ``lines`` times."""
+    store.close()
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(store.root), str(key_file), mode],
         stdout=subprocess.PIPE,
@@ -298,19 +304,28 @@ def run_child_until(store: BlobStore, key_file: Path, mode: str, line: str, line
     assert child.returncode == -signal.SIGKILL
 
 
+def reopen(store: BlobStore) -> BlobStore:
+    return BlobStore(store.root, store.keyring, chunk_size=store.chunk_size)
+
+
 def test_a_writer_killed_mid_write_leaves_no_blob(store, key_file):
+    dead = store.root / "tmp" / "left-by-a-killed-writer.part"
+    store.close()
+    dead.write_bytes(b"partial")  # the child, opening the store, removes it
     run_child_until(store, key_file, "one-large", "writing", 1)
     assert files_under(store.root / "blobs") == []
-    assert len(files_under(store.root / "tmp")) == 1
-    BlobStore(store.root, store.keyring)
+    assert not dead.exists()
+    assert len(files_under(store.root / "tmp")) == 1  # the killed child's
+    assert list(reopen(store).ids()) == []
     assert files_under(store.root / "tmp") == []
 
 
 def test_blobs_visible_after_a_kill_are_all_complete(store, key_file):
     run_child_until(store, key_file, "many", "committed", 40)
-    blob_ids = list(store.ids())
+    reopened = reopen(store)
+    blob_ids = list(reopened.ids())
     assert len(blob_ids) >= 40
-    assert [store.verify(blob_id) for blob_id in blob_ids] == [None] * len(blob_ids)
+    assert [reopened.verify(blob_id) for blob_id in blob_ids] == [None] * len(blob_ids)
 
 
 def test_nothing_on_disk_reveals_the_content_or_its_digests(store):
@@ -325,7 +340,7 @@ def test_nothing_on_disk_reveals_the_content_or_its_digests(store):
 
     def assert_hidden() -> None:
         haystack = [bytes(path) for path in store.root.rglob("*")]
-        haystack += [path.read_bytes() for path in files_under(store.root)]
+        haystack += [path.read_bytes() for path in store.root.rglob("*") if path.is_file()]
         for needle in needles:
             assert not any(needle in hay for hay in haystack)
 
@@ -334,6 +349,12 @@ def test_nothing_on_disk_reveals_the_content_or_its_digests(store):
         assert_hidden()  # the temp file is sealed too
         writer.commit()
     assert len(files_under(store.root / "blobs")) == 1
+    small = marker + b" a small fetched package"
+    needles.append(hashlib.sha256(small).hexdigest().encode())
+    with store.writer() as writer:
+        writer.write(small)
+        writer.commit(durable=False)
+    store.small.commit()
     assert_hidden()
 
 
@@ -348,3 +369,40 @@ def test_content_smaller_than_a_chunk_touches_the_disk_only_at_commit(store):
         assert again.commit() == first  # stored already: nothing written
     assert files_under(store.root / "tmp") == [] and list(store.ids()) == [first.blob_id]
     assert read(store, first.blob_id) == b"a small package"
+
+
+def test_small_fetched_content_is_a_row_and_published_content_a_file(store):
+    """Fetched content up to SMALL_BLOB_BYTES is kept in the small blobs' index, not a file of its own;
+    what must survive a power failure (published, durable) is always a file. Readers see no difference."""
+    with store.writer() as writer:
+        writer.write(b"a small fetched package")
+        fetched = writer.commit(durable=False)
+    assert files_under(store.root / "blobs") == []
+    assert store.exists(fetched.blob_id) and list(store.ids()) == [fetched.blob_id]
+    assert read(store, fetched.blob_id) == b"a small fetched package"
+    assert store.disk_size(fetched.blob_id) > fetched.size
+    assert store.verify(fetched.blob_id) is None
+    with store.writer() as again:
+        again.write(b"a small fetched package")
+        assert again.commit() == fetched  # published later: the row is the blob (the store syncs it)
+    with store.writer() as writer:
+        writer.write(b"a small published package")
+        published = writer.commit()
+    assert files_under(store.root / "blobs") == [store.path(published.blob_id)]
+    assert store.delete(fetched.blob_id) and not store.exists(fetched.blob_id)
+    assert not store.delete(fetched.blob_id)
+    with pytest.raises(BlobMissing):
+        store.reader(fetched.blob_id)
+
+
+def test_a_small_blob_that_fails_authentication_is_removed(store, caplog):
+    with store.writer() as writer:
+        writer.write(b"a small fetched package")
+        info = writer.commit(durable=False)
+    sealed = bytearray(store.small.get(info.blob_id) or b"")
+    sealed[-1] ^= 1
+    store.small.set(info.blob_id, bytes(sealed))
+    with caplog.at_level(logging.WARNING), pytest.raises(BlobCorrupt):
+        read(store, info.blob_id)
+    assert not store.exists(info.blob_id)
+    assert info.blob_id in caplog.text and "corrupt" in caplog.text

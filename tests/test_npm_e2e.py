@@ -299,10 +299,11 @@ def test_a_tarball_that_fails_its_integrity_fails_the_install_and_is_not_stored(
     assert "dist.integrity" in direct.json()["error"]
     assert "public" in proxy.log_text() and "fails verification" in proxy.log_text()
 
-    proxy.stop()
     assert proxy.blob_count() == blobs_before
+    proxy.stop()
     store = open_store(proxy.config)
     try:
+        assert len(list(store.blobs.ids())) == blobs_before
         assert store.catalog.package("dev", PackageCoordinate("npm", "", "liar")) is None
         good = store.catalog.package("dev", PackageCoordinate("npm", "", "good"))
         assert good is not None and "good-1.0.0.tgz" in good.versions["1.0.0"].assets

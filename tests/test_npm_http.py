@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from proxy.formats.npm.metadata import ABBREVIATED_TYPE
+from proxy.store.blobs import SMALL_BLOB_BYTES
 from tests.conftest import RunningDaemon, download_past_a_stall, eventually, start_daemon, write_config
 from tests.fakes.npm_registry import FakeNpmRegistry
 
@@ -318,15 +319,15 @@ def test_revalidated_after_the_ttl(tmp_path, public):
 
 
 # Gone: evicted, or removed by hand. Emptied: what a power failure can leave of a fetched blob, which
-# is not fsynced (it fails authentication when read).
+# is not fsynced (it fails authentication when read). Larger than a small blob, so a file of its own.
 @pytest.mark.parametrize("damage", [Path.unlink, lambda blob: blob.write_bytes(b"")], ids=["gone", "emptied"])
 def test_a_tarball_whose_blob_is_gone_or_broken_is_fetched_again(proxy, public, tmp_path, damage):
-    data = public.add("lib", "1.0.0")
+    data = public.add("lib", "1.0.0", tarball=os.urandom(SMALL_BLOB_BYTES + 1))
     url = f"{proxy.url}/npm/dev/lib/-/lib-1.0.0.tgz"
     assert httpx.get(url).content == data
     eventually(lambda: proxy.blob_count() == 1)
     for blob in (tmp_path / "cache" / "blobs").rglob("*"):
-        if blob.is_file():
+        if blob.is_file() and "small" not in blob.parts:
             damage(blob)
     assert httpx.get(url).content == data
     assert public.tarball_requests("lib", "1.0.0") == 2
@@ -384,3 +385,23 @@ upstreams = ["team"]
         assert httpx.get(dev + "shared").json()["dist-tags"]["latest"] == "0.1.0"
     finally:
         running.stop()
+
+
+def metric(proxy: RunningDaemon, line: str) -> float:
+    """The value of the /metrics sample that starts with ``line`` (name and labels)."""
+    for sample in httpx.get(f"{proxy.url}/metrics").text.splitlines():
+        if sample.startswith(line + " "):
+            return float(sample.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {line} in /metrics")
+
+
+def test_metrics_count_requests_blobs_and_cached_bytes(proxy, public):
+    data = public.add("lib", "1.0.0")
+    assert httpx.get(f"{proxy.url}/npm/dev/lib/-/lib-1.0.0.tgz").content == data
+    assert metric(proxy, 'codeartifact_proxy_requests_total{format="npm",status="2xx"}') == 1
+    assert metric(proxy, "codeartifact_proxy_store_blobs") == 1
+    assert metric(proxy, "codeartifact_proxy_store_cached_bytes") == len(data)
+    published = httpx.put(f"{proxy.url}/npm/dev/mine", json=publish_body("mine", "1.0.0", b"mine"))
+    assert published.status_code == 201
+    assert metric(proxy, "codeartifact_proxy_store_blobs") == 2
+    assert metric(proxy, "codeartifact_proxy_store_cached_bytes") == len(data)  # published is not cache

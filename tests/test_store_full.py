@@ -3,7 +3,7 @@ has to be kept (npm publish, Maven deploy) is refused with 507 and a reason; onc
 everything is stored.
 
 The daemon runs in process, so its store can be made full: blob files are written to /dev/full (the
-kernel's ENOSPC) and the index's SQLite writes fail with SQLite's own "database or disk is full".
+kernel's ENOSPC) and SQLite writes (index, small blobs) fail with SQLite's own "database or disk is full".
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def full(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     with monkeypatch.context() as patch:
         patch.setattr(store.blobs, "_new_temp_file", temp_file_on_a_full_disk)
-        for db in (store.catalog.index, store.ledger.index, store.metadata.index):
+        for db in (store.catalog.index, store.ledger.index, store.metadata.index, store.blobs.small):
             patch.setattr(db, "set", no_room)
         yield
 

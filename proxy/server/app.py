@@ -16,7 +16,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=[metrics.metrics_middleware, error_middleware], client_max_size=1024**3)
     app[DAEMON] = daemon
     health.add_routes(app)
-    metrics.add_routes(app)
+    metrics.add_routes(app, daemon.store.ledger)
     npm.add_routes(app)
     maven.add_routes(app)
     pypi.add_routes(app)

@@ -6,17 +6,37 @@ from __future__ import annotations
 import time
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 from proxy.server.errors import Handler
+from proxy.store.ledger import BlobLedger
 
 METRICS = web.AppKey("metrics", "Metrics")
 _FORMATS = ("npm", "pypi", "maven", "v1")
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, ledger: BlobLedger) -> None:
         self.registry = CollectorRegistry()
+        blobs = Gauge(
+            "codeartifact_proxy_store_blobs",
+            "Blobs in the store: one per distinct content, published or cached.",
+            registry=self.registry,
+        )
+        blobs.set_function(lambda: ledger.blob_count)
+        cached = Gauge(
+            "codeartifact_proxy_store_cached_bytes",
+            "Bytes of cached content (evicted past cache.max_size; published content is not counted).",
+            registry=self.registry,
+        )
+        cached.set_function(lambda: ledger.cached_size)
         self.requests = Counter(
             "codeartifact_proxy_requests",
             "Requests served, by format and status class.",
@@ -58,6 +78,6 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def add_routes(app: web.Application) -> None:
-    app[METRICS] = Metrics()
+def add_routes(app: web.Application, ledger: BlobLedger) -> None:
+    app[METRICS] = Metrics(ledger)
     app.router.add_get("/metrics", metrics_endpoint)

@@ -3,7 +3,16 @@
 Layout under the cache root (directories 0700, files 0600)::
 
     blobs/ab/<rest of the id>   one sealed file per distinct content (see ``proxy.store.sealed``)
+    blobs/small/                small fetched content: sealed values in an Index (``proxy.store.index``)
     tmp/<random>.part           writes in progress
+
+Small blobs: fetched content of at most ``SMALL_BLOB_BYTES`` (most npm tarballs, many wheels and
+POMs) is a row in ``blobs/small`` rather than a file of its own. Creating, writing and renaming a
+file cost 0.2-0.7 ms of CPU per blob on the ext4 file system where this was measured, an insert into
+the daemon's group of index writes about 0.05 ms; on a cold ``npm ci`` of 300 packages that was a
+fifth of the proxy's CPU time. They follow the index's durability (see there): published content,
+which must survive a power failure, is always a file, fsynced. A blob is one or the other; readers
+do not care which.
 
 A blob id is ``keyring.keyed_name("blob", sha256(content))``: identical content gets one blob
 whichever repository or upstream it came through, and a name reveals nothing about the content
@@ -16,9 +25,9 @@ replaces the same content). Only complete files ever appear under ``blobs/``, wh
 process dies. A durable write (``place(durable=True)``: published content, the only copy) is fsynced
 before the rename and its directory after it, so it also survives a power failure. Other content is
 not: a power failure can leave such a blob empty or torn, and it then fails authentication when read,
-is removed and is fetched again. Every writer holds an exclusive ``flock`` on its temp file, so a
-store opened later (a second process on the same root, say) removes only the temp files of writers
-that died, never those of live ones.
+is removed and is fetched again. One process at a time has a root open (the small blobs' index is
+held exclusively; a second process is refused with ``IndexInUse``), so whatever is in ``tmp/`` when a
+store opens was left by one that died, and is removed.
 
 A blob's last chunk also authenticates its id (the sealed ``final_context``), so a valid blob
 file put in another's place fails when read, without hashing. A blob that fails authentication
@@ -26,26 +35,28 @@ when read is removed (and logged by id only) and reported as ``BlobCorrupt``, so
 can fetch the content again. A blob sealed under a key missing
 from the key ring is reported (``BlobKeyUnknown``) but kept: the key file may come back.
 
-Concurrency: ``BlobStore`` methods may be called from several threads (and processes) at once;
-it keeps no mutable state of its own and relies on atomic file system operations. Each
+Concurrency: ``BlobStore`` methods may be called from several threads at once; files rely on atomic
+file system operations, small blobs on their Index's lock. Each
 ``BlobWriter`` and ``BlobReader`` belongs to one thread at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
+import io
 import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
 
+from proxy.store.index import Index
 from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
 from proxy.store.sealed import (
     CHUNK_SIZE,
@@ -61,6 +72,7 @@ from proxy.store.space import out_of_space
 log = logging.getLogger(__name__)
 
 _BLOB_ID = re.compile(r"[0-9a-f]{64}")
+SMALL_BLOB_BYTES = 128 * 1024  # fetched content up to this size is a row in blobs/small
 _NAME_PURPOSE = "blob"
 # Binds blob files to their role: a sealed index value cannot be passed off as a blob.
 _CONTEXT = b"codeartifact-proxy blob"
@@ -111,10 +123,17 @@ class BlobStore:
         self._blobs = root / "blobs"
         self._tmp = root / "tmp"
         self._blobs_dir, self._tmp_dir = str(self._blobs), str(self._tmp)
-        make_private_dirs(self._blobs)
-        make_private_dirs(self._tmp)
-        self._make_fanouts()
-        self._remove_dead_temp_files()
+        self.small = Index(self._blobs / "small")  # first: it refuses a second process
+        try:
+            make_private_dirs(self._tmp)
+            self._make_fanouts()
+            self._remove_dead_temp_files()
+        except BaseException:
+            self.small.close()
+            raise
+
+    def close(self) -> None:
+        self.small.close()
 
     def path(self, blob_id: str) -> Path:
         """Where the blob's file lives (whether or not it exists). For the store's own use."""
@@ -130,7 +149,8 @@ class BlobStore:
         return BlobWriter(self)
 
     def exists(self, blob_id: str) -> bool:
-        return os.path.isfile(self._file(blob_id))
+        path = self._file(blob_id)
+        return self.small.has(blob_id) or os.path.isfile(path)
 
     def reader(self, blob_id: str, *, check_identity: bool = False) -> BlobReader:
         """Open a blob for reading (``BlobMissing`` if absent, ``BlobCorrupt`` if visibly broken).
@@ -138,18 +158,33 @@ class BlobStore:
         With ``check_identity`` the reader also checks, before releasing the last chunk, that the
         content's digest gives this blob id, which catches a valid blob file put in another's place.
         """
+        path = self._file(blob_id)
+        sealed = self.small.get(blob_id)
+        if sealed is not None:
+            remove = partial(self.small.delete, blob_id)
+            return BlobReader(self, blob_id, io.BytesIO(sealed), len(sealed), remove, check_identity)
         try:
-            file = open(self._file(blob_id), "rb", buffering=0)  # noqa: SIM115 - the reader owns it
+            file = open(path, "rb", buffering=0)  # noqa: SIM115 - the reader owns it
         except FileNotFoundError:
             raise BlobMissing(blob_id) from None
-        return BlobReader(self, blob_id, file, check_identity=check_identity)
+        try:
+            opened = os.fstat(file.fileno())
+        except BaseException:
+            file.close()
+            raise
+        remove = partial(_remove_if_same, path, opened)
+        return BlobReader(self, blob_id, file, opened.st_size, remove, check_identity)
 
     def delete(self, blob_id: str) -> bool:
         """Remove a blob; False if it did not exist."""
+        path = self._file(blob_id)
+        small = self.small.has(blob_id)
+        if small:
+            self.small.delete(blob_id)
         try:
-            self.path(blob_id).unlink()
+            os.unlink(path)
         except FileNotFoundError:
-            return False
+            return small
         return True
 
     def ids(self) -> Iterator[str]:
@@ -160,11 +195,16 @@ class BlobStore:
                     blob_id = fanout.name + entry.name
                     if _BLOB_ID.fullmatch(blob_id):
                         yield blob_id
+        yield from self.small.names()
 
     def disk_size(self, blob_id: str) -> int:
-        """Bytes the blob's file takes (sealed size)."""
+        """Bytes the blob takes (sealed size)."""
+        path = self._file(blob_id)
+        sealed = self.small.get(blob_id)
+        if sealed is not None:
+            return len(sealed)
         try:
-            return self.path(blob_id).stat().st_size
+            return os.stat(path).st_size
         except FileNotFoundError:
             raise BlobMissing(blob_id) from None
 
@@ -204,18 +244,11 @@ class BlobStore:
         if durable:
             fsync_dir(Path(final).parent)
 
-    def _broken(self, blob_id: str, opened: os.stat_result, error: SealError) -> BlobCorrupt:
+    def _broken(self, blob_id: str, remove: Callable[[], None], error: SealError) -> BlobCorrupt:
         if isinstance(error, UnknownKeyError):
             log.warning("blob %s: %s; kept until that key file is configured again", blob_id, error.reason)
             return BlobKeyUnknown(blob_id, error.reason)
-        path = self.path(blob_id)
-        try:
-            current = path.stat()
-            # Only remove the very file that failed: a good copy may have replaced it meanwhile.
-            if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
-                path.unlink()
-        except FileNotFoundError:
-            pass
+        remove()
         log.warning("blob %s is corrupt (%s); removed", blob_id, error.reason)
         return BlobCorrupt(blob_id, error.reason)
 
@@ -229,41 +262,13 @@ class BlobStore:
             fsync_dir(self._blobs)
 
     def _new_temp_file(self) -> tuple[int, str]:
-        """Create and lock a temp file that no cleaner of ``tmp/`` can have removed."""
-        while True:
-            path = f"{self._tmp_dir}/{secrets.token_hex(16)}.part"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if _same_file(fd, path):
-                    return fd, path
-            except BlockingIOError:
-                pass  # a cleaner locked it first and is removing it
-            except BaseException:
-                os.close(fd)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                raise
-            os.close(fd)
+        path = f"{self._tmp_dir}/{secrets.token_hex(16)}.part"
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
 
     def _remove_dead_temp_files(self) -> None:
         for entry in _scandir(self._tmp):
-            if entry.is_dir(follow_symlinks=False):
-                continue
-            try:
-                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue
-            except OSError:  # a symlink or unreadable: never ours, so not in use either
+            if not entry.is_dir(follow_symlinks=False):
                 Path(entry.path).unlink(missing_ok=True)
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                Path(entry.path).unlink(missing_ok=True)
-            except BlockingIOError:
-                pass  # a live writer holds it
-            finally:
-                os.close(fd)
 
 
 class BlobWriter:
@@ -329,10 +334,11 @@ class BlobWriter:
             self._info = BlobInfo(blob_id=blob_id, size=self._size, **hexes)
         return self._info
 
-    def commit(self) -> BlobInfo:
-        """Make the blob durable and visible; return its info (the id of an identical blob if one exists)."""
+    def commit(self, *, durable: bool = True) -> BlobInfo:
+        """Make the blob visible, and durable unless told not to (see ``place``); return its info (the
+        id of an identical blob if one exists)."""
         if self.prepare_commit():
-            self.place(durable=True)
+            self.place(durable=durable)
         return self.complete_commit()
 
     # commit() in three steps, for callers that run only the one that waits on the disk off their
@@ -349,14 +355,19 @@ class BlobWriter:
         return True
 
     def place(self, *, durable: bool) -> None:
-        """Write the last chunk and move the file to its blob name. ``durable`` fsyncs the content before
-        the move and the directory after it: the steps that wait on the disk. Without them a power failure
-        can leave the blob empty or torn; it then fails authentication when read and is removed."""
+        """Write the last chunk and move the file to its blob name, or, for small content that need
+        not be durable, add it to the small blobs. ``durable`` fsyncs the content before the move and
+        the directory after it: the steps that wait on the disk. Without them a power failure can leave
+        the blob empty or torn; it then fails authentication when read and is removed."""
         if self._out_of_space is not None:
             raise self._out_of_space
+        assert self._info is not None
+        if self._fd is None and not durable and self._size <= SMALL_BLOB_BYTES:
+            self._store.small.set(self._info.blob_id, self._sealer.header() + self._last_chunk)
+            return
         fd = self._temp_file()
         _write_all(fd, self._last_chunk)
-        assert self._temp is not None and self._info is not None
+        assert self._temp is not None
         if durable:
             os.fsync(fd)
         self._store._move_in(self._temp, self._info.blob_id, durable)
@@ -390,7 +401,6 @@ class BlobWriter:
     def _drop_temp_file(self) -> None:
         if self._fd is None:
             return
-        # Unlink before closing: while the lock is held no cleaner can mistake the file for a dead one.
         if self._temp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._temp)
@@ -401,20 +411,30 @@ class BlobWriter:
 class BlobReader:
     """Reads one blob: iterate it (once) for authenticated plaintext chunks.
 
-    ``size`` is the plaintext size, known from the file size before anything is decrypted. The
-    file size also tells which chunk is the last, so each chunk is released as soon as it opens.
+    ``size`` is the plaintext size, known from the sealed size before anything is decrypted. The
+    sealed size also tells which chunk is the last, so each chunk is released as soon as it opens.
+    ``remove`` removes the blob when it is found broken.
     """
 
-    def __init__(self, store: BlobStore, blob_id: str, file: BinaryIO, *, check_identity: bool) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        blob_id: str,
+        file: BinaryIO,
+        sealed_size: int,
+        remove: Callable[[], None],
+        check_identity: bool,
+    ) -> None:
         self.blob_id = blob_id
         self._store = store
         self._file = file
+        self._sealed_size = sealed_size
+        self._remove = remove
         self._check_identity = check_identity
         self._iterated = False
         try:
-            self._opened = os.fstat(file.fileno())
             self._cipher = ChunkCipher.for_reading(store.keyring, file.read(HEADER_SIZE), _CONTEXT)
-            self.size = self._cipher.header.plaintext_size(self._opened.st_size)
+            self.size = self._cipher.header.plaintext_size(sealed_size)
         except SealError as exc:
             raise self._fail(exc) from None
         except BaseException:
@@ -440,7 +460,7 @@ class BlobReader:
 
     def _plaintext(self) -> Iterator[bytes]:
         step = self._cipher.header.chunk_size + TAG_SIZE
-        full_chunks, last_size = divmod(self._opened.st_size - HEADER_SIZE, step)
+        full_chunks, last_size = divmod(self._sealed_size - HEADER_SIZE, step)
         buffer = memoryview(bytearray(step))
         sha256 = hashlib.sha256() if self._check_identity else None
         try:
@@ -474,7 +494,7 @@ class BlobReader:
 
     def _fail(self, error: SealError) -> BlobCorrupt:
         self.close()
-        return self._store._broken(self.blob_id, self._opened, error)
+        return self._store._broken(self.blob_id, self._remove, error)
 
 
 def _scandir(directory: Path) -> Iterator[os.DirEntry[str]]:
@@ -491,10 +511,11 @@ def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _same_file(fd: int, path: str) -> bool:
+def _remove_if_same(path: str, opened: os.stat_result) -> None:
+    """Remove the very file that was opened: a good copy may have replaced it meanwhile."""
     try:
-        on_disk = os.stat(path)
+        current = os.stat(path)
+        if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+            os.unlink(path)
     except FileNotFoundError:
-        return False
-    opened = os.fstat(fd)
-    return (on_disk.st_dev, on_disk.st_ino) == (opened.st_dev, opened.st_ino)
+        pass

@@ -137,6 +137,10 @@ class Index:
             row = self._con.execute("SELECT value FROM entries WHERE name = ?", (name,)).fetchone()
         return None if row is None else row[0]
 
+    def has(self, name: str) -> bool:
+        with self._lock:
+            return self._con.execute("SELECT 1 FROM entries WHERE name = ?", (name,)).fetchone() is not None
+
     def set(self, name: str, value: bytes) -> None:
         with self._lock:
             self._join_group()

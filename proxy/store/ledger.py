@@ -55,12 +55,19 @@ class BlobLedger:
         self.index = Index(root, convert_legacy=_legacy_entry)
         self._lock = threading.Lock()
         self._touched: dict[str, float] = {}
-        self._cached_total = sum(e.size for e in self.entries().values() if not e.pinned)
+        entries = self.entries()
+        self._cached_total = sum(e.size for e in entries.values() if not e.pinned)
+        self._count = len(entries)
 
     @property
     def cached_size(self) -> int:
         """Bytes of unpinned (evictable) blobs."""
         return self._cached_total
+
+    @property
+    def blob_count(self) -> int:
+        """Blobs recorded (every blob in the store, pinned or not)."""
+        return self._count
 
     def close(self) -> None:
         self.flush()
@@ -76,6 +83,8 @@ class BlobLedger:
             old = self._entry(blob_id)
             now_pinned = pinned or bool(old and old.pinned)
             self._cached_total += (0 if now_pinned else size) - (old.size if old and not old.pinned else 0)
+            if old is None:
+                self._count += 1
             self.index.set(blob_id, LedgerEntry(size, now_pinned, time.time()).pack())
 
     def touch(self, blob_id: str) -> None:
@@ -87,6 +96,7 @@ class BlobLedger:
             old = self._entry(blob_id)
             if old is not None:
                 self.index.delete(blob_id)
+                self._count -= 1
                 if not old.pinned:
                     self._cached_total -= old.size
 
@@ -132,6 +142,7 @@ class BlobLedger:
                     break
                 delete_blob(blob_id)
                 self.index.delete(blob_id)
+                self._count -= 1
                 total -= size
                 evicted.append(blob_id)
             self._cached_total = total

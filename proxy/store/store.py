@@ -143,6 +143,7 @@ class Store:
             opened.callback(self.metadata.close)
             self.blobs = BlobStore(root, keyring)
             opened.pop_all()
+        self._indexes = (self.catalog.index, self.ledger.index, self.metadata.index, self.blobs.small)
         self._eviction_lock = threading.Lock()
 
     @classmethod
@@ -157,7 +158,7 @@ class Store:
     def group_commits(self, loop: asyncio.AbstractEventLoop) -> None:
         """From now on index writes commit in groups (see proxy.store.index), each ``GROUP_SECONDS``
         after it opened, on ``loop``."""
-        for index in (self.catalog.index, self.ledger.index, self.metadata.index):
+        for index in self._indexes:
             index.group_commits(
                 functools.partial(loop.call_soon_threadsafe, loop.call_later, GROUP_SECONDS, index.end_group)
             )
@@ -167,11 +168,13 @@ class Store:
         acknowledged only after this (its blob was fsynced when committed)."""
         self.catalog.sync()
         self.ledger.sync()
+        self.blobs.small.sync()  # a publish of content fetched before is stored as that small blob
 
     def close(self) -> None:
         self.ledger.close()
         self.catalog.close()
         self.metadata.close()
+        self.blobs.close()
 
     # -- assets -----------------------------------------------------------------------------------
     def ingest(self) -> AssetWriter:
