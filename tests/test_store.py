@@ -195,10 +195,14 @@ async def test_gc_removes_only_unreferenced_blobs(tmp_path):
         ),
     )
     orphan = await put(store, b"orphan", published=False)
+    small_blobs = store.blobs.small.path
+    small_orphans = [await put(store, os.urandom(100_000), published=False) for _ in range(20)]
+    grown = small_blobs.stat().st_size + Path(f"{small_blobs}-wal").stat().st_size
     report = store.gc()
-    assert report.removed_blobs == 1 and report.kept_blobs == 1
+    assert report.removed_blobs == 21 and report.kept_blobs == 1
     assert set(store.blobs.ids()) == {kept.blob_id}
-    assert orphan not in set(store.blobs.ids())
+    assert orphan not in set(store.blobs.ids()) and not any(map(store.has_blob, small_orphans))
+    assert small_blobs.stat().st_size + Path(f"{small_blobs}-wal").stat().st_size < grown / 10  # compacted
     store.close()
 
 

@@ -195,6 +195,15 @@ class Index:
                 self._con.execute("ROLLBACK")
             raise
 
+    def compact(self) -> None:
+        """Give the space of removed entries back to the file system (SQLite reuses it, but never
+        shrinks the file on its own). Rewrites the whole file: for ``gc``, not for the daemon."""
+        with self._lock:
+            self.commit()
+            self._con.execute("VACUUM")
+            # VACUUM writes the new file into the write-ahead log; the checkpoint puts it in place.
+            self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def sync(self) -> None:
         """Commit the open group, then make every commit so far durable: fsync the write-ahead log,
         where commits are until a checkpoint moves them into the database file (which SQLite fsyncs

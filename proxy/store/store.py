@@ -228,7 +228,8 @@ class Store:
         }
 
     def gc(self) -> GcReport:
-        """Remove blobs that no catalog entry references; recompute pins. Run with the daemon stopped."""
+        """Remove blobs that no catalog entry references; recompute pins; compact the index files.
+        Run with the daemon stopped."""
         referenced = self.referenced_blobs()
         removed = removed_bytes = kept = 0
         for blob_id in list(self.blobs.ids()):
@@ -240,6 +241,8 @@ class Store:
             self.ledger.forget(blob_id)
             removed += 1
         self.ledger.set_pins(self.published_blobs())
+        for index in self._indexes:
+            index.compact()
         return GcReport(removed, removed_bytes, kept)
 
     def verify(self) -> VerifyReport:
