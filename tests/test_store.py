@@ -395,6 +395,12 @@ async def test_the_daemon_s_store_commits_a_group_soon_and_a_publish_at_once(tmp
     version = published_version("1.0.0", "local", [fetched], {})
     store.catalog.update_package("local", mine, lambda r: r.versions.update({"1.0.0": version}), commit=True)
     assert len(committed(catalog, tmp_path / "published")) == 5
+    # Content fetched a moment ago (a small blob in the open group), then published: committed with it.
+    content = os.urandom(1000)
+    small = await put(store, content, published=False)
+    assert committed(store.blobs.small, tmp_path / "fetched-small") == [(blob, store.blobs.small.get(blob))]
+    assert await put(store, content, published=True) == small
+    assert small in dict(committed(store.blobs.small, tmp_path / "published-small"))
     store.close()
 
 

@@ -82,6 +82,10 @@ class AssetWriter:
                 await asyncio.to_thread(self._blob.place, durable=True)
             else:
                 self._blob.place(durable=False)
+        elif published:
+            # Stored before, maybe as a small blob fetched a moment ago: committed now, not with a
+            # group that could fail after the publish was acknowledged (``sync`` makes it durable).
+            self._store.blobs.small.commit()
         info = self._blob.complete_commit()
         self._store.ledger.record(info.blob_id, info.size, pinned=published)
         self._store.schedule_eviction()
