@@ -82,10 +82,10 @@ class BlobLedger:
         with self._lock:
             old = self._entry(blob_id)
             now_pinned = pinned or bool(old and old.pinned)
+            self.index.set(blob_id, LedgerEntry(size, now_pinned, time.time()).pack())
             self._cached_total += (0 if now_pinned else size) - (old.size if old and not old.pinned else 0)
             if old is None:
                 self._count += 1
-            self.index.set(blob_id, LedgerEntry(size, now_pinned, time.time()).pack())
 
     def touch(self, blob_id: str) -> None:
         self._touched[blob_id] = time.time()
