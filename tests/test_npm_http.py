@@ -8,6 +8,7 @@ import base64
 import gzip
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 
 from proxy.formats.npm.metadata import ABBREVIATED_TYPE
 from proxy.store.blobs import SMALL_BLOB_BYTES
+from proxy.store.store import GROUP_SECONDS
 from tests.conftest import RunningDaemon, download_past_a_stall, eventually, start_daemon, write_config
 from tests.fakes.npm_registry import FakeNpmRegistry
 
@@ -405,3 +407,23 @@ def test_metrics_count_requests_blobs_and_cached_bytes(proxy, public):
     assert published.status_code == 201
     assert metric(proxy, "codeartifact_proxy_store_blobs") == 2
     assert metric(proxy, "codeartifact_proxy_store_cached_bytes") == len(data)  # published is not cache
+
+
+def test_what_was_fetched_survives_a_killed_daemon_once_its_group_committed(tmp_path, public):
+    """Fetched content is committed in groups, GROUP_SECONDS after the first write: a daemon killed
+    after that serves it again with the upstream gone (an index that SQLite recovers, not a broken one)."""
+    data = public.add("lib", "1.0.0")
+    running = start(tmp_path, public)
+    try:
+        assert httpx.get(f"{running.url}/npm/dev/lib/-/lib-1.0.0.tgz").content == data
+        time.sleep(GROUP_SECONDS * 3)
+    finally:
+        assert running.stop(signal.SIGKILL) == -signal.SIGKILL
+    public.stop_server()
+    again = start(tmp_path, public)
+    try:
+        assert httpx.get(f"{again.url}/npm/dev/lib/-/lib-1.0.0.tgz").content == data
+        assert "1.0.0" in httpx.get(f"{again.url}/npm/dev/lib").json()["versions"]
+    finally:
+        again.stop()
+    assert public.tarball_requests("lib", "1.0.0") == 1
