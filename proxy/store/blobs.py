@@ -178,9 +178,7 @@ class BlobStore:
     def delete(self, blob_id: str) -> bool:
         """Remove a blob; False if it did not exist."""
         path = self._file(blob_id)
-        small = self.small.has(blob_id)
-        if small:
-            self.small.delete(blob_id)
+        small = self.small.delete(blob_id)
         try:
             os.unlink(path)
         except FileNotFoundError:

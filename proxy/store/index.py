@@ -1,4 +1,5 @@
-"""The SQLite files under ``ROOT/index`` (catalog, ledger, metadata): one table of named entries each.
+"""The SQLite files under ``ROOT/index`` (catalog, ledger, metadata) and ``ROOT/blobs/small`` (small
+blobs, see ``proxy.store.blobs``): one table of named entries each.
 
 Every file is ``entries.sqlite`` holding ``entries(name TEXT PRIMARY KEY, value BLOB)``:
 an entry is a name (a keyed hash or a blob id) and the bytes its owner made of it. Nothing expires or
@@ -146,10 +147,11 @@ class Index:
             self._join_group()
             self._con.execute("INSERT OR REPLACE INTO entries (name, value) VALUES (?, ?)", (name, value))
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str) -> bool:
+        """Remove the entry; False if there was none."""
         with self._lock:
             self._join_group()
-            self._con.execute("DELETE FROM entries WHERE name = ?", (name,))
+            return self._con.execute("DELETE FROM entries WHERE name = ?", (name,)).rowcount > 0
 
     def names(self) -> list[str]:
         with self._lock:
