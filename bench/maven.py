@@ -4,7 +4,7 @@
 
 The upstream is a fake plain Maven repository serving the machine's ~/.m2/repository read only
 (tests/fakes/maven_repository.py, on a thread of this process); the proxy runs as a subprocess
-(``python -m proxy serve``). Every build is the real mvn (tests/maven/harness.py) of the small test
+(``python -m proxy serve``). Every build is the real mvn (tests/fakes/maven_client.py) of the small test
 project (tests/maven/app: a class, a JUnit 5 test, commons-lang3; ~190 plugin and library files)
 with a fresh, empty local repository. Prints the median wall time of ``--runs`` builds:
 - straight from the fake (no proxy), the baseline;
@@ -30,9 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import RunningDaemon, start_daemon, write_config  # noqa: E402
+from tests.fakes.daemon import RunningDaemon, start_daemon, write_config  # noqa: E402
+from tests.fakes.maven_client import Maven, copy_project, write_settings  # noqa: E402
 from tests.fakes.maven_repository import FakeMavenRepository  # noqa: E402
-from tests.maven.harness import Maven, copy_project, write_settings  # noqa: E402
 
 M2 = Path.home() / ".m2" / "repository"
 

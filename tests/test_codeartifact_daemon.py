@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import start_daemon, write_config
 from tests.fakes.codeartifact import FakeCodeArtifact, isolate_aws
+from tests.fakes.daemon import start_daemon, write_config
 
 OWNER = "111122223333"
 TARBALL = b"\x1f\x8b tarball bytes of hello 1.0.0"

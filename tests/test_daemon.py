@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT, free_port, run_command, start_daemon, write_config
+from tests.fakes.daemon import ROOT, free_port, run_command, start_daemon, write_config
 
 
 def test_health_and_readiness(daemon_factory):

@@ -26,10 +26,10 @@ import httpx
 import pytest
 
 from proxy.formats.maven.metadata import parse
-from tests.conftest import RunningDaemon, start_daemon, write_config
 from tests.fakes.codeartifact import FakeCodeArtifact, aws_environment
+from tests.fakes.daemon import RunningDaemon, start_daemon, write_config
+from tests.fakes.maven_client import Maven, copy_project, mvn_binary, write_settings
 from tests.fakes.maven_repository import FakeMavenRepository
-from tests.maven.harness import Maven, copy_project, mvn_binary, write_settings
 
 M2 = Path.home() / ".m2" / "repository"
 OWNER = "111122223333"

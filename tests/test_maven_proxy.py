@@ -25,7 +25,7 @@ from proxy.daemon import Daemon
 from proxy.formats.maven import assets as maven_assets
 from proxy.formats.maven.metadata import parse
 from proxy.server.app import build_app
-from tests.conftest import RunningDaemon, download_past_a_stall, start_daemon, write_config
+from tests.fakes.daemon import RunningDaemon, download_past_a_stall, start_daemon, write_config
 from tests.fakes.maven_repository import FakeMavenRepository
 
 JAR = "org/example/hello/1.0/hello-1.0.jar"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.formats.maven.versions import MavenVersion, compare_versions, is_snapshot, sort_versions
-from tests.maven.harness import maven_artifact_jar
+from tests.fakes.maven_client import maven_artifact_jar
 
 # Strictly increasing, as in Maven's own ComparableVersionTest.
 QUALIFIER_ORDER = [

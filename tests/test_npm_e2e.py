@@ -1,7 +1,7 @@
 """The real ``npm`` against the proxy: install through a chain, ci from the store, publish, integrity.
 
 npm runs isolated: its own HOME, user config, empty global config and cache in the test's temp dir, so
-the machine's ~/.npmrc never applies. The proxy runs as a subprocess (tests.conftest); the fakes run
+the machine's ~/.npmrc never applies. The proxy runs as a subprocess (tests.fakes.daemon); the fakes run
 on threads of this process, on 127.0.0.1.
 """
 

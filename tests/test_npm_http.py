@@ -21,7 +21,7 @@ import pytest
 from proxy.formats.npm.metadata import ABBREVIATED_TYPE
 from proxy.store.blobs import SMALL_BLOB_BYTES
 from proxy.store.store import GROUP_SECONDS
-from tests.conftest import RunningDaemon, download_past_a_stall, eventually, start_daemon, write_config
+from tests.fakes.daemon import RunningDaemon, download_past_a_stall, eventually, start_daemon, write_config
 from tests.fakes.npm_registry import FakeNpmRegistry
 
 ABBREVIATED = {"Accept": f"{ABBREVIATED_TYPE}; q=1.0, application/json; q=0.8, */*"}

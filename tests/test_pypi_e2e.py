@@ -5,7 +5,7 @@ resolution from metadata alone, uploads, integrity failures, and installs with e
 pip runs isolated as CLIENTS.md says (``PIP_CONFIG_FILE=/dev/null``, ``--isolated``, ``--no-cache-dir``,
 no ``PIP_*`` variables, credentials in ``--index-url``) and installs with ``--target`` into a fresh
 directory each time: a clean environment without a venv. twine runs with its own empty config file
-and HOME. The proxy runs as a subprocess (tests.conftest); the fakes run on threads of this process.
+and HOME. The proxy runs as a subprocess (tests.fakes.daemon); the fakes run on threads of this process.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from proxy.formats.pypi.negotiate import JSON_V1
-from tests.conftest import RunningDaemon, start_daemon, write_config
 from tests.fakes.codeartifact import FakeCodeArtifact, isolate_aws
+from tests.fakes.daemon import RunningDaemon, start_daemon, write_config
 from tests.fakes.pypi_index import FakePypiIndex, make_sdist, make_wheel
 
 OWNER = "111122223333"

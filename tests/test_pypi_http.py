@@ -1,7 +1,7 @@
 """The PyPI endpoints over HTTP (no pip): normalization redirects, negotiation, ETags, merging across
 upstreams, verification, single flight, PEP 658 metadata, stale-if-error and upload refusals.
 
-The proxy runs as a subprocess (tests.conftest) in front of two fake plain indexes on threads of this
+The proxy runs as a subprocess (tests.fakes.daemon) in front of two fake plain indexes on threads of this
 process; the module shares one proxy, and each test uses its own project names.
 """
 
@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from proxy.formats.pypi.negotiate import JSON_V1
-from tests.conftest import RunningDaemon, download_past_a_stall, start_daemon, write_config
+from tests.fakes.daemon import RunningDaemon, download_past_a_stall, start_daemon, write_config
 from tests.fakes.pypi_index import FakePypiIndex, make_sdist, make_wheel, wheel_core_metadata
 
 PIP_ACCEPT = {"Accept": f"{JSON_V1}, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"}

@@ -494,7 +494,7 @@ def test_kill_during_large_write_leaves_nothing_visible(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT, run_command, write_config
+    from tests.fakes.daemon import ROOT, run_command, write_config
 
     config = write_config(tmp_path, "[repository.local]\npublish = true\n")
     script = tmp_path / "writer.py"

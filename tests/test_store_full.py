@@ -24,7 +24,7 @@ from proxy.server.app import build_app
 from proxy.store.catalog import PackageCoordinate
 from proxy.store.space import out_of_space
 from proxy.store.store import Store
-from tests.conftest import write_config
+from tests.fakes.daemon import write_config
 from tests.fakes.maven_repository import FakeMavenRepository
 from tests.fakes.npm_registry import FakeNpmRegistry
 from tests.fakes.pypi_index import FakePypiIndex

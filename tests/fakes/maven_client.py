@@ -1,9 +1,9 @@
 """Running the real ``mvn`` (3.8.7, JDK 17) in tests and benchmarks, isolated from the machine.
 
-Every run gets the settings.xml made from ``settings.xml`` here (one mirror, ``mirrorOf *``, pointing at
-the proxy, so nothing is fetched from anywhere else), its own local repository
+Every run gets the settings.xml made from ``tests/maven/settings.xml`` (one mirror, ``mirrorOf *``,
+pointing at the proxy, so nothing is fetched from anywhere else), its own local repository
 (``-Dmaven.repo.local``), batch mode, quiet output, no colours, and no ``JAVA_TOOL_OPTIONS``. Projects
-are copied from the templates here with their ``@...@`` placeholders filled in.
+are copied from the templates in ``tests/maven/`` with their ``@...@`` placeholders filled in.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent / "maven"  # the settings and project templates
 USERNAME = "maven-user"
 PASSWORD = "not-a-secret"
 # JVM start-up dominates short builds; C1 only is plenty for compiling two classes.
