@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from proxy.config.model import Format
+from proxy.repository.errors import UpstreamInvalid
 from proxy.store.blobs import BlobInfo
 from proxy.store.metadata import CachedDocument
 from proxy.store.singleflight import SingleFlight
@@ -28,10 +29,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NOT_FOUND_TTL = 60.0
-
-
-class UpstreamInvalid(Exception):
-    """An upstream answered with something that is not what it claims (bad digest, broken document)."""
 
 
 class AssetSink(Protocol):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from proxy.repository.chain import Place
-from proxy.repository.fetch import UpstreamInvalid
+from proxy.repository.errors import NoUpstreamAnswered, UpstreamInvalid
 from proxy.repository.origin import upstream_blocked
 from proxy.store.catalog import PackageCoordinate, PackageRecord
 from proxy.store.store import Store
@@ -25,10 +25,6 @@ from proxy.upstream.base import Upstream, UpstreamUnavailable
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class NoUpstreamAnswered(Exception):
-    """Every place failed and none had the package: a 502 (never a 404, which would be a lie)."""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Error responses: every failure a client sees is a short JSON reason with the right status, never a
-traceback. A store that is out of disk space is 507 (see proxy.store.space); other unexpected
-exceptions are logged here with their traceback and answered 500."""
+traceback. A refusal (``Refused``) is its own status and reason; an upstream that failed
+(``UPSTREAM_FAILURES``) is 502, here and nowhere else; a store that is out of disk space is 507 (see
+proxy.store.space); other unexpected exceptions are logged here with their traceback and answered 500."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from proxy.repository.errors import UPSTREAM_FAILURES, Refused
 from proxy.store.space import out_of_space
 
 log = logging.getLogger(__name__)
@@ -18,6 +20,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def error_response(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": reason}, status=status, headers=headers)
+
+
+def one_line(text: str) -> str:
+    """A reason on one line (an upstream's message can hold several)."""
+    return " ".join(text.split())
 
 
 @web.middleware
@@ -30,6 +37,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # Handlers raise e.g. HTTPConflict(reason="...") and the reason becomes the JSON body.
         kept = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
         return error_response(exc.status, exc.reason, kept)
+    except Refused as exc:
+        return error_response(exc.status, exc.reason)
+    except UPSTREAM_FAILURES as exc:
+        return error_response(502, one_line(str(exc)))
     except Exception as exc:
         if out_of_space(exc):
             log.warning("%s %s: the store is full: %s", request.method, request.path, exc)

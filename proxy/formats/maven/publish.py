@@ -33,6 +33,7 @@ from proxy.formats.maven.documents import MetadataDocuments
 from proxy.formats.maven.metadata import parse
 from proxy.formats.maven.paths import ArtifactPath, ChecksumAlgorithm, MavenPath, MetadataPath
 from proxy.formats.maven.versions import is_snapshot
+from proxy.repository.errors import Refused as DeployRefused
 from proxy.repository.origin import publish_refusal
 from proxy.repository.packages import asset_record, published_version, update_published
 from proxy.store.catalog import PackageRecord
@@ -40,13 +41,6 @@ from proxy.store.catalog import PackageRecord
 CHUNK = 1 << 16
 SMALL_BODY = 1 << 20  # checksum files and maven-metadata.xml
 REMEMBERED_UPLOADS = 10_000
-
-
-class DeployRefused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 class Deployer:

@@ -15,12 +15,10 @@ from proxy.formats.maven import checksums
 from proxy.formats.maven.assets import Assets
 from proxy.formats.maven.documents import MetadataDocuments, Rendered
 from proxy.formats.maven.paths import BadPath, MavenPath, MetadataPath, parse_path
-from proxy.formats.maven.publish import Deployer, DeployRefused
-from proxy.repository.fetch import UpstreamInvalid
-from proxy.repository.resolve import NoUpstreamAnswered
+from proxy.formats.maven.publish import Deployer
+from proxy.repository.errors import Refused
 from proxy.server.context import DAEMON
 from proxy.server.errors import error_response
-from proxy.upstream.base import UpstreamUnavailable
 
 _STALE_WARNING = '110 - "Response is Stale"'
 _ROUTE = "/maven/{repo}/{tail:.*}"
@@ -60,15 +58,12 @@ def _target(request: web.Request) -> tuple[MavenFormat, str, MavenPath]:
 
 async def get(request: web.Request) -> web.StreamResponse:
     maven, repository, path = _target(request)
-    try:
-        if isinstance(path, MetadataPath):
-            return await _metadata(request, maven, repository, path)
-        if path.checksum is not None:
-            asset = await maven.assets.locate(repository, path)
-            return _checksum_response(checksums.of_asset(asset, path.checksum))
-        return await maven.assets.serve(request, repository, path)
-    except (NoUpstreamAnswered, UpstreamUnavailable, UpstreamInvalid) as exc:
-        raise web.HTTPBadGateway(reason=str(exc)) from None
+    if isinstance(path, MetadataPath):
+        return await _metadata(request, maven, repository, path)
+    if path.checksum is not None:
+        asset = await maven.assets.locate(repository, path)
+        return _checksum_response(checksums.of_asset(asset, path.checksum))
+    return await maven.assets.serve(request, repository, path)
 
 
 async def _metadata(
@@ -103,10 +98,7 @@ def _checksum_response(digest: str) -> web.Response:
 
 async def put(request: web.Request) -> web.StreamResponse:
     maven, repository, path = _target(request)
-    try:
-        await maven.deployer.deploy(request, repository, path)
-    except DeployRefused as exc:
-        return error_response(exc.status, exc.reason)
+    await maven.deployer.deploy(request, repository, path)
     return web.Response(status=201)
 
 
@@ -115,7 +107,7 @@ async def expect(request: web.Request) -> web.StreamResponse | None:
     try:
         maven, repository, path = _target(request)
         await maven.deployer.precheck(repository, path)
-    except (web.HTTPException, DeployRefused) as exc:
+    except (web.HTTPException, Refused) as exc:
         return error_response(exc.status, exc.reason)
     if request.version != HttpVersion11:
         return None

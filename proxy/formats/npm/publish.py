@@ -25,19 +25,11 @@ from typing import Any
 from proxy.formats.npm.integrity import Digests, mismatch, sri
 from proxy.formats.npm.metadata import Document
 from proxy.formats.npm.names import InvalidName, PackageName, check_version
+from proxy.repository.errors import Refused as PublishRefused
 from proxy.repository.origin import publish_refusal
 from proxy.repository.packages import asset_record, published_version, update_published
 from proxy.store.catalog import PackageRecord
 from proxy.store.store import Store
-
-
-class PublishRefused(Exception):
-    """Publishing (or a dist-tag change) refused; ``status`` and the message go to the client."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @dataclass(frozen=True)

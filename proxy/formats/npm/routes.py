@@ -20,13 +20,10 @@ from proxy.daemon import Daemon
 from proxy.formats.npm.metadata import ABBREVIATED_TYPE, dumps, tarball_prefix, version_document
 from proxy.formats.npm.names import InvalidName, PackageName, Target, UnknownPath, parse_name, parse_path
 from proxy.formats.npm.packuments import Entry, Packuments
-from proxy.formats.npm.publish import PublishRefused, parse_publish, publish, set_dist_tag
+from proxy.formats.npm.publish import parse_publish, publish, set_dist_tag
 from proxy.formats.npm.tarballs import Tarballs
-from proxy.repository.fetch import UpstreamInvalid
-from proxy.repository.resolve import NoUpstreamAnswered
 from proxy.server.context import DAEMON
 from proxy.server.urls import base_url
-from proxy.upstream.base import UpstreamUnavailable
 
 
 class NpmFormat:
@@ -68,19 +65,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             allowed,
             reason=f"{request.method} is not supported here, only {', '.join(allowed)}",
         )
-    try:
-        return await handler(request, npm, repository, target)
-    except (NoUpstreamAnswered, UpstreamUnavailable, UpstreamInvalid) as exc:
-        raise web.HTTPBadGateway(reason=str(exc)) from None
-    except PublishRefused as exc:
-        raise _REFUSALS[exc.status](reason=exc.reason) from None
-
-
-_REFUSALS: dict[int, type[web.HTTPException]] = {
-    400: web.HTTPBadRequest,
-    404: web.HTTPNotFound,
-    409: web.HTTPConflict,
-}
+    return await handler(request, npm, repository, target)
 
 
 def _package(target: Target) -> PackageName:

@@ -41,15 +41,12 @@ from proxy.formats.pypi.merge import Offer, Project
 from proxy.formats.pypi.names import METADATA_SUFFIX, coordinate, parse_filename
 from proxy.formats.pypi.project import ProjectViews
 from proxy.formats.pypi.records import find_held
-from proxy.repository.fetch import UpstreamInvalid
 from proxy.repository.packages import asset_record, record_fetched_asset
-from proxy.repository.resolve import NoUpstreamAnswered
 from proxy.server.assets import StreamedAsset, blob_response, fetch_streaming
 from proxy.store.blobs import BlobError, BlobInfo
 from proxy.store.catalog import AssetRecord
 from proxy.store.singleflight import SingleFlight
 from proxy.store.store import Store
-from proxy.upstream.base import UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +91,9 @@ class Files:
     async def serve(
         self, request: web.Request, repository: str, project: str, filename: str
     ) -> web.StreamResponse:
-        try:
-            if filename.endswith(METADATA_SUFFIX):
-                return await self._serve_metadata(request, repository, project, filename)
-            return await self._serve_file(request, repository, project, filename)
-        except (UpstreamUnavailable, UpstreamInvalid, NoUpstreamAnswered) as exc:
-            raise web.HTTPBadGateway(reason=_one_line(str(exc))) from None
+        if filename.endswith(METADATA_SUFFIX):
+            return await self._serve_metadata(request, repository, project, filename)
+        return await self._serve_file(request, repository, project, filename)
 
     # -- distribution files -------------------------------------------------------------------------
     async def _serve_file(
@@ -273,7 +267,3 @@ class Files:
         return await blob_response(
             request, self._daemon.store, asset.blob_id, asset.size, content_type, asset.hashes["SHA-256"]
         )
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

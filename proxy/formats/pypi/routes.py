@@ -24,8 +24,8 @@ from proxy.formats.pypi.names import normalize
 from proxy.formats.pypi.negotiate import HTML_V1, JSON_V1, TEXT_HTML, Choice, choose
 from proxy.formats.pypi.project import ProjectViews, Rendered
 from proxy.formats.pypi.simple import render_index
-from proxy.formats.pypi.upload import UploadRefused, publish
-from proxy.repository.resolve import NoUpstreamAnswered
+from proxy.formats.pypi.upload import publish
+from proxy.repository.errors import Refused
 from proxy.server.context import DAEMON
 from proxy.server.urls import base_url
 
@@ -129,12 +129,7 @@ async def project_page(request: web.Request) -> web.StreamResponse:
             location=f"{base_url(request)}pypi/{repository.name}/simple/{project}/"
         )
     choice = _choice(request)
-    try:
-        view = await request.app[PYPI].views.get(repository.name, project)
-    except NoUpstreamAnswered as exc:
-        raise web.HTTPBadGateway(
-            reason=" ".join(f"no upstream answered for {project}: {exc}".split())
-        ) from None
+    view = await request.app[PYPI].views.get(repository.name, project)
     if view.project is None:
         raise web.HTTPNotFound(
             reason=f"project {project} not found in repository {repository.name} or its upstreams"
@@ -158,7 +153,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
     state = request.app[PYPI]
     try:
         published = await publish(state.daemon.store, repository.name, request)
-    except UploadRefused as exc:
+    except Refused as exc:
         return _upload_refusal(exc.status, exc.reason)
     state.files.remember(repository.name, published.file)
     state.views.invalidate(published.project)

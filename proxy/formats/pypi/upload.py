@@ -46,6 +46,7 @@ from proxy.formats.pypi.names import (
     parse_version,
 )
 from proxy.formats.pypi.records import file_entry
+from proxy.repository.errors import Refused as UploadRefused
 from proxy.repository.origin import publish_refusal
 from proxy.repository.packages import asset_record, published_version, update_published
 from proxy.store.blobs import BlobInfo
@@ -55,13 +56,6 @@ from proxy.store.store import AssetWriter, Store
 _CHUNK = 256 * 1024
 _MAX_FIELDS_SIZE = 16 * 1024 * 1024  # all form fields together (a long description included)
 _FILETYPES = {"bdist_wheel": "wheel", "sdist": "sdist"}
-
-
-class UploadRefused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @dataclass(frozen=True)
