@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from proxy.commands import check_config, gc, serve, token, verify
 from proxy.config import ConfigError, load_config
+from proxy.formats.registry import format_names
 from proxy.store.keyring import KeyFileError
 from proxy.store.store import StoreUnavailable
 
@@ -34,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, formats=format_names())
         return args.run(args, config)
     except (ConfigError, KeyFileError, StoreUnavailable) as exc:
         print(f"codeartifact-proxy: {exc}", file=sys.stderr)

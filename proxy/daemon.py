@@ -1,5 +1,9 @@
-"""The composition root: one Daemon wires configuration, the store and (through later layers) the
-upstreams together, and owns their life cycle. Nothing else reads configuration globally."""
+"""The composition root: one Daemon wires configuration, the store, the upstreams and the registered
+formats together, and owns their life cycle. Nothing else reads configuration globally.
+
+What the formats get is ``services`` (``proxy.formats.format.Services``): the chain, the fetcher and
+the storage services, never the Daemon. ``formats`` is each registered format's state, by name;
+``invalidate`` drops one package's merged view through its format."""
 
 from __future__ import annotations
 
@@ -11,8 +15,13 @@ from dataclasses import dataclass
 
 from proxy.codeartifact.token import DomainHealth
 from proxy.config.model import Config
+from proxy.formats.format import FormatService, Services
+from proxy.formats.registry import FORMATS, token_schemes
 from proxy.repository.chain import ResolutionChain
 from proxy.repository.fetch import Fetcher
+from proxy.store.catalog import PackageCoordinate
+from proxy.store.ledger import BlobLedger
+from proxy.store.local import local_services
 from proxy.store.store import Store
 from proxy.upstream.base import Upstream
 from proxy.upstream.http import UpstreamHttp
@@ -35,8 +44,21 @@ class Daemon:
         self.config = config
         self.store = store
         self.upstreams = upstreams
+        storage = local_services(store)
         self.chain = ResolutionChain(config, upstreams)
-        self.fetcher = Fetcher(store, config.cache.metadata_ttl)
+        self.fetcher = Fetcher(storage.metadata, storage.blobs, config.cache.metadata_ttl)
+        self.services = Services(
+            repositories=config.repositories,
+            chain=self.chain,
+            upstreams=upstreams,
+            fetcher=self.fetcher,
+            catalog=storage.catalog,
+            blobs=storage.blobs,
+            metadata=storage.metadata,
+            metadata_ttl=config.cache.metadata_ttl,
+            public_url=config.server.public_url,
+        )
+        self.formats: dict[str, FormatService] = {f.name: f.serve(self.services) for f in FORMATS}
         self._checks: list[Callable[[], list[Readiness]]] = [self._store_readiness]
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._reloaders: list[Callable[[], None]] = []
@@ -46,13 +68,22 @@ class Daemon:
         store = await asyncio.to_thread(Store.open, config.cache)
         store.group_commits(asyncio.get_running_loop())
         http = UpstreamHttp()
-        upstreams = build_upstreams(config, http)
+        upstreams = build_upstreams(config, http, token_schemes())
         await upstreams.start()
         daemon = cls(config, store, upstreams.by_name)
         daemon._closers.extend([upstreams.stop, http.aclose])
         daemon.add_readiness_check(lambda: [_domain_readiness(h) for h in upstreams.health()])
         daemon._reloaders.append(upstreams.retry_now)
         return daemon
+
+    @property
+    def usage(self) -> BlobLedger:
+        """The store's blob count and cached size (for /metrics)."""
+        return self.store.ledger
+
+    def invalidate(self, package: PackageCoordinate) -> None:
+        """Forget ``package``'s merged view in every repository (its format's caches)."""
+        self.formats[package.format].invalidate(package)
 
     def reload(self) -> None:
         """SIGHUP: retry what failed now (e.g. credentials that were fixed), without a restart."""

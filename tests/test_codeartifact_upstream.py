@@ -21,6 +21,7 @@ from proxy.codeartifact.domain import DomainClient
 from proxy.codeartifact.endpoint import RepositoryEndpoints
 from proxy.codeartifact.token import TokenProvider
 from proxy.config import model
+from proxy.formats.registry import token_schemes
 from proxy.upstream.base import UpstreamUnavailable
 from proxy.upstream.codeartifact import CodeArtifactRepositoryUpstream
 from proxy.upstream.http import HttpSettings, UpstreamHttp
@@ -104,7 +105,7 @@ async def make(fake: FakeCodeArtifact, http: UpstreamHttp) -> AsyncIterator[Make
         provider = TokenProvider(config, client, **kwargs)  # type: ignore[arg-type]
         made.append((provider, client))
         upstream = CodeArtifactRepositoryUpstream(
-            repository, repository, provider, RepositoryEndpoints(client), http
+            repository, repository, provider, RepositoryEndpoints(client), http, token_schemes()
         )
         return upstream, provider
 
@@ -277,7 +278,7 @@ async def test_build_upstreams(fake, http, aws) -> None:
         ),
         repositories=MappingProxyType({}),
     )
-    upstreams = build_upstreams(config, http)
+    upstreams = build_upstreams(config, http, token_schemes())
     assert isinstance(upstreams.by_name["team"], CodeArtifactRepositoryUpstream)
     assert isinstance(upstreams.by_name["public"], RegistryUpstream)
     assert list(upstreams.token_providers) == ["corp"]

@@ -25,6 +25,7 @@ from proxy.config import (
     resolve_config_path,
 )
 from proxy.config.units import parse_duration, parse_size
+from proxy.formats.registry import format_names
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
@@ -41,6 +42,8 @@ SIZE_UNITS = {
     "TiB": 1024**4,
 }
 DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+FORMAT_NAMES = format_names()
 
 
 # --- units ---------------------------------------------------------------------------------------
@@ -187,7 +190,7 @@ def write(tmp_path: Path):
 @pytest.fixture
 def load(write, environ):
     def load(text: str) -> Config:
-        return load_config(write(text), environ)
+        return load_config(write(text), environ, formats=FORMAT_NAMES)
 
     return load
 
@@ -427,7 +430,7 @@ ERRORS = {
 def test_errors_name_the_file_the_key_and_the_reason(write, environ, text, key, reason):
     path = write(text)
     with pytest.raises(ConfigError) as caught:
-        load_config(path, environ)
+        load_config(path, environ, formats=FORMAT_NAMES)
     error = caught.value
     assert (error.file, error.key) == (str(path), key)
     assert str(error).startswith(f"{path}: {key}: ")
@@ -437,7 +440,7 @@ def test_errors_name_the_file_the_key_and_the_reason(write, environ, text, key, 
 def test_unknown_upstream_message_is_exactly_as_documented(write, environ):
     path = write(UPSTREAMS + table("repository.dev", upstreams=["team", "foo"]))
     with pytest.raises(ConfigError) as caught:
-        load_config(path, environ)
+        load_config(path, environ, formats=FORMAT_NAMES)
     assert (
         str(caught.value)
         == f"{path}: repository.dev.upstreams[1]: unknown upstream 'foo' (known: team, public-npm)"
@@ -454,7 +457,7 @@ def test_secrets_never_appear_in_errors(write, environ):
     ]
     for text in cases:
         with pytest.raises(ConfigError) as caught:
-            load_config(write(text), environ)
+            load_config(write(text), environ, formats=FORMAT_NAMES)
         assert "upstream.x" in str(caught.value)
         assert "s3cret" not in str(caught.value)
         assert "s3cret" not in repr(caught.value.args)
@@ -463,17 +466,17 @@ def test_secrets_never_appear_in_errors(write, environ):
 def test_a_named_file_that_does_not_exist_is_an_error_not_the_default(tmp_path, environ):
     missing = tmp_path / "nope.toml"
     with pytest.raises(ConfigError) as caught:
-        load_config(missing, environ)
+        load_config(missing, environ, formats=FORMAT_NAMES)
     assert str(caught.value) == f"{missing}: cannot read the configuration file: No such file or directory"
     with pytest.raises(ConfigError, match=r"nope\.toml"):
-        load_config(None, {**environ, ENV_VAR: str(missing)})
+        load_config(None, {**environ, ENV_VAR: str(missing)}, formats=FORMAT_NAMES)
 
 
 def test_a_file_that_is_not_utf8_is_an_error(write, environ):
     path = write("x")
     path.write_bytes(b"[repository.dev]\n# caf\xe9\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
-        load_config(path, environ)
+        load_config(path, environ, formats=FORMAT_NAMES)
 
 
 def test_config_error_without_a_key_has_two_parts():
@@ -638,11 +641,11 @@ def test_path_selection_explicit_then_env_then_default(write, environ):
     explicit = write(table("repository.explicit"), "explicit.toml")
     from_env = write(table("repository.from-env"), "env.toml")
     with_env = {**environ, ENV_VAR: str(from_env)}
-    assert list(load_config(explicit, with_env).repositories) == ["explicit"]
-    assert list(load_config(str(explicit), with_env).repositories) == ["explicit"]
-    assert list(load_config(None, with_env).repositories) == ["from-env"]
-    assert list(load_config(None, environ).repositories) == ["local"]
-    assert list(load_config(None, {**environ, ENV_VAR: ""}).repositories) == ["local"]
+    assert list(load_config(explicit, with_env, formats=FORMAT_NAMES).repositories) == ["explicit"]
+    assert list(load_config(str(explicit), with_env, formats=FORMAT_NAMES).repositories) == ["explicit"]
+    assert list(load_config(None, with_env, formats=FORMAT_NAMES).repositories) == ["from-env"]
+    assert list(load_config(None, environ, formats=FORMAT_NAMES).repositories) == ["local"]
+    assert list(load_config(None, {**environ, ENV_VAR: ""}, formats=FORMAT_NAMES).repositories) == ["local"]
 
 
 def test_resolve_config_path_expands_home(home):
@@ -656,7 +659,7 @@ def test_resolve_config_path_expands_home(home):
 
 
 def test_example_file_loads(environ):
-    config = load_config(EXAMPLE, environ)
+    config = load_config(EXAMPLE, environ, formats=FORMAT_NAMES)
     assert config.source == str(EXAMPLE)
     assert "dev" in config.repositories
     assert config.codeartifact["corp"].domain_owner == "111122223333"

@@ -24,6 +24,7 @@ from proxy.config.loader import load_config
 from proxy.daemon import Daemon
 from proxy.formats.maven import assets as maven_assets
 from proxy.formats.maven.metadata import parse
+from proxy.formats.registry import format_names
 from proxy.server.app import build_app
 from tests.fakes.daemon import RunningDaemon, download_past_a_stall, start_daemon, write_config
 from tests.fakes.maven_repository import FakeMavenRepository
@@ -291,7 +292,9 @@ async def test_a_known_miss_stays_a_miss_while_upstreams_fail(
 ) -> None:
     # In process, so the "not there" memory can be made stale at once (it is fresh for a minute).
     monkeypatch.setattr(maven_assets, "NOT_FOUND_TTL", 0.0)
-    daemon = await Daemon.open(load_config(write_config(tmp_path, proxy_config(upstream))))
+    daemon = await Daemon.open(
+        load_config(write_config(tmp_path, proxy_config(upstream)), formats=format_names())
+    )
     missing, never = "org/example/hello/0.1/hello-0.1.pom", "org/example/hello/0.2/hello-0.2.pom"
     try:
         async with TestClient(TestServer(build_app(daemon))) as client:

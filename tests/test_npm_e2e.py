@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from proxy.config.loader import load_config
+from proxy.formats.registry import format_names
 from proxy.store.catalog import PackageCoordinate
 from proxy.store.store import Store
 from tests.fakes.codeartifact import FakeCodeArtifact, aws_environment
@@ -110,7 +111,7 @@ def start_proxy(daemon_factory, body: str):  # type: ignore[no-untyped-def]
 
 
 def open_store(config: Path) -> Store:
-    return Store.open(load_config(config).cache)
+    return Store.open(load_config(config, formats=format_names()).cache)
 
 
 # -- install through a chain, then ci from the store ---------------------------------------------

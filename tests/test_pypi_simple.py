@@ -27,6 +27,7 @@ from proxy.formats.pypi.simple import DistFile, ProjectPage, render_index, rende
 from proxy.repository.origin import FETCHED_DEFAULT, PUBLISHED_DEFAULT
 from proxy.store.blobs import BlobInfo
 from proxy.store.catalog import AssetRecord, PackageRecord, PackageVersionOrigin, PackageVersionRecord
+from proxy.store.seekable import SeekableBlob
 from proxy.store.store import Store
 from tests.fakes.pypi_index import make_wheel, wheel_core_metadata
 
@@ -394,7 +395,7 @@ def store(tmp_path: Path):
 async def test_metadata_is_taken_out_of_a_stored_wheel(store, payload_size):
     filename, data = make_wheel("Foo_Bar", "1.0", requires_dist=["baz>=2"], payload_size=payload_size)
     info = await stored(store, data)
-    metadata = wheel_metadata(store.blobs, info.blob_id, filename)
+    metadata = wheel_metadata(SeekableBlob(store.blobs, info.blob_id), filename)
     assert metadata == wheel_core_metadata(data)
     assert metadata_mismatch(metadata, "foo-bar", "1.0.0") is None
     assert "not foo-bar 2.0" in (metadata_mismatch(metadata, "foo-bar", "2.0") or "")
@@ -403,7 +404,7 @@ async def test_metadata_is_taken_out_of_a_stored_wheel(store, payload_size):
 async def test_a_stored_file_that_is_no_wheel_gives_no_metadata(store):
     info = await stored(store, b"not a zip at all" * 100)
     with pytest.raises(ValueError, match="not a readable wheel"):
-        wheel_metadata(store.blobs, info.blob_id, "foo-1.0-py3-none-any.whl")
+        wheel_metadata(SeekableBlob(store.blobs, info.blob_id), "foo-1.0-py3-none-any.whl")
 
 
 def test_sdist_metadata_from_form_fields():

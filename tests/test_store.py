@@ -27,6 +27,7 @@ from proxy.store.index import FILE_NAME as INDEX_FILE
 from proxy.store.index import Index
 from proxy.store.keyring import KeyRing
 from proxy.store.ledger import LedgerEntry
+from proxy.store.local import LocalCatalog
 from proxy.store.metadata import CachedDocument
 from proxy.store.singleflight import SingleFlight
 from proxy.store.store import GROUP_SECONDS, Store, StoreUnavailable
@@ -57,7 +58,7 @@ async def test_catalog_round_trip_and_listing(tmp_path):
         bi = await w.commit(published=False)
     blob = bi.blob_id
     await record_fetched_asset(
-        store, "dev", COORD, "1.0.0", asset_record("left-pad-1.0.0.tgz", bi), "public-npm"
+        LocalCatalog(store), "dev", COORD, "1.0.0", asset_record("left-pad-1.0.0.tgz", bi), "public-npm"
     )
     record = store.catalog.package("dev", COORD)
     assert record is not None
@@ -143,12 +144,14 @@ async def test_only_a_publish_waits_for_the_disk(tmp_path, monkeypatch, publishe
         asset = asset_record("left-pad-1.0.0.tgz", await writer.commit(published=published))
     if published:
         version = published_version("1.0.0", "local", [asset], {})
-        await update_published(store, "local", COORD, lambda r: r.versions.update({"1.0.0": version}))
+        await update_published(
+            LocalCatalog(store), "local", COORD, lambda r: r.versions.update({"1.0.0": version})
+        )
         logs = {str(tmp_path / "cache" / "index" / db / f"{INDEX_FILE}-wal") for db in ("catalog", "ledger")}
         assert any(path.endswith(".part") for path in synced)  # the blob's content, before its rename
         assert logs <= set(synced)
     else:
-        await record_fetched_asset(store, "dev", COORD, "1.0.0", asset, "public-npm")
+        await record_fetched_asset(LocalCatalog(store), "dev", COORD, "1.0.0", asset, "public-npm")
         assert synced == []
     assert store.has_blob(asset.blob_id)
     store.close()
@@ -187,7 +190,7 @@ async def test_gc_removes_only_unreferenced_blobs(tmp_path):
         w.finish()
         kept = await w.commit(published=True)
     await update_published(
-        store,
+        LocalCatalog(store),
         "local",
         COORD,
         lambda r: r.versions.update(
@@ -213,7 +216,7 @@ async def test_verify_reports_broken_blob_and_missing_published_asset(tmp_path):
         w.finish()
         info = await w.commit(published=True)
     await update_published(
-        store,
+        LocalCatalog(store),
         "local",
         COORD,
         lambda r: r.versions.update(
@@ -235,7 +238,7 @@ async def test_verify_reports_broken_blob_and_missing_published_asset(tmp_path):
 
 async def test_first_publish_sets_origin_controls(tmp_path):
     store = open_store(tmp_path)
-    record = await update_published(store, "local", COORD, lambda r: None)
+    record = await update_published(LocalCatalog(store), "local", COORD, lambda r: None)
     assert (record.origin_configuration.publish, record.origin_configuration.upstream) == ("ALLOW", "BLOCK")
     store.close()
 
@@ -250,7 +253,7 @@ async def test_nothing_on_disk_reveals_what_is_cached(tmp_path):
         info = await w.commit(published=False)
     coord = PackageCoordinate("npm", "secretscope", "secret-package-" + marker.decode())
     await record_fetched_asset(
-        store, "dev", coord, "9.9.9", asset_record(marker.decode() + ".tgz", info), "up"
+        LocalCatalog(store), "dev", coord, "9.9.9", asset_record(marker.decode() + ".tgz", info), "up"
     )
     store.metadata.put(
         CachedDocument(200, b'{"name":"' + marker + b'"}', etag='"' + marker.decode() + '"'),
@@ -385,7 +388,7 @@ async def test_the_daemon_s_store_commits_a_group_soon_and_a_publish_at_once(tmp
     catalog = store.catalog.index
     blob = await put(store, os.urandom(1000), published=False)
     fetched = AssetRecord("left-pad-1.0.0.tgz", 1000, blob, {})
-    await record_fetched_asset(store, "dev", COORD, "1.0.0", fetched, "public-npm")
+    await record_fetched_asset(LocalCatalog(store), "dev", COORD, "1.0.0", fetched, "public-npm")
     assert committed(catalog, tmp_path / "fetched") == []
     await asyncio.sleep(GROUP_SECONDS * 2)
     assert len(committed(catalog, tmp_path / "later")) == 3  # record, listing, repositories
@@ -422,7 +425,9 @@ async def test_an_index_diskcache_wrote_is_moved_in_whole(tmp_path):
     published = await put(store, os.urandom(1000), published=True)
     fetched = await put(store, os.urandom(2000), published=False)
     version = published_version("1.0.0", "local", [AssetRecord("a.tgz", 1000, published, {})], {})
-    await update_published(store, "local", COORD, lambda r: r.versions.update({"1.0.0": version}))
+    await update_published(
+        LocalCatalog(store), "local", COORD, lambda r: r.versions.update({"1.0.0": version})
+    )
     big = os.urandom(100_000)  # diskcache kept values past 32 KB in files of their own
     store.metadata.put(CachedDocument(200, big, etag='"e"'), "metadata", "up", "npm", "big")
     store.metadata.put(CachedDocument(404, b""), "metadata", "up", "npm", "gone")
@@ -469,6 +474,7 @@ from proxy.store.index import FILE_NAME as INDEX_FILE
 from proxy.store.index import Index
 from proxy.store.keyring import KeyRing
 from proxy.store.ledger import LedgerEntry
+from proxy.store.local import LocalCatalog
 from proxy.store.store import Store
 
 async def main():
@@ -483,7 +489,8 @@ async def main():
         writer.finish()
         info = await writer.commit(published=True)
     coord = PackageCoordinate("npm", "", "big")
-    await record_fetched_asset(store, "local", coord, "1.0.0", asset_record("big-1.0.0.tgz", info), "up")
+    asset = asset_record("big-1.0.0.tgz", info)
+    await record_fetched_asset(LocalCatalog(store), "local", coord, "1.0.0", asset, "up")
     print("committed", flush=True)
 
 asyncio.run(main())

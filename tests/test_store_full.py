@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from proxy.config.loader import load_config
 from proxy.daemon import Daemon
+from proxy.formats.registry import format_names
 from proxy.server.app import build_app
 from proxy.store.catalog import PackageCoordinate
 from proxy.store.space import out_of_space
@@ -80,7 +81,7 @@ async def test_npm_is_served_from_upstream_while_the_disk_is_full(
         # More than one sealed chunk: written to the disk while it arrives, so the disk fills mid-way.
         big = public.add("big", "1.0.0", tarball=os.urandom(600 * 1024))
         body = public.upstream_config() + '\n[repository.dev]\nupstreams = ["public"]\npublish = true\n'
-        daemon = await Daemon.open(load_config(write_config(tmp_path, body)))
+        daemon = await Daemon.open(load_config(write_config(tmp_path, body), formats=format_names()))
         store = daemon.store
         try:  # closed in the test: the last step is closing with a full disk
             async with TestClient(TestServer(build_app(daemon))) as client:
@@ -128,7 +129,7 @@ async def test_pypi_is_served_from_upstream_while_the_disk_is_full(
     async with FakePypiIndex() as index:
         wheel = index.add_wheel("hello", "1.0", pep658=True)
         body = index.upstream_config() + '\n[repository.dev]\nupstreams = ["plain"]\n'
-        daemon = await Daemon.open(load_config(write_config(tmp_path, body)))
+        daemon = await Daemon.open(load_config(write_config(tmp_path, body), formats=format_names()))
         try:
             async with TestClient(TestServer(build_app(daemon))) as client:
                 with full(daemon.store, monkeypatch):
@@ -160,7 +161,7 @@ async def test_maven_is_served_from_upstream_and_deploys_are_refused_while_the_d
         f'[upstream.m2]\nformat = "maven"\nurl = "{upstream.url}"\n\n'
         '[repository.dev]\nupstreams = ["m2"]\npublish = true\n'
     )
-    daemon = await Daemon.open(load_config(write_config(tmp_path, body)))
+    daemon = await Daemon.open(load_config(write_config(tmp_path, body), formats=format_names()))
     deploy = "org/example/mine/1.0/mine-1.0.jar"
     try:
         async with TestClient(TestServer(build_app(daemon))) as client:

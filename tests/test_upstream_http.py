@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from proxy.config.model import Credentials
+from proxy.formats.registry import token_schemes
 from proxy.upstream.base import LinkLocalRefused, UpstreamUnavailable, transport_failure
 from proxy.upstream.http import (
     Authorization,
@@ -30,6 +31,7 @@ from proxy.upstream.http import (
 from proxy.upstream.registry import RegistryUpstream
 from tests.fakes.codeartifact import FakeCodeArtifact
 
+SCHEMES = token_schemes()  # how each format sends a token
 OWNER = "111122223333"
 TOKEN = "t0ken-for-http-tests"
 
@@ -299,10 +301,12 @@ async def test_wrong_bytes_arrive_as_sent(fake, http) -> None:
 async def test_registry_credentials(origin_server, http) -> None:
     url, seen = origin_server
     upstreams = [
-        RegistryUpstream("a", "maven", url, Credentials(username="user", password="pass"), http),
-        RegistryUpstream("b", "npm", url + "/", Credentials(token="npm-tok"), http),
-        RegistryUpstream("c", "pypi", url, Credentials(token="py-tok"), http),
-        RegistryUpstream("d", "pypi", url, Credentials(), http),
+        RegistryUpstream(
+            "a", "maven", url, Credentials(username="user", password="pass"), http, SCHEMES["maven"]
+        ),
+        RegistryUpstream("b", "npm", url + "/", Credentials(token="npm-tok"), http, SCHEMES["npm"]),
+        RegistryUpstream("c", "pypi", url, Credentials(token="py-tok"), http, SCHEMES["pypi"]),
+        RegistryUpstream("d", "pypi", url, Credentials(), http, SCHEMES["pypi"]),
     ]
     for upstream in upstreams:
         (format,) = upstream.formats
@@ -316,7 +320,7 @@ async def test_registry_credentials(origin_server, http) -> None:
 
 async def test_registry_answers(origin_server, http) -> None:
     url, _ = origin_server
-    upstream = RegistryUpstream("plain", "npm", url, Credentials(), http)
+    upstream = RegistryUpstream("plain", "npm", url, Credentials(), http, SCHEMES["npm"])
     async with upstream.open("npm", "missing") as response:
         assert response.status == 404
     with pytest.raises(UpstreamUnavailable) as raised:

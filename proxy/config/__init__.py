@@ -9,7 +9,6 @@ from proxy.config.loader import (
     resolve_config_path,
 )
 from proxy.config.model import (
-    FORMATS,
     CacheConfig,
     CodeArtifactDomain,
     CodeArtifactUpstream,
@@ -25,7 +24,6 @@ from proxy.config.model import (
 
 __all__ = [
     "ENV_VAR",
-    "FORMATS",
     "CacheConfig",
     "CodeArtifactDomain",
     "CodeArtifactUpstream",

@@ -20,7 +20,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -28,7 +28,6 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 from proxy.config.model import (
-    FORMATS,
     CacheConfig,
     CodeArtifactDomain,
     CodeArtifactUpstream,
@@ -98,8 +97,11 @@ def resolve_config_path(path: str | Path | None, environ: Mapping[str, str] = os
     return None if chosen is None else _expand_user(chosen, environ)
 
 
-def load_config(path: str | Path | None, environ: Mapping[str, str] = os.environ) -> Config:
-    """Load and validate the configuration; see ``resolve_config_path`` for which file is read."""
+def load_config(
+    path: str | Path | None, environ: Mapping[str, str] = os.environ, *, formats: Collection[Format]
+) -> Config:
+    """Load and validate the configuration; see ``resolve_config_path`` for which file is read.
+    ``formats``: the names ``format =`` may take (the registered formats, ``proxy.formats.registry``)."""
     chosen = resolve_config_path(path, environ)
     if chosen is None:
         return embedded_default(environ)
@@ -115,12 +117,12 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] = os.environ
         raise ConfigError(source, "", "cannot read the configuration file: it is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise _syntax_error(source, error) from None
-    return _build(data, _Context(source, Path(source).parent, environ))
+    return _build(data, _Context(source, Path(source).parent, environ, tuple(formats)))
 
 
 def embedded_default(environ: Mapping[str, str] = os.environ) -> Config:
     """The configuration used when no file is named: one publishable repository ``local``, no upstreams."""
-    return _build(tomllib.loads(_EMBEDDED_TOML), _Context(EMBEDDED_SOURCE, _home(environ), environ))
+    return _build(tomllib.loads(_EMBEDDED_TOML), _Context(EMBEDDED_SOURCE, _home(environ), environ, ()))
 
 
 def redacted(config: Config) -> dict[str, Any]:
@@ -253,7 +255,7 @@ def _codeartifact_upstream(t: _Table, domains: Mapping[str, CodeArtifactDomain])
 
 
 def _registry_upstream(t: _Table) -> RegistryUpstream:
-    format_ = t.choice("format", FORMATS)
+    format_ = t.choice("format", t.ctx.formats)
     if format_ is None:
         raise t.missing("format")
     url = cast(str, t.url("url", trailing_slash=True))
@@ -267,7 +269,7 @@ def _registry_upstream(t: _Table) -> RegistryUpstream:
     if credentials.password and not credentials.username:
         raise t.error("username", "password needs a username")
     t.finish()
-    return RegistryUpstream(name=t.name, format=cast(Format, format_), url=url, credentials=credentials)
+    return RegistryUpstream(name=t.name, format=format_, url=url, credentials=credentials)
 
 
 def _repository(
@@ -319,10 +321,13 @@ def _check_loops(ctx: _Context, repositories: Mapping[str, RepositoryConfig]) ->
 class _Context:
     """What every table's validation needs: the file (for errors and relative paths) and the environment."""
 
-    def __init__(self, source: str, folder: Path, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, source: str, folder: Path, environ: Mapping[str, str], formats: tuple[Format, ...]
+    ) -> None:
         self.source = source
         self.folder = folder
         self.environ = environ
+        self.formats = formats  # the registered formats' names
 
     def error(self, key: str, reason: str) -> ConfigError:
         return ConfigError(self.source, key, reason)

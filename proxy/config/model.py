@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-Format = Literal["npm", "pypi", "maven"]
-FORMATS: tuple[Format, ...] = ("npm", "pypi", "maven")
+# A registered format's name ("npm", "pypi", "maven", ...: see proxy.formats.registry). The loader
+# checks ``format =`` against the names it is given.
+Format = str
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from proxy.config.model import Format
 from proxy.repository.errors import UpstreamInvalid
-from proxy.store.blobs import BlobInfo
-from proxy.store.metadata import CachedDocument
+from proxy.store.protocols import BlobInfo, BlobService, CachedDocument, MetadataService
 from proxy.store.singleflight import SingleFlight
-from proxy.store.store import Store, offload
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
@@ -65,8 +63,9 @@ class Fetched(Generic[T]):
 
 
 class Fetcher:
-    def __init__(self, store: Store, metadata_ttl: float) -> None:
-        self._store = store
+    def __init__(self, metadata: MetadataService, blobs: BlobService, metadata_ttl: float) -> None:
+        self._metadata = metadata
+        self._blobs = blobs
         self._ttl = metadata_ttl
         self._documents: SingleFlight[Fetched[Any] | None] = SingleFlight()
         self._assets: SingleFlight[BlobInfo | None] = SingleFlight()
@@ -89,7 +88,7 @@ class Fetcher:
         not change it.
         """
         key = ("metadata", upstream.name, format, url)
-        cached = self._store.metadata.get(*key)
+        cached = await self._metadata.get(*key)
         if cached is not None and cached.age() < (self._ttl if cached.status == 200 else NOT_FOUND_TTL):
             return Fetched(cached, False, parse) if cached.status == 200 else None
         return await self._documents.do(
@@ -145,7 +144,7 @@ class Fetcher:
                 log.warning("serving stale metadata: %s", exc)
                 return Fetched(cached, True, parse)
             raise
-        await offload(len(doc.body), lambda: self._store.metadata.put(doc, *key))
+        await self._metadata.put(doc, *key)
         return Fetched(doc, False, parse, parsed) if doc.status == 200 else None
 
     # -- assets -----------------------------------------------------------------------------------
@@ -172,7 +171,7 @@ class Fetcher:
         check: Callable[[BlobInfo], str | None],
         sink: AssetSink | None,
     ) -> BlobInfo | None:
-        async with self._store.ingest() as writer, upstream.open(format, url) as response:
+        async with self._blobs.ingest() as writer, upstream.open(format, url) as response:
             if response.status in (404, 410):
                 return None
             if response.status != 200:

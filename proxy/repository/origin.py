@@ -14,19 +14,13 @@ PUBLISHED_DEFAULT = OriginConfiguration(publish="ALLOW", upstream="BLOCK")
 FETCHED_DEFAULT = OriginConfiguration(publish="BLOCK", upstream="ALLOW")
 
 
-def display_name(record: PackageRecord) -> str:
-    c = record.coordinate
-    if not c.namespace:
-        return c.name
-    return f"@{c.namespace}/{c.name}" if c.format == "npm" else f"{c.namespace}:{c.name}"
-
-
-def publish_refusal(record: PackageRecord | None, repository: str) -> str | None:
-    """Why publishing this package into ``repository`` is refused, or None when it is allowed."""
+def publish_refusal(record: PackageRecord | None, repository: str, package: str) -> str | None:
+    """Why publishing this package (``package``: its name as its format displays it) into
+    ``repository`` is refused, or None when it is allowed."""
     if record is None or record.origin_configuration.publish == "ALLOW":
         return None
     return (
-        f"package {display_name(record)} in repository {repository} came from an upstream; its origin "
+        f"package {package} in repository {repository} came from an upstream; its origin "
         "configuration blocks publishing (publish=BLOCK)"
     )
 

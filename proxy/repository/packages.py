@@ -4,20 +4,19 @@ pinning follow one set of rules."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from proxy.repository.origin import FETCHED_DEFAULT, PUBLISHED_DEFAULT
-from proxy.store.blobs import BlobInfo
-from proxy.store.catalog import (
+from proxy.store.protocols import (
     AssetRecord,
+    BlobInfo,
+    CatalogService,
     PackageCoordinate,
     PackageRecord,
     PackageVersionOrigin,
     PackageVersionRecord,
 )
-from proxy.store.store import Store
 
 
 def asset_record(name: str, info: BlobInfo) -> AssetRecord:
@@ -27,7 +26,7 @@ def asset_record(name: str, info: BlobInfo) -> AssetRecord:
 
 
 async def record_fetched_asset(
-    store: Store,
+    catalog: CatalogService,
     repository: str,
     coordinate: PackageCoordinate,
     version: str,
@@ -44,11 +43,11 @@ async def record_fetched_asset(
         )
         pv.assets[asset.name] = asset
 
-    store.catalog.update_package(repository, coordinate, change)
+    await catalog.update_package(repository, coordinate, change)
 
 
 async def update_published(
-    store: Store,
+    catalog: CatalogService,
     repository: str,
     coordinate: PackageCoordinate,
     change: Callable[[PackageRecord], None],
@@ -63,8 +62,8 @@ async def update_published(
         change(record)
 
     # Committed here, not by the sync: the group it joins could be committed, and fail, in between.
-    updated = store.catalog.update_package(repository, coordinate, apply, commit=True)
-    await asyncio.to_thread(store.sync)
+    updated = await catalog.update_package(repository, coordinate, apply, commit=True)
+    await catalog.sync()
     return updated
 
 
@@ -80,9 +79,9 @@ def published_version(
 
 
 async def find_asset(
-    store: Store, repository: str, coordinate: PackageCoordinate, version: str, name: str
+    catalog: CatalogService, repository: str, coordinate: PackageCoordinate, version: str, name: str
 ) -> AssetRecord | None:
-    record = store.catalog.package(repository, coordinate)
+    record = await catalog.package(repository, coordinate)
     if record is None or version not in record.versions:
         return None
     return record.versions[version].assets.get(name)

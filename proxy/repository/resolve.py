@@ -18,8 +18,7 @@ from typing import Generic, TypeVar
 from proxy.repository.chain import Place
 from proxy.repository.errors import NoUpstreamAnswered, UpstreamInvalid
 from proxy.repository.origin import upstream_blocked
-from proxy.store.catalog import PackageCoordinate, PackageRecord
-from proxy.store.store import Store
+from proxy.store.protocols import CatalogService, PackageCoordinate, PackageRecord
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ class Resolution(Generic[T]):
 
 
 async def resolve(
-    store: Store,
+    catalog: CatalogService,
     places: tuple[Place, ...],
     coordinate: PackageCoordinate,
     local: Callable[[str, PackageRecord], T | None],
@@ -43,7 +42,7 @@ async def resolve(
 ) -> Resolution[T]:
     """``local(repository, record)`` -> what that repository publishes of the package, or None.
     ``remote(upstream)`` -> (document, stale) or None when the upstream does not have the package."""
-    records = {p.name: store.catalog.package(p.name, coordinate) for p in places if p.is_repository}
+    records = {p.name: await catalog.package(p.name, coordinate) for p in places if p.is_repository}
     blocked = any(upstream_blocked(record) for record in records.values())
     asked = [p for p in places if not p.is_repository and not blocked]
     answers = await asyncio.gather(*(remote(p.upstream) for p in asked if p.upstream), return_exceptions=True)

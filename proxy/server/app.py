@@ -1,23 +1,19 @@
-"""The aiohttp application: middlewares and the routes of every part of the external contract."""
+"""The aiohttp application: middlewares, health and metrics, and the routes of every registered format."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from proxy.daemon import Daemon
-from proxy.formats import maven, npm, pypi
 from proxy.server import health, metrics
-from proxy.server.context import DAEMON
 from proxy.server.errors import error_middleware
 
 
 def build_app(daemon: Daemon) -> web.Application:
     # metrics outermost, so it sees the status the error middleware settled on.
     app = web.Application(middlewares=[metrics.metrics_middleware, error_middleware], client_max_size=1024**3)
-    app[DAEMON] = daemon
-    health.add_routes(app)
-    metrics.add_routes(app, daemon.store.ledger)
-    npm.add_routes(app)
-    maven.add_routes(app)
-    pypi.add_routes(app)
+    health.add_routes(app, daemon.readiness)
+    metrics.add_routes(app, daemon.usage, daemon.formats)
+    for served in daemon.formats.values():
+        served.add_routes(app)
     return app

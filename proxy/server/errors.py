@@ -10,16 +10,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from proxy.formats.common.http import error_response
 from proxy.repository.errors import UPSTREAM_FAILURES, Refused
 from proxy.store.space import out_of_space
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_response(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": reason}, status=status, headers=headers)
 
 
 def one_line(text: str) -> str:

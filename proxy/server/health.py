@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
-from proxy.server.context import DAEMON
+from proxy.daemon import Readiness
+
+READINESS = web.AppKey("readiness", Callable[[], list[Readiness]])
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -12,7 +16,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    items = request.app[DAEMON].readiness()
+    items = request.app[READINESS]()
     ready = all(item.ready for item in items)
     body = {
         "status": "ready" if ready else "not ready",
@@ -24,6 +28,7 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ready else 503)
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, readiness: Callable[[], list[Readiness]]) -> None:
+    app[READINESS] = readiness
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

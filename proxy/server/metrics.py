@@ -1,9 +1,12 @@
-"""/metrics in Prometheus text format. Labels are coarse (format and status class), never paths,
-package names or anything a client sent, so no secret and no unbounded label set can reach them."""
+"""/metrics in Prometheus text format. Labels are coarse (a registered format's name, ``v1`` or
+``other``, and the status class), never paths, package names or anything a client sent, so no secret
+and no unbounded label set can reach them."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import (
@@ -16,14 +19,22 @@ from prometheus_client import (
 )
 
 from proxy.server.errors import Handler
-from proxy.store.ledger import BlobLedger
 
 METRICS = web.AppKey("metrics", "Metrics")
-_FORMATS = ("npm", "pypi", "maven", "v1")
+_API = "v1"  # the CodeArtifact API's prefix, labelled like a format
+
+
+class StoreUsage(Protocol):
+    @property
+    def blob_count(self) -> int: ...
+
+    @property
+    def cached_size(self) -> int: ...
 
 
 class Metrics:
-    def __init__(self, ledger: BlobLedger) -> None:
+    def __init__(self, ledger: StoreUsage, formats: Collection[str]) -> None:
+        self._labels = frozenset((*formats, _API))
         self.registry = CollectorRegistry()
         blobs = Gauge(
             "codeartifact_proxy_store_blobs",
@@ -53,7 +64,7 @@ class Metrics:
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         first = path.split("/", 2)[1] if path.count("/") >= 1 else ""
-        fmt = first if first in _FORMATS else "other"
+        fmt = first if first in self._labels else "other"
         self.requests.labels(fmt, f"{status // 100}xx").inc()
         self.duration.labels(fmt).observe(seconds)
 
@@ -78,6 +89,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def add_routes(app: web.Application, ledger: BlobLedger) -> None:
-    app[METRICS] = Metrics(ledger)
+def add_routes(app: web.Application, usage: StoreUsage, formats: Collection[str]) -> None:
+    """``formats``: the first path segments counted under their own label (the formats' names)."""
+    app[METRICS] = Metrics(usage, formats)
     app.router.add_get("/metrics", metrics_endpoint)

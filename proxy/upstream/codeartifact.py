@@ -1,8 +1,8 @@
 """A CodeArtifact repository as an upstream (``[upstream.NAME]`` with ``codeartifact = DOMAIN``).
 
 Requests go to the repository endpoint GetRepositoryEndpoint gave for the format, with the
-domain's token: npm as ``Authorization: Bearer TOKEN``, PyPI and Maven as ``Basic aws:TOKEN``
-(what ``aws codeartifact login`` configures for each client).
+domain's token sent the way the format's clients send it (``TokenScheme``, given by the format
+registry; user ``aws``, as ``aws codeartifact login`` configures each client).
 
 A rejected token is replaced once per request: on 401 or 403 the token is invalidated (the
 provider refreshes once however many requests saw it), and the request is sent again with the
@@ -17,13 +17,13 @@ Concurrency: shared by all requests; the token provider and endpoint cache do th
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from proxy.codeartifact.domain import DomainError
 from proxy.codeartifact.endpoint import RepositoryEndpoints
 from proxy.codeartifact.token import TokenProvider
-from proxy.config.model import FORMATS, Format
+from proxy.config.model import Format
 from proxy.upstream.base import (
     REJECTED_CREDENTIALS,
     UpstreamResponse,
@@ -31,19 +31,18 @@ from proxy.upstream.base import (
     absolute_url,
     ensure_authorized,
 )
-from proxy.upstream.http import Authorization, UpstreamHttp, basic_authorization, origin
+from proxy.upstream.http import Authorization, UpstreamHttp, origin
 
 log = logging.getLogger(__name__)
 
 
-def authorization_value(format: Format, token: str) -> str:
-    if format == "npm":
-        return f"Bearer {token}"
-    return basic_authorization("aws", token)
+# A format's way of sending a token: (username, token) -> the Authorization header's value.
+TokenScheme = Callable[[str, str], str]
+CODEARTIFACT_USERNAME = "aws"
 
 
 class CodeArtifactRepositoryUpstream:
-    formats: frozenset[Format] = frozenset(FORMATS)
+    """Serves every format of ``schemes`` (each by its own repository endpoint)."""
 
     def __init__(
         self,
@@ -52,8 +51,11 @@ class CodeArtifactRepositoryUpstream:
         tokens: TokenProvider,
         endpoints: RepositoryEndpoints,
         http: UpstreamHttp,
+        schemes: Mapping[Format, TokenScheme],
     ) -> None:
         self.name = name
+        self.formats: frozenset[Format] = frozenset(schemes)
+        self._schemes = schemes
         self.repository = repository
         self._tokens = tokens
         self._endpoints = endpoints
@@ -112,7 +114,7 @@ class CodeArtifactRepositoryUpstream:
         content: bytes | None,
         token: str,
     ) -> UpstreamResponse:
-        authorization = Authorization.for_url(authorization_value(format, token), base)
+        authorization = Authorization.for_url(self._schemes[format](CODEARTIFACT_USERNAME, token), base)
         return await self._http.send(
             self.name, target, method=method, headers=headers, content=content, authorization=authorization
         )

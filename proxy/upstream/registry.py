@@ -3,9 +3,8 @@
 A plain registry (``[upstream.NAME]`` with ``format`` and ``url``) serves one format. Its optional
 credentials are sent, to the registry's origin only, as:
 - ``username``/``password``: ``Basic username:password``;
-- ``token``: npm ``Bearer TOKEN`` (what npm sends for ``:_authToken``); PyPI and Maven ``Basic``
-  with the token as password and ``username`` (default ``token``) as user name, since pip and
-  Maven only speak Basic and private PyPI/Maven registries take tokens as passwords that way.
+- ``token``: the way the format's clients send a token (its ``TokenScheme``), with ``username``
+  (default ``token``) as user name where the scheme has one (Basic with the token as password).
 
 ``build_upstreams`` builds one ``DomainClient``, ``TokenProvider`` and ``RepositoryEndpoints``
 per ``[codeartifact.NAME]`` domain and one upstream per ``[upstream.NAME]``; the composition root
@@ -27,17 +26,15 @@ from proxy.codeartifact.token import DomainHealth, TokenProvider
 from proxy.config import model
 from proxy.config.model import Format
 from proxy.upstream.base import Upstream, UpstreamResponse, absolute_url, ensure_authorized
-from proxy.upstream.codeartifact import CodeArtifactRepositoryUpstream
+from proxy.upstream.codeartifact import CodeArtifactRepositoryUpstream, TokenScheme
 from proxy.upstream.http import Authorization, UpstreamHttp, basic_authorization
 
 DEFAULT_TOKEN_USERNAME = "token"
 
 
-def registry_authorization_value(format: Format, credentials: model.Credentials) -> str | None:
+def registry_authorization_value(scheme: TokenScheme, credentials: model.Credentials) -> str | None:
     if credentials.token:
-        if format == "npm":
-            return f"Bearer {credentials.token}"
-        return basic_authorization(credentials.username or DEFAULT_TOKEN_USERNAME, credentials.token)
+        return scheme(credentials.username or DEFAULT_TOKEN_USERNAME, credentials.token)
     if credentials.username or credentials.password:
         return basic_authorization(credentials.username or "", credentials.password or "")
     return None
@@ -45,12 +42,18 @@ def registry_authorization_value(format: Format, credentials: model.Credentials)
 
 class RegistryUpstream:
     def __init__(
-        self, name: str, format: Format, url: str, credentials: model.Credentials, http: UpstreamHttp
+        self,
+        name: str,
+        format: Format,
+        url: str,
+        credentials: model.Credentials,
+        http: UpstreamHttp,
+        scheme: TokenScheme,
     ) -> None:
         self.name = name
         self.formats: frozenset[Format] = frozenset({format})
         self._endpoint = url if url.endswith("/") else url + "/"
-        value = registry_authorization_value(format, credentials)
+        value = registry_authorization_value(scheme, credentials)
         self._authorization = Authorization.for_url(value, self._endpoint) if value else None
         self._http = http
 
@@ -111,7 +114,10 @@ class Upstreams:
             provider.retry_now()
 
 
-def build_upstreams(config: model.Config, http: UpstreamHttp) -> Upstreams:
+def build_upstreams(
+    config: model.Config, http: UpstreamHttp, schemes: Mapping[Format, TokenScheme]
+) -> Upstreams:
+    """Every configured upstream; ``schemes``: how each format sends a token (the format registry's)."""
     clients = {name: DomainClient(domain) for name, domain in config.codeartifact.items()}
     providers = {name: TokenProvider(config.codeartifact[name], client) for name, client in clients.items()}
     endpoints = {name: RepositoryEndpoints(client) for name, client in clients.items()}
@@ -124,7 +130,10 @@ def build_upstreams(config: model.Config, http: UpstreamHttp) -> Upstreams:
                 providers[upstream.codeartifact],
                 endpoints[upstream.codeartifact],
                 http,
+                schemes,
             )
         else:
-            by_name[name] = RegistryUpstream(name, upstream.format, upstream.url, upstream.credentials, http)
+            by_name[name] = RegistryUpstream(
+                name, upstream.format, upstream.url, upstream.credentials, http, schemes[upstream.format]
+            )
     return Upstreams(MappingProxyType(by_name), MappingProxyType(providers), tuple(clients.values()))

@@ -1,6 +1,25 @@
 """The Maven format: ``/maven/{repo}/`` in the Maven 2 layout (assets, checksums, merged
 maven-metadata.xml, ``mvn deploy``)."""
 
-from proxy.formats.maven.routes import add_routes
+from __future__ import annotations
 
-__all__ = ["add_routes"]
+from proxy.formats.format import Services
+from proxy.formats.maven.routes import MavenService
+from proxy.store.protocols import PackageCoordinate
+from proxy.upstream.http import basic_authorization
+
+
+class Maven:
+    name = "maven"
+
+    def token_authorization(self, username: str, token: str) -> str:
+        return basic_authorization(username, token)  # Maven speaks Basic only: the token is the password
+
+    def display_name(self, coordinate: PackageCoordinate) -> str:
+        return f"{coordinate.namespace}:{coordinate.name}"
+
+    def serve(self, services: Services) -> MavenService:
+        return MavenService(services)
+
+
+FORMAT = Maven()

@@ -29,16 +29,15 @@ from functools import partial
 from aiohttp import web
 from cachetools import LRUCache
 
-from proxy.daemon import Daemon
+from proxy.formats.common.assets import StreamedAsset, serve_asset
+from proxy.formats.format import Services
 from proxy.formats.maven import checksums
 from proxy.formats.maven.paths import ArtifactPath, ChecksumAlgorithm, upstream_url
-from proxy.repository.fetch import NOT_FOUND_TTL, UpstreamInvalid
+from proxy.repository.errors import UpstreamInvalid
+from proxy.repository.fetch import NOT_FOUND_TTL
 from proxy.repository.origin import upstream_blocked
 from proxy.repository.packages import asset_record, record_fetched_asset
-from proxy.server.assets import StreamedAsset, serve_asset
-from proxy.store.blobs import BlobInfo
-from proxy.store.catalog import AssetRecord, PackageCoordinate, PackageRecord
-from proxy.store.metadata import CachedDocument
+from proxy.store.protocols import AssetRecord, BlobInfo, CachedDocument, PackageCoordinate, PackageRecord
 from proxy.store.singleflight import SingleFlight
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
@@ -71,8 +70,8 @@ def coordinate_of(path: ArtifactPath) -> PackageCoordinate:
 
 
 class Assets:
-    def __init__(self, daemon: Daemon) -> None:
-        self._daemon = daemon
+    def __init__(self, services: Services) -> None:
+        self._services = services
         self._known: LRUCache[tuple[str, str], AssetRecord] = LRUCache(KNOWN_ASSETS)
         self._locating: SingleFlight[AssetRecord] = SingleFlight()
 
@@ -80,7 +79,7 @@ class Assets:
         key = (repository, path.asset_path)
         locate = partial(self.locate, repository, path)
         return await serve_asset(
-            request, self._daemon.store, content_type(path.filename), self._known, key, locate
+            request, self._services.blobs, content_type(path.filename), self._known, key, locate
         )
 
     async def locate(
@@ -99,13 +98,13 @@ class Assets:
         self._known.pop((repository, path.asset_path), None)
 
     async def _locate(self, repository: str, path: ArtifactPath, sink: StreamedAsset | None) -> AssetRecord:
-        store = self._daemon.store
-        places = self._daemon.chain.places(repository)
+        catalog, blobs = self._services.catalog, self._services.blobs
+        places = self._services.chain.places(repository)
         coordinate = coordinate_of(path)
-        records = {p.name: store.catalog.package(p.name, coordinate) for p in places if p.is_repository}
+        records = {p.name: await catalog.package(p.name, coordinate) for p in places if p.is_repository}
         for record in records.values():
             held = _held(record, path)
-            if held is not None and store.has_blob(held.blob_id):
+            if held is not None and await blobs.has_blob(held.blob_id):
                 return held
         blocking = next((name for name, record in records.items() if upstream_blocked(record)), None)
         if blocking is not None:
@@ -127,7 +126,7 @@ class Assets:
                 continue
             if info is not None:
                 asset = asset_record(path.filename, info)
-                await record_fetched_asset(store, repository, coordinate, path.version, asset, place.name)
+                await record_fetched_asset(catalog, repository, coordinate, path.version, asset, place.name)
                 return asset
         if failures:
             raise web.HTTPBadGateway(reason=f"{path.asset_path}: " + "; ".join(failures))
@@ -139,9 +138,9 @@ class Assets:
         """The asset from this upstream; None when it does not have it. A "not there" is remembered: for
         NOT_FOUND_TTL it saves asking again, and past that it stands in for the answer while the upstream
         cannot be reached (Maven goes on without an optional POM that is missing, but stops on an error)."""
-        store = self._daemon.store
+        metadata = self._services.metadata
         key = (_NOT_FOUND, upstream.name, path.asset_path)
-        absent = store.metadata.get(*key)
+        absent = await metadata.get(*key)
         if absent is not None and absent.age() < NOT_FOUND_TTL:
             return None
         try:
@@ -154,9 +153,9 @@ class Assets:
             )
             return None
         if info is None:
-            store.metadata.put(CachedDocument(404, b""), *key)
+            await metadata.put(CachedDocument(404, b""), *key)
         elif absent is not None:
-            store.metadata.delete(*key)
+            await metadata.delete(*key)
         return info
 
     async def _download(
@@ -174,7 +173,7 @@ class Assets:
                 return None
             return f"{path.asset_path}: {algorithm} is {actual}, its .{algorithm} file says {digest}"
 
-        return await self._daemon.fetcher.asset(upstream, "maven", url, check, sink)
+        return await self._services.fetcher.asset(upstream, "maven", url, check, sink)
 
     async def _expected_digest(self, upstream: Upstream, url: str) -> tuple[ChecksumAlgorithm, str] | None:
         """The digest the upstream's own checksum file declares, if it offers one. Read afresh for each

@@ -14,8 +14,7 @@ import hashlib
 import re
 
 from proxy.formats.maven.paths import HEX_LENGTHS, ChecksumAlgorithm
-from proxy.store.blobs import BlobInfo
-from proxy.store.catalog import AssetRecord
+from proxy.store.protocols import AssetRecord, BlobInfo
 
 # How AssetRecord.hashes (CodeArtifact's names) spells each algorithm.
 RECORD_NAMES: dict[ChecksumAlgorithm, str] = {

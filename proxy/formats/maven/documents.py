@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
-from proxy.daemon import Daemon
+from proxy.formats.format import Services
 from proxy.formats.maven import checksums
 from proxy.formats.maven.metadata import (
     MavenMetadata,
@@ -36,7 +36,7 @@ from proxy.formats.maven.metadata import (
 )
 from proxy.formats.maven.paths import ChecksumAlgorithm, MetadataPath, upstream_url
 from proxy.repository.resolve import resolve
-from proxy.store.catalog import PackageCoordinate, PackageRecord
+from proxy.store.protocols import PackageCoordinate, PackageRecord
 from proxy.store.singleflight import SingleFlight
 from proxy.upstream.base import Upstream
 
@@ -64,14 +64,15 @@ class _Kept:
 
 
 class MetadataDocuments:
-    def __init__(self, daemon: Daemon) -> None:
-        self._daemon = daemon
-        self._recheck = min(RECHECK, daemon.config.cache.metadata_ttl)
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._recheck = min(RECHECK, services.metadata_ttl)
         self._kept: LRUCache[tuple[str, str], _Kept] = LRUCache(KEPT_DOCUMENTS)
         self._refreshing: SingleFlight[Rendered | None] = SingleFlight()
         self._generation = 0
 
-    def invalidate(self) -> None:
+    def invalidate(self, package: PackageCoordinate) -> None:
+        """Forget every merged document: a deploy of ``package`` can change group-level documents too."""
         self._generation += 1
         self._kept.clear()
 
@@ -90,8 +91,8 @@ class MetadataDocuments:
         generation = self._generation
         coordinate = PackageCoordinate("maven", path.group, path.artifact or "")
         resolution = await resolve(
-            self._daemon.store,
-            self._daemon.chain.places(repository),
+            self._services.catalog,
+            self._services.chain.places(repository),
             coordinate,
             lambda _repository, record: _local_document(record, path),
             lambda upstream: self._remote_document(upstream, path),
@@ -112,7 +113,7 @@ class MetadataDocuments:
     async def _remote_document(
         self, upstream: Upstream, path: MetadataPath
     ) -> tuple[MavenMetadata, bool] | None:
-        fetched = await self._daemon.fetcher.metadata(
+        fetched = await self._services.fetcher.metadata(
             upstream, "maven", upstream_url(path.document_path), parse
         )
         if fetched is None:

@@ -21,12 +21,10 @@ concurrent deploys of one release file cannot both win.
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 from cachetools import LRUCache
 
-from proxy.daemon import Daemon
+from proxy.formats.format import Services
 from proxy.formats.maven import checksums
 from proxy.formats.maven.assets import Assets, coordinate_of
 from proxy.formats.maven.documents import MetadataDocuments
@@ -36,7 +34,7 @@ from proxy.formats.maven.versions import is_snapshot
 from proxy.repository.errors import Refused as DeployRefused
 from proxy.repository.origin import publish_refusal
 from proxy.repository.packages import asset_record, published_version, update_published
-from proxy.store.catalog import PackageRecord
+from proxy.store.protocols import PackageCoordinate, PackageRecord
 
 CHUNK = 1 << 16
 SMALL_BODY = 1 << 20  # checksum files and maven-metadata.xml
@@ -44,8 +42,8 @@ REMEMBERED_UPLOADS = 10_000
 
 
 class Deployer:
-    def __init__(self, daemon: Daemon, assets: Assets, documents: MetadataDocuments) -> None:
-        self._daemon = daemon
+    def __init__(self, services: Services, assets: Assets, documents: MetadataDocuments) -> None:
+        self._services = services
         self._assets = assets
         self._documents = documents
         # (repository, metadata path) -> checksums of the maven-metadata.xml a client last uploaded there
@@ -53,13 +51,11 @@ class Deployer:
 
     async def precheck(self, repository: str, path: MavenPath) -> None:
         """Refusals that need no body (raise DeployRefused): sent instead of ``100 Continue``."""
-        repo = self._daemon.config.repositories[repository]
+        repo = self._services.repositories[repository]
         if not repo.publish:
             raise DeployRefused(403, f"repository {repository} does not accept deploys (publish = false)")
         if isinstance(path, ArtifactPath) and path.checksum is None:
-            record = await asyncio.to_thread(
-                self._daemon.store.catalog.package, repository, coordinate_of(path)
-            )
+            record = await self._services.catalog.package(repository, coordinate_of(path))
             _refuse(record, repository, path)
 
     async def deploy(self, request: web.Request, repository: str, path: MavenPath) -> None:
@@ -76,8 +72,7 @@ class Deployer:
             await self._asset_checksum(repository, path, path.checksum, await _read_small(request))
 
     async def _asset(self, request: web.Request, repository: str, path: ArtifactPath) -> None:
-        store = self._daemon.store
-        async with store.ingest() as writer:
+        async with self._services.blobs.ingest() as writer:
             async for chunk in request.content.iter_chunked(CHUNK):
                 writer.write(chunk)
             writer.finish()
@@ -91,15 +86,15 @@ class Deployer:
                 version = record.versions[path.version] = published_version(path.version, repository, [], {})
             version.assets[asset.name] = asset
 
-        await update_published(store, repository, coordinate_of(path), change)
+        await update_published(self._services.catalog, repository, coordinate_of(path), change)
         self._assets.forget(repository, path)
-        self._documents.invalidate()
+        self._documents.invalidate(coordinate_of(path))
 
     async def _asset_checksum(
         self, repository: str, path: ArtifactPath, algorithm: ChecksumAlgorithm, body: bytes
     ) -> None:
         uploaded = _checksum(body, algorithm, path.filename)
-        record = await asyncio.to_thread(self._daemon.store.catalog.package, repository, coordinate_of(path))
+        record = await self._services.catalog.package(repository, coordinate_of(path))
         version = record.versions.get(path.version) if record else None
         asset = version.assets.get(path.filename) if version else None
         if asset is None:
@@ -120,7 +115,7 @@ class Deployer:
         except ValueError as exc:
             raise DeployRefused(400, f"{path.document_path}: {exc}") from None
         self._uploaded[(repository, path.document_path)] = checksums.of_bytes(body)
-        self._documents.invalidate()
+        self._documents.invalidate(PackageCoordinate("maven", path.group, path.artifact or ""))
 
     def _metadata_checksum(
         self, repository: str, path: MetadataPath, algorithm: ChecksumAlgorithm, body: bytes
@@ -136,7 +131,7 @@ class Deployer:
 
 
 def _refuse(record: PackageRecord | None, repository: str, path: ArtifactPath) -> None:
-    reason = publish_refusal(record, repository)
+    reason = publish_refusal(record, repository, f"{path.group}:{path.artifact}")
     if reason is not None:
         raise DeployRefused(409, reason)
     if record is None or is_snapshot(path.version) or path.version not in record.versions:

@@ -10,44 +10,45 @@ from __future__ import annotations
 
 from aiohttp import HttpVersion11, web
 
-from proxy.daemon import Daemon
+from proxy.formats.common.http import STALE_WARNING, error_response, no_such_repository
+from proxy.formats.format import Services
 from proxy.formats.maven import checksums
 from proxy.formats.maven.assets import Assets
 from proxy.formats.maven.documents import MetadataDocuments, Rendered
 from proxy.formats.maven.paths import BadPath, MavenPath, MetadataPath, parse_path
 from proxy.formats.maven.publish import Deployer
 from proxy.repository.errors import Refused
-from proxy.server.context import DAEMON
-from proxy.server.errors import error_response
+from proxy.store.protocols import PackageCoordinate
 
-_STALE_WARNING = '110 - "Response is Stale"'
 _ROUTE = "/maven/{repo}/{tail:.*}"
 
 
-class MavenFormat:
+class MavenService:
     """The Maven format's state for one application: warm assets, rendered metadata, deploy checks."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.assets = Assets(daemon)
-        self.documents = MetadataDocuments(daemon)
-        self.deployer = Deployer(daemon, self.assets, self.documents)
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.assets = Assets(services)
+        self.documents = MetadataDocuments(services)
+        self.deployer = Deployer(services, self.assets, self.documents)
+
+    def add_routes(self, app: web.Application) -> None:
+        app[MAVEN] = self
+        app.router.add_put(_ROUTE, put, expect_handler=expect)
+        app.router.add_get(_ROUTE, get)
+
+    def invalidate(self, package: PackageCoordinate) -> None:
+        self.documents.invalidate(package)
 
 
-MAVEN = web.AppKey("maven", MavenFormat)
+MAVEN = web.AppKey("maven", MavenService)
 
 
-def add_routes(app: web.Application) -> None:
-    app[MAVEN] = MavenFormat(app[DAEMON])
-    app.router.add_put(_ROUTE, put, expect_handler=expect)
-    app.router.add_get(_ROUTE, get)
-
-
-def _target(request: web.Request) -> tuple[MavenFormat, str, MavenPath]:
+def _target(request: web.Request) -> tuple[MavenService, str, MavenPath]:
     maven = request.app[MAVEN]
     repository = request.match_info["repo"]
-    if repository not in maven.daemon.config.repositories:
-        raise web.HTTPNotFound(reason=f"no repository named {repository!r} is configured")
+    if repository not in maven.services.repositories:
+        raise no_such_repository(repository)
     if "/../" in f"{request.raw_path.split('?', 1)[0]}/":
         raise web.HTTPBadRequest(reason="'..' is not allowed in a Maven repository path")
     try:
@@ -67,7 +68,7 @@ async def get(request: web.Request) -> web.StreamResponse:
 
 
 async def _metadata(
-    request: web.Request, maven: MavenFormat, repository: str, path: MetadataPath
+    request: web.Request, maven: MavenService, repository: str, path: MetadataPath
 ) -> web.StreamResponse:
     rendered = await maven.documents.rendered(repository, path)
     if rendered is None:
@@ -82,7 +83,7 @@ async def _metadata(
 def _document_response(request: web.Request, rendered: Rendered) -> web.Response:
     headers = {"ETag": f'"{rendered.etag}"', "Vary": "Accept-Encoding", "Cache-Control": "no-cache"}
     if rendered.stale:
-        headers["Warning"] = _STALE_WARNING
+        headers["Warning"] = STALE_WARNING
     if rendered.etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = "text/xml"

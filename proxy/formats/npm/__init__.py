@@ -1,5 +1,24 @@
 """The npm format: ``/npm/{repo}/`` as an npm registry root (packuments, tarballs, publish, dist-tags)."""
 
-from proxy.formats.npm.routes import add_routes
+from __future__ import annotations
 
-__all__ = ["add_routes"]
+from proxy.formats.format import Services
+from proxy.formats.npm.names import full_name
+from proxy.formats.npm.routes import NpmService
+from proxy.store.protocols import PackageCoordinate
+
+
+class Npm:
+    name = "npm"
+
+    def token_authorization(self, username: str, token: str) -> str:
+        return f"Bearer {token}"  # what npm sends for ``:_authToken``; the user name plays no part
+
+    def display_name(self, coordinate: PackageCoordinate) -> str:
+        return full_name(coordinate)
+
+    def serve(self, services: Services) -> NpmService:
+        return NpmService(services)
+
+
+FORMAT = Npm()

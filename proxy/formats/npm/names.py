@@ -30,6 +30,11 @@ class UnknownPath(ValueError):
     """A path that is no part of the npm registry API (a 404)."""
 
 
+def full_name(coordinate: PackageCoordinate) -> str:
+    """A package's name as npm writes it: ``@scope/name``, or ``name`` without a scope."""
+    return f"@{coordinate.namespace}/{coordinate.name}" if coordinate.namespace else coordinate.name
+
+
 @dataclass(frozen=True)
 class PackageName:
     scope: str  # without the '@'; '' when unscoped
@@ -37,7 +42,7 @@ class PackageName:
 
     @property
     def full(self) -> str:
-        return f"@{self.scope}/{self.name}" if self.scope else self.name
+        return full_name(self.coordinate)
 
     @property
     def escaped(self) -> str:

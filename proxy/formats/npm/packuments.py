@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from cachetools import LRUCache
 
-from proxy.daemon import Daemon
+from proxy.formats.format import Services
 from proxy.formats.npm.metadata import (
     ABBREVIATED_TYPE,
     Document,
@@ -49,7 +49,7 @@ from proxy.formats.npm.metadata import (
 from proxy.formats.npm.names import PackageName
 from proxy.repository.fetch import NOT_FOUND_TTL
 from proxy.repository.resolve import NoUpstreamAnswered, resolve
-from proxy.store.catalog import PackageRecord
+from proxy.store.protocols import PackageRecord
 from proxy.store.singleflight import SingleFlight
 from proxy.store.store import offload
 from proxy.upstream.base import Upstream
@@ -93,18 +93,19 @@ class _Answer:
 
 
 class Packuments:
-    def __init__(self, daemon: Daemon, budget: int = CACHE_BUDGET) -> None:
-        self._daemon = daemon
-        self._ttl = daemon.config.cache.metadata_ttl
+    def __init__(self, services: Services, budget: int = CACHE_BUDGET) -> None:
+        self._services = services
+        self._ttl = services.metadata_ttl
         self._entries: LRUCache[tuple[str, str], Entry] = LRUCache(budget, getsizeof=Entry.weight)
         self._refreshing: SingleFlight[Entry] = SingleFlight()
         self._rendering: SingleFlight[Rendered] = SingleFlight()
         self._generation = 0
 
-    def invalidate(self, package: PackageName) -> None:
-        """Forget the package in every repository (a publish into one can show through many chains)."""
+    def invalidate(self, package: str) -> None:
+        """Forget the package (its full name) in every repository (a publish into one can show through
+        many chains)."""
         self._generation += 1
-        for key in [key for key in self._entries if key[1] == package.full]:
+        for key in [key for key in self._entries if key[1] == package]:
             self._entries.pop(key, None)
 
     async def lookup(self, repository: str, package: PackageName) -> Entry:
@@ -154,7 +155,7 @@ class Packuments:
         async def remote(upstream: Upstream) -> tuple[_Answer, bool] | None:
             if "npm" not in upstream.formats:
                 return None
-            fetched = await self._daemon.fetcher.metadata(upstream, "npm", package.escaped, parse_packument)
+            fetched = await self._services.fetcher.metadata(upstream, "npm", package.escaped, parse_packument)
             if fetched is None:
                 deadlines.append(now + min(self._ttl, NOT_FOUND_TTL))
                 return None
@@ -163,9 +164,9 @@ class Packuments:
             answer = _Answer(hashlib.sha1(body).digest(), len(body), fetched.parsed, fresh_until)
             return answer, fetched.stale
 
-        daemon = self._daemon
+        services = self._services
         resolution = await resolve(
-            daemon.store, daemon.chain.places(repository), package.coordinate, local, remote
+            services.catalog, services.chain.places(repository), package.coordinate, local, remote
         )
         found = resolution.found
         degraded = resolution.stale or bool(resolution.failed)

@@ -14,7 +14,6 @@ unreferenced for ``gc``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -28,8 +27,7 @@ from proxy.formats.npm.names import InvalidName, PackageName, check_version
 from proxy.repository.errors import Refused as PublishRefused
 from proxy.repository.origin import publish_refusal
 from proxy.repository.packages import asset_record, published_version, update_published
-from proxy.store.catalog import PackageRecord
-from proxy.store.store import Store
+from proxy.store.protocols import BlobService, CatalogService, PackageRecord
 
 
 @dataclass(frozen=True)
@@ -125,8 +123,10 @@ def _text(value: object) -> str:
 
 
 # -- recording ------------------------------------------------------------------------------------
-def _refuse_existing(record: PackageRecord | None, repository: str, versions: list[str]) -> None:
-    refusal = publish_refusal(record, repository)
+def _refuse_existing(
+    record: PackageRecord | None, repository: str, package: PackageName, versions: list[str]
+) -> None:
+    refusal = publish_refusal(record, repository, package.full)
     if refusal is not None:
         raise PublishRefused(409, refusal)
     taken = [v for v in versions if record is not None and v in record.versions]
@@ -136,29 +136,35 @@ def _refuse_existing(record: PackageRecord | None, repository: str, versions: li
         )
 
 
-async def publish(store: Store, repository: str, package: PackageName, request: PublishRequest) -> None:
+async def publish(
+    catalog: CatalogService,
+    blobs: BlobService,
+    repository: str,
+    package: PackageName,
+    request: PublishRequest,
+) -> None:
     """Store the tarballs (pinned) and record the versions and dist-tags; raises PublishRefused (409)."""
     coordinate = package.coordinate
     versions = [v.version for v in request.versions]
-    record = await asyncio.to_thread(store.catalog.package, repository, coordinate)
-    _refuse_existing(record, repository, versions)
+    record = await catalog.package(repository, coordinate)
+    _refuse_existing(record, repository, package, versions)
     recorded = []
     for new in request.versions:
-        async with store.ingest() as writer:
+        async with blobs.ingest() as writer:
             writer.write(new.tarball)
             info = await writer.commit(published=True)
         asset = asset_record(package.tarball_file(new.version), info)
         recorded.append(published_version(new.version, repository, [asset], new.document))
 
     def change(current: PackageRecord) -> None:
-        _refuse_existing(current if current.versions else None, repository, versions)
+        _refuse_existing(current if current.versions else None, repository, package, versions)
         for version in recorded:
             current.versions[version.version] = version
         current.dist_tags.update(request.dist_tags)
         if "latest" not in current.dist_tags:
             current.dist_tags["latest"] = versions[-1]
 
-    await update_published(store, repository, coordinate, change)
+    await update_published(catalog, repository, coordinate, change)
 
 
 def _published_record(record: PackageRecord | None, repository: str, package: PackageName) -> PackageRecord:
@@ -168,7 +174,7 @@ def _published_record(record: PackageRecord | None, repository: str, package: Pa
 
 
 async def set_dist_tag(
-    store: Store, repository: str, package: PackageName, tag: str, version: str | None
+    catalog: CatalogService, repository: str, package: PackageName, tag: str, version: str | None
 ) -> None:
     """``npm dist-tag add`` (``version``) or ``rm`` (None) on a package published in ``repository``."""
     if version is None and tag == "latest":
@@ -187,6 +193,6 @@ async def set_dist_tag(
             )
         record.dist_tags[tag] = version
 
-    current = await asyncio.to_thread(store.catalog.package, repository, package.coordinate)
+    current = await catalog.package(repository, package.coordinate)
     _published_record(current, repository, package)
-    await update_published(store, repository, package.coordinate, change)
+    await update_published(catalog, repository, package.coordinate, change)

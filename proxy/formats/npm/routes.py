@@ -16,40 +16,52 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from proxy.daemon import Daemon
+from proxy.formats.common.http import STALE_WARNING, base_url, no_such_repository
+from proxy.formats.format import Services
 from proxy.formats.npm.metadata import ABBREVIATED_TYPE, dumps, tarball_prefix, version_document
-from proxy.formats.npm.names import InvalidName, PackageName, Target, UnknownPath, parse_name, parse_path
+from proxy.formats.npm.names import (
+    InvalidName,
+    PackageName,
+    Target,
+    UnknownPath,
+    full_name,
+    parse_name,
+    parse_path,
+)
 from proxy.formats.npm.packuments import Entry, Packuments
 from proxy.formats.npm.publish import parse_publish, publish, set_dist_tag
 from proxy.formats.npm.tarballs import Tarballs
-from proxy.server.context import DAEMON
-from proxy.server.urls import base_url
+from proxy.store.protocols import PackageCoordinate
 
 
-class NpmFormat:
+class NpmService:
     """The npm format's state for one application: merged packuments and the warm tarball map."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.packuments = Packuments(daemon)
-        self.tarballs = Tarballs(daemon, self.packuments)
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.packuments = Packuments(services)
+        self.tarballs = Tarballs(services, self.packuments)
+
+    def add_routes(self, app: web.Application) -> None:
+        app[NPM] = self
+        app.router.add_route("*", "/npm/{repo}/{tail:.*}", dispatch)
+
+    def invalidate(self, package: PackageCoordinate) -> None:
+        self.packuments.invalidate(full_name(package))
+
+    def base_url(self, request: web.Request) -> str:
+        return base_url(request, self.services.public_url)
 
 
-NPM = web.AppKey("npm", NpmFormat)
-Handler = Callable[[web.Request, NpmFormat, str, Target], Awaitable[web.StreamResponse]]
-_STALE_WARNING = '110 - "Response is Stale"'
-
-
-def add_routes(app: web.Application) -> None:
-    app[NPM] = NpmFormat(app[DAEMON])
-    app.router.add_route("*", "/npm/{repo}/{tail:.*}", dispatch)
+NPM = web.AppKey("npm", NpmService)
+Handler = Callable[[web.Request, NpmService, str, Target], Awaitable[web.StreamResponse]]
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     npm = request.app[NPM]
     repository = request.match_info["repo"]
-    if repository not in npm.daemon.config.repositories:
-        raise web.HTTPNotFound(reason=f"no repository named {repository!r} is configured")
+    if repository not in npm.services.repositories:
+        raise no_such_repository(repository)
     try:
         target = parse_path(request.match_info["tail"])
     except UnknownPath as exc:
@@ -73,7 +85,7 @@ def _package(target: Target) -> PackageName:
     return target.package
 
 
-async def _found(npm: NpmFormat, repository: str, package: PackageName) -> Entry:
+async def _found(npm: NpmService, repository: str, package: PackageName) -> Entry:
     entry = await npm.packuments.lookup(repository, package)
     if entry.packument is None:
         raise web.HTTPNotFound(
@@ -88,17 +100,17 @@ def _json(doc: object, status: int = 200) -> web.Response:
 
 # -- reading ------------------------------------------------------------------------------------
 async def get_packument(
-    request: web.Request, npm: NpmFormat, repository: str, target: Target
+    request: web.Request, npm: NpmService, repository: str, target: Target
 ) -> web.StreamResponse:
     package = _package(target)
     entry = await _found(npm, repository, package)
     abbreviated = ABBREVIATED_TYPE in request.headers.get("Accept", "")
-    rendered = await npm.packuments.rendered(entry, repository, package, base_url(request), abbreviated)
+    rendered = await npm.packuments.rendered(entry, repository, package, npm.base_url(request), abbreviated)
     gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
     etag = f'"{rendered.digest}-gz"' if gzipped else f'"{rendered.digest}"'
     headers = {"ETag": etag, "Vary": "Accept, Accept-Encoding", "Cache-Control": "no-cache"}
     if entry.stale:
-        headers["Warning"] = _STALE_WARNING
+        headers["Warning"] = STALE_WARNING
     if rendered.digest in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = rendered.content_type
@@ -109,7 +121,7 @@ async def get_packument(
 
 
 async def get_version(
-    request: web.Request, npm: NpmFormat, repository: str, target: Target
+    request: web.Request, npm: NpmService, repository: str, target: Target
 ) -> web.StreamResponse:
     package = _package(target)
     packument = (await _found(npm, repository, package)).packument
@@ -117,25 +129,27 @@ async def get_version(
     version = packument.version_for(target.arg)
     if version is None:
         raise web.HTTPNotFound(reason=f"package {package.full} has no version or dist-tag {target.arg!r}")
-    return _json(version_document(packument, version, tarball_prefix(base_url(request), repository, package)))
+    return _json(
+        version_document(packument, version, tarball_prefix(npm.base_url(request), repository, package))
+    )
 
 
 async def get_tarball(
-    request: web.Request, npm: NpmFormat, repository: str, target: Target
+    request: web.Request, npm: NpmService, repository: str, target: Target
 ) -> web.StreamResponse:
     return await npm.tarballs.serve(request, repository, _package(target), target.arg)
 
 
 # -- publishing ---------------------------------------------------------------------------------
-def _check_publishable(npm: NpmFormat, repository: str) -> None:
-    if not npm.daemon.config.repositories[repository].publish:
+def _check_publishable(npm: NpmService, repository: str) -> None:
+    if not npm.services.repositories[repository].publish:
         raise web.HTTPForbidden(
             reason=f"repository {repository} does not accept publishing (publish = false)"
         )
 
 
 async def put_packument(
-    request: web.Request, npm: NpmFormat, repository: str, target: Target
+    request: web.Request, npm: NpmService, repository: str, target: Target
 ) -> web.StreamResponse:
     _check_publishable(npm, repository)
     try:
@@ -144,14 +158,14 @@ async def put_packument(
         raise web.HTTPBadRequest(reason=str(exc)) from None
     parsed = parse_publish(package, await request.read())
     try:
-        await publish(npm.daemon.store, repository, package, parsed)
+        await publish(npm.services.catalog, npm.services.blobs, repository, package, parsed)
     finally:
-        npm.packuments.invalidate(package)
+        npm.packuments.invalidate(package.full)
     return _json({"ok": True, "id": package.full}, status=201)
 
 
 async def get_dist_tags(
-    request: web.Request, npm: NpmFormat, repository: str, target: Target
+    request: web.Request, npm: NpmService, repository: str, target: Target
 ) -> web.StreamResponse:
     package = _package(target)
     entry = await _found(npm, repository, package)
@@ -165,7 +179,7 @@ async def get_dist_tags(
 
 
 async def put_dist_tag(
-    request: web.Request, npm: NpmFormat, repository: str, target: Target
+    request: web.Request, npm: NpmService, repository: str, target: Target
 ) -> web.StreamResponse:
     _check_publishable(npm, repository)
     if not target.arg:
@@ -180,7 +194,7 @@ async def put_dist_tag(
 
 
 async def delete_dist_tag(
-    request: web.Request, npm: NpmFormat, repository: str, target: Target
+    request: web.Request, npm: NpmService, repository: str, target: Target
 ) -> web.StreamResponse:
     _check_publishable(npm, repository)
     if not target.arg:
@@ -189,30 +203,34 @@ async def delete_dist_tag(
 
 
 async def _change_tag(
-    npm: NpmFormat, repository: str, package: PackageName, tag: str, version: str | None
+    npm: NpmService, repository: str, package: PackageName, tag: str, version: str | None
 ) -> web.StreamResponse:
     try:
-        await set_dist_tag(npm.daemon.store, repository, package, tag, version)
+        await set_dist_tag(npm.services.catalog, repository, package, tag, version)
     finally:
-        npm.packuments.invalidate(package)
+        npm.packuments.invalidate(package.full)
     return _json({"ok": True}, status=201 if version else 200)
 
 
 # -- endpoints CodeArtifact does not offer ------------------------------------------------------
-async def ping(request: web.Request, npm: NpmFormat, repository: str, target: Target) -> web.StreamResponse:
+async def ping(request: web.Request, npm: NpmService, repository: str, target: Target) -> web.StreamResponse:
     return _json({})
 
 
-async def whoami(request: web.Request, npm: NpmFormat, repository: str, target: Target) -> web.StreamResponse:
+async def whoami(
+    request: web.Request, npm: NpmService, repository: str, target: Target
+) -> web.StreamResponse:
     return _json({"username": "anonymous"})
 
 
-async def search(request: web.Request, npm: NpmFormat, repository: str, target: Target) -> web.StreamResponse:
+async def search(
+    request: web.Request, npm: NpmService, repository: str, target: Target
+) -> web.StreamResponse:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return _json({"objects": [], "total": 0, "time": now})
 
 
-async def audit(request: web.Request, npm: NpmFormat, repository: str, target: Target) -> web.StreamResponse:
+async def audit(request: web.Request, npm: NpmService, repository: str, target: Target) -> web.StreamResponse:
     return _json({})
 
 

@@ -25,15 +25,14 @@ from functools import partial
 from aiohttp import web
 from cachetools import LRUCache
 
-from proxy.daemon import Daemon
+from proxy.formats.common.assets import StreamedAsset, serve_asset
+from proxy.formats.format import Services
 from proxy.formats.npm.integrity import Digests, mismatch
 from proxy.formats.npm.metadata import VersionSource
 from proxy.formats.npm.names import PackageName
 from proxy.formats.npm.packuments import Packuments
 from proxy.repository.packages import asset_record, find_asset, record_fetched_asset
-from proxy.server.assets import StreamedAsset, serve_asset
-from proxy.store.blobs import BlobInfo
-from proxy.store.catalog import AssetRecord
+from proxy.store.protocols import AssetRecord, BlobInfo
 from proxy.store.singleflight import SingleFlight
 
 CONTENT_TYPE = "application/octet-stream"
@@ -41,8 +40,8 @@ KNOWN_TARBALLS = 200_000  # entries of the warm map; each is a few hundred bytes
 
 
 class Tarballs:
-    def __init__(self, daemon: Daemon, packuments: Packuments) -> None:
-        self._daemon = daemon
+    def __init__(self, services: Services, packuments: Packuments) -> None:
+        self._services = services
         self._packuments = packuments
         self._known: LRUCache[tuple[str, str, str], AssetRecord] = LRUCache(KNOWN_TARBALLS)
         self._locating: SingleFlight[AssetRecord] = SingleFlight()
@@ -52,7 +51,7 @@ class Tarballs:
     ) -> web.StreamResponse:
         key = (repository, package.full, file)
         locate = partial(self._locate_once, key, repository, package, file)
-        return await serve_asset(request, self._daemon.store, CONTENT_TYPE, self._known, key, locate)
+        return await serve_asset(request, self._services.blobs, CONTENT_TYPE, self._known, key, locate)
 
     async def _locate_once(
         self,
@@ -90,24 +89,23 @@ class Tarballs:
             return published
         info = await self._fetch(source, package, version, sink)
         asset = asset_record(file, info)
-        store = self._daemon.store
-        await record_fetched_asset(store, repository, package.coordinate, version, asset, source.place)
+        await record_fetched_asset(
+            self._services.catalog, repository, package.coordinate, version, asset, source.place
+        )
         return asset
 
     async def _stored(
         self, repository: str, package: PackageName, version: str, file: str
     ) -> AssetRecord | None:
-        store = self._daemon.store
-        asset = await find_asset(store, repository, package.coordinate, version, file)
-        # One stat of a local file: cheaper inline than a hop to a worker thread.
-        if asset is None or not store.has_blob(asset.blob_id):
+        asset = await find_asset(self._services.catalog, repository, package.coordinate, version, file)
+        if asset is None or not await self._services.blobs.has_blob(asset.blob_id):
             return None
         return asset
 
     async def _fetch(
         self, source: VersionSource, package: PackageName, version: str, sink: StreamedAsset | None
     ) -> BlobInfo:
-        upstream = self._daemon.upstreams[source.place]
+        upstream = self._services.upstreams[source.place]
         if not source.tarball:
             raise web.HTTPBadGateway(
                 reason=f"upstream {source.place} lists {package.full} {version} without a tarball URL"
@@ -117,7 +115,7 @@ class Tarballs:
             problem = mismatch(source.integrity, source.shasum, Digests(info.sha512, info.sha256, info.sha1))
             return f"tarball of {package.full} {version}: {problem}" if problem else None
 
-        info = await self._daemon.fetcher.asset(upstream, "npm", source.tarball, check, sink)
+        info = await self._services.fetcher.asset(upstream, "npm", source.tarball, check, sink)
         if info is None:
             raise web.HTTPBadGateway(
                 reason=f"upstream {source.place} lists {package.full} {version} but has no tarball for it"

@@ -8,6 +8,25 @@ and JSON renderings), ``pages`` (reading upstream pages), ``merge`` (the chain's
 ``names`` (project names and filenames).
 """
 
-from proxy.formats.pypi.routes import add_routes
+from __future__ import annotations
 
-__all__ = ["add_routes"]
+from proxy.formats.format import Services
+from proxy.formats.pypi.routes import PypiService
+from proxy.store.protocols import PackageCoordinate
+from proxy.upstream.http import basic_authorization
+
+
+class Pypi:
+    name = "pypi"
+
+    def token_authorization(self, username: str, token: str) -> str:
+        return basic_authorization(username, token)  # pip speaks Basic only: the token is the password
+
+    def display_name(self, coordinate: PackageCoordinate) -> str:
+        return coordinate.name
+
+    def serve(self, services: Services) -> PypiService:
+        return PypiService(services)
+
+
+FORMAT = Pypi()

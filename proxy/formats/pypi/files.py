@@ -35,18 +35,16 @@ from urllib.parse import urljoin
 from aiohttp import web
 from cachetools import LRUCache
 
-from proxy.daemon import Daemon
+from proxy.formats.common.assets import StreamedAsset, blob_response, fetch_streaming
+from proxy.formats.format import Services
 from proxy.formats.pypi.coremeta import metadata_mismatch, wheel_metadata
 from proxy.formats.pypi.merge import Offer, Project
 from proxy.formats.pypi.names import METADATA_SUFFIX, coordinate, parse_filename
 from proxy.formats.pypi.project import ProjectViews
 from proxy.formats.pypi.records import find_held
 from proxy.repository.packages import asset_record, record_fetched_asset
-from proxy.server.assets import StreamedAsset, blob_response, fetch_streaming
-from proxy.store.blobs import BlobError, BlobInfo
-from proxy.store.catalog import AssetRecord
+from proxy.store.protocols import AssetRecord, BlobError, BlobInfo, BlobService
 from proxy.store.singleflight import SingleFlight
-from proxy.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +70,15 @@ def _version(filename: str) -> str:
     return parsed.version
 
 
-async def store_bytes(store: Store, data: bytes, *, published: bool) -> BlobInfo:
-    async with store.ingest() as writer:
+async def store_bytes(blobs: BlobService, data: bytes, *, published: bool) -> BlobInfo:
+    async with blobs.ingest() as writer:
         writer.write(data)
         return await writer.commit(published=published)
 
 
 class Files:
-    def __init__(self, daemon: Daemon, views: ProjectViews) -> None:
-        self._daemon = daemon
+    def __init__(self, services: Services, views: ProjectViews) -> None:
+        self._services = services
         self._views = views
         self._held: LRUCache[tuple[str, str], AssetRecord] = LRUCache(maxsize=_MAX_REMEMBERED)
         self._downloads: SingleFlight[AssetRecord] = SingleFlight()
@@ -118,10 +116,10 @@ class Files:
     async def _find_held(
         self, repository: str, project: str, version: str, filename: str
     ) -> AssetRecord | None:
-        store, places = self._daemon.store, self._daemon.chain.places(repository)
+        catalog, places = self._services.catalog, self._services.chain.places(repository)
         key = coordinate(project)
         records = [
-            r for p in places if p.is_repository and (r := store.catalog.package(p.name, key)) is not None
+            r for p in places if p.is_repository and (r := await catalog.package(p.name, key)) is not None
         ]
         return find_held(records, version, filename)
 
@@ -165,23 +163,25 @@ class Files:
     async def _extract_metadata(
         self, repository: str, project: str, offer: Offer, wheel: AssetRecord
     ) -> None:
-        store = self._daemon.store
+        blobs = self._services.blobs
         try:
-            data = await asyncio.to_thread(wheel_metadata, store.blobs, wheel.blob_id, wheel.name)
+            data = await asyncio.to_thread(
+                lambda: wheel_metadata(blobs.open_seekable(wheel.blob_id), wheel.name)
+            )
             problem = metadata_mismatch(data, project, _version(wheel.name))
         except (ValueError, BlobError) as exc:
             problem = str(exc)
         if problem is not None:
             log.warning("no core metadata taken from %s: %s", wheel.name, problem)
             return
-        info = await store_bytes(store, data, published=False)
+        info = await store_bytes(blobs, data, published=False)
         await self._record(repository, project, offer, asset_record(wheel.name + METADATA_SUFFIX, info))
 
     async def _record(self, repository: str, project: str, offer: Offer, asset: AssetRecord) -> AssetRecord:
         """Record an asset of the offered file's version, fetched through its upstream."""
         version = _version(offer.file.filename)
-        store, upstream = self._daemon.store, offer.source.place
-        await record_fetched_asset(store, repository, coordinate(project), version, asset, upstream)
+        catalog, upstream = self._services.catalog, offer.source.place
+        await record_fetched_asset(catalog, repository, coordinate(project), version, asset, upstream)
         return asset
 
     async def _get_from_upstream(
@@ -196,7 +196,7 @@ class Files:
         assert upstream is not None
         page = urljoin(await upstream.endpoint("pypi"), offer.source.page_path)
         url = urljoin(page, offer.file.url) + suffix
-        info = await self._daemon.fetcher.asset(
+        info = await self._services.fetcher.asset(
             upstream, "pypi", url, lambda got: digest_mismatch(declared, got, filename), sink
         )
         if info is None:
@@ -265,5 +265,5 @@ class Files:
     async def _respond(self, request: web.Request, asset: AssetRecord) -> web.StreamResponse | None:
         content_type = METADATA_CONTENT_TYPE if asset.name.endswith(METADATA_SUFFIX) else DIST_CONTENT_TYPE
         return await blob_response(
-            request, self._daemon.store, asset.blob_id, asset.size, content_type, asset.hashes["SHA-256"]
+            request, self._services.blobs, asset.blob_id, asset.size, content_type, asset.hashes["SHA-256"]
         )

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from cachetools import LRUCache
 
-from proxy.daemon import Daemon
+from proxy.formats.format import Services
 from proxy.formats.pypi.merge import Offer, Project, Source, merge
 from proxy.formats.pypi.names import coordinate
 from proxy.formats.pypi.negotiate import HTML_V1, JSON_V1, TEXT_HTML, Representation
@@ -35,7 +35,7 @@ from proxy.formats.pypi.records import held_assets, published_offers
 from proxy.formats.pypi.simple import render_project
 from proxy.repository.fetch import NOT_FOUND_TTL
 from proxy.repository.resolve import resolve
-from proxy.store.catalog import PackageRecord
+from proxy.store.protocols import PackageRecord
 from proxy.store.singleflight import SingleFlight
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
@@ -86,8 +86,8 @@ class View:
 
 
 class ProjectViews:
-    def __init__(self, daemon: Daemon) -> None:
-        self._daemon = daemon
+    def __init__(self, services: Services) -> None:
+        self._services = services
         self._views: LRUCache[tuple[str, str], View] = LRUCache(maxsize=_MAX_VIEWS)
         self._generations: dict[str, int] = {}
         self._flight: SingleFlight[View] = SingleFlight()
@@ -108,8 +108,8 @@ class ProjectViews:
             self._views.pop(key, None)
 
     async def _build(self, repository: str, project: str, generation: int) -> View:
-        daemon = self._daemon
-        ttl = daemon.config.cache.metadata_ttl
+        services = self._services
+        ttl = services.metadata_ttl
         now = time.time()
         expiries = [now + ttl]
         records: dict[str, PackageRecord] = {}
@@ -122,7 +122,9 @@ class ProjectViews:
             if "pypi" not in upstream.formats:
                 return None
             path = await _page_path(upstream, project)
-            fetched = await daemon.fetcher.metadata(upstream, "pypi", path, _parser(project), UPSTREAM_ACCEPT)
+            fetched = await services.fetcher.metadata(
+                upstream, "pypi", path, _parser(project), UPSTREAM_ACCEPT
+            )
             if fetched is None:
                 expiries.append(time.time() + NOT_FOUND_TTL)
                 return None
@@ -130,8 +132,8 @@ class ProjectViews:
             source = Source(upstream.name, upstream, path)
             return [Offer(f, source) for f in fetched.parsed()], fetched.stale
 
-        places = daemon.chain.places(repository)
-        resolution = await resolve(daemon.store, places, coordinate(project), local, remote)
+        places = services.chain.places(repository)
+        resolution = await resolve(services.catalog, places, coordinate(project), local, remote)
         if resolution.failed or resolution.stale:
             expiries.append(time.time() + RETRY_AFTER_FAILURE)
         merged = None

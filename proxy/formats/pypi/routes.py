@@ -13,12 +13,11 @@ say ``Warning: 110`` when built from an upstream page served past its freshness.
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from proxy.config.model import RepositoryConfig
-from proxy.daemon import Daemon
+from proxy.formats.common.http import STALE_WARNING, base_url
+from proxy.formats.format import Services
 from proxy.formats.pypi.files import Files
 from proxy.formats.pypi.names import normalize
 from proxy.formats.pypi.negotiate import HTML_V1, JSON_V1, TEXT_HTML, Choice, choose
@@ -26,37 +25,42 @@ from proxy.formats.pypi.project import ProjectViews, Rendered
 from proxy.formats.pypi.simple import render_index
 from proxy.formats.pypi.upload import publish
 from proxy.repository.errors import Refused
-from proxy.server.context import DAEMON
-from proxy.server.urls import base_url
+from proxy.store.protocols import PackageCoordinate
 
 
-class PypiFormat:
+class PypiService:
     """The PyPI format's state for one application: project views and file serving."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.views = ProjectViews(daemon)
-        self.files = Files(daemon, self.views)
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.views = ProjectViews(services)
+        self.files = Files(services, self.views)
+
+    def add_routes(self, app: web.Application) -> None:
+        app[PYPI] = self
+        router = app.router
+        router.add_get("/pypi/{repo}/simple/", project_list)
+        router.add_get("/pypi/{repo}/simple", add_slash)
+        router.add_get("/pypi/{repo}/simple/{project}/", project_page)
+        router.add_get("/pypi/{repo}/simple/{project}", project_redirect)
+        router.add_get("/pypi/{repo}/files/{project}/{filename}", file)
+        router.add_post("/pypi/{repo}/", upload)
+        router.add_post("/pypi/{repo}", upload)
+
+    def invalidate(self, package: PackageCoordinate) -> None:
+        self.views.invalidate(package.name)
 
 
-PYPI = web.AppKey("pypi", PypiFormat)
+PYPI = web.AppKey("pypi", PypiService)
 
 
-def add_routes(app: web.Application) -> None:
-    app[PYPI] = PypiFormat(app[DAEMON])
-    router = app.router
-    router.add_get("/pypi/{repo}/simple/", project_list)
-    router.add_get("/pypi/{repo}/simple", add_slash)
-    router.add_get("/pypi/{repo}/simple/{project}/", project_page)
-    router.add_get("/pypi/{repo}/simple/{project}", project_redirect)
-    router.add_get("/pypi/{repo}/files/{project}/{filename}", file)
-    router.add_post("/pypi/{repo}/", upload)
-    router.add_post("/pypi/{repo}", upload)
+def _base_url(request: web.Request) -> str:
+    return base_url(request, request.app[PYPI].services.public_url)
 
 
 def _repository(request: web.Request) -> RepositoryConfig:
     name = request.match_info["repo"]
-    repository = request.app[DAEMON].config.repositories.get(name)
+    repository = request.app[PYPI].services.repositories.get(name)
     if repository is None:
         raise web.HTTPNotFound(reason=f"repository {name} is not configured")
     return repository
@@ -85,7 +89,7 @@ def _page_response(
         "Cache-Control": "max-age=0, must-revalidate",
     }
     if stale:
-        headers["Warning"] = '110 - "Response is Stale"'
+        headers["Warning"] = STALE_WARNING
     if _etag_matches(request.headers.get("If-None-Match", ""), etag):
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = content_type
@@ -96,7 +100,7 @@ def _page_response(
 
 async def add_slash(request: web.Request) -> web.StreamResponse:
     repository = _repository(request)
-    raise web.HTTPMovedPermanently(location=f"{base_url(request)}pypi/{repository.name}/simple/")
+    raise web.HTTPMovedPermanently(location=f"{_base_url(request)}pypi/{repository.name}/simple/")
 
 
 async def project_list(request: web.Request) -> web.StreamResponse:
@@ -105,11 +109,11 @@ async def project_list(request: web.Request) -> web.StreamResponse:
     index, and pip never asks for this page anyway."""
     repository = _repository(request)
     choice = _choice(request)
-    daemon = request.app[DAEMON]
-    catalog = daemon.store.catalog
-    places = [p.name for p in daemon.chain.places(repository.name) if p.is_repository]
-    coordinates = await asyncio.to_thread(lambda: [c for place in places for c in catalog.packages(place)])
-    projects = {c.name for c in coordinates if c.format == "pypi"}
+    services = request.app[PYPI].services
+    places = [p.name for p in services.chain.places(repository.name) if p.is_repository]
+    projects = {
+        c.name for place in places for c in await services.catalog.packages(place) if c.format == "pypi"
+    }
     rendered = Rendered.of(render_index(projects, choice.representation))
     return _page_response(request, rendered, choice.content_type, stale=False)
 
@@ -117,7 +121,7 @@ async def project_list(request: web.Request) -> web.StreamResponse:
 async def project_redirect(request: web.Request) -> web.StreamResponse:
     repository = _repository(request)
     project = normalize(request.match_info["project"])
-    raise web.HTTPMovedPermanently(location=f"{base_url(request)}pypi/{repository.name}/simple/{project}/")
+    raise web.HTTPMovedPermanently(location=f"{_base_url(request)}pypi/{repository.name}/simple/{project}/")
 
 
 async def project_page(request: web.Request) -> web.StreamResponse:
@@ -126,7 +130,7 @@ async def project_page(request: web.Request) -> web.StreamResponse:
     project = normalize(requested)
     if requested != project:
         raise web.HTTPMovedPermanently(
-            location=f"{base_url(request)}pypi/{repository.name}/simple/{project}/"
+            location=f"{_base_url(request)}pypi/{repository.name}/simple/{project}/"
         )
     choice = _choice(request)
     view = await request.app[PYPI].views.get(repository.name, project)
@@ -134,7 +138,7 @@ async def project_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(
             reason=f"project {project} not found in repository {repository.name} or its upstreams"
         )
-    rendered = view.render(base_url(request), choice.representation)
+    rendered = view.render(_base_url(request), choice.representation)
     return _page_response(request, rendered, choice.content_type, stale=view.stale)
 
 
@@ -152,7 +156,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         return _upload_refusal(403, f"repository {repository.name} does not take uploads (publish = false)")
     state = request.app[PYPI]
     try:
-        published = await publish(state.daemon.store, repository.name, request)
+        published = await publish(state.services.catalog, state.services.blobs, repository.name, request)
     except Refused as exc:
         return _upload_refusal(exc.status, exc.reason)
     state.files.remember(repository.name, published.file)

@@ -49,9 +49,14 @@ from proxy.formats.pypi.records import file_entry
 from proxy.repository.errors import Refused as UploadRefused
 from proxy.repository.origin import publish_refusal
 from proxy.repository.packages import asset_record, published_version, update_published
-from proxy.store.blobs import BlobInfo
-from proxy.store.catalog import AssetRecord, PackageRecord
-from proxy.store.store import AssetWriter, Store
+from proxy.store.protocols import (
+    AssetIngest,
+    AssetRecord,
+    BlobInfo,
+    BlobService,
+    CatalogService,
+    PackageRecord,
+)
 
 _CHUNK = 256 * 1024
 _MAX_FIELDS_SIZE = 16 * 1024 * 1024  # all form fields together (a long description included)
@@ -75,13 +80,15 @@ class _Form:
         return values[0] if values else None
 
 
-async def publish(store: Store, repository: str, request: web.Request) -> Published:
+async def publish(
+    catalog: CatalogService, blobs: BlobService, repository: str, request: web.Request
+) -> Published:
     """Take one uploaded file into ``repository``; raises UploadRefused."""
     try:
         reader = await request.multipart()
     except (AssertionError, ValueError, KeyError):
         raise UploadRefused(400, "the upload must be multipart/form-data (the legacy upload API)") from None
-    async with store.ingest() as writer:
+    async with blobs.ingest() as writer:
         try:
             form = await _read_form(reader, writer)
         except ValueError as exc:
@@ -91,8 +98,8 @@ async def publish(store: Store, repository: str, request: web.Request) -> Publis
         blob = await writer.commit(published=True)
     filename = form.filename
     assert filename is not None
-    metadata = await _core_metadata(store, form, parsed, blob, filename)
-    metadata_blob = await store_bytes(store, metadata, published=True)
+    metadata = await _core_metadata(blobs, form, parsed, blob, filename)
+    metadata_blob = await store_bytes(blobs, metadata, published=True)
     file = asset_record(filename, blob)
     entry = file_entry(
         form.one("requires_python") or None,
@@ -101,7 +108,7 @@ async def publish(store: Store, repository: str, request: web.Request) -> Publis
     change = _add_file(
         repository, parsed, file, asset_record(filename + METADATA_SUFFIX, metadata_blob), entry
     )
-    await update_published(store, repository, coordinate(parsed.project), change)
+    await update_published(catalog, repository, coordinate(parsed.project), change)
     return Published(parsed.project, file)
 
 
@@ -111,7 +118,7 @@ def _add_file(
     """The catalog change that adds an uploaded file (and its metadata) to its package version."""
 
     def change(record: PackageRecord) -> None:
-        refusal = publish_refusal(record, repository)
+        refusal = publish_refusal(record, repository, parsed.project)
         if refusal is not None:
             raise UploadRefused(400, refusal)
         if any(file.name in version.assets for version in record.versions.values()):
@@ -133,7 +140,7 @@ def _add_file(
     return change
 
 
-async def _read_form(reader: MultipartReader, writer: AssetWriter) -> _Form:
+async def _read_form(reader: MultipartReader, writer: AssetIngest) -> _Form:
     form = _Form({})
     budget = _MAX_FIELDS_SIZE
     while (part := await reader.next()) is not None:
@@ -157,7 +164,7 @@ async def _read_form(reader: MultipartReader, writer: AssetWriter) -> _Form:
     return form
 
 
-async def _stream_file(part: BodyPartReader, writer: AssetWriter) -> str:
+async def _stream_file(part: BodyPartReader, writer: AssetIngest) -> str:
     blake2 = hashlib.blake2b(digest_size=32)
     while chunk := await part.read_chunk(_CHUNK):
         writer.write(chunk)
@@ -203,12 +210,12 @@ def _check_digests(fields: Mapping[str, Sequence[str]], actual: Mapping[str, str
 
 
 async def _core_metadata(
-    store: Store, form: _Form, parsed: DistFilename, blob: BlobInfo, filename: str
+    blobs: BlobService, form: _Form, parsed: DistFilename, blob: BlobInfo, filename: str
 ) -> bytes:
     if parsed.kind == "sdist":
         return form_metadata(form.fields)
     try:
-        data = await asyncio.to_thread(wheel_metadata, store.blobs, blob.blob_id, filename)
+        data = await asyncio.to_thread(lambda: wheel_metadata(blobs.open_seekable(blob.blob_id), filename))
     except ValueError as exc:
         raise UploadRefused(400, f"not a valid wheel: {exc}") from None
     problem = metadata_mismatch(data, parsed.project, parsed.version)

@@ -11,9 +11,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from proxy.store.blobs import BlobCorrupt, BlobMissing
-from proxy.store.catalog import AssetRecord
-from proxy.store.store import Store
+from proxy.store.protocols import AssetRecord, BlobCorrupt, BlobMissing, BlobService
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +32,7 @@ class _AssetResponse(web.StreamResponse):
 
 async def blob_response(
     request: web.Request,
-    store: Store,
+    blobs: BlobService,
     blob_id: str,
     size: int,
     content_type: str,
@@ -48,7 +46,7 @@ async def blob_response(
         headers["ETag"] = f'"{etag}"'
         if etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers={"ETag": headers["ETag"]})
-    chunks = store.read(blob_id)
+    chunks = blobs.read(blob_id)
     try:
         first = await anext(chunks, b"")
     except (BlobMissing, BlobCorrupt):
@@ -179,7 +177,7 @@ async def fetch_streaming(
 
 async def serve_asset(
     request: web.Request,
-    store: Store,
+    blobs: BlobService,
     content_type: str,
     known: MutableMapping[K, AssetRecord],
     key: K,
@@ -196,7 +194,7 @@ async def serve_asset(
                 return located
             asset = located
         etag = asset.hashes["SHA-256"][:32]
-        response = await blob_response(request, store, asset.blob_id, asset.size, content_type, etag)
+        response = await blob_response(request, blobs, asset.blob_id, asset.size, content_type, etag)
         if response is not None:
             return response
         known.pop(key, None)

@@ -1,0 +1,75 @@
+"""The format seam: what a format (npm, PyPI, Maven, ...) is to the rest of the proxy, and what it
+receives to do its work.
+
+A format is a package under ``proxy/formats/`` whose ``FORMAT`` object satisfies ``Format``; the one
+line that registers it is in ``proxy.formats.registry``. The server, the metrics, the upstreams'
+authorization and the configuration's ``format =`` all iterate that registry; none of them names a
+format.
+
+``Format.serve(services)`` builds the format's per-application state (its merged-document cache, its
+asset locator) from the narrow ``Services`` it is handed, never the composition root, and returns a
+``FormatService``: its routes under ``/NAME/{repo}/`` and ``invalidate``, which drops one package's
+merged view in every repository (after a publish, or when a repository's upstreams change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+from proxy.config.model import RepositoryConfig
+from proxy.repository.chain import ResolutionChain
+from proxy.repository.fetch import Fetcher
+from proxy.store.protocols import BlobService, CatalogService, MetadataService, PackageCoordinate
+from proxy.upstream.base import Upstream
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a format may use. Shared by every format of one application; read-only."""
+
+    repositories: Mapping[str, RepositoryConfig]  # the repositories served, by name
+    chain: ResolutionChain  # each repository's places in resolution order
+    upstreams: Mapping[str, Upstream]  # by name, as chains name them
+    fetcher: Fetcher  # upstream documents and assets through the store
+    catalog: CatalogService
+    blobs: BlobService
+    metadata: MetadataService
+    metadata_ttl: float  # seconds an upstream document is fresh (cache.metadata_ttl)
+    public_url: str | None  # server.public_url: the base of every link handed to clients, when set
+
+
+class FormatService(Protocol):
+    """One format's state in one application."""
+
+    def add_routes(self, app: web.Application) -> None:
+        """Register the format's handlers, all under ``/{name}/``."""
+        ...
+
+    def invalidate(self, package: PackageCoordinate) -> None:
+        """Forget the package's merged view in every repository: the next request resolves it again."""
+        ...
+
+
+class Format(Protocol):
+    """A package format, as registered in ``proxy.formats.registry``."""
+
+    @property
+    def name(self) -> str:
+        """``npm``, ``pypi``, ...: the URL prefix, the metrics label, ``format =`` in the configuration,
+        the upstream endpoint's format and ``PackageCoordinate.format``."""
+        ...
+
+    def token_authorization(self, username: str, token: str) -> str:
+        """The ``Authorization`` value this format's clients send with a token (a CodeArtifact token,
+        with user ``aws``; a registry's ``token``, with its configured user): what upstreams get too."""
+        ...
+
+    def display_name(self, coordinate: PackageCoordinate) -> str:
+        """A package's name as this format's users write it (``@scope/name``, ``group:artifact``)."""
+        ...
+
+    def serve(self, services: Services) -> FormatService: ...
