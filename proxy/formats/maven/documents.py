@@ -10,20 +10,19 @@ Version-level SNAPSHOT metadata of a local repository is always made from the bu
 taken from what a client uploaded: the build number and timestamps in it are then those of files the
 repository really has, whatever a client sent.
 
-Concurrency: one refresh per document at a time (single flight); readers within ``RECHECK`` seconds of
-the last refresh get the kept rendering without touching the catalog or the Fetcher. A refresh that
-merges to the same document keeps the same bytes (and ETag). ``invalidate()`` (on every deploy) drops
-everything, and a refresh that started before it does not store its result.
+The documents live in the shared merged-document cache (``proxy.formats.common.documents``: single
+flight, generation, memory budget): readers within ``RECHECK`` seconds of the last refresh get the kept
+rendering without touching the catalog or the Fetcher. A refresh that merges to the same document
+keeps the same bytes (and ETag). ``invalidate(package)`` (on every deploy) drops the package's
+documents, and a refresh that started before it does not store its result.
 """
 
 from __future__ import annotations
 
-import gzip
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 
-from cachetools import LRUCache
-
+from proxy.formats.common.documents import MergedDocuments, Rendered, Resolution
 from proxy.formats.format import Services
 from proxy.formats.maven import checksums
 from proxy.formats.maven.metadata import (
@@ -34,61 +33,37 @@ from proxy.formats.maven.metadata import (
     render,
     snapshot_metadata,
 )
-from proxy.formats.maven.paths import ChecksumAlgorithm, MetadataPath, upstream_url
+from proxy.formats.maven.paths import MetadataPath, upstream_url
 from proxy.repository.resolve import resolve
 from proxy.store.protocols import PackageCoordinate, PackageRecord
-from proxy.store.singleflight import SingleFlight
 from proxy.upstream.base import Upstream
 
 RECHECK = 30.0  # seconds a rendering is served before the chain is asked again (at most the metadata TTL)
-KEPT_DOCUMENTS = 20_000
-
-
-@dataclass(frozen=True)
-class Rendered:
-    body: bytes
-    gzipped: bytes
-    checksums: dict[ChecksumAlgorithm, str]
-    stale: bool  # some upstream's part was served from cache past its TTL
-
-    @property
-    def etag(self) -> str:
-        return self.checksums["sha256"][:32]
-
-
-@dataclass(frozen=True)
-class _Kept:
-    fresh_until: float
-    merged: MavenMetadata | None
-    rendered: Rendered | None
+CACHE_BUDGET = 64 * 1024**2  # bytes of merged documents and renderings kept in memory
 
 
 class MetadataDocuments:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, budget: int = CACHE_BUDGET) -> None:
         self._services = services
         self._recheck = min(RECHECK, services.metadata_ttl)
-        self._kept: LRUCache[tuple[str, str], _Kept] = LRUCache(KEPT_DOCUMENTS)
-        self._refreshing: SingleFlight[Rendered | None] = SingleFlight()
-        self._generation = 0
+        self._documents: MergedDocuments[MetadataPath, MavenMetadata] = MergedDocuments(
+            self._resolve, _package, budget=budget
+        )
 
     def invalidate(self, package: PackageCoordinate) -> None:
-        """Forget every merged document: a deploy of ``package`` can change group-level documents too."""
-        self._generation += 1
-        self._kept.clear()
+        """Forget the package's documents (artifact and SNAPSHOT version level) in every repository."""
+        self._documents.invalidate(f"{package.namespace}:{package.name}")
 
-    async def rendered(self, repository: str, path: MetadataPath) -> Rendered | None:
-        """The merged document, or None when no place of the chain has one. Raises NoUpstreamAnswered
-        when every upstream failed and nothing is known."""
-        key = (repository, path.document_path)
-        kept = self._kept.get(key)
-        if kept is not None and kept.fresh_until > time.monotonic():
-            return kept.rendered
-        return await self._refreshing.do(key, lambda: self._refresh(key, repository, path, kept))
+    async def rendered(self, repository: str, path: MetadataPath) -> tuple[Rendered, bool] | None:
+        """The merged document and whether some upstream's part of it is stale; None when no place of
+        the chain has one. Raises NoUpstreamAnswered when every upstream failed and nothing is known."""
+        key = replace(path, checksum=None)
+        entry = await self._documents.get(repository, key)
+        if entry.value is None:
+            return None
+        return await self._documents.rendered(repository, key, entry, None, _render), entry.stale
 
-    async def _refresh(
-        self, key: tuple[str, str], repository: str, path: MetadataPath, kept: _Kept | None
-    ) -> Rendered | None:
-        generation = self._generation
+    async def _resolve(self, repository: str, path: MetadataPath) -> Resolution[MavenMetadata]:
         coordinate = PackageCoordinate("maven", path.group, path.artifact or "")
         resolution = await resolve(
             self._services.catalog,
@@ -98,17 +73,8 @@ class MetadataDocuments:
             lambda upstream: self._remote_document(upstream, path),
         )
         merged = merge(doc for _, doc in resolution.found) if resolution.found else None
-        if (
-            kept is not None
-            and kept.merged == merged
-            and (kept.rendered is None or kept.rendered.stale == resolution.stale)
-        ):
-            rendered = kept.rendered
-        else:
-            rendered = _render(merged, resolution.stale) if merged is not None else None
-        if generation == self._generation:
-            self._kept[key] = _Kept(time.monotonic() + self._recheck, merged, rendered)
-        return rendered
+        # The merged document is its own fingerprint: an unchanged one keeps its rendering and ETag.
+        return Resolution(merged, time.time() + self._recheck, resolution.stale, 0, lambda: merged)
 
     async def _remote_document(
         self, upstream: Upstream, path: MetadataPath
@@ -119,6 +85,10 @@ class MetadataDocuments:
         if fetched is None:
             return None
         return fetched.parsed(), fetched.stale
+
+
+def _package(path: MetadataPath) -> str:
+    return f"{path.group}:{path.artifact or ''}"
 
 
 def _local_document(record: PackageRecord, path: MetadataPath) -> MavenMetadata | None:
@@ -134,6 +104,6 @@ def _local_document(record: PackageRecord, path: MetadataPath) -> MavenMetadata 
     return artifact_metadata(path.group, path.artifact, {v: pv.published_time for v, pv in versions.items()})
 
 
-def _render(doc: MavenMetadata, stale: bool) -> Rendered:
+def _render(doc: MavenMetadata) -> Rendered:
     body = render(doc)
-    return Rendered(body, gzip.compress(body, mtime=0), checksums.of_bytes(body), stale)
+    return Rendered.of(body, "text/xml", checksums.of_bytes(body))

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from aiohttp import HttpVersion11, web
 
+from proxy.formats.common.documents import Rendered
 from proxy.formats.common.http import STALE_WARNING, error_response, no_such_repository
 from proxy.formats.format import Services
 from proxy.formats.maven import checksums
 from proxy.formats.maven.assets import Assets
-from proxy.formats.maven.documents import MetadataDocuments, Rendered
+from proxy.formats.maven.documents import MetadataDocuments
 from proxy.formats.maven.paths import BadPath, MavenPath, MetadataPath, parse_path
 from proxy.formats.maven.publish import Deployer
 from proxy.repository.errors import Refused
@@ -70,19 +71,20 @@ async def get(request: web.Request) -> web.StreamResponse:
 async def _metadata(
     request: web.Request, maven: MavenService, repository: str, path: MetadataPath
 ) -> web.StreamResponse:
-    rendered = await maven.documents.rendered(repository, path)
-    if rendered is None:
+    found = await maven.documents.rendered(repository, path)
+    if found is None:
         raise web.HTTPNotFound(
             reason=f"{path.document_path} is not in repository {repository} or its upstreams"
         )
+    rendered, stale = found
     if path.checksum is not None:
         return _checksum_response(rendered.checksums[path.checksum])
-    return _document_response(request, rendered)
+    return _document_response(request, rendered, stale)
 
 
-def _document_response(request: web.Request, rendered: Rendered) -> web.Response:
+def _document_response(request: web.Request, rendered: Rendered, stale: bool) -> web.Response:
     headers = {"ETag": f'"{rendered.etag}"', "Vary": "Accept-Encoding", "Cache-Control": "no-cache"}
-    if rendered.stale:
+    if stale:
         headers["Warning"] = STALE_WARNING
     if rendered.etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)

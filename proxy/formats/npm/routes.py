@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from proxy.formats.common.documents import Entry
 from proxy.formats.common.http import STALE_WARNING, base_url, no_such_repository
 from proxy.formats.format import Services
-from proxy.formats.npm.metadata import ABBREVIATED_TYPE, dumps, tarball_prefix, version_document
+from proxy.formats.npm.metadata import ABBREVIATED_TYPE, Packument, dumps, tarball_prefix, version_document
 from proxy.formats.npm.names import (
     InvalidName,
     PackageName,
@@ -28,7 +29,7 @@ from proxy.formats.npm.names import (
     parse_name,
     parse_path,
 )
-from proxy.formats.npm.packuments import Entry, Packuments
+from proxy.formats.npm.packuments import Packuments
 from proxy.formats.npm.publish import parse_publish, publish, set_dist_tag
 from proxy.formats.npm.tarballs import Tarballs
 from proxy.store.protocols import PackageCoordinate
@@ -85,9 +86,9 @@ def _package(target: Target) -> PackageName:
     return target.package
 
 
-async def _found(npm: NpmService, repository: str, package: PackageName) -> Entry:
+async def _found(npm: NpmService, repository: str, package: PackageName) -> Entry[Packument]:
     entry = await npm.packuments.lookup(repository, package)
-    if entry.packument is None:
+    if entry.value is None:
         raise web.HTTPNotFound(
             reason=f"package {package.full} is not in repository {repository} or its upstreams"
         )
@@ -107,11 +108,11 @@ async def get_packument(
     abbreviated = ABBREVIATED_TYPE in request.headers.get("Accept", "")
     rendered = await npm.packuments.rendered(entry, repository, package, npm.base_url(request), abbreviated)
     gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
-    etag = f'"{rendered.digest}-gz"' if gzipped else f'"{rendered.digest}"'
+    etag = f'"{rendered.etag}-gz"' if gzipped else f'"{rendered.etag}"'
     headers = {"ETag": etag, "Vary": "Accept, Accept-Encoding", "Cache-Control": "no-cache"}
     if entry.stale:
         headers["Warning"] = STALE_WARNING
-    if rendered.digest in request.headers.get("If-None-Match", ""):
+    if rendered.etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = rendered.content_type
     if gzipped:
@@ -124,7 +125,7 @@ async def get_version(
     request: web.Request, npm: NpmService, repository: str, target: Target
 ) -> web.StreamResponse:
     package = _package(target)
-    packument = (await _found(npm, repository, package)).packument
+    packument = (await _found(npm, repository, package)).value
     assert packument is not None
     version = packument.version_for(target.arg)
     if version is None:
@@ -169,8 +170,8 @@ async def get_dist_tags(
 ) -> web.StreamResponse:
     package = _package(target)
     entry = await _found(npm, repository, package)
-    assert entry.packument is not None
-    tags = entry.packument.dist_tags
+    assert entry.value is not None
+    tags = entry.value.dist_tags
     if not target.arg:
         return _json(tags)
     if target.arg not in tags:

@@ -75,11 +75,12 @@ class Tarballs:
         if stored is not None:
             return stored
         entry = await self._packuments.lookup(repository, package)
-        if entry.packument is None or version not in entry.packument.versions:
+        packument = entry.value
+        if packument is None or version not in packument.versions:
             raise web.HTTPNotFound(
                 reason=f"package {package.full} has no version {version} in repository {repository}"
             )
-        source = entry.packument.sources[version]
+        source = packument.sources[version]
         if not source.upstream:
             published = await self._stored(source.place, package, version, file)
             if published is None:

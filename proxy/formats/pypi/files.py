@@ -139,12 +139,12 @@ class Files:
     async def _listed(self, repository: str, project: str, filename: str) -> tuple[Offer, Project]:
         """The offer of ``filename`` on the merged page, and that page's project; 404 when not listed."""
         view = await self._views.get(repository, project)
-        offer = view.project.offers.get(filename) if view.project is not None else None
-        if offer is None or view.project is None:
+        offer = view.value.offers.get(filename) if view.value is not None else None
+        if offer is None or view.value is None:
             raise web.HTTPNotFound(
                 reason=f"{filename} is not listed for project {project} in repository {repository}"
             )
-        return offer, view.project
+        return offer, view.value
 
     async def _download(
         self, repository: str, project: str, offer: Offer, sink: StreamedAsset | None

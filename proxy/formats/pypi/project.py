@@ -5,27 +5,21 @@ their project page through the Fetcher (freshness, revalidation, not-found cachi
 An upstream's page is ``simple/<project>/`` under its PyPI endpoint, or ``<project>/`` when the
 endpoint already is a ``.../simple/`` index URL (a plain index configured the way pip is).
 
-Views live in memory (LRU), keyed by repository and project, until the first of their upstream
+Views live in the shared merged-document cache (``proxy.formats.common.documents``: single flight,
+generation, memory budget), keyed by repository and project, until the first of their upstream
 documents goes stale (at most ``metadata_ttl``; a few seconds when an upstream failed or a stale copy
 was served, so the next request tries again). Renderings are made per base URL and representation on
 first use and kept with the view, compressed once. ``invalidate(project)`` drops every repository's
 view of a project when something changes it here (a publish, a file or metadata newly held).
-
-Concurrency: one computation per (repository, project, generation) at a time (single flight); a
-computation that started before an invalidation still answers its waiters but is not kept.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from cachetools import LRUCache
-
+from proxy.formats.common.documents import Entry, MergedDocuments, Rendered, Resolution
 from proxy.formats.format import Services
 from proxy.formats.pypi.merge import Offer, Project, Source, merge
 from proxy.formats.pypi.names import coordinate
@@ -36,26 +30,13 @@ from proxy.formats.pypi.simple import render_project
 from proxy.repository.fetch import NOT_FOUND_TTL
 from proxy.repository.resolve import resolve
 from proxy.store.protocols import PackageRecord
-from proxy.store.singleflight import SingleFlight
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
 # PEP 691 JSON where the upstream has it: read several times faster than PEP 503 HTML (a 1,000-file
 # page: 10 ms against 21). Not every index speaks it, hence the HTML fallbacks.
 UPSTREAM_ACCEPT = f"{JSON_V1}, {HTML_V1}; q=0.1, {TEXT_HTML}; q=0.01"
 RETRY_AFTER_FAILURE = 5.0  # seconds a view built without some upstream (failed or stale) is kept
-_MAX_VIEWS = 4096
-_MAX_RENDERINGS = 8  # per view: base URLs x representations; more means Host headers vary wildly
-
-
-@dataclass(frozen=True)
-class Rendered:
-    body: bytes
-    gzipped: bytes
-    etag: str  # of the uncompressed body; the gzipped one adds "-gz"
-
-    @classmethod
-    def of(cls, body: bytes) -> Rendered:
-        return cls(body, gzip.compress(body, mtime=0), hashlib.sha256(body).hexdigest()[:32])
+CACHE_BUDGET = 64 * 1024**2  # bytes of merged project views and their renderings kept in memory
 
 
 def file_url(base: str, repository: str, project: str, filename: str) -> str:
@@ -63,55 +44,40 @@ def file_url(base: str, repository: str, project: str, filename: str) -> str:
     return f"{base}pypi/{repository}/files/{project}/{quote(filename, safe='')}"
 
 
-@dataclass
-class View:
-    repository: str
-    project: Project | None  # None: no place of the chain has the project
-    expires: float  # time.time() after which it is rebuilt
-    stale: bool  # built from an upstream page served past its freshness
-    renderings: dict[tuple[str, Representation], Rendered] = field(default_factory=dict)
-
-    def render(self, base: str, representation: Representation) -> Rendered:
-        key = (base, representation)
-        rendered = self.renderings.get(key)
-        if rendered is None:
-            assert self.project is not None
-            project = self.project
-            page = project.page(lambda filename: file_url(base, self.repository, project.name, filename))
-            rendered = Rendered.of(render_project(page, representation))
-            if len(self.renderings) >= _MAX_RENDERINGS:
-                self.renderings.clear()
-            self.renderings[key] = rendered
-        return rendered
-
-
 class ProjectViews:
-    def __init__(self, services: Services) -> None:
-        self._services = services
-        self._views: LRUCache[tuple[str, str], View] = LRUCache(maxsize=_MAX_VIEWS)
-        self._generations: dict[str, int] = {}
-        self._flight: SingleFlight[View] = SingleFlight()
+    """Project views by (repository, normalized project), in the shared merged-document cache."""
 
-    async def get(self, repository: str, project: str) -> View:
-        """The view of ``project`` (normalized) through ``repository``; raises NoUpstreamAnswered."""
-        view = self._views.get((repository, project))
-        if view is not None and view.expires > time.time():
-            return view
-        generation = self._generations.get(project, 0)
-        return await self._flight.do(
-            (repository, project, generation), lambda: self._build(repository, project, generation)
+    def __init__(self, services: Services, budget: int = CACHE_BUDGET) -> None:
+        self._services = services
+        self._documents: MergedDocuments[str, Project] = MergedDocuments(
+            self._resolve, lambda project: project, budget=budget
         )
 
-    def invalidate(self, project: str) -> None:
-        self._generations[project] = self._generations.get(project, 0) + 1
-        for key in [k for k in self._views if k[1] == project]:
-            self._views.pop(key, None)
+    async def get(self, repository: str, project: str) -> Entry[Project]:
+        """The view of ``project`` (normalized) through ``repository`` (``value`` None: no place has
+        it); raises NoUpstreamAnswered."""
+        return await self._documents.get(repository, project)
 
-    async def _build(self, repository: str, project: str, generation: int) -> View:
+    async def rendered(
+        self, repository: str, project: str, view: Entry[Project], base: str, representation: Representation
+    ) -> Rendered:
+        """The page for clients of ``base`` in ``representation``, rendered and compressed once."""
+
+        def render(merged: Project) -> Rendered:
+            page = merged.page(lambda filename: file_url(base, repository, merged.name, filename))
+            return Rendered.of(render_project(page, representation), representation)
+
+        return await self._documents.rendered(repository, project, view, (base, representation), render)
+
+    def invalidate(self, project: str) -> None:
+        self._documents.invalidate(project)
+
+    async def _resolve(self, repository: str, project: str) -> Resolution[Project]:
         services = self._services
         ttl = services.metadata_ttl
         now = time.time()
         expiries = [now + ttl]
+        sizes: list[int] = []
         records: dict[str, PackageRecord] = {}
 
         def local(name: str, record: PackageRecord) -> list[Offer] | None:
@@ -129,6 +95,7 @@ class ProjectViews:
                 expiries.append(time.time() + NOT_FOUND_TTL)
                 return None
             expiries.append(fetched.doc.fetched_at + ttl)
+            sizes.append(len(fetched.doc.body))
             source = Source(upstream.name, upstream, path)
             return [Offer(f, source) for f in fetched.parsed()], fetched.stale
 
@@ -136,14 +103,15 @@ class ProjectViews:
         resolution = await resolve(services.catalog, places, coordinate(project), local, remote)
         if resolution.failed or resolution.stale:
             expiries.append(time.time() + RETRY_AFTER_FAILURE)
-        merged = None
-        if resolution.found:
+
+        def merged() -> Project | None:
+            if not resolution.found:
+                return None
             held = held_assets(records[p.name] for p in places if p.name in records)
-            merged = merge(project, (offers for _, offers in resolution.found), held)
-        view = View(repository, merged, min(expiries), resolution.stale)
-        if self._generations.get(project, 0) == generation:
-            self._views[(repository, project)] = view
-        return view
+            return merge(project, (offers for _, offers in resolution.found), held)
+
+        # Every refresh merges again (object(): no two resolutions compare equal).
+        return Resolution(object(), min(expiries), resolution.stale, sum(sizes), merged)
 
 
 def _parser(project: str) -> Callable[[bytes], list[DistFile]]:

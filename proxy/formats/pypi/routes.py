@@ -16,12 +16,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.config.model import RepositoryConfig
+from proxy.formats.common.documents import Rendered
 from proxy.formats.common.http import STALE_WARNING, base_url
 from proxy.formats.format import Services
 from proxy.formats.pypi.files import Files
 from proxy.formats.pypi.names import normalize
 from proxy.formats.pypi.negotiate import HTML_V1, JSON_V1, TEXT_HTML, Choice, choose
-from proxy.formats.pypi.project import ProjectViews, Rendered
+from proxy.formats.pypi.project import ProjectViews
 from proxy.formats.pypi.simple import render_index
 from proxy.formats.pypi.upload import publish
 from proxy.repository.errors import Refused
@@ -114,7 +115,7 @@ async def project_list(request: web.Request) -> web.StreamResponse:
     projects = {
         c.name for place in places for c in await services.catalog.packages(place) if c.format == "pypi"
     }
-    rendered = Rendered.of(render_index(projects, choice.representation))
+    rendered = Rendered.of(render_index(projects, choice.representation), choice.content_type)
     return _page_response(request, rendered, choice.content_type, stale=False)
 
 
@@ -133,12 +134,13 @@ async def project_page(request: web.Request) -> web.StreamResponse:
             location=f"{_base_url(request)}pypi/{repository.name}/simple/{project}/"
         )
     choice = _choice(request)
-    view = await request.app[PYPI].views.get(repository.name, project)
-    if view.project is None:
+    views = request.app[PYPI].views
+    view = await views.get(repository.name, project)
+    if view.value is None:
         raise web.HTTPNotFound(
             reason=f"project {project} not found in repository {repository.name} or its upstreams"
         )
-    rendered = view.render(_base_url(request), choice.representation)
+    rendered = await views.rendered(repository.name, project, view, _base_url(request), choice.representation)
     return _page_response(request, rendered, choice.content_type, stale=view.stale)
 
 
