@@ -1,5 +1,8 @@
 """Walking a repository's chain for one package: what each place has, in chain order.
 
+``resolve`` (merged documents: every place's answer) and ``first_found`` (assets: the first place
+that has it) are the only walks; formats never order places themselves.
+
 Format handlers give two functions - what a local repository has (from the catalog), what an upstream
 has (through the Fetcher) - and get back the non-empty answers in chain order, ready to merge. The
 rules that are the same for every format live here: upstreams are asked concurrently but merged in
@@ -42,7 +45,7 @@ async def resolve(
 ) -> Resolution[T]:
     """``local(repository, record)`` -> what that repository publishes of the package, or None.
     ``remote(upstream)`` -> (document, stale) or None when the upstream does not have the package."""
-    records = {p.name: await catalog.package(p.name, coordinate) for p in places if p.is_repository}
+    records = await local_records(catalog, places, coordinate)
     blocked = any(upstream_blocked(record) for record in records.values())
     asked = [p for p in places if not p.is_repository and not blocked]
     answers = await asyncio.gather(*(remote(p.upstream) for p in asked if p.upstream), return_exceptions=True)
@@ -71,3 +74,58 @@ async def resolve(
     if not result.found and result.failed:
         raise NoUpstreamAnswered("; ".join(result.failed))
     return result
+
+
+class UpstreamsBlocked(Exception):
+    """A local repository of the chain publishes the package: its origin configuration blocks upstream
+    versions, so nothing may be taken from an upstream."""
+
+    def __init__(self, repository: str) -> None:
+        super().__init__(repository)
+        self.repository = repository
+
+
+async def local_records(
+    catalog: CatalogService, places: tuple[Place, ...], coordinate: PackageCoordinate
+) -> dict[str, PackageRecord | None]:
+    """The package's record in every local repository of the chain, in chain order."""
+    return {p.name: await catalog.package(p.name, coordinate) for p in places if p.is_repository}
+
+
+async def first_found(
+    catalog: CatalogService,
+    places: tuple[Place, ...],
+    coordinate: PackageCoordinate,
+    local: Callable[[PackageRecord], Awaitable[T | None]],
+    remote: Callable[[Upstream], Awaitable[T | None]],
+    go_on: Callable[[], bool] = lambda: True,
+) -> T | None:
+    """The first place of the chain that has something: ``local(record)`` for each local repository
+    that holds the package, then, unless one of them blocks upstreams (UpstreamsBlocked), ``remote``
+    for each upstream in order. An upstream that fails (UpstreamUnavailable) is skipped while
+    ``go_on()`` (the caller can still take another upstream's answer); when none has it and some
+    failed, NoUpstreamAnswered. None: no place has it."""
+    records = await local_records(catalog, places, coordinate)
+    for record in records.values():
+        if record is not None and (found := await local(record)) is not None:
+            return found
+    blocking = next((name for name, record in records.items() if upstream_blocked(record)), None)
+    if blocking is not None:
+        raise UpstreamsBlocked(blocking)
+    failures: list[str] = []
+    for place in places:
+        if place.upstream is None:
+            continue
+        try:
+            found = await remote(place.upstream)
+        except UpstreamUnavailable as exc:
+            if not go_on():
+                raise
+            log.warning("%s", exc)
+            failures.append(str(exc))
+            continue
+        if found is not None:
+            return found
+    if failures:
+        raise NoUpstreamAnswered("; ".join(failures))
+    return None

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
 
-from proxy.store.protocols import AssetRecord, BlobCorrupt, BlobMissing, BlobService
+from proxy.store.protocols import BlobCorrupt, BlobMissing, BlobService
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-K = TypeVar("K", bound=Hashable)
 
 CACHE_CONTROL = "max-age=31536000"  # an asset's bytes never change under its name
 # A client that takes no bytes for this long is dropped: other requests may be waiting on the download.
@@ -173,29 +172,3 @@ async def fetch_streaming(
     if sink is not None and sink.response is not None:  # started: the client has its response
         return sink.response
     return result
-
-
-async def serve_asset(
-    request: web.Request,
-    blobs: BlobService,
-    content_type: str,
-    known: MutableMapping[K, AssetRecord],
-    key: K,
-    locate: Callable[[StreamedAsset | None], Awaitable[AssetRecord]],
-) -> web.StreamResponse:
-    """The asset ``known`` remembers under ``key``, else the one ``locate`` finds in the catalog or
-    downloads (streamed to this client, see ``fetch_streaming``; ``locate`` remembers it), served from
-    the store. When its blob vanished in between (evicted, broken), it is forgotten and located again."""
-    for _ in range(2):
-        asset = known.get(key)
-        if asset is None:
-            located = await fetch_streaming(request, content_type, locate)
-            if isinstance(located, web.StreamResponse):
-                return located
-            asset = located
-        etag = asset.hashes["SHA-256"][:32]
-        response = await blob_response(request, blobs, asset.blob_id, asset.size, content_type, etag)
-        if response is not None:
-            return response
-        known.pop(key, None)
-    raise web.HTTPBadGateway(reason=f"{asset.name} could not be read back from the store")

@@ -1,49 +1,44 @@
 """Maven assets (jars, POMs, any classifier and extension): from the store when a local repository of
 the chain holds them, else from the first upstream in chain order that has them, verified and stored.
 
-Cold path: the catalog of every local repository of the chain, in order (published packages, and
-what earlier requests cached into them). A package published in a local repository of the chain
-blocks upstream versions (origin controls): its assets come only from there. Otherwise the upstreams
-are tried in order; a 404 moves on to the next, an upstream that fails is skipped and, when no other
-has the asset, the answer is a 502 (never a 404). Before downloading, the upstream's ``.sha1`` (or
+The chain is walked by ``proxy.repository.resolve.first_found``: the catalog of every local repository
+of the chain, in order (published packages, and what earlier requests cached into them). A package
+published in a local repository of the chain blocks upstream versions (origin controls): its assets
+come only from there. Otherwise the upstreams are tried in order; a 404 moves on to the next, an
+upstream that fails is skipped and, when no other has the asset, the answer is a 502 (never a 404). Before downloading, the upstream's ``.sha1`` (or
 ``.sha256`` when it has no ``.sha1``) is read; the download (``Fetcher.asset``) is committed only if
 the digests match, else it is a 502 and nothing is stored. The GET that starts a download receives it
-as it arrives, its last piece only after the check (``serve_asset``); once bytes went out, a failure
+as it arrives, its last piece only after the check; once bytes went out, a failure
 cuts the transfer short instead of moving on to the next upstream. The asset is recorded in the catalog of
 the repository the client asked. An upstream's "not there" is remembered in the store's metadata cache
 (see ``_fetch``), so a build that went through while the upstreams were up also goes through while
 they are down.
 
-Warm path: an in-memory map (repository, path) -> asset, so a warm asset costs no catalog read, only
-the blob's streaming. A blob found gone (evicted, broken) drops the entry and the asset is located again.
-
-Concurrency: concurrent misses for one asset share one locate (single flight keyed by repository and
-path): one checksum read, one download, one catalog write.
+The shared asset locator (``proxy.formats.common.locator``) keeps the warm map and the single flight
+(one checksum read, one download, one catalog write per asset) and serves the bytes.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial
+from dataclasses import replace
 
 from aiohttp import web
-from cachetools import LRUCache
 
-from proxy.formats.common.assets import StreamedAsset, serve_asset
+from proxy.formats.common.assets import StreamedAsset
+from proxy.formats.common.locator import AssetLocator, held
 from proxy.formats.format import Services
 from proxy.formats.maven import checksums
 from proxy.formats.maven.paths import ArtifactPath, ChecksumAlgorithm, upstream_url
-from proxy.repository.errors import UpstreamInvalid
+from proxy.repository.errors import NoUpstreamAnswered, UpstreamInvalid
 from proxy.repository.fetch import NOT_FOUND_TTL
-from proxy.repository.origin import upstream_blocked
 from proxy.repository.packages import asset_record, record_fetched_asset
+from proxy.repository.resolve import UpstreamsBlocked, first_found
 from proxy.store.protocols import AssetRecord, BlobInfo, CachedDocument, PackageCoordinate, PackageRecord
-from proxy.store.singleflight import SingleFlight
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
-KNOWN_ASSETS = 200_000  # entries of the warm map; each is a few hundred bytes
 _NOT_FOUND = "maven-asset-not-found"  # metadata cache entries: (this, upstream, asset path) -> a 404
 VERIFIED_BY: tuple[ChecksumAlgorithm, ...] = (
     "sha1",
@@ -72,65 +67,55 @@ def coordinate_of(path: ArtifactPath) -> PackageCoordinate:
 class Assets:
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._known: LRUCache[tuple[str, str], AssetRecord] = LRUCache(KNOWN_ASSETS)
-        self._locating: SingleFlight[AssetRecord] = SingleFlight()
+        self._locator: AssetLocator[ArtifactPath] = AssetLocator(services.blobs, self._locate)
 
     async def serve(self, request: web.Request, repository: str, path: ArtifactPath) -> web.StreamResponse:
-        key = (repository, path.asset_path)
-        locate = partial(self.locate, repository, path)
-        return await serve_asset(
-            request, self._services.blobs, content_type(path.filename), self._known, key, locate
-        )
+        return await self._locator.serve(request, repository, _asset(path), content_type(path.filename))
 
-    async def locate(
-        self, repository: str, path: ArtifactPath, sink: StreamedAsset | None = None
-    ) -> AssetRecord:
-        """The asset's record (its blob, size and digests), fetching it first when no place holds it. A
-        download goes to ``sink`` as it arrives when this call starts it (see ``fetch_streaming``)."""
-        key = (repository, path.asset_path)
-        asset = self._known.get(key)
-        if asset is None:
-            asset = await self._locating.do(key, lambda: self._locate(repository, path, sink))
-            self._known[key] = asset
-        return asset
+    async def locate(self, repository: str, path: ArtifactPath) -> AssetRecord:
+        """The asset's record (its blob, size and digests), fetching it first when no place holds it."""
+        return await self._locator.locate(repository, _asset(path))
 
     def forget(self, repository: str, path: ArtifactPath) -> None:
-        self._known.pop((repository, path.asset_path), None)
+        self._locator.forget(repository, _asset(path))
 
     async def _locate(self, repository: str, path: ArtifactPath, sink: StreamedAsset | None) -> AssetRecord:
-        catalog, blobs = self._services.catalog, self._services.blobs
-        places = self._services.chain.places(repository)
         coordinate = coordinate_of(path)
-        records = {p.name: await catalog.package(p.name, coordinate) for p in places if p.is_repository}
-        for record in records.values():
-            held = _held(record, path)
-            if held is not None and await blobs.has_blob(held.blob_id):
-                return held
-        blocking = next((name for name, record in records.items() if upstream_blocked(record)), None)
-        if blocking is not None:
+        taken_from: list[str] = []
+
+        async def local(record: PackageRecord) -> AssetRecord | None:
+            return await held(self._services.blobs, _held(record, path))
+
+        async def remote(upstream: Upstream) -> AssetRecord | None:
+            info = await self._fetch(upstream, path, sink)
+            if info is None:
+                return None
+            taken_from.append(upstream.name)
+            return asset_record(path.filename, info)
+
+        # Once bytes went out, no other upstream can go on with the client's transfer.
+        def go_on() -> bool:
+            return sink is None or not sink.started
+
+        places = self._services.chain.places(repository)
+        try:
+            asset = await first_found(self._services.catalog, places, coordinate, local, remote, go_on)
+        except UpstreamsBlocked as exc:
             raise web.HTTPNotFound(
-                reason=f"{path.filename} is not in repository {blocking}, where {path.group}:{path.artifact} "
-                "is published; its origin configuration blocks upstream versions"
+                reason=f"{path.filename} is not in repository {exc.repository}, where "
+                f"{path.group}:{path.artifact} is published; its origin configuration blocks upstream "
+                "versions"
+            ) from None
+        except NoUpstreamAnswered as exc:
+            raise NoUpstreamAnswered(f"{path.asset_path}: {exc}") from None
+        if asset is None:
+            raise web.HTTPNotFound(
+                reason=f"{path.asset_path} is not in repository {repository} or its upstreams"
             )
-        failures: list[str] = []
-        for place in places:
-            if place.upstream is None:
-                continue
-            try:
-                info = await self._fetch(place.upstream, path, sink)
-            except UpstreamUnavailable as exc:
-                if sink is not None and sink.started:
-                    raise  # the client has part of this upstream's file: no other upstream can go on with it
-                log.warning("%s", exc)
-                failures.append(str(exc))
-                continue
-            if info is not None:
-                asset = asset_record(path.filename, info)
-                await record_fetched_asset(catalog, repository, coordinate, path.version, asset, place.name)
-                return asset
-        if failures:
-            raise web.HTTPBadGateway(reason=f"{path.asset_path}: " + "; ".join(failures))
-        raise web.HTTPNotFound(reason=f"{path.asset_path} is not in repository {repository} or its upstreams")
+        if taken_from:
+            catalog = self._services.catalog
+            await record_fetched_asset(catalog, repository, coordinate, path.version, asset, taken_from[0])
+        return asset
 
     async def _fetch(
         self, upstream: Upstream, path: ArtifactPath, sink: StreamedAsset | None
@@ -194,6 +179,11 @@ class Assets:
                     f"upstream {upstream.name} sent a broken {url}.{algorithm}: {exc}"
                 ) from None
         return None
+
+
+def _asset(path: ArtifactPath) -> ArtifactPath:
+    """The asset a path names (a checksum's path names the asset it is of)."""
+    return replace(path, checksum=None) if path.checksum is not None else path
 
 
 def _held(record: PackageRecord | None, path: ArtifactPath) -> AssetRecord | None:

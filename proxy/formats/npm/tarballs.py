@@ -1,9 +1,8 @@
 """Serving package tarballs: from the store when the repository's catalog has them, else fetched from
 the place the merged packument took the version from, verified, stored and recorded.
 
-Warm path: an in-memory map (repository, package, file) -> asset, so a warm tarball costs no catalog
-read, only the blob's streaming. A blob found gone (evicted, broken) drops the entry and the tarball is
-located again.
+The shared asset locator (``proxy.formats.common.locator``) keeps the warm map, the single flight and
+the serving; this module says where a tarball comes from.
 
 Cold path: the catalog (an earlier fetch or a publish into this repository), then the merged
 packument's VersionSource: a version published in a local repository of the chain is served from that
@@ -12,20 +11,14 @@ repository's asset; an upstream version is downloaded with ``Fetcher.asset`` and
 download receives the tarball while it is stored (``StreamedAsset``), its last piece only after the
 check; a mismatch then aborts its transfer (or is a 502 when nothing was sent yet), names the upstream
 in the log, and nothing is stored or recorded.
-
-Concurrency: concurrent misses for one tarball share one locate (single flight keyed by repository,
-package and file), so 100 clients cost one upstream fetch and one catalog write; all but the first
-are served from the store once the tarball is committed.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
 from aiohttp import web
-from cachetools import LRUCache
 
-from proxy.formats.common.assets import StreamedAsset, serve_asset
+from proxy.formats.common.assets import StreamedAsset
+from proxy.formats.common.locator import AssetLocator, held
 from proxy.formats.format import Services
 from proxy.formats.npm.integrity import Digests, mismatch
 from proxy.formats.npm.metadata import VersionSource
@@ -33,38 +26,26 @@ from proxy.formats.npm.names import PackageName
 from proxy.formats.npm.packuments import Packuments
 from proxy.repository.packages import asset_record, find_asset, record_fetched_asset
 from proxy.store.protocols import AssetRecord, BlobInfo
-from proxy.store.singleflight import SingleFlight
 
 CONTENT_TYPE = "application/octet-stream"
-KNOWN_TARBALLS = 200_000  # entries of the warm map; each is a few hundred bytes
 
 
 class Tarballs:
     def __init__(self, services: Services, packuments: Packuments) -> None:
         self._services = services
         self._packuments = packuments
-        self._known: LRUCache[tuple[str, str, str], AssetRecord] = LRUCache(KNOWN_TARBALLS)
-        self._locating: SingleFlight[AssetRecord] = SingleFlight()
+        self._locator: AssetLocator[tuple[PackageName, str]] = AssetLocator(services.blobs, self._locate_key)
 
     async def serve(
         self, request: web.Request, repository: str, package: PackageName, file: str
     ) -> web.StreamResponse:
-        key = (repository, package.full, file)
-        locate = partial(self._locate_once, key, repository, package, file)
-        return await serve_asset(request, self._services.blobs, CONTENT_TYPE, self._known, key, locate)
+        return await self._locator.serve(request, repository, (package, file), CONTENT_TYPE)
 
-    async def _locate_once(
-        self,
-        key: tuple[str, str, str],
-        repository: str,
-        package: PackageName,
-        file: str,
-        sink: StreamedAsset | None,
+    async def _locate_key(
+        self, repository: str, key: tuple[PackageName, str], sink: StreamedAsset | None
     ) -> AssetRecord:
-        """One locate per tarball however many requests ask at once; only the first one's sink is used."""
-        asset = await self._locating.do(key, lambda: self._locate(repository, package, file, sink))
-        self._known[key] = asset
-        return asset
+        package, file = key
+        return await self._locate(repository, package, file, sink)
 
     async def _locate(
         self, repository: str, package: PackageName, file: str, sink: StreamedAsset | None
@@ -99,9 +80,7 @@ class Tarballs:
         self, repository: str, package: PackageName, version: str, file: str
     ) -> AssetRecord | None:
         asset = await find_asset(self._services.catalog, repository, package.coordinate, version, file)
-        if asset is None or not await self._services.blobs.has_blob(asset.blob_id):
-            return None
-        return asset
+        return await held(self._services.blobs, asset)
 
     async def _fetch(
         self, source: VersionSource, package: PackageName, version: str, sink: StreamedAsset | None
