@@ -3,16 +3,16 @@ the chain holds them, else from the first upstream in chain order that has them,
 
 The chain is walked by ``proxy.repository.resolve.first_found``: the catalog of every local repository
 of the chain, in order (published packages, and what earlier requests cached into them). A package
-published in a local repository of the chain blocks upstream versions (origin controls): its assets
-come only from there. Otherwise the upstreams are tried in order; a 404 moves on to the next, an
-upstream that fails is skipped and, when no other has the asset, the answer is a 502 (never a 404). Before downloading, the upstream's ``.sha1`` (or
-``.sha256`` when it has no ``.sha1``) is read; the download (``Fetcher.asset``) is committed only if
-the digests match, else it is a 502 and nothing is stored. The GET that starts a download receives it
-as it arrives, its last piece only after the check; once bytes went out, a failure
-cuts the transfer short instead of moving on to the next upstream. The asset is recorded in the catalog of
-the repository the client asked. An upstream's "not there" is remembered in the store's metadata cache
-(see ``_fetch``), so a build that went through while the upstreams were up also goes through while
-they are down.
+published in a local repository of the chain blocks upstream versions (origin controls): its assets come
+only from there. Otherwise the upstreams are tried in order; a 404 moves on to the next, an upstream
+that fails is skipped and, when no other has the asset, the answer is a 502 (never a 404). Before
+downloading, the upstream's ``.sha1`` (or ``.sha256`` when it has no ``.sha1``) is read; the download
+(``Fetcher.asset``) is committed only if the digests match, else it is a 502 and nothing is stored. The
+GET that starts a download receives it as it arrives, its last piece only after the check; once bytes
+went out, a failure cuts the transfer short instead of moving on to the next upstream. The asset is
+recorded in the catalog of the repository the client asked. An upstream's "not there" is remembered in
+the store's metadata cache (see ``_fetch``), so a build that went through while the upstreams were up
+also goes through while they are down.
 
 The shared asset locator (``proxy.formats.common.locator``) keeps the warm map and the single flight
 (one checksum read, one download, one catalog write per asset) and serves the bytes.
