@@ -19,8 +19,9 @@ Verification covers the digests the store computes (sha256, sha512, sha1, md5); 
 only others (blake2b, say) cannot be checked. Filenames are immutable (neither PyPI nor CodeArtifact
 lets one be reused), so a held file is served without consulting the page.
 
-Concurrency: downloads are single flight per (repository, file); the Fetcher adds single flight per
-upstream URL. Recording and extraction happen inside that flight: the requests that waited for it are
+The shared asset locator (``proxy.formats.common.locator``) keeps the warm map and serves; its single
+flight per (repository, file) is the download's, and the Fetcher adds one per upstream URL. Recording
+and extraction happen inside that flight: the requests that waited for it are
 served from the store after it, and the one that started it returns only then.
 """
 
@@ -28,14 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 from urllib.parse import urljoin
 
 from aiohttp import web
-from cachetools import LRUCache
 
-from proxy.formats.common.assets import StreamedAsset, blob_response, fetch_streaming
+from proxy.formats.common.assets import StreamedAsset
+from proxy.formats.common.locator import AssetLocator, held
 from proxy.formats.format import Services
 from proxy.formats.pypi.coremeta import metadata_mismatch, wheel_metadata
 from proxy.formats.pypi.merge import Offer, Project
@@ -43,8 +43,8 @@ from proxy.formats.pypi.names import METADATA_SUFFIX, coordinate, parse_filename
 from proxy.formats.pypi.project import ProjectViews
 from proxy.formats.pypi.records import find_held
 from proxy.repository.packages import asset_record, record_fetched_asset
+from proxy.repository.resolve import local_records
 from proxy.store.protocols import AssetRecord, BlobError, BlobInfo, BlobService
-from proxy.store.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -80,61 +80,47 @@ class Files:
     def __init__(self, services: Services, views: ProjectViews) -> None:
         self._services = services
         self._views = views
-        self._held: LRUCache[tuple[str, str], AssetRecord] = LRUCache(maxsize=_MAX_REMEMBERED)
-        self._downloads: SingleFlight[AssetRecord] = SingleFlight()
+        # Keyed by (project, filename): a file's name is used once, and the project is checked with it.
+        self._locator: AssetLocator[tuple[str, str]] = AssetLocator(
+            services.blobs, self._locate, _MAX_REMEMBERED
+        )
 
-    def remember(self, repository: str, asset: AssetRecord) -> None:
-        self._held[(repository, asset.name)] = asset
+    def remember(self, repository: str, project: str, asset: AssetRecord) -> None:
+        self._locator.remember(repository, (project, asset.name), asset)
 
     async def serve(
         self, request: web.Request, repository: str, project: str, filename: str
     ) -> web.StreamResponse:
         if filename.endswith(METADATA_SUFFIX):
-            return await self._serve_metadata(request, repository, project, filename)
-        return await self._serve_file(request, repository, project, filename)
+            content_type = METADATA_CONTENT_TYPE
+        else:
+            parsed = parse_filename(filename)
+            if parsed is None or parsed.project != project:
+                raise web.HTTPNotFound(reason=f"{filename} is not a distribution file of project {project}")
+            content_type = DIST_CONTENT_TYPE
+        return await self._locator.serve(request, repository, (project, filename), content_type)
 
-    # -- distribution files -------------------------------------------------------------------------
-    async def _serve_file(
-        self, request: web.Request, repository: str, project: str, filename: str
-    ) -> web.StreamResponse:
-        parsed = parse_filename(filename)
-        if parsed is None or parsed.project != project:
-            raise web.HTTPNotFound(reason=f"{filename} is not a distribution file of project {project}")
-        held = self._held.get((repository, filename)) or await self._find_held(
-            repository, project, parsed.version, filename
-        )
-        if held is not None:
-            response = await self._respond(request, held)
-            if response is not None:
-                self.remember(repository, held)
-                return response
-            self._held.pop((repository, filename), None)  # evicted or broken: fetch it again
-        return await self._fetch_and_respond(
-            request, DIST_CONTENT_TYPE, partial(self._fetch, repository, project, filename)
-        )
-
-    async def _find_held(
-        self, repository: str, project: str, version: str, filename: str
-    ) -> AssetRecord | None:
-        catalog, places = self._services.catalog, self._services.chain.places(repository)
-        key = coordinate(project)
-        records = [
-            r for p in places if p.is_repository and (r := await catalog.package(p.name, key)) is not None
-        ]
-        return find_held(records, version, filename)
-
-    async def _fetch(
-        self, repository: str, project: str, filename: str, sink: StreamedAsset | None
-    ) -> AssetRecord:
+    async def _locate(self, repository: str, key: tuple[str, str], sink: StreamedAsset | None) -> AssetRecord:
+        project, filename = key
+        if filename.endswith(METADATA_SUFFIX):
+            return await self._locate_metadata(repository, project, filename, sink)
+        found = await self._find_held(repository, project, _version(filename), filename)
+        if (stored := await held(self._services.blobs, found)) is not None:
+            return stored
         offer, _ = await self._listed(repository, project, filename)
         if offer.source.upstream is None:
             raise web.HTTPBadGateway(
                 reason=f"{filename}, published in repository {offer.source.place}, is missing from the store "
                 "(see `codeartifact-proxy verify`)"
             )
-        return await self._downloads.do(
-            (repository, filename), lambda: self._download(repository, project, offer, sink)
-        )
+        return await self._download(repository, project, offer, sink)
+
+    async def _find_held(
+        self, repository: str, project: str, version: str, filename: str
+    ) -> AssetRecord | None:
+        places = self._services.chain.places(repository)
+        records = await local_records(self._services.catalog, places, coordinate(project))
+        return find_held([r for r in records.values() if r is not None], version, filename)
 
     async def _listed(self, repository: str, project: str, filename: str) -> tuple[Offer, Project]:
         """The offer of ``filename`` on the merged page, and that page's project; 404 when not listed."""
@@ -152,7 +138,6 @@ class Files:
         filename = offer.file.filename
         info = await self._get_from_upstream(offer, "", offer.file.hashes, filename, sink)
         asset = await self._record(repository, project, offer, asset_record(filename, info))
-        self.remember(repository, asset)
         if filename.endswith(".whl") and not await self._find_held(
             repository, project, _version(filename), filename + METADATA_SUFFIX
         ):
@@ -206,30 +191,24 @@ class Files:
         return info
 
     # -- core metadata files (PEP 658) --------------------------------------------------------------
-    async def _serve_metadata(
-        self, request: web.Request, repository: str, project: str, filename: str
-    ) -> web.StreamResponse:
+    async def _locate_metadata(
+        self, repository: str, project: str, filename: str, sink: StreamedAsset | None
+    ) -> AssetRecord:
+        """The chain's copy when its sha256 is the one the page declares, else the upstream's own."""
         offer, listed = await self._listed(repository, project, filename[: -len(METADATA_SUFFIX)])
         declared = offer.file.core_metadata
         if declared is None:
             raise web.HTTPNotFound(reason=f"no core metadata is known for {offer.file.filename}")
-        held = listed.held.get(filename)
-        if held is not None and declared.get("sha256") in (None, held.hashes["SHA-256"]):
-            response = await self._respond(request, held)
-            if response is not None:
-                return response
+        copy = listed.held.get(filename)
+        if copy is not None and declared.get("sha256") not in (None, copy.hashes["SHA-256"]):
+            copy = None  # not the file the page declares
+        if (stored := await held(self._services.blobs, copy)) is not None:
+            return stored
         if offer.source.upstream is None:
             raise web.HTTPBadGateway(
                 reason=f"{filename} is missing from the store (see `codeartifact-proxy verify`)"
             )
-
-        def fetch(sink: StreamedAsset | None) -> Awaitable[AssetRecord]:
-            return self._downloads.do(
-                (repository, filename),
-                lambda: self._download_metadata(repository, project, offer, declared, sink),
-            )
-
-        return await self._fetch_and_respond(request, METADATA_CONTENT_TYPE, fetch)
+        return await self._download_metadata(repository, project, offer, declared, sink)
 
     async def _download_metadata(
         self,
@@ -244,26 +223,3 @@ class Files:
         asset = await self._record(repository, project, offer, asset_record(filename, info))
         self._views.invalidate(project)
         return asset
-
-    async def _fetch_and_respond(
-        self,
-        request: web.Request,
-        content_type: str,
-        fetch: Callable[[StreamedAsset | None], Awaitable[AssetRecord]],
-    ) -> web.StreamResponse:
-        """A download, streamed to the client that started it; the others are served from the store."""
-        fetched = await fetch_streaming(request, content_type, fetch)
-        if isinstance(fetched, web.StreamResponse):
-            return fetched
-        response = await self._respond(request, fetched)
-        if response is None:  # evicted in the instant since it was fetched
-            raise web.HTTPBadGateway(
-                reason=f"{fetched.name} vanished from the store while being served; retry"
-            )
-        return response
-
-    async def _respond(self, request: web.Request, asset: AssetRecord) -> web.StreamResponse | None:
-        content_type = METADATA_CONTENT_TYPE if asset.name.endswith(METADATA_SUFFIX) else DIST_CONTENT_TYPE
-        return await blob_response(
-            request, self._services.blobs, asset.blob_id, asset.size, content_type, asset.hashes["SHA-256"]
-        )

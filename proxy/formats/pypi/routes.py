@@ -161,7 +161,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         published = await publish(state.services.catalog, state.services.blobs, repository.name, request)
     except Refused as exc:
         return _upload_refusal(exc.status, exc.reason)
-    state.files.remember(repository.name, published.file)
+    state.files.remember(repository.name, published.project, published.file)
     state.views.invalidate(published.project)
     return web.Response(text="OK\n")
 
