@@ -39,14 +39,10 @@ class PypiService:
 
     def add_routes(self, app: web.Application) -> None:
         app[PYPI] = self
-        router = app.router
-        router.add_get("/pypi/{repo}/simple/", project_list)
-        router.add_get("/pypi/{repo}/simple", add_slash)
-        router.add_get("/pypi/{repo}/simple/{project}/", project_page)
-        router.add_get("/pypi/{repo}/simple/{project}", project_redirect)
-        router.add_get("/pypi/{repo}/files/{project}/{filename}", file)
-        router.add_post("/pypi/{repo}/", upload)
-        router.add_post("/pypi/{repo}", upload)
+        for method, path, handler in _ROUTES:
+            # add_get also answers HEAD.
+            add = app.router.add_get if method == "GET" else app.router.add_post
+            add(path, handler)
 
     def invalidate(self, package: PackageCoordinate) -> None:
         self.views.invalidate(package.name)
@@ -170,3 +166,14 @@ def _upload_refusal(status: int, reason: str) -> web.Response:
     # twine shows the status line's reason phrase, where PyPI puts the message too.
     phrase = " ".join(reason.split()).encode("ascii", "replace").decode()
     return web.json_response({"error": reason}, status=status, reason=phrase)
+
+
+_ROUTES = (
+    ("GET", "/pypi/{repo}/simple/", project_list),
+    ("GET", "/pypi/{repo}/simple", add_slash),
+    ("GET", "/pypi/{repo}/simple/{project}/", project_page),
+    ("GET", "/pypi/{repo}/simple/{project}", project_redirect),
+    ("GET", "/pypi/{repo}/files/{project}/{filename}", file),
+    ("POST", "/pypi/{repo}/", upload),
+    ("POST", "/pypi/{repo}", upload),
+)
