@@ -1,0 +1,195 @@
+"""The mechanics every format shares: the merged-document cache (proxy.formats.common.documents), the
+chain walk for assets (proxy.repository.resolve.first_found), and the format registry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from proxy.formats.common.documents import MergedDocuments, Rendered, Resolution
+from proxy.formats.registry import FORMATS, format_names, token_schemes
+from proxy.repository.chain import Place
+from proxy.repository.errors import NoUpstreamAnswered
+from proxy.repository.origin import PUBLISHED_DEFAULT
+from proxy.repository.resolve import UpstreamsBlocked, first_found
+from proxy.store.protocols import PackageCoordinate, PackageRecord
+from proxy.upstream.base import UpstreamUnavailable
+
+
+class Chain:
+    """A resolve function whose answers a test sets, counting how often it was asked."""
+
+    def __init__(self) -> None:
+        self.answer: str | None = "one"
+        self.fails = False
+        self.calls = 0
+        self.merges = 0
+        self.gate: asyncio.Event | None = None
+
+    async def resolve(self, repository: str, key: str) -> Resolution[str]:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fails:
+            raise NoUpstreamAnswered("upstream 'up' unavailable: HTTP 500")
+        answer = self.answer
+
+        def merge() -> str | None:
+            self.merges += 1
+            return None if answer is None else f"{key}:{answer}"
+
+        return Resolution(answer, time.time() + 60, False, len(answer or ""), merge)
+
+
+def documents(chain: Chain, **kw: object) -> MergedDocuments[str, str]:
+    return MergedDocuments(chain.resolve, lambda key: key, budget=1024**2, **kw)  # type: ignore[arg-type]
+
+
+async def test_a_fresh_view_is_served_from_memory_and_rendered_once() -> None:
+    chain = Chain()
+    docs = documents(chain)
+    entry = await docs.get("dev", "lodash")
+    assert entry.value == "lodash:one" and (await docs.get("dev", "lodash")) is entry
+    renders = 0
+
+    def render(value: str) -> Rendered:
+        nonlocal renders
+        renders += 1
+        return Rendered.of(value.encode(), "text/plain")
+
+    first = await docs.rendered("dev", "lodash", entry, "base", render)
+    assert await docs.rendered("dev", "lodash", entry, "base", render) is first
+    assert renders == 1 and chain.calls == 1
+    assert first.etag and first.gzipped != first.body
+
+
+async def test_concurrent_misses_share_one_refresh() -> None:
+    chain = Chain()
+    chain.gate = asyncio.Event()
+    docs = documents(chain)
+    waiting = [asyncio.ensure_future(docs.get("dev", "lodash")) for _ in range(20)]
+    await asyncio.sleep(0)
+    chain.gate.set()
+    entries = await asyncio.gather(*waiting)
+    assert chain.calls == 1 and all(e is entries[0] for e in entries)
+
+
+async def test_an_unchanged_fingerprint_keeps_the_view_and_its_renderings() -> None:
+    chain = Chain()
+    docs = documents(chain)
+    entry = await docs.get("dev", "lodash")
+    rendered = await docs.rendered("dev", "lodash", entry, None, lambda v: Rendered.of(v.encode(), "x"))
+    entry.expires = 0  # due: the chain is asked again and answers the same
+    again = await docs.get("dev", "lodash")
+    assert again is entry and chain.calls == 2 and chain.merges == 1
+    assert again.renders[None] is rendered
+
+
+async def test_invalidate_forgets_the_package_in_every_repository_and_beats_a_refresh_in_flight() -> None:
+    chain = Chain()
+    docs = documents(chain)
+    await docs.get("dev", "lodash")
+    await docs.get("prod", "lodash")
+    docs.invalidate("lodash")
+    chain.answer = "two"
+    assert (await docs.get("prod", "lodash")).value == "lodash:two"
+
+    chain.gate = asyncio.Event()
+    docs.invalidate("lodash")
+    chain.answer = "three"
+    slow = asyncio.ensure_future(docs.get("dev", "lodash"))  # resolves with "three" once released
+    await asyncio.sleep(0)
+    docs.invalidate("lodash")  # a publish lands while that refresh is in flight
+    chain.gate.set()
+    assert (await slow).value == "lodash:three"  # its waiter is answered...
+    chain.answer = "four"
+    assert (await docs.get("dev", "lodash")).value == "lodash:four"  # ...but it was not kept
+
+
+async def test_a_failed_refresh_serves_the_last_view_only_when_the_format_asks_for_it() -> None:
+    for keep in (None, 10.0):
+        chain = Chain()
+        docs = documents(chain, keep_on_failure=keep)
+        entry = await docs.get("dev", "lodash")
+        entry.expires = 0
+        chain.fails = True
+        if keep is None:
+            with pytest.raises(NoUpstreamAnswered):
+                await docs.get("dev", "lodash")
+            continue
+        served = await docs.get("dev", "lodash")
+        assert served.value == "lodash:one" and served.stale
+        assert served.expires > time.time() + 5  # asked again only after the retry delay
+
+
+class Catalog:
+    def __init__(self, records: dict[str, PackageRecord]) -> None:
+        self.records = records
+
+    async def package(self, repository: str, coordinate: PackageCoordinate) -> PackageRecord | None:
+        return self.records.get(repository)
+
+
+class Upstream:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+COORD = PackageCoordinate("maven", "org.example", "hello")
+
+
+async def test_first_found_asks_local_repositories_then_upstreams_in_order() -> None:
+    up1, up2 = Upstream("up1"), Upstream("up2")
+    places = (Place("dev"), Place("up1", up1), Place("up2", up2))  # type: ignore[arg-type]
+    asked: list[str] = []
+
+    async def local(record: PackageRecord) -> str | None:
+        return None
+
+    async def remote(upstream: Upstream) -> str | None:
+        asked.append(upstream.name)
+        if upstream is up1:
+            raise UpstreamUnavailable("up1", "HTTP 503")
+        return "from up2"
+
+    catalog = Catalog({"dev": PackageRecord(COORD)})
+    assert await first_found(catalog, places, COORD, local, remote) == "from up2"  # type: ignore[arg-type]
+    assert asked == ["up1", "up2"]
+
+    async def nowhere(upstream: Upstream) -> str | None:
+        if upstream is up1:
+            raise UpstreamUnavailable("up1", "HTTP 503")
+        return None
+
+    with pytest.raises(NoUpstreamAnswered, match="up1"):
+        await first_found(catalog, places, COORD, local, nowhere)  # type: ignore[arg-type]
+    with pytest.raises(UpstreamUnavailable):  # the caller cannot take another upstream's answer
+        await first_found(catalog, places, COORD, local, nowhere, lambda: False)  # type: ignore[arg-type]
+
+
+async def test_first_found_takes_nothing_from_upstreams_for_a_package_published_in_the_chain() -> None:
+    published = PackageRecord(COORD)
+    published.origin_configuration = PUBLISHED_DEFAULT
+    places = (Place("dev"), Place("up", Upstream("up")))  # type: ignore[arg-type]
+
+    async def local(record: PackageRecord) -> str | None:
+        return None
+
+    async def remote(upstream: Upstream) -> str | None:
+        raise AssertionError("an upstream was asked")
+
+    with pytest.raises(UpstreamsBlocked) as blocked:
+        await first_found(Catalog({"dev": published}), places, COORD, local, remote)  # type: ignore[arg-type]
+    assert blocked.value.repository == "dev"
+
+
+def test_the_registry_drives_names_and_token_schemes() -> None:
+    assert format_names() == ("npm", "pypi", "maven")
+    schemes = token_schemes()
+    assert schemes["npm"]("aws", "tok") == "Bearer tok"
+    assert schemes["pypi"]("aws", "tok").startswith("Basic ")
+    coordinate = PackageCoordinate("npm", "scope", "name")
+    assert {f.name: f.display_name(coordinate) for f in FORMATS}["npm"] == "@scope/name"
+    assert {f.name: f.display_name(PackageCoordinate("maven", "g", "a")) for f in FORMATS}["maven"] == "g:a"
