@@ -109,7 +109,7 @@ class MergedDocuments(Generic[K, V]):
         self._resolve = resolve
         self._package = package
         self._keep_on_failure = keep_on_failure
-        self._entries: LRUCache[tuple[str, str, K], Entry[V]] = LRUCache(budget, getsizeof=Entry.weight)
+        self._entries: LRUCache[tuple[str, K], Entry[V]] = LRUCache(budget, getsizeof=Entry.weight)
         self._refreshing: SingleFlight[Entry[V]] = SingleFlight()
         self._rendering: SingleFlight[Rendered] = SingleFlight()
         self._generation = 0
@@ -117,13 +117,13 @@ class MergedDocuments(Generic[K, V]):
     def invalidate(self, package: str) -> None:
         """Forget ``package`` in every repository."""
         self._generation += 1
-        for key in [key for key in self._entries if key[1] == package]:
+        for key in [key for key in self._entries if self._package(key[1]) == package]:
             self._entries.pop(key, None)
 
     async def get(self, repository: str, key: K) -> Entry[V]:
         """The merged view, fresh or refreshed. Raises NoUpstreamAnswered when every place failed and
         nothing may be served instead."""
-        slot = (repository, self._package(key), key)
+        slot = (repository, key)
         entry = self._entries.get(slot)
         if entry is not None and entry.expires > time.time():
             return entry
@@ -133,7 +133,7 @@ class MergedDocuments(Generic[K, V]):
         )
 
     async def _refresh(
-        self, slot: tuple[str, str, K], repository: str, key: K, previous: Entry[V] | None, generation: int
+        self, slot: tuple[str, K], repository: str, key: K, previous: Entry[V] | None, generation: int
     ) -> Entry[V]:
         try:
             entry = await self._rebuild(repository, key, previous)
@@ -155,7 +155,7 @@ class MergedDocuments(Generic[K, V]):
         value = await offload(resolution.size, resolution.merge)
         return Entry(value, resolution.fingerprint, resolution.expires, resolution.stale, resolution.size)
 
-    def _keep(self, slot: tuple[str, str, K], entry: Entry[V]) -> None:
+    def _keep(self, slot: tuple[str, K], entry: Entry[V]) -> None:
         try:
             self._entries[slot] = entry
         except ValueError:
@@ -181,7 +181,7 @@ class MergedDocuments(Generic[K, V]):
         if len(entry.renders) >= MAX_RENDERINGS:
             entry.renders.clear()
         entry.renders[variant] = rendered
-        slot = (repository, self._package(key), key)
+        slot = (repository, key)
         if self._entries.get(slot) is entry:
             self._keep(slot, entry)  # counts the rendering against the memory budget
         return rendered

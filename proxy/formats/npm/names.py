@@ -42,7 +42,7 @@ class PackageName:
 
     @property
     def full(self) -> str:
-        return full_name(self.coordinate)
+        return f"@{self.scope}/{self.name}" if self.scope else self.name  # as full_name, without a coordinate
 
     @property
     def escaped(self) -> str:

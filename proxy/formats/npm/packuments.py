@@ -76,9 +76,13 @@ class Packuments:
         self, entry: Entry[Packument], repository: str, package: PackageName, base: str, abbreviated: bool
     ) -> Rendered:
         """The full or abbreviated packument for clients of ``base``, rendered and compressed once."""
+        variant = (base, abbreviated)
+        cached = entry.renders.get(variant)  # the warm path: no closure, no prefix built
+        if cached is not None:
+            return cached
         tarballs = tarball_prefix(base, repository, package)
         return await self._documents.rendered(
-            repository, package, entry, (base, abbreviated), lambda p: _render(p, tarballs, abbreviated)
+            repository, package, entry, variant, lambda p: _render(p, tarballs, abbreviated)
         )
 
     async def _resolve(self, repository: str, package: PackageName) -> Resolution[Packument]:

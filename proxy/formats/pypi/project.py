@@ -62,6 +62,9 @@ class ProjectViews:
         self, repository: str, project: str, view: Entry[Project], base: str, representation: Representation
     ) -> Rendered:
         """The page for clients of ``base`` in ``representation``, rendered and compressed once."""
+        cached = view.renders.get((base, representation))  # the warm path: no closure built
+        if cached is not None:
+            return cached
 
         def render(merged: Project) -> Rendered:
             page = merged.page(lambda filename: file_url(base, repository, merged.name, filename))
