@@ -1,4 +1,4 @@
-"""Configuration: the typed model and the TOML loader that builds it (see DESIGN.md, "Configuration")."""
+"""Configuration: the typed model and the TOML loader that builds it; `config.example.toml` documents every key."""
 
 from proxy.config.loader import (
     ENV_VAR,
