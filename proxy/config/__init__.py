@@ -1,4 +1,4 @@
-"""Configuration: the typed model and the TOML loader that builds it; `config.example.toml` documents every key."""
+"""Configuration: the typed model and the TOML loader that builds it (`config.example.toml` has every key)."""
 
 from proxy.config.loader import (
     ENV_VAR,
