@@ -14,8 +14,8 @@ from proxy.config.model import Config
 from proxy.repository.chain import ResolutionChain
 from proxy.repository.fetch import Fetcher
 from proxy.store.store import Store
-from proxy.upstream.base import Upstream
-from proxy.upstream.http import UpstreamHttp
+from proxy.upstream.base import BodyLimits, Upstream
+from proxy.upstream.http import HttpSettings, UpstreamHttp
 from proxy.upstream.registry import build_upstreams
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,9 @@ class Daemon:
     async def open(cls, config: Config) -> Daemon:
         store = await asyncio.to_thread(Store.open, config.cache)
         store.group_commits(asyncio.get_running_loop())
-        http = UpstreamHttp()
+        http = UpstreamHttp(
+            HttpSettings(body=BodyLimits(max_document_size=config.cache.max_document_size))
+        )
         upstreams = build_upstreams(config, http)
         await upstreams.start()
         daemon = cls(config, store, upstreams.by_name)

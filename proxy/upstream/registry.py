@@ -26,7 +26,13 @@ from proxy.codeartifact.endpoint import RepositoryEndpoints
 from proxy.codeartifact.token import DomainHealth, TokenProvider
 from proxy.config import model
 from proxy.config.model import Format
-from proxy.upstream.base import Upstream, UpstreamResponse, absolute_url, ensure_authorized
+from proxy.upstream.base import (
+    NotServedResponse,
+    Upstream,
+    UpstreamResponse,
+    absolute_url,
+    ensure_authorized,
+)
 from proxy.upstream.codeartifact import CodeArtifactRepositoryUpstream
 from proxy.upstream.http import Authorization, UpstreamHttp, basic_authorization
 
@@ -68,7 +74,9 @@ class RegistryUpstream:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
     ) -> AsyncIterator[UpstreamResponse]:
-        self._check(format)
+        if format not in self.formats:
+            yield NotServedResponse(self.name)
+            return
         response = await self._http.send(
             self.name,
             absolute_url(self._endpoint, url),

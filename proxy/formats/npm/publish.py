@@ -59,6 +59,8 @@ def parse_publish(package: PackageName, body: bytes) -> PublishRequest:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise PublishRefused(400, "the publish request is not a JSON document") from None
+    except RecursionError:  # nested deeper than the parser goes: no publish document is
+        raise PublishRefused(400, "the publish request is nested too deeply") from None
     if not isinstance(doc, dict):
         raise PublishRefused(400, "the publish request is not a JSON object")
     if doc.get("name") != package.full:

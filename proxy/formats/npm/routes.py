@@ -187,7 +187,7 @@ async def put_dist_tag(
         raise web.HTTPBadRequest(reason="which dist-tag? PUT /-/package/{name}/dist-tags/{tag}")
     try:
         version = json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         version = None
     if not isinstance(version, str):
         raise web.HTTPBadRequest(reason="the body must be the version as a JSON string")
