@@ -33,7 +33,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -44,7 +46,7 @@ from proxy.config.model import CacheConfig
 from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing, BlobStore
 from proxy.store.catalog import Catalog
 from proxy.store.index import IndexUnavailable
-from proxy.store.keyring import KeyRing
+from proxy.store.keyring import KeyRing, make_private_dirs
 from proxy.store.ledger import BlobLedger
 from proxy.store.metadata import MetadataCache
 
@@ -132,11 +134,21 @@ class VerifyReport:
         return not self.broken
 
 
+def private_root(root: Path) -> None:
+    """Create the cache root with mode 0700, or take group and other access away from one that
+    exists: everything inside is encrypted, but names, sizes and the index files are not for others."""
+    make_private_dirs(root)
+    mode = stat.S_IMODE(root.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(root, mode & 0o700)
+
+
 class Store:
     def __init__(self, root: Path, keyring: KeyRing, max_size: int) -> None:
         self.root = root
         self.keyring = keyring
         self.max_size = max_size
+        private_root(root)
         # The index first: it refuses a second process before anything under ``tmp/`` is touched.
         with contextlib.ExitStack() as opened:
             self.catalog = Catalog(root / "index" / "catalog", keyring)

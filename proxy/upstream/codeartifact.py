@@ -63,7 +63,7 @@ class CodeArtifactRepositoryUpstream:
         try:
             return await self._endpoints.get(self.repository, format)
         except DomainError as exc:
-            raise UpstreamUnavailable(self.name, str(exc)) from None
+            raise unavailable(self.name, exc) from None
 
     @asynccontextmanager
     async def open(
@@ -121,4 +121,12 @@ class CodeArtifactRepositoryUpstream:
         try:
             return await self._tokens.token()
         except DomainError as exc:
-            raise UpstreamUnavailable(self.name, str(exc)) from None
+            raise unavailable(self.name, exc) from None
+
+
+def unavailable(upstream: str, exc: DomainError) -> UpstreamUnavailable:
+    """What a client may be told when the CodeArtifact API failed: the short reason only. The detail
+    (botocore's message: the endpoint URL, the domain, the owner's account id, an ARN) goes to the log.
+    ``exc.domain`` is the name of the [codeartifact.NAME] table, not the CodeArtifact domain."""
+    log.warning("upstream %r: %s", upstream, exc)
+    return UpstreamUnavailable(upstream, f"codeartifact domain {exc.domain!r}: {exc.reason}")
