@@ -45,9 +45,7 @@ class Daemon:
     async def open(cls, config: Config) -> Daemon:
         store = await asyncio.to_thread(Store.open, config.cache)
         store.group_commits(asyncio.get_running_loop())
-        http = UpstreamHttp(
-            HttpSettings(body=BodyLimits(max_document_size=config.cache.max_document_size))
-        )
+        http = UpstreamHttp(HttpSettings(body=BodyLimits(max_document_size=config.cache.max_document_size)))
         upstreams = build_upstreams(config, http)
         await upstreams.start()
         daemon = cls(config, store, upstreams.by_name)

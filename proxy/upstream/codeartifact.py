@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from proxy.codeartifact.domain import DomainError
 from proxy.codeartifact.endpoint import RepositoryEndpoints
 from proxy.codeartifact.token import TokenProvider
-from proxy.config.model import FORMATS, Format
+from proxy.config.model import FORMATS, ChecksumPolicy, Format
 from proxy.upstream.base import (
     REJECTED_CREDENTIALS,
     UpstreamResponse,
@@ -54,6 +54,7 @@ class CodeArtifactRepositoryUpstream:
         http: UpstreamHttp,
     ) -> None:
         self.name = name
+        self.checksum_policy: ChecksumPolicy = "require"  # CodeArtifact always declares digests
         self.repository = repository
         self._tokens = tokens
         self._endpoints = endpoints

@@ -51,9 +51,16 @@ def registry_authorization_value(format: Format, credentials: model.Credentials)
 
 class RegistryUpstream:
     def __init__(
-        self, name: str, format: Format, url: str, credentials: model.Credentials, http: UpstreamHttp
+        self,
+        name: str,
+        format: Format,
+        url: str,
+        credentials: model.Credentials,
+        http: UpstreamHttp,
+        checksum_policy: model.ChecksumPolicy = "warn",
     ) -> None:
         self.name = name
+        self.checksum_policy = checksum_policy
         self.formats: frozenset[Format] = frozenset({format})
         self._endpoint = url if url.endswith("/") else url + "/"
         value = registry_authorization_value(format, credentials)
@@ -134,5 +141,7 @@ def build_upstreams(config: model.Config, http: UpstreamHttp) -> Upstreams:
                 http,
             )
         else:
-            by_name[name] = RegistryUpstream(name, upstream.format, upstream.url, upstream.credentials, http)
+            by_name[name] = RegistryUpstream(
+                name, upstream.format, upstream.url, upstream.credentials, http, upstream.checksum_policy
+            )
     return Upstreams(MappingProxyType(by_name), MappingProxyType(providers), tuple(clients.values()))

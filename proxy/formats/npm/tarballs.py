@@ -26,7 +26,7 @@ from aiohttp import web
 from cachetools import LRUCache
 
 from proxy.daemon import Daemon
-from proxy.formats.npm.integrity import Digests, mismatch
+from proxy.formats.npm.integrity import Digests, declares_digest, mismatch
 from proxy.formats.npm.metadata import VersionSource
 from proxy.formats.npm.names import PackageName
 from proxy.formats.npm.packuments import Packuments
@@ -35,6 +35,7 @@ from proxy.server.assets import StreamedAsset, serve_asset
 from proxy.store.blobs import BlobInfo
 from proxy.store.catalog import AssetRecord
 from proxy.store.singleflight import SingleFlight
+from proxy.upstream.checksum_policy import unverified
 
 CONTENT_TYPE = "application/octet-stream"
 KNOWN_TARBALLS = 200_000  # entries of the warm map; each is a few hundred bytes
@@ -114,6 +115,8 @@ class Tarballs:
             )
 
         def check(info: BlobInfo) -> str | None:
+            if not declares_digest(source.integrity, source.shasum):
+                return unverified(upstream, f"tarball of {package.full} {version}")
             problem = mismatch(source.integrity, source.shasum, Digests(info.sha512, info.sha256, info.sha1))
             return f"tarball of {package.full} {version}: {problem}" if problem else None
 

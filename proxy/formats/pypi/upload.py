@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from proxy.formats.pypi.coremeta import (
     form_metadata,
@@ -92,6 +93,8 @@ async def publish(store: Store, repository: str, request: web.Request) -> Publis
             form = await _read_form(reader, writer)
         except ValueError as exc:
             raise UploadRefused(400, f"malformed upload: {exc}") from None
+        except HttpProcessingError as exc:  # a part's headers that do not parse (control characters)
+            raise UploadRefused(400, f"malformed upload: {exc.message}") from None
         info = writer.finish()
         parsed = _check(form, info)
         blob = await writer.commit(published=True)
@@ -185,7 +188,8 @@ def _check(form: _Form, info: BlobInfo) -> DistFilename:
     filename = form.filename
     if filename is None:
         raise UploadRefused(400, "the upload has no file (form field 'content')")
-    parsed = parse_filename(filename) if "/" not in filename and "\\" not in filename else None
+    clean = not any(c in filename for c in "/\\\x00")
+    parsed = parse_filename(filename) if clean else None
     if parsed is None:
         raise UploadRefused(400, f"{filename!r} is not a wheel or sdist filename")
     if parsed.project != normalize(name) or parsed.version != str(parsed_version):
