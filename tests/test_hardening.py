@@ -30,7 +30,7 @@ from proxy.config.loader import load_config
 from proxy.daemon import Daemon
 from proxy.server.app import build_app
 from proxy.store.store import Store
-from proxy.upstream.base import BodyLimits, UpstreamUnavailable
+from proxy.upstream.base import UpstreamUnavailable
 from proxy.upstream.http import HttpSettings, UpstreamHttp, link_local
 from tests.conftest import ROOT, eventually, start_daemon, write_config
 from tests.fakes.maven_repository import FakeMavenRepository
@@ -159,6 +159,8 @@ async def test_a_gzip_bomb_packument_is_refused_while_it_streams(tmp_path: Path)
 
 
 async def test_a_document_read_stops_at_the_cap_without_buffering_the_rest() -> None:
+    from proxy.upstream.base import BodyLimits
+
     sent = 0
 
     async def endless(request: web.Request) -> web.StreamResponse:
@@ -215,6 +217,8 @@ async def test_a_stalled_upstream_does_not_take_the_connections_of_another() -> 
 
 
 async def test_a_body_that_drips_is_cut_off_below_the_minimum_throughput() -> None:
+    from proxy.upstream.base import BodyLimits
+
     async def drip(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Length": "1000"})
         await response.prepare(request)
