@@ -72,11 +72,13 @@ class Daemon:
 
     def _store_readiness(self) -> list[Readiness]:
         writable = os.access(self.store.root / "tmp", os.W_OK)
-        return [
-            Readiness(
-                "store", writable, None if writable else f"cache directory {self.store.root} is not writable"
+        damaged = len(self.store.damaged)
+        reason = None if writable else f"cache directory {self.store.root} is not writable"
+        if damaged:
+            reason = (
+                f"damaged: {damaged} published blob(s) missing or corrupt; run `codeartifact-proxy verify`"
             )
-        ]
+        return [Readiness("store", writable and not damaged, reason)]
 
 
 def _domain_readiness(health: DomainHealth) -> Readiness:

@@ -7,8 +7,11 @@ enough, as a subprocess where the item is about the process (file descriptors, t
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import hashlib
+import io
+import json
 import os
 import resource
 import shutil
@@ -16,6 +19,7 @@ import socket
 import stat
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +36,7 @@ from proxy.server.app import build_app
 from proxy.store.store import Store
 from proxy.upstream.base import UpstreamUnavailable
 from proxy.upstream.http import HttpSettings, UpstreamHttp, link_local
-from tests.conftest import ROOT, eventually, start_daemon, write_config
+from tests.conftest import ROOT, eventually, free_port, start_daemon, write_config
 from tests.fakes.maven_repository import FakeMavenRepository
 from tests.fakes.npm_registry import FakeNpmRegistry
 
@@ -301,6 +305,126 @@ async def test_deeply_nested_publish_json_and_nul_filenames_are_refused_with_400
         await close(daemon, client)
 
 
+# ---- 5. a damaged published blob -----------------------------------------------------------------
+def npm_publish_body(name: str, version: str, data: bytes) -> bytes:
+    return json.dumps(
+        {
+            "name": name,
+            "dist-tags": {"latest": version},
+            "versions": {version: {"name": name, "version": version, "dist": {}}},
+            "_attachments": {
+                f"{name}-{version}.tgz": {"data": base64.b64encode(data).decode(), "length": len(data)}
+            },
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize("damage", ["flipped", "deleted"])
+async def test_a_damaged_published_blob_is_a_500_that_says_so_and_readyz_shows_it(
+    tmp_path: Path, damage: str
+) -> None:
+    daemon, client = await in_process(tmp_path, "[repository.local]\npublish = true\n")
+    try:
+        data = os.urandom(300 * 1024)
+        put = await client.put("/npm/local/mine", data=npm_publish_body("mine", "1.0.0", data))
+        assert put.status == 201, await put.text()
+        assert (await client.get("/readyz")).status == 200
+        [blob_id] = [b for b, e in daemon.store.ledger.entries().items() if e.pinned]
+        path = daemon.store.blobs.path(blob_id)
+        if damage == "deleted":
+            path.unlink()
+        else:
+            raw = bytearray(path.read_bytes())
+            raw[len(raw) // 2] ^= 0x01
+            path.write_bytes(bytes(raw))
+        response = await client.get("/npm/local/mine/-/mine-1.0.0.tgz")
+        assert response.status == 500
+        assert "store is damaged" in (await response.json())["error"]
+        again = await client.get("/npm/local/mine/-/mine-1.0.0.tgz")
+        assert again.status == 500  # not a 404 once the broken blob is gone
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+        store = next(c for c in (await ready.json())["components"] if c["name"] == "store")
+        assert "damaged" in store["reason"]
+    finally:
+        await close(daemon, client)
+
+
+# ---- 6. publishes refused early on their Content-Length ---------------------------------------------
+def test_a_publish_past_the_limit_is_refused_on_its_content_length(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "[repository.local]\npublish = true\n")
+    config.write_text(config.read_text().replace("[server]\n", '[server]\nmax_publish_size = "1MiB"\n'))
+    daemon = start_daemon(config, tmp_path / "d.log")
+    try:
+        port = int(daemon.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(
+                b"PUT /npm/local/huge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 5000000000\r\n\r\n{"
+            )
+            answer = client.recv(4096)  # before the body: the daemon does not wait for 5 GB
+        assert answer.startswith(b"HTTP/1.1 413"), answer
+        assert b"max_publish_size" in answer
+        big = httpx.put(
+            f"{daemon.url}/npm/local/big", content=npm_publish_body("big", "1.0.0", os.urandom(900 * 1024))
+        )
+        assert big.status_code == 413
+        assert daemon.blob_count() == 0
+    finally:
+        daemon.stop()
+
+
+# ---- 7. refused uploads leave no blob ---------------------------------------------------------------
+def wheel_claiming(filename_project: str, metadata_project: str, version: str) -> bytes:
+    info = f"{filename_project}-{version}.dist-info"
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w") as wheel:
+        wheel.writestr(f"{filename_project}/__init__.py", os.urandom(200 * 1024).hex())
+        wheel.writestr(
+            f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {metadata_project}\nVersion: {version}\n"
+        )
+        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{info}/RECORD", "")
+    return raw.getvalue()
+
+
+def twine_form(name: str, version: str, filename: str, data: bytes) -> tuple[dict[str, str], dict]:
+    fields = {
+        ":action": "file_upload",
+        "protocol_version": "1",
+        "name": name,
+        "version": version,
+        "filetype": "bdist_wheel",
+        "pyversion": "py3",
+        "metadata_version": "2.1",
+        "sha256_digest": hashlib.sha256(data).hexdigest(),
+    }
+    return fields, {"content": (filename, data, "application/octet-stream")}
+
+
+def test_a_wheel_refused_for_its_metadata_leaves_no_blob(tmp_path: Path) -> None:
+    daemon = start_daemon(write_config(tmp_path, "[repository.local]\npublish = true\n"), tmp_path / "d.log")
+    try:
+        for attempt in range(3):
+            data = wheel_claiming("good", "other", f"1.{attempt}")
+            fields, files = twine_form("good", f"1.{attempt}", f"good-1.{attempt}-py3-none-any.whl", data)
+            refused = httpx.post(f"{daemon.url}/pypi/local/", data=fields, files=files, timeout=30)
+            assert refused.status_code == 400, refused.text
+            assert "other" in refused.json()["error"]
+        assert daemon.blob_count() == 0
+        blob_files = [
+            p for p in (tmp_path / "cache" / "blobs").rglob("*") if p.is_file() and "small" not in p.parts
+        ]
+        assert blob_files == []
+        data = wheel_claiming("good", "good", "2.0")
+        fields, files = twine_form("good", "2.0", "good-2.0-py3-none-any.whl", data)
+        accepted = httpx.post(f"{daemon.url}/pypi/local/", data=fields, files=files, timeout=30)
+        assert accepted.status_code == 200, accepted.text
+        assert daemon.blob_count() == 2  # the wheel and its METADATA
+    finally:
+        daemon.stop()
+
+
 # ---- 8. connections -----------------------------------------------------------------------------
 def test_a_request_head_that_never_completes_is_closed(tmp_path: Path) -> None:
     config = write_config(tmp_path, "[repository.local]\npublish = true\n")
@@ -378,6 +502,40 @@ def test_store_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     modes = {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in files}
     loose = {name: oct(mode) for name, mode in modes.items() if mode & 0o077}
     assert loose == {}
+
+
+async def test_a_502_names_no_codeartifact_endpoint_domain_or_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.fakes.codeartifact import isolate_aws
+
+    isolate_aws(monkeypatch, tmp_path, access_key="AKIDEXAMPLE", secret_key="secret")
+    port = free_port()  # nothing listens there
+    body = f"""
+[codeartifact.corp]
+domain = "secret-domain"
+domain_owner = "444455556666"
+region = "us-east-1"
+endpoint_url = "http://127.0.0.1:{port}/"
+
+[upstream.team]
+codeartifact = "corp"
+repository = "team"
+
+[repository.dev]
+upstreams = ["team"]
+"""
+    daemon, client = await in_process(tmp_path, body)
+    try:
+        response = await client.get("/npm/dev/hello")
+        assert response.status == 502
+        text = await response.text()
+        for secret in (str(port), "secret-domain", "444455556666", "127.0.0.1"):
+            assert secret not in text, text
+        assert "codeartifact domain 'corp'" in text
+        assert str(port) in caplog.text  # the operator still learns where it failed
+    finally:
+        await close(daemon, client)
 
 
 # ---- 10. checksum policy ----------------------------------------------------------------------------

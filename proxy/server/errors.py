@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from proxy.store.space import out_of_space
+from proxy.store.store import StoreDamaged
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # Handlers raise e.g. HTTPConflict(reason="...") and the reason becomes the JSON body.
         kept = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
         return error_response(exc.status, exc.reason, kept)
+    except StoreDamaged as exc:
+        return error_response(500, str(exc))
     except Exception as exc:
         if out_of_space(exc):
             log.warning("%s %s: the store is full: %s", request.method, request.path, exc)

@@ -71,6 +71,7 @@ class AssetWriter:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._blob = store.blobs.writer()  # no file yet: see BlobWriter
+        self.created = False  # set by commit: this writer put the blob in the store (none was there)
 
     def write(self, data: bytes) -> None:
         self._blob.write(data)
@@ -79,7 +80,8 @@ class AssetWriter:
         return self._blob.finish()
 
     async def commit(self, *, published: bool) -> BlobInfo:
-        if self._blob.prepare_commit():
+        created = self._blob.prepare_commit()
+        if created:
             if published:
                 await asyncio.to_thread(self._blob.place, durable=True)
             else:
@@ -91,6 +93,8 @@ class AssetWriter:
         info = self._blob.complete_commit()
         self._store.ledger.record(info.blob_id, info.size, pinned=published)
         self._store.schedule_eviction()
+        self._store._claimed(info.blob_id)
+        self.created = created
         return info
 
     async def abort(self) -> None:
@@ -101,6 +105,18 @@ class AssetWriter:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.abort()
+
+
+class StoreDamaged(Exception):
+    """A published (pinned) blob is missing or fails to authenticate: the store lost primary data,
+    which no upstream can give back. Answered 500 naming the damage, never 404."""
+
+    def __init__(self, blob_id: str, how: str) -> None:
+        self.blob_id = blob_id
+        super().__init__(
+            f"the proxy's store is damaged: a published file's content is {how}; "
+            "the operator should run `codeartifact-proxy verify`"
+        )
 
 
 class StoreUnavailable(Exception):
@@ -161,6 +177,8 @@ class Store:
             opened.pop_all()
         self._indexes = (self.catalog.index, self.ledger.index, self.metadata.index, self.blobs.small)
         self._eviction_lock = threading.Lock()
+        self.damaged: set[str] = set()  # published blobs found missing or corrupt since start
+        self._provisional: dict[str, bool] = {}  # held blob -> committed again by someone else since
 
     @classmethod
     def open(cls, cache: CacheConfig) -> Store:
@@ -198,14 +216,23 @@ class Store:
         return AssetWriter(self)
 
     def has_blob(self, blob_id: str) -> bool:
-        return self.blobs.exists(blob_id)
+        """Whether the blob is there. A cached blob may have been evicted (False: fetch it again); a
+        pinned one never is, so its absence raises StoreDamaged."""
+        if self.blobs.exists(blob_id):
+            return True
+        if self.ledger.pinned(blob_id):
+            raise self._damaged(blob_id, "missing")
+        return False
 
     async def read(self, blob_id: str) -> AsyncIterator[bytes]:
         """Plaintext chunks of a blob. Raises BlobMissing before the first chunk if it is gone; a blob that
-        fails to authenticate raises BlobCorrupt (it has been removed and logged by then)."""
+        fails to authenticate raises BlobCorrupt (it has been removed and logged by then). For a pinned
+        (published) blob both raise StoreDamaged instead: there is no other copy to fetch."""
         try:
             reader = self.blobs.reader(blob_id)
         except BlobMissing:
+            if self.ledger.pinned(blob_id):
+                raise self._damaged(blob_id, "missing") from None
             self.ledger.forget(blob_id)
             raise
         self.ledger.touch(blob_id)
@@ -214,8 +241,37 @@ class Store:
                 for chunk in reader:
                     yield chunk
         except BlobCorrupt:
+            if self.ledger.pinned(blob_id):
+                raise self._damaged(blob_id, "corrupt") from None
             self.ledger.forget(blob_id)
             raise
+
+    # -- provisional blobs: committed for a publish that may still be refused ----------------------------
+    def hold(self, blob_id: str) -> None:
+        """Mark a blob this publish just created (``AssetWriter.created``) as provisional until
+        ``release``: a publish may check a committed file (a wheel's METADATA) and refuse it."""
+        self._provisional[blob_id] = False
+
+    def release(self, blob_id: str, *, refused: bool) -> None:
+        """End ``hold``. A refused publish's blob is removed, unless anything else committed the same
+        content meanwhile (another publish or a fetch, which may reference it by now)."""
+        shared = self._provisional.pop(blob_id, True)
+        if refused and not shared:
+            self.blobs.delete(blob_id)
+            self.ledger.forget(blob_id)
+
+    def _claimed(self, blob_id: str) -> None:
+        if blob_id in self._provisional:
+            self._provisional[blob_id] = True
+
+    def _damaged(self, blob_id: str, how: str) -> StoreDamaged:
+        """Note a published blob found missing or corrupt (``damaged``, shown by /readyz)."""
+        if blob_id not in self.damaged:
+            self.damaged.add(blob_id)
+            log.error(
+                "the store is damaged: published blob %s is %s; run `codeartifact-proxy verify`", blob_id, how
+            )
+        return StoreDamaged(blob_id, how)
 
     # -- eviction, gc, verify ---------------------------------------------------------------------
     def schedule_eviction(self) -> None:

@@ -26,6 +26,7 @@ from proxy.repository.fetch import UpstreamInvalid
 from proxy.repository.resolve import NoUpstreamAnswered
 from proxy.server.context import DAEMON
 from proxy.server.urls import base_url
+from proxy.store.store import offload
 from proxy.upstream.base import UpstreamUnavailable
 
 
@@ -157,7 +158,8 @@ async def put_packument(
         package = parse_name(_package(target).full, new=True)
     except InvalidName as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
-    parsed = parse_publish(package, await request.read())
+    body = await request.read()
+    parsed = await offload(len(body), lambda: parse_publish(package, body))  # large ones off the loop
     try:
         await publish(npm.daemon.store, repository, package, parsed)
     finally:

@@ -98,6 +98,23 @@ async def publish(store: Store, repository: str, request: web.Request) -> Publis
         info = writer.finish()
         parsed = _check(form, info)
         blob = await writer.commit(published=True)
+    if writer.created:
+        store.hold(blob.blob_id)  # a refusal below removes the blob again (see Store.release)
+    refused = False
+    try:
+        return await _record(store, repository, form, parsed, blob)
+    except UploadRefused:
+        refused = True  # only a refusal: after another failure the catalog may reference the blob
+        raise
+    finally:
+        if writer.created:
+            store.release(blob.blob_id, refused=refused)
+
+
+async def _record(
+    store: Store, repository: str, form: _Form, parsed: DistFilename, blob: BlobInfo
+) -> Published:
+    """Check the committed file's metadata and add it to the repository; raises UploadRefused."""
     filename = form.filename
     assert filename is not None
     metadata = await _core_metadata(store, form, parsed, blob, filename)
