@@ -129,7 +129,7 @@ class Fetcher:
                 elif response.status == 200:
                     body = await response.aread()
                     try:
-                        parsed = parse(body)
+                        parsed = await offload(len(body), lambda: parse(body))  # a large one off the loop
                     except ValueError as exc:
                         raise UpstreamInvalid(
                             f"upstream {upstream.name} sent a broken document: {exc}"
