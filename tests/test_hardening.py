@@ -36,7 +36,7 @@ from proxy.server.app import build_app
 from proxy.store.store import Store
 from proxy.upstream.base import UpstreamUnavailable
 from proxy.upstream.http import HttpSettings, UpstreamHttp, link_local
-from tests.conftest import ROOT, eventually, free_port, start_daemon, write_config
+from tests.conftest import ROOT, RunningDaemon, eventually, free_port, start_daemon, write_config
 from tests.fakes.maven_repository import FakeMavenRepository
 from tests.fakes.npm_registry import FakeNpmRegistry
 
@@ -67,6 +67,14 @@ async def in_process(tmp_path: Path, body: str) -> tuple[Daemon, TestClient]:
     client = TestClient(TestServer(build_app(daemon)))
     await client.start_server()
     return daemon, client
+
+
+def local_daemon(tmp_path: Path, server_setting: str) -> tuple[RunningDaemon, int]:
+    """A daemon (subprocess) with a publishable repository ``local`` and one more ``[server]`` key."""
+    config = write_config(tmp_path, "[repository.local]\npublish = true\n")
+    config.write_text(config.read_text().replace("[server]\n", f"[server]\n{server_setting}\n"))
+    daemon = start_daemon(config, tmp_path / "d.log")
+    return daemon, int(daemon.url.rsplit(":", 1)[1])
 
 
 async def close(daemon: Daemon, client: TestClient) -> None:
@@ -352,11 +360,8 @@ async def test_a_damaged_published_blob_is_a_500_that_says_so_and_readyz_shows_i
 
 # ---- 6. publishes refused early on their Content-Length ---------------------------------------------
 def test_a_publish_past_the_limit_is_refused_on_its_content_length(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "[repository.local]\npublish = true\n")
-    config.write_text(config.read_text().replace("[server]\n", '[server]\nmax_publish_size = "1MiB"\n'))
-    daemon = start_daemon(config, tmp_path / "d.log")
+    daemon, port = local_daemon(tmp_path, 'max_publish_size = "1MiB"')
     try:
-        port = int(daemon.url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
             client.sendall(
                 b"PUT /npm/local/huge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -427,11 +432,8 @@ def test_a_wheel_refused_for_its_metadata_leaves_no_blob(tmp_path: Path) -> None
 
 # ---- 8. connections -----------------------------------------------------------------------------
 def test_a_request_head_that_never_completes_is_closed(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "[repository.local]\npublish = true\n")
-    config.write_text(config.read_text().replace("[server]\n", '[server]\nheader_timeout = "1s"\n'))
-    daemon = start_daemon(config, tmp_path / "d.log")
+    daemon, port = local_daemon(tmp_path, 'header_timeout = "1s"')
     try:
-        port = int(daemon.url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
             slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
             assert slow.recv(100) == b""  # closed by the daemon after header_timeout, no answer
