@@ -588,6 +588,36 @@ async def test_a_maven_file_without_a_checksum_follows_the_checksum_policy(
         await close(daemon, client)
 
 
+async def test_a_pypi_file_listed_without_a_hash_follows_the_checksum_policy(tmp_path: Path) -> None:
+    data = b"an sdist without a hash on its link"
+
+    async def index(request: web.Request) -> web.Response:
+        if request.path == "/simple/bare/":
+            link = '<a href="../../packages/bare-1.0.tar.gz">bare-1.0.tar.gz</a>'
+            return web.Response(text=f"<html><body>{link}</body></html>", content_type="text/html")
+        if request.path == "/packages/bare-1.0.tar.gz":
+            return web.Response(body=data)
+        return web.Response(status=404)
+
+    async with Origin(index) as origin:
+        body = (
+            f'[upstream.plain]\nformat = "pypi"\nurl = "{origin.url}simple/"\nchecksum_policy = "require"\n'
+        )
+        daemon, client = await in_process(tmp_path, body + '[repository.dev]\nupstreams = ["plain"]\n')
+        try:
+            page = await client.get(
+                "/pypi/dev/simple/bare/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+            )
+            assert page.status == 200, await page.text()
+            [listed] = (await page.json())["files"]
+            url = str(page.url.join(aiohttp.client.URL(listed["url"])).relative())
+            response = await client.get(url)
+            assert response.status == 502
+            assert "declares no checksum" in (await response.json())["error"]
+        finally:
+            await close(daemon, client)
+
+
 # ---- 11. the documented command line ------------------------------------------------------------
 def test_config_is_accepted_after_the_command_as_well_as_before(tmp_path: Path) -> None:
     config = write_config(tmp_path, "[repository.documented]\npublish = true\n")

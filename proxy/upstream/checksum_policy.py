@@ -1,6 +1,6 @@
 """What to do with upstream content that declares no digest to verify it against (an npm version
 without ``dist.integrity``/``dist.shasum``, a Maven file without a ``.sha512``/``.sha256``/``.sha1``/
-``.md5`` beside it).
+``.md5`` beside it, a PyPI distribution file listed without a hash).
 
 Each upstream has a ``checksum_policy``: ``"require"`` refuses such content (the client gets a 502 and
 nothing is stored), ``"warn"`` serves and stores it with a logged warning. CodeArtifact repositories

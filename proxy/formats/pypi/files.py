@@ -50,6 +50,7 @@ from proxy.store.catalog import AssetRecord
 from proxy.store.singleflight import SingleFlight
 from proxy.store.store import Store
 from proxy.upstream.base import UpstreamUnavailable
+from proxy.upstream.checksum_policy import unverified
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +203,13 @@ class Files:
         assert upstream is not None
         page = urljoin(await upstream.endpoint("pypi"), offer.source.page_path)
         url = urljoin(page, offer.file.url) + suffix
-        info = await self._daemon.fetcher.asset(
-            upstream, "pypi", url, lambda got: digest_mismatch(declared, got, filename), sink
-        )
+
+        def check(got: BlobInfo) -> str | None:
+            if not suffix and not any(algorithm in _VERIFIABLE for algorithm in declared):
+                return unverified(upstream, filename)  # a distribution file listed without a hash
+            return digest_mismatch(declared, got, filename)
+
+        info = await self._daemon.fetcher.asset(upstream, "pypi", url, check, sink)
         if info is None:
             raise web.HTTPBadGateway(
                 reason=f"upstream {upstream.name} lists {filename} but answered 404 for it"
