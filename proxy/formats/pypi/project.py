@@ -17,6 +17,7 @@ computation that started before an invalidation still answers its waiters but is
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import time
@@ -63,6 +64,10 @@ def file_url(base: str, repository: str, project: str, filename: str) -> str:
     return f"{base}pypi/{repository}/files/{project}/{quote(filename, safe='')}"
 
 
+# Projects with more files than this are merged and rendered in a worker thread.
+LARGE_PROJECT_FILES = 2000
+
+
 @dataclass
 class View:
     repository: str
@@ -70,6 +75,10 @@ class View:
     expires: float  # time.time() after which it is rebuilt
     stale: bool  # built from an upstream page served past its freshness
     renderings: dict[tuple[str, Representation], Rendered] = field(default_factory=dict)
+
+    @property
+    def large(self) -> bool:
+        return self.project is not None and len(self.project.offers) >= LARGE_PROJECT_FILES
 
     def render(self, base: str, representation: Representation) -> Rendered:
         key = (base, representation)
@@ -137,7 +146,11 @@ class ProjectViews:
         merged = None
         if resolution.found:
             held = held_assets(records[p.name] for p in places if p.name in records)
-            merged = merge(project, (offers for _, offers in resolution.found), held)
+            found = [offers for _, offers in resolution.found]
+            if sum(map(len, found)) < LARGE_PROJECT_FILES:
+                merged = merge(project, found, held)
+            else:  # a project of many thousand files: merged off the loop, which other requests need
+                merged = await asyncio.to_thread(merge, project, found, held)
         view = View(repository, merged, min(expiries), resolution.stale)
         if self._generations.get(project, 0) == generation:
             self._views[(repository, project)] = view

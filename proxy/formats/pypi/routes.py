@@ -139,7 +139,10 @@ async def project_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(
             reason=f"project {project} not found in repository {repository.name} or its upstreams"
         )
-    rendered = view.render(base_url(request), choice.representation)
+    if view.large:  # rendering it takes long enough to hold up every other request
+        rendered = await asyncio.to_thread(view.render, base_url(request), choice.representation)
+    else:
+        rendered = view.render(base_url(request), choice.representation)
     return _page_response(request, rendered, choice.content_type, stale=view.stale)
 
 
