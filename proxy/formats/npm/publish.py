@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from proxy.formats.npm.names import InvalidName, PackageName, check_version
 from proxy.repository.origin import publish_refusal
 from proxy.repository.packages import asset_record, published_version, update_published
 from proxy.store.catalog import PackageRecord
-from proxy.store.store import Store
+from proxy.store.store import Store, offload
 
 
 class PublishRefused(Exception):
@@ -155,7 +156,8 @@ async def publish(store: Store, repository: str, package: PackageName, request: 
     recorded = []
     for new in request.versions:
         async with store.ingest() as writer:
-            writer.write(new.tarball)
+            # Encrypting and hashing a large tarball takes long enough to hold up other requests.
+            await offload(len(new.tarball), functools.partial(writer.write, new.tarball))
             info = await writer.commit(published=True)
         asset = asset_record(package.tarball_file(new.version), info)
         recorded.append(published_version(new.version, repository, [asset], new.document))
