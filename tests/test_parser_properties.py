@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,8 +27,13 @@ from proxy.formats.npm.names import parse_name
 from proxy.formats.npm.publish import PublishRefused, parse_publish
 from proxy.formats.pypi.coremeta import metadata_mismatch
 from proxy.formats.pypi.pages import parse_page
+from tests.conftest import RunningDaemon, start_daemon, write_config
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
 json_values = st.recursive(
@@ -271,3 +278,79 @@ def test_publish_documents_with_wrong_types_are_refused_cleanly(doc: dict) -> No
 def test_publish_bodies_broken_cut_short_or_nested_deep(body: bytes) -> None:
     package = parse_name("left-pad", new=True)
     bounded(lambda b: parse_publish(package, b), body, (PublishRefused,))
+
+
+# ---- publishes over HTTP: whatever a client sends, never a 500 -----------------------------------
+@pytest.fixture(scope="module")
+def publish_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    home = tmp_path_factory.mktemp("publish-properties")
+    daemon = start_daemon(write_config(home, "[repository.local]\npublish = true\n"), home / "d.log")
+    yield daemon
+    daemon.stop()
+
+
+FIELD_VALUES = st.text(max_size=30) | st.sampled_from(
+    ["1.0", "demo", "bdist_wheel", "sdist", "py3", "2.1", ""]
+)
+FILENAMES = (
+    st.text(max_size=40)
+    | st.sampled_from(["demo-1.0-py3-none-any.whl", "demo-1.0.tar.gz", "../demo-1.0.tar.gz", "demo-1.0.zip"])
+).filter(lambda name: "\r" not in name and "\n" not in name and '"' not in name)
+
+
+@FAST
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["name", "version", "filetype", "pyversion", "metadata_version", "sha256_digest", "summary"]
+        ),
+        FIELD_VALUES,
+    ),
+    FILENAMES,
+    st.binary(max_size=200),
+)
+def test_twine_uploads_of_any_shape_are_never_a_500(
+    publish_daemon: RunningDaemon, fields: dict[str, str], filename: str, content: bytes
+) -> None:
+    form = {":action": "file_upload", "protocol_version": "1", **fields}
+    try:
+        response = httpx.post(
+            f"{publish_daemon.url}/pypi/local/",
+            data=form,
+            files={"content": (filename, content, "application/octet-stream")},
+            timeout=30,
+        )
+    except (UnicodeEncodeError, ValueError):  # httpx cannot write that filename into a header
+        return
+    assert response.status_code < 500, response.text
+
+
+MAVEN_PATHS = st.lists(
+    st.text(alphabet="abcdefghij.-_0123456789", min_size=1, max_size=10), min_size=1, max_size=5
+).map("/".join) | st.sampled_from(
+    [
+        "org/example/demo/1.0/demo-1.0.jar",
+        "org/example/demo/1.0/demo-1.0.jar.sha1",
+        "org/example/demo/maven-metadata.xml",
+        "org/example/demo/maven-metadata.xml.md5",
+        "org/example/demo/1.0-SNAPSHOT/demo-1.0-20240101.000000-1.jar",
+    ]
+)
+
+
+@FAST
+@given(MAVEN_PATHS, st.binary(max_size=200) | truncations(GOOD_METADATA))
+def test_maven_deploys_of_any_shape_are_never_a_500(
+    publish_daemon: RunningDaemon, path: str, body: bytes
+) -> None:
+    response = httpx.put(f"{publish_daemon.url}/maven/local/{path}", content=body, timeout=30)
+    assert response.status_code < 500, response.text
+
+
+@FAST
+@given(
+    PUBLISHES.map(lambda doc: json.dumps(doc).encode()) | st.binary(max_size=200) | truncations(GOOD_PUBLISH)
+)
+def test_npm_publishes_of_any_shape_are_never_a_500(publish_daemon: RunningDaemon, body: bytes) -> None:
+    response = httpx.put(f"{publish_daemon.url}/npm/local/left-pad", content=body, timeout=30)
+    assert response.status_code < 500, response.text
