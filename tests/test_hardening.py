@@ -252,6 +252,28 @@ async def test_a_body_that_drips_is_cut_off_below_the_minimum_throughput() -> No
             await http.aclose()
 
 
+async def test_a_document_that_trickles_in_is_cut_off_at_its_deadline() -> None:
+    from proxy.upstream.base import BodyLimits
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(200):
+            await response.write(b"x" * 4096)  # fast enough for the throughput floor
+            await asyncio.sleep(0.02)
+        return response
+
+    async with Origin(trickle) as origin:
+        http = UpstreamHttp(HttpSettings(body=BodyLimits(document_deadline=0.5)))
+        try:
+            response = await http.send("trickle", origin.url)
+            with pytest.raises(UpstreamUnavailable, match="not received within"):
+                await response.aread()
+            await response.aclose()
+        finally:
+            await http.aclose()
+
+
 # ---- 4. 500s for bad input ------------------------------------------------------------------------
 async def test_a_repository_with_upstreams_of_every_format_serves_maven(
     tmp_path: Path, npm_fake: FakeNpmRegistry, maven_fake: FakeMavenRepository

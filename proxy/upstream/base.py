@@ -71,6 +71,7 @@ class BodyLimits:
     max_document_size: int = 128 * 1024**2
     min_throughput: float = 1024.0
     throughput_grace: float = 30.0
+    document_deadline: float = 300.0  # for a whole document (``aread``), however it trickles in
 
 
 class UpstreamResponse:
@@ -115,18 +116,25 @@ class UpstreamResponse:
 
     async def aread(self) -> bytes:
         """The whole body, for documents; raises UpstreamUnavailable past ``max_document_size`` decoded
-        bytes (a gzip bomb or a runaway document), before buffering more than that."""
+        bytes (a gzip bomb or a runaway document), before buffering more than that, or when it takes
+        longer than ``document_deadline``."""
         cap = self._limits.max_document_size
         declared = self.headers.get("Content-Length", "")
         if declared.isdigit() and "Content-Encoding" not in self.headers and int(declared) > cap:
             self._response.close()
             raise UpstreamUnavailable(self.upstream, f"document larger than {cap} bytes")
         body = bytearray()
+        deadline = time.monotonic() + self._limits.document_deadline
         async for chunk in self.aiter_bytes():
             body += chunk
             if len(body) > cap:
                 self._response.close()
                 raise UpstreamUnavailable(self.upstream, f"document larger than {cap} bytes")
+            if time.monotonic() > deadline:
+                self._response.close()
+                raise UpstreamUnavailable(
+                    self.upstream, f"document not received within {self._limits.document_deadline:.0f} s"
+                )
         return bytes(body)
 
     async def aclose(self) -> None:
