@@ -66,7 +66,11 @@ class BodyLimits:
     ``max_document_size`` for bodies read whole (``aread``: metadata, checksum files); and a floor on
     throughput for every body, ``min_throughput`` bytes/s on average once ``throughput_grace`` seconds
     have passed, so an upstream that drips holds neither a connection nor its waiting clients for
-    ever (the read timeout only bounds the gap between two reads)."""
+    ever (the read timeout only bounds the gap between two reads).
+
+    A fetch goes on when the clients that asked for it leave: what it fetches is stored (an asset,
+    a document in the metadata cache) and the next client is served from there. These limits, not
+    the clients, are what end a fetch that is not worth its wait."""
 
     max_document_size: int = 128 * 1024**2
     min_throughput: float = 1024.0
