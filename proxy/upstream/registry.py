@@ -25,7 +25,13 @@ from proxy.codeartifact.endpoint import RepositoryEndpoints
 from proxy.codeartifact.token import DomainHealth, TokenProvider
 from proxy.config import model
 from proxy.config.model import Format
-from proxy.upstream.base import Upstream, UpstreamResponse, absolute_url, ensure_authorized
+from proxy.upstream.base import (
+    NotServedResponse,
+    Upstream,
+    UpstreamResponse,
+    absolute_url,
+    ensure_authorized,
+)
 from proxy.upstream.codeartifact import CodeArtifactRepositoryUpstream, TokenScheme
 from proxy.upstream.http import Authorization, UpstreamHttp, basic_authorization
 
@@ -49,8 +55,10 @@ class RegistryUpstream:
         credentials: model.Credentials,
         http: UpstreamHttp,
         scheme: TokenScheme,
+        checksum_policy: model.ChecksumPolicy = "warn",
     ) -> None:
         self.name = name
+        self.checksum_policy = checksum_policy
         self.formats: frozenset[Format] = frozenset({format})
         self._endpoint = url if url.endswith("/") else url + "/"
         value = registry_authorization_value(scheme, credentials)
@@ -71,7 +79,9 @@ class RegistryUpstream:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
     ) -> AsyncIterator[UpstreamResponse]:
-        self._check(format)
+        if format not in self.formats:
+            yield NotServedResponse(self.name)
+            return
         response = await self._http.send(
             self.name,
             absolute_url(self._endpoint, url),
@@ -134,6 +144,12 @@ def build_upstreams(
             )
         else:
             by_name[name] = RegistryUpstream(
-                name, upstream.format, upstream.url, upstream.credentials, http, schemes[upstream.format]
+                name,
+                upstream.format,
+                upstream.url,
+                upstream.credentials,
+                http,
+                schemes[upstream.format],
+                upstream.checksum_policy,
             )
     return Upstreams(MappingProxyType(by_name), MappingProxyType(providers), tuple(clients.values()))
