@@ -157,28 +157,6 @@ class UpstreamResponse:
         return f"<UpstreamResponse {self.upstream} {self.status} {self.url}>"
 
 
-class NotServedResponse(UpstreamResponse):
-    """The 404 of an upstream asked for a format it does not serve. CodeArtifact repositories are
-    polyglot, so a repository's upstreams may mix formats; an upstream of another format is simply
-    not asked (no request is sent) and has nothing, as a registry of that format would say."""
-
-    def __init__(self, upstream: str) -> None:  # no aiohttp response behind it
-        self.upstream = upstream
-        self.status = 404
-        self.headers = {}
-        self._final_url = ""
-
-    async def aiter_bytes(self, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
-        return
-        yield b""  # an async generator with nothing in it
-
-    async def aread(self) -> bytes:
-        return b""
-
-    async def aclose(self) -> None:
-        return None
-
-
 def absolute_url(endpoint: str, url: str) -> str:
     """``url`` resolved against ``endpoint`` (see the module docstring); most are absolute already
     (tarball and file URLs from metadata), and those are taken as they are without parsing."""

@@ -25,13 +25,7 @@ from proxy.codeartifact.endpoint import RepositoryEndpoints
 from proxy.codeartifact.token import DomainHealth, TokenProvider
 from proxy.config import model
 from proxy.config.model import Format
-from proxy.upstream.base import (
-    NotServedResponse,
-    Upstream,
-    UpstreamResponse,
-    absolute_url,
-    ensure_authorized,
-)
+from proxy.upstream.base import Upstream, UpstreamResponse, absolute_url, ensure_authorized
 from proxy.upstream.codeartifact import CodeArtifactRepositoryUpstream, TokenScheme
 from proxy.upstream.http import Authorization, UpstreamHttp, basic_authorization
 
@@ -79,9 +73,7 @@ class RegistryUpstream:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
     ) -> AsyncIterator[UpstreamResponse]:
-        if format not in self.formats:
-            yield NotServedResponse(self.name)
-            return
+        self._check(format)
         response = await self._http.send(
             self.name,
             absolute_url(self._endpoint, url),
