@@ -21,21 +21,30 @@ def parser() -> argparse.ArgumentParser:
         prog="codeartifact-proxy",
         description="A local proxy for AWS CodeArtifact: npm, PyPI and Maven through one cache.",
     )
-    p.add_argument(
-        "--config",
-        metavar="PATH",
-        help="configuration file (default: $CODEARTIFACT_PROXY_CONFIG, else the embedded default)",
-    )
+    add_config_option(p, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
+    for command_parser in sub.choices.values():
+        # After the command as well (`serve --config PATH`, as the documentation writes it); SUPPRESS
+        # keeps a subcommand that was not given the option from erasing the one given before it.
+        add_config_option(command_parser, argparse.SUPPRESS)
     return p
+
+
+def add_config_option(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="configuration file (default: $CODEARTIFACT_PROXY_CONFIG, else the embedded default)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        config = load_config(args.config, formats=format_names())
+        config = load_config(getattr(args, "config", None), formats=format_names())
         return args.run(args, config)
     except (ConfigError, KeyFileError, StoreUnavailable) as exc:
         print(f"codeartifact-proxy: {exc}", file=sys.stderr)

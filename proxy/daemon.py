@@ -23,8 +23,8 @@ from proxy.store.catalog import PackageCoordinate
 from proxy.store.ledger import BlobLedger
 from proxy.store.local import local_services
 from proxy.store.store import Store
-from proxy.upstream.base import Upstream
-from proxy.upstream.http import UpstreamHttp
+from proxy.upstream.base import BodyLimits, Upstream
+from proxy.upstream.http import HttpSettings, UpstreamHttp
 from proxy.upstream.registry import build_upstreams
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Daemon:
     async def open(cls, config: Config) -> Daemon:
         store = await asyncio.to_thread(Store.open, config.cache)
         store.group_commits(asyncio.get_running_loop())
-        http = UpstreamHttp()
+        http = UpstreamHttp(HttpSettings(body=BodyLimits(max_document_size=config.cache.max_document_size)))
         upstreams = build_upstreams(config, http, token_schemes())
         await upstreams.start()
         daemon = cls(config, store, upstreams.by_name)
@@ -103,11 +103,13 @@ class Daemon:
 
     def _store_readiness(self) -> list[Readiness]:
         writable = os.access(self.store.root / "tmp", os.W_OK)
-        return [
-            Readiness(
-                "store", writable, None if writable else f"cache directory {self.store.root} is not writable"
+        damaged = len(self.store.damaged)
+        reason = None if writable else f"cache directory {self.store.root} is not writable"
+        if damaged:
+            reason = (
+                f"damaged: {damaged} published blob(s) missing or corrupt; run `codeartifact-proxy verify`"
             )
-        ]
+        return [Readiness("store", writable and not damaged, reason)]
 
 
 def _domain_readiness(health: DomainHealth) -> Readiness:

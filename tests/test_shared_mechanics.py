@@ -13,7 +13,7 @@ from proxy.formats.registry import FORMATS, format_names, token_schemes
 from proxy.repository.chain import Place
 from proxy.repository.errors import NoUpstreamAnswered
 from proxy.repository.origin import PUBLISHED_DEFAULT
-from proxy.repository.resolve import UpstreamsBlocked, first_found
+from proxy.repository.resolve import UpstreamsBlocked, first_found, resolve
 from proxy.store.protocols import PackageCoordinate, PackageRecord
 from proxy.upstream.base import UpstreamUnavailable
 
@@ -133,8 +133,9 @@ class Catalog:
 
 
 class Upstream:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, formats: frozenset[str] = frozenset({"maven"})) -> None:
         self.name = name
+        self.formats = formats
 
 
 COORD = PackageCoordinate("maven", "org.example", "hello")
@@ -167,6 +168,28 @@ async def test_first_found_asks_local_repositories_then_upstreams_in_order() -> 
         await first_found(catalog, places, COORD, local, nowhere)  # type: ignore[arg-type]
     with pytest.raises(UpstreamUnavailable):  # the caller cannot take another upstream's answer
         await first_found(catalog, places, COORD, local, nowhere, lambda: False)  # type: ignore[arg-type]
+
+
+async def test_upstreams_of_another_format_are_not_asked_by_either_walk() -> None:
+    npm, maven = Upstream("npm-up", frozenset({"npm"})), Upstream("maven-up")
+    places = (Place("npm-up", npm), Place("maven-up", maven))  # type: ignore[arg-type]
+    asked: list[str] = []
+
+    async def remote(upstream: Upstream) -> str | None:
+        asked.append(upstream.name)
+        return f"from {upstream.name}"
+
+    async def remote_doc(upstream: Upstream) -> tuple[str, bool] | None:
+        return await remote(upstream), False  # type: ignore[return-value]
+
+    async def local(record: PackageRecord) -> str | None:
+        return None
+
+    catalog = Catalog({})
+    assert await first_found(catalog, places, COORD, local, remote) == "from maven-up"  # type: ignore[arg-type]
+    resolution = await resolve(catalog, places, COORD, lambda name, record: None, remote_doc)  # type: ignore[arg-type]
+    assert [place.name for place, _ in resolution.found] == ["maven-up"]
+    assert asked == ["maven-up", "maven-up"]
 
 
 async def test_first_found_takes_nothing_from_upstreams_for_a_package_published_in_the_chain() -> None:

@@ -28,7 +28,9 @@ from typing import Any, Literal, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 from proxy.config.model import (
+    CHECKSUM_POLICIES,
     CacheConfig,
+    ChecksumPolicy,
     CodeArtifactDomain,
     CodeArtifactUpstream,
     Config,
@@ -76,6 +78,7 @@ class _Named(Protocol):
 
 
 N = TypeVar("N", bound=_Named)
+Q = TypeVar("Q", int, float)
 
 
 class ConfigError(Exception):
@@ -174,6 +177,12 @@ def _server(t: _Table) -> ServerConfig:
         public_url=t.url("public_url", trailing_slash=True),
         log_format=cast(Literal["text", "json"], t.choice("log_format", ("text", "json")) or "text"),
         shutdown_timeout=t.duration("shutdown_timeout", ServerConfig.shutdown_timeout),
+        header_timeout=_positive(
+            t, "header_timeout", t.duration("header_timeout", ServerConfig.header_timeout)
+        ),
+        max_publish_size=_positive(
+            t, "max_publish_size", t.size("max_publish_size", ServerConfig.max_publish_size)
+        ),
     )
     t.finish()
     return config
@@ -210,6 +219,9 @@ def _cache(t: _Table) -> CacheConfig:
         max_size=t.size("max_size", CacheConfig.max_size),
         metadata_ttl=t.duration("metadata_ttl", CacheConfig.metadata_ttl),
         old_key_files=t.paths("old_key_files"),
+        max_document_size=_positive(
+            t, "max_document_size", t.size("max_document_size", CacheConfig.max_document_size)
+        ),
     )
     t.finish()
     return config
@@ -268,8 +280,17 @@ def _registry_upstream(t: _Table) -> RegistryUpstream:
         raise t.error("password", "username needs a password")
     if credentials.password and not credentials.username:
         raise t.error("username", "password needs a username")
+    policy = cast(ChecksumPolicy, t.choice("checksum_policy", CHECKSUM_POLICIES) or "warn")
     t.finish()
-    return RegistryUpstream(name=t.name, format=format_, url=url, credentials=credentials)
+    return RegistryUpstream(
+        name=t.name, format=format_, url=url, credentials=credentials, checksum_policy=policy
+    )
+
+
+def _positive(t: _Table, name: str, value: Q) -> Q:
+    if value <= 0:
+        raise t.error(name, f"must be more than 0, got {value}")
+    return value
 
 
 def _repository(

@@ -13,6 +13,9 @@ from typing import Literal
 # A registered format's name ("npm", "pypi", "maven", ...: see proxy.formats.registry). The loader
 # checks ``format =`` against the names it is given.
 Format = str
+# What to do with upstream content that declares no digest: refuse it, or serve it with a warning.
+ChecksumPolicy = Literal["require", "warn"]
+CHECKSUM_POLICIES: tuple[ChecksumPolicy, ...] = ("require", "warn")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class ServerConfig:
     public_url: str | None = None
     log_format: Literal["text", "json"] = "text"
     shutdown_timeout: float = 30.0
+    # A client must send its request head within this long (slow-header connections hold sockets).
+    header_timeout: float = 30.0
+    # A publish (npm publish, twine upload, mvn deploy) larger than this is refused, on its
+    # Content-Length before any of it is read.
+    max_publish_size: int = 1024**3
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,9 @@ class CacheConfig:
     max_size: int = 20 * 1024**3
     metadata_ttl: float = 300.0
     old_key_files: tuple[Path, ...] = ()
+    # An upstream metadata document (packument, simple page, maven-metadata, checksum file) past this
+    # many decoded bytes is refused while it streams.
+    max_document_size: int = 128 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,7 @@ class RegistryUpstream:
     format: Format
     url: str
     credentials: Credentials = field(default_factory=Credentials)
+    checksum_policy: ChecksumPolicy = "warn"
 
 
 Upstream = CodeArtifactUpstream | RegistryUpstream

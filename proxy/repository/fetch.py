@@ -15,12 +15,15 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from proxy.config.model import Format
 from proxy.repository.errors import UpstreamInvalid
 from proxy.store.protocols import BlobInfo, BlobService, CachedDocument, MetadataService
 from proxy.store.singleflight import SingleFlight
+from proxy.store.store import offload
 from proxy.upstream.base import Upstream, UpstreamUnavailable
+from proxy.upstream.checksum_policy import unverified
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +128,7 @@ class Fetcher:
                 elif response.status == 200:
                     body = await response.aread()
                     try:
-                        parsed = parse(body)
+                        parsed = await offload(len(body), lambda: parse(body))  # a large one off the loop
                     except ValueError as exc:
                         raise UpstreamInvalid(
                             f"upstream {upstream.name} sent a broken document: {exc}"
@@ -153,13 +156,15 @@ class Fetcher:
         upstream: Upstream,
         format: Format,
         url: str,
-        check: Callable[[BlobInfo], str | None],
+        check: Callable[[BlobInfo], str | None] | None,
         sink: AssetSink | None = None,
     ) -> BlobInfo | None:
         """Download the asset at ``url`` into the store and return its blob; None when the upstream does
         not have it. ``check`` returns None when the digests match what the metadata declared, else the
-        reason, and then nothing is stored and UpstreamInvalid is raised. ``sink`` is used only when
-        this call starts the download (see AssetSink)."""
+        reason, and then nothing is stored and UpstreamInvalid is raised. ``check`` None says the
+        metadata declares no digest for the asset: the upstream's ``checksum_policy`` then decides
+        (``"require"``: refused like a mismatch; ``"warn"``: stored with a logged warning). ``sink`` is
+        used only when this call starts the download (see AssetSink)."""
         key = ("asset", upstream.name, format, url)
         return await self._assets.do(key, lambda: self._download(upstream, format, url, check, sink))
 
@@ -168,7 +173,7 @@ class Fetcher:
         upstream: Upstream,
         format: Format,
         url: str,
-        check: Callable[[BlobInfo], str | None],
+        check: Callable[[BlobInfo], str | None] | None,
         sink: AssetSink | None,
     ) -> BlobInfo | None:
         async with self._blobs.ingest() as writer, upstream.open(format, url) as response:
@@ -190,12 +195,18 @@ class Fetcher:
                 raise UpstreamInvalid(
                     f"upstream {upstream.name} sent {info.size} of {expected} announced bytes (truncated)"
                 )
-            problem = check(info)
+            # Named by its file name only: an upstream URL may name a CodeArtifact domain and owner.
+            problem = unverified(upstream, asset_name(url)) if check is None else check(info)
             if problem is not None:
                 log.error("upstream %s sent an asset that fails verification: %s", upstream.name, problem)
                 raise UpstreamInvalid(f"upstream {upstream.name}: {problem}")
             await relay.release()
             return await writer.commit(published=False)
+
+
+def asset_name(url: str) -> str:
+    """The file name at the end of an asset's URL, for messages."""
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "an asset"
 
 
 class _Relay:

@@ -7,7 +7,9 @@ Format handlers give two functions - what a local repository has (from the catal
 has (through the Fetcher) - and get back the non-empty answers in chain order, ready to merge. The
 rules that are the same for every format live here: upstreams are asked concurrently but merged in
 order; a package published in a local repository of the chain blocks upstream versions
-(origin controls); an upstream that fails is skipped when others answer, and reported.
+(origin controls); an upstream that fails is skipped when others answer, and reported; an upstream
+of another format is not asked at all (CodeArtifact repositories are polyglot, so one repository's
+upstreams may mix formats: for this package such an upstream simply has nothing).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ async def resolve(
     ``remote(upstream)`` -> (document, stale) or None when the upstream does not have the package."""
     records = await local_records(catalog, places, coordinate)
     blocked = any(upstream_blocked(record) for record in records.values())
-    asked = [p for p in places if not p.is_repository and not blocked]
+    asked = [p for p in places if serves(p, coordinate) and not blocked]
     answers = await asyncio.gather(*(remote(p.upstream) for p in asked if p.upstream), return_exceptions=True)
     by_name = dict(zip((p.name for p in asked), answers, strict=True))
 
@@ -74,6 +76,11 @@ async def resolve(
     if not result.found and result.failed:
         raise NoUpstreamAnswered("; ".join(result.failed))
     return result
+
+
+def serves(place: Place, coordinate: PackageCoordinate) -> bool:
+    """Whether ``place`` is an upstream to ask for ``coordinate`` (one that serves its format)."""
+    return place.upstream is not None and coordinate.format in place.upstream.formats
 
 
 class UpstreamsBlocked(Exception):
@@ -114,7 +121,7 @@ async def first_found(
         raise UpstreamsBlocked(blocking)
     failures: list[str] = []
     for place in places:
-        if place.upstream is None:
+        if place.upstream is None or not serves(place, coordinate):
             continue
         try:
             found = await remote(place.upstream)

@@ -7,11 +7,16 @@ from aiohttp import web
 from proxy.daemon import Daemon
 from proxy.server import health, metrics
 from proxy.server.errors import error_middleware
+from proxy.server.limits import body_limit_middleware
 
 
 def build_app(daemon: Daemon) -> web.Application:
     # metrics outermost, so it sees the status the error middleware settled on.
-    app = web.Application(middlewares=[metrics.metrics_middleware, error_middleware], client_max_size=1024**3)
+    max_body = daemon.config.server.max_publish_size
+    app = web.Application(
+        middlewares=[metrics.metrics_middleware, error_middleware, body_limit_middleware(max_body)],
+        client_max_size=max_body,
+    )
     health.add_routes(app, daemon.readiness)
     metrics.add_routes(app, daemon.usage, daemon.formats)
     for served in daemon.formats.values():

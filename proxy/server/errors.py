@@ -12,6 +12,7 @@ from aiohttp import web
 
 from proxy.formats.common.http import error_response
 from proxy.repository.errors import UPSTREAM_FAILURES, Refused
+from proxy.store.protocols import StoreDamaged
 from proxy.store.space import out_of_space
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # Handlers raise e.g. HTTPConflict(reason="...") and the reason becomes the JSON body.
         kept = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
         return error_response(exc.status, exc.reason, kept)
+    except StoreDamaged as exc:
+        return error_response(500, str(exc))
     except Refused as exc:
         return error_response(exc.status, exc.reason)
     except UPSTREAM_FAILURES as exc:

@@ -1,5 +1,6 @@
 """Running the server: listen (TCP or unix socket), tell systemd READY=1, and on SIGTERM or SIGINT stop
-accepting, let in-flight requests finish (up to ``server.shutdown_timeout``), then exit 0."""
+accepting, let in-flight requests finish (up to ``server.shutdown_timeout``), then exit 0. Connections
+get a request-head deadline and accept failures are logged (see proxy.server.connections)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from proxy.config.model import Config
 from proxy.daemon import Daemon
 from proxy.server.access_log import AccessLogger, access_logger
 from proxy.server.app import build_app
+from proxy.server.connections import GuardedAppRunner, log_loop_exceptions, watch_file_descriptors
 from proxy.server.systemd import notify
 
 log = logging.getLogger(__name__)
@@ -24,8 +26,11 @@ class ListenError(Exception):
 
 async def serve(config: Config) -> None:
     daemon = await Daemon.open(config)
-    runner = web.AppRunner(
+    loop = asyncio.get_running_loop()
+    log_loop_exceptions(loop)
+    runner = GuardedAppRunner(
         build_app(daemon),
+        header_timeout=config.server.header_timeout,
         handle_signals=False,
         access_log_class=AccessLogger,
         access_log=access_logger,
@@ -40,7 +45,6 @@ async def serve(config: Config) -> None:
     else:
         site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, daemon.reload)
@@ -51,7 +55,9 @@ async def serve(config: Config) -> None:
             raise ListenError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
         log.info("serving on %s (config: %s)", listen, config.source)
         notify("READY=1")
+        watchdog = asyncio.create_task(watch_file_descriptors())
         await stop.wait()
+        watchdog.cancel()
         log.info("stopping: draining in-flight requests")
         notify("STOPPING=1")
     finally:

@@ -76,6 +76,7 @@ class Index:
         self._on_group: Callable[[], None] | None = None  # set: writes are grouped (group_commits)
         self._closed = False
         # check_same_thread off: the lock, not the thread, guards the connection.
+        private_file(self.path)  # SQLite gives its -wal and -shm files the database file's mode
         self._con = sqlite3.connect(self.path, isolation_level=None, timeout=0, check_same_thread=False)
         try:
             # Exclusive mode must be set before WAL is entered, or SQLite makes the shared-memory index.
@@ -208,3 +209,16 @@ class Index:
         finally:
             os.close(fd)
         fsync_dir(self.path.parent)
+
+
+def private_file(path: Path) -> None:
+    """Make ``path`` exist with mode 0600 whatever the umask (SQLite would create it 0644 & ~umask)
+    and tighten the SQLite files beside it that an earlier run left."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)

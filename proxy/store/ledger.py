@@ -108,6 +108,11 @@ class BlobLedger:
     def entries(self) -> dict[str, LedgerEntry]:
         return {blob_id: LedgerEntry.unpack(value) for blob_id, value in self.index.items()}
 
+    def pinned(self, blob_id: str) -> bool:
+        """Whether a published asset uses the blob (so it must be in the store)."""
+        entry = self._entry(blob_id)
+        return entry is not None and entry.pinned
+
     def _entry(self, blob_id: str) -> LedgerEntry | None:
         value = self.index.get(blob_id)
         return None if value is None else LedgerEntry.unpack(value)

@@ -80,6 +80,12 @@ class LocalBlobs:
     def open_seekable(self, blob_id: str) -> io.RawIOBase:
         return SeekableBlob(self._store.blobs, blob_id)
 
+    def hold(self, blob_id: str) -> None:
+        self._store.hold(blob_id)
+
+    def release(self, blob_id: str, *, refused: bool) -> None:
+        self._store.release(blob_id, refused=refused)
+
 
 class LocalMetadata:
     """MetadataService on the store's metadata cache."""

@@ -47,7 +47,21 @@ __all__ = [
     "PackageRecord",
     "PackageVersionOrigin",
     "PackageVersionRecord",
+    "StoreDamaged",
 ]
+
+
+class StoreDamaged(Exception):
+    """A published (pinned) blob is missing or fails to authenticate: the store lost primary data,
+    which no upstream can give back. Any backend raises it from ``has_blob`` and ``read``; the server
+    answers it 500 naming the damage (never 404, never a refetch)."""
+
+    def __init__(self, blob_id: str, how: str) -> None:
+        self.blob_id = blob_id
+        super().__init__(
+            f"the proxy's store is damaged: a published file's content is {how}; "
+            "the operator should run `codeartifact-proxy verify`"
+        )
 
 
 class CatalogService(Protocol):
@@ -90,6 +104,8 @@ class AssetIngest(Protocol):
     """One asset streaming into the store (``BlobService.ingest``): ``write`` its bytes, ``finish`` to
     learn its digests, then ``commit`` (the blob becomes visible) or leave the ``async with`` to abort."""
 
+    created: bool  # after ``commit``: this writer put the blob in the store (no copy was there)
+
     def write(self, data: bytes) -> None: ...
 
     def finish(self) -> BlobInfo: ...
@@ -104,11 +120,23 @@ class BlobService(Protocol):
         """A writer for one asset, used with ``async with`` (what was not committed is aborted)."""
         ...
 
-    async def has_blob(self, blob_id: str) -> bool: ...
+    async def has_blob(self, blob_id: str) -> bool:
+        """Whether the blob is there; raises StoreDamaged for a published one that is not."""
+        ...
 
     def read(self, blob_id: str) -> AsyncIterator[bytes]:
         """Plaintext chunks; BlobMissing before the first when it is gone, BlobCorrupt when it fails to
-        authenticate (then it has been removed)."""
+        authenticate (then it has been removed); StoreDamaged instead of either for a published blob."""
+        ...
+
+    def hold(self, blob_id: str) -> None:
+        """Mark a blob a publish just created (``AssetIngest.created``) provisional until ``release``: the
+        publish may still check the committed file and refuse it."""
+        ...
+
+    def release(self, blob_id: str, *, refused: bool) -> None:
+        """End ``hold``; a refused publish's blob is removed unless something else committed the same
+        content meanwhile."""
         ...
 
     def open_seekable(self, blob_id: str) -> io.RawIOBase:

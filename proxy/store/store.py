@@ -34,7 +34,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -45,9 +47,10 @@ from proxy.config.model import CacheConfig
 from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing, BlobStore
 from proxy.store.catalog import Catalog
 from proxy.store.index import IndexUnavailable
-from proxy.store.keyring import KeyRing
+from proxy.store.keyring import KeyRing, make_private_dirs
 from proxy.store.ledger import BlobLedger
 from proxy.store.metadata import MetadataCache
+from proxy.store.protocols import StoreDamaged
 from proxy.store.version import StoreFormatError, check_store_format
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,7 @@ class AssetWriter:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._blob = store.blobs.writer()  # no file yet: see BlobWriter
+        self.created = False  # set by commit: this writer put the blob in the store (none was there)
 
     def write(self, data: bytes) -> None:
         self._blob.write(data)
@@ -79,7 +83,8 @@ class AssetWriter:
         return self._blob.finish()
 
     async def commit(self, *, published: bool) -> BlobInfo:
-        if self._blob.prepare_commit():
+        created = self._blob.prepare_commit()
+        if created:
             if published:
                 await asyncio.to_thread(self._blob.place, durable=True)
             else:
@@ -91,6 +96,8 @@ class AssetWriter:
         info = self._blob.complete_commit()
         self._store.ledger.record(info.blob_id, info.size, pinned=published)
         self._store.schedule_eviction()
+        self._store._claimed(info.blob_id)
+        self.created = created
         return info
 
     async def abort(self) -> None:
@@ -136,11 +143,21 @@ class VerifyReport:
         return not self.broken
 
 
+def private_root(root: Path) -> None:
+    """Create the cache root with mode 0700, or take group and other access away from one that
+    exists: everything inside is encrypted, but names, sizes and the index files are not for others."""
+    make_private_dirs(root)
+    mode = stat.S_IMODE(root.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(root, mode & 0o700)
+
+
 class Store:
     def __init__(self, root: Path, keyring: KeyRing, max_size: int) -> None:
         self.root = root
         self.keyring = keyring
         self.max_size = max_size
+        private_root(root)
         check_store_format(root)
         # The index first: it refuses a second process before anything under ``tmp/`` is touched.
         with contextlib.ExitStack() as opened:
@@ -154,6 +171,8 @@ class Store:
             opened.pop_all()
         self._indexes = (self.catalog.index, self.ledger.index, self.metadata.index, self.blobs.small)
         self._eviction_lock = threading.Lock()
+        self.damaged: set[str] = set()  # published blobs found missing or corrupt since start
+        self._provisional: dict[str, bool] = {}  # held blob -> committed again by someone else since
 
     @classmethod
     def open(cls, cache: CacheConfig) -> Store:
@@ -191,14 +210,23 @@ class Store:
         return AssetWriter(self)
 
     def has_blob(self, blob_id: str) -> bool:
-        return self.blobs.exists(blob_id)
+        """Whether the blob is there. A cached blob may have been evicted (False: fetch it again); a
+        pinned one never is, so its absence raises StoreDamaged."""
+        if self.blobs.exists(blob_id):
+            return True
+        if self.ledger.pinned(blob_id):
+            raise self._damaged(blob_id, "missing")
+        return False
 
     async def read(self, blob_id: str) -> AsyncIterator[bytes]:
         """Plaintext chunks of a blob. Raises BlobMissing before the first chunk if it is gone; a blob that
-        fails to authenticate raises BlobCorrupt (it has been removed and logged by then)."""
+        fails to authenticate raises BlobCorrupt (it has been removed and logged by then). For a pinned
+        (published) blob both raise StoreDamaged instead: there is no other copy to fetch."""
         try:
             reader = self.blobs.reader(blob_id)
         except BlobMissing:
+            if self.ledger.pinned(blob_id):
+                raise self._damaged(blob_id, "missing") from None
             self.ledger.forget(blob_id)
             raise
         self.ledger.touch(blob_id)
@@ -207,8 +235,37 @@ class Store:
                 for chunk in reader:
                     yield chunk
         except BlobCorrupt:
+            if self.ledger.pinned(blob_id):
+                raise self._damaged(blob_id, "corrupt") from None
             self.ledger.forget(blob_id)
             raise
+
+    # -- provisional blobs: committed for a publish that may still be refused ----------------------------
+    def hold(self, blob_id: str) -> None:
+        """Mark a blob this publish just created (``AssetWriter.created``) as provisional until
+        ``release``: a publish may check a committed file (a wheel's METADATA) and refuse it."""
+        self._provisional[blob_id] = False
+
+    def release(self, blob_id: str, *, refused: bool) -> None:
+        """End ``hold``. A refused publish's blob is removed, unless anything else committed the same
+        content meanwhile (another publish or a fetch, which may reference it by now)."""
+        shared = self._provisional.pop(blob_id, True)
+        if refused and not shared:
+            self.blobs.delete(blob_id)
+            self.ledger.forget(blob_id)
+
+    def _claimed(self, blob_id: str) -> None:
+        if blob_id in self._provisional:
+            self._provisional[blob_id] = True
+
+    def _damaged(self, blob_id: str, how: str) -> StoreDamaged:
+        """Note a published blob found missing or corrupt (``damaged``, shown by /readyz)."""
+        if blob_id not in self.damaged:
+            self.damaged.add(blob_id)
+            log.error(
+                "the store is damaged: published blob %s is %s; run `codeartifact-proxy verify`", blob_id, how
+            )
+        return StoreDamaged(blob_id, how)
 
     # -- eviction, gc, verify ---------------------------------------------------------------------
     def schedule_eviction(self) -> None:

@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -58,15 +60,40 @@ class UpstreamUnavailable(Exception):
         super().__init__(f"upstream {upstream!r} unavailable: {reason}")
 
 
+@dataclass(frozen=True)
+class BodyLimits:
+    """What an upstream's body may cost, checked while it streams (decoded bytes, after gzip):
+    ``max_document_size`` for bodies read whole (``aread``: metadata, checksum files); and a floor on
+    throughput for every body, ``min_throughput`` bytes/s on average once ``throughput_grace`` seconds
+    have passed, so an upstream that drips holds neither a connection nor its waiting clients for
+    ever (the read timeout only bounds the gap between two reads).
+
+    A fetch goes on when the clients that asked for it leave: what it fetches is stored (an asset,
+    a document in the metadata cache) and the next client is served from there. These limits, not
+    the clients, are what end a fetch that is not worth its wait."""
+
+    max_document_size: int = 128 * 1024**2
+    min_throughput: float = 1024.0
+    throughput_grace: float = 30.0
+    document_deadline: float = 300.0  # for a whole document (``aread``), however it trickles in
+
+
 class UpstreamResponse:
     """An upstream's answer with the body not read yet; an async context manager that closes it."""
 
-    def __init__(self, upstream: str, response: aiohttp.ClientResponse, final_url: str) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        response: aiohttp.ClientResponse,
+        final_url: str,
+        limits: BodyLimits | None = None,
+    ) -> None:
         self.upstream = upstream
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
         self._final_url = final_url
         self._response = response
+        self._limits = limits or BodyLimits()
 
     @functools.cached_property
     def url(self) -> str:
@@ -74,18 +101,45 @@ class UpstreamResponse:
         return safe_url(self._final_url)
 
     async def aiter_bytes(self, chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
-        """The body as it arrives, in pieces of at most ``chunk_size`` bytes."""
+        """The body as it arrives, in pieces of at most ``chunk_size`` bytes. Raises
+        UpstreamUnavailable when it arrives slower than ``BodyLimits`` allows."""
+        limits = self._limits
+        started, received = time.monotonic(), 0
         try:
             async for chunk in self._response.content.iter_chunked(chunk_size):
+                received += len(chunk)
+                elapsed = time.monotonic() - started
+                if elapsed > limits.throughput_grace and received < limits.min_throughput * elapsed:
+                    self._response.close()
+                    raise UpstreamUnavailable(
+                        self.upstream, f"too slow ({received} bytes in {elapsed:.0f} s)"
+                    )
                 yield chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamUnavailable(self.upstream, transport_failure(exc)) from None
 
     async def aread(self) -> bytes:
-        try:
-            return await self._response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise UpstreamUnavailable(self.upstream, transport_failure(exc)) from None
+        """The whole body, for documents; raises UpstreamUnavailable past ``max_document_size`` decoded
+        bytes (a gzip bomb or a runaway document), before buffering more than that, or when it takes
+        longer than ``document_deadline``."""
+        cap = self._limits.max_document_size
+        declared = self.headers.get("Content-Length", "")
+        if declared.isdigit() and "Content-Encoding" not in self.headers and int(declared) > cap:
+            self._response.close()
+            raise UpstreamUnavailable(self.upstream, f"document larger than {cap} bytes")
+        body = bytearray()
+        deadline = time.monotonic() + self._limits.document_deadline
+        async for chunk in self.aiter_bytes():
+            body += chunk
+            if len(body) > cap:
+                self._response.close()
+                raise UpstreamUnavailable(self.upstream, f"document larger than {cap} bytes")
+            if time.monotonic() > deadline:
+                self._response.close()
+                raise UpstreamUnavailable(
+                    self.upstream, f"document not received within {self._limits.document_deadline:.0f} s"
+                )
+        return bytes(body)
 
     async def aclose(self) -> None:
         # Returns the connection to the pool when the body was read to its end, else closes it.

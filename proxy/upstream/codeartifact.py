@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from proxy.codeartifact.domain import DomainError
 from proxy.codeartifact.endpoint import RepositoryEndpoints
 from proxy.codeartifact.token import TokenProvider
-from proxy.config.model import Format
+from proxy.config.model import ChecksumPolicy, Format
 from proxy.upstream.base import (
     REJECTED_CREDENTIALS,
     UpstreamResponse,
@@ -56,6 +56,7 @@ class CodeArtifactRepositoryUpstream:
         self.name = name
         self.formats: frozenset[Format] = frozenset(schemes)
         self._schemes = schemes
+        self.checksum_policy: ChecksumPolicy = "require"  # CodeArtifact always declares digests
         self.repository = repository
         self._tokens = tokens
         self._endpoints = endpoints
@@ -65,7 +66,7 @@ class CodeArtifactRepositoryUpstream:
         try:
             return await self._endpoints.get(self.repository, format)
         except DomainError as exc:
-            raise UpstreamUnavailable(self.name, str(exc)) from None
+            raise unavailable(self.name, exc) from None
 
     @asynccontextmanager
     async def open(
@@ -123,4 +124,12 @@ class CodeArtifactRepositoryUpstream:
         try:
             return await self._tokens.token()
         except DomainError as exc:
-            raise UpstreamUnavailable(self.name, str(exc)) from None
+            raise unavailable(self.name, exc) from None
+
+
+def unavailable(upstream: str, exc: DomainError) -> UpstreamUnavailable:
+    """What a client may be told when the CodeArtifact API failed: the short reason only. The detail
+    (botocore's message: the endpoint URL, the domain, the owner's account id, an ARN) goes to the log.
+    ``exc.domain`` is the name of the [codeartifact.NAME] table, not the CodeArtifact domain."""
+    log.warning("upstream %r: %s", upstream, exc)
+    return UpstreamUnavailable(upstream, f"codeartifact domain {exc.domain!r}: {exc.reason}")

@@ -1,6 +1,7 @@
 """The one HTTP client for every upstream (aiohttp): pooling, timeouts, retries, redirects, credentials.
 
-- Connections are pooled per origin and shared by all upstreams; connect and read timeouts apply.
+- Each upstream has its own connection pool (``max_connections_per_upstream``), pooled per origin
+  within it; connect and read timeouts apply, and ``BodyLimits`` bound what a body may cost.
 - GET and HEAD are retried on connection errors, timeouts, 5xx and 429, with exponential back-off
   and jitter, or after ``Retry-After`` when the upstream says so (capped). Other methods are sent once.
 - Bodies stream: ``send`` returns once the headers are in; nothing here reads a whole asset.
@@ -12,9 +13,11 @@
   proxy; user info in the proxy URL becomes Proxy-Authorization) and SSL_CERT_FILE/SSL_CERT_DIR
   (OpenSSL's default verify paths).
 - Cookies are neither kept nor sent: upstreams are package registries, not sessions.
-- It never connects to a link-local address (169.254.0.0/16, fe80::/10), whether a URL names one
-  or a host name resolves to one: cloud instance metadata and credentials are served there, and
-  URLs come from upstream documents (``dist.tarball``, redirects) that the proxy does not control.
+- It never fetches from a link-local address (169.254.0.0/16, fe80::/10, and IPv6 spellings of
+  169.254.0.0/16: IPv4-mapped, IPv4-compatible, NAT64), whether a URL names one or a host name
+  resolves to one, and it checks the address each connection actually reached before sending on
+  it: cloud instance metadata and credentials are served there, and URLs come from upstream
+  documents (``dist.tarball``, redirects) that the proxy does not control.
 - Pre-signed URLs are secrets for their lifetime: logs show URLs as scheme://host/path only, the
   response's ``url`` has no query, and a log filter strips queries from the client library's own
   log records.
@@ -40,14 +43,18 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ClientRequest
 from aiohttp.resolver import DefaultResolver
 
 from proxy.upstream.base import (
+    BodyLimits,
     LinkLocalRefused,
     UpstreamResponse,
     UpstreamUnavailable,
@@ -69,12 +76,14 @@ Origin = tuple[str, str, int | None]
 class HttpSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0  # between two reads, not for a whole body
-    max_connections: int = 100
     retries: int = 3  # extra attempts for GET/HEAD
     backoff_base: float = 0.5
     backoff_cap: float = 10.0
     retry_after_cap: float = 30.0
     max_redirects: int = 5
+    # Each upstream has its own pool, so one that stalls cannot take the connections of the others.
+    max_connections_per_upstream: int = 32
+    body: BodyLimits = field(default_factory=BodyLimits)
 
 
 @dataclass(frozen=True)
@@ -120,12 +129,57 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped (``::ffff:a.b.c.d``), IPv4-compatible
+    (``::a.b.c.d``, deprecated but still routed by some stacks) or NAT64 (``64:ff9b::a.b.c.d``), whose
+    packets reach that IPv4 host. None for other IPv6 addresses."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    packed = int(address)
+    if packed >> 32 == 0 and packed > 1:  # ::a.b.c.d, not :: or ::1
+        return ipaddress.IPv4Address(packed & 0xFFFFFFFF)
+    if any(address in network for network in _NAT64):
+        return ipaddress.IPv4Address(packed & 0xFFFFFFFF)
+    return None
+
+
 @functools.lru_cache(maxsize=1024)  # asked for every request; an upstream has few hosts
 def link_local(host: str) -> bool:
+    """Whether ``host`` (an address or a name) is a link-local address in any of its spellings."""
     try:
-        return ipaddress.ip_address(host.strip("[]").split("%", 1)[0]).is_link_local
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = embedded_ipv4(address)
+        if inner is not None:
+            return inner.is_link_local
+    return address.is_link_local
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """A connector that checks the address each new connection reached before anything is sent on it:
+    the last word on link-local addresses, whatever spelling a URL used or a resolver answered with.
+    A connection through a forward proxy reaches the proxy, which is checked the same way."""
+
+    def __init__(self, *, forbidden: Callable[[str], bool] = link_local, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._forbidden = forbidden
+
+    async def _create_direct_connection(  # type: ignore[override]
+        self, req: ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout, **kwargs: Any
+    ) -> tuple[asyncio.Transport, ResponseHandler]:
+        transport, protocol = await super()._create_direct_connection(req, traces, timeout, **kwargs)
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if self._forbidden(address):
+            transport.close()
+            refused = LinkLocalRefused(f"refused: {req.url.host} connected to a link-local address")
+            raise aiohttp.ClientConnectorError(req.connection_key, refused)
+        return transport, protocol
 
 
 class GuardedResolver(AbstractResolver):
@@ -200,17 +254,7 @@ class UpstreamHttp:
         self._sleep = sleep
         self._proxies = EnvironmentProxies()
         self._resolver = GuardedResolver()
-        s = self.settings
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=s.max_connections, limit_per_host=0, resolver=self._resolver
-            ),
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=s.connect_timeout, sock_read=s.read_timeout
-            ),
-            headers={"User-Agent": USER_AGENT},
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
         install_log_redaction()
 
     async def send(
@@ -238,7 +282,7 @@ class UpstreamHttp:
                 failure = transport_failure(exc)
             else:
                 if response.status < 500 and response.status != 429:
-                    return UpstreamResponse(upstream, response, final_url)
+                    return UpstreamResponse(upstream, response, final_url, self.settings.body)
                 failure = f"HTTP {response.status}"
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 response.release()
@@ -261,8 +305,27 @@ class UpstreamHttp:
             )
             await self._sleep(delay)
 
+    def _session(self, upstream: str) -> aiohttp.ClientSession:
+        """The upstream's own connection pool, made on first use (on the event loop)."""
+        session = self._sessions.get(upstream)
+        if session is None:
+            s = self.settings
+            session = aiohttp.ClientSession(
+                connector=GuardedConnector(
+                    limit=s.max_connections_per_upstream, limit_per_host=0, resolver=self._resolver
+                ),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=s.connect_timeout, sock_read=s.read_timeout
+                ),
+                headers={"User-Agent": USER_AGENT},
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+            self._sessions[upstream] = session
+        return session
+
     async def aclose(self) -> None:
-        await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
         await self._resolver.close()  # given to the connector, so not closed with it
 
     async def _follow(
@@ -284,7 +347,7 @@ class UpstreamHttp:
                 hop_headers["Authorization"] = authorization.value
             proxy = self._proxies.route(parts)
             tunnel_headers = proxy.place_authorization(url, hop_headers) if proxy else None
-            response = await self._session.request(
+            response = await self._session(upstream).request(
                 method,
                 url,
                 headers=hop_headers,

@@ -49,8 +49,10 @@ class RegistryUpstream:
         credentials: model.Credentials,
         http: UpstreamHttp,
         scheme: TokenScheme,
+        checksum_policy: model.ChecksumPolicy = "warn",
     ) -> None:
         self.name = name
+        self.checksum_policy = checksum_policy
         self.formats: frozenset[Format] = frozenset({format})
         self._endpoint = url if url.endswith("/") else url + "/"
         value = registry_authorization_value(scheme, credentials)
@@ -134,6 +136,12 @@ def build_upstreams(
             )
         else:
             by_name[name] = RegistryUpstream(
-                name, upstream.format, upstream.url, upstream.credentials, http, schemes[upstream.format]
+                name,
+                upstream.format,
+                upstream.url,
+                upstream.credentials,
+                http,
+                schemes[upstream.format],
+                upstream.checksum_policy,
             )
     return Upstreams(MappingProxyType(by_name), MappingProxyType(providers), tuple(clients.values()))

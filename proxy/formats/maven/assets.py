@@ -149,10 +149,11 @@ class Assets:
         url = upstream_url(path.asset_path)
         expected = await self._expected_digest(upstream, url)
 
+        if expected is None:  # no checksum file beside it: the upstream's checksum policy decides
+            return await self._services.fetcher.asset(upstream, "maven", url, None, sink)
+        algorithm, digest = expected
+
         def check(info: BlobInfo) -> str | None:
-            if expected is None:
-                return None
-            algorithm, digest = expected
             actual = checksums.of_blob(info, algorithm)
             if actual == digest:
                 return None

@@ -50,6 +50,15 @@ def mismatch(integrity: str, shasum: str, got: Digests) -> str | None:
     return None
 
 
+def declares_digest(integrity: str, shasum: str) -> bool:
+    """Whether ``mismatch`` has anything to check the bytes against."""
+    checkable = any(
+        algorithm in _SRI_ALGORITHMS and _sri_hex(value.split("?", 1)[0]) is not None
+        for algorithm, _, value in (token.partition("-") for token in integrity.split())
+    )
+    return checkable or bool(shasum)
+
+
 def _sri_hex(value: str) -> str | None:
     try:
         return base64.b64decode(value, validate=True).hex()

@@ -105,6 +105,8 @@ def parse_packument(body: bytes) -> Document:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"packument is not JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError("packument is nested too deeply") from None
     if not isinstance(doc, dict):
         raise ValueError("packument is not a JSON object")
     for key in ("versions", "dist-tags", "time"):

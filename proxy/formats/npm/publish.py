@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from proxy.repository.errors import Refused as PublishRefused
 from proxy.repository.origin import publish_refusal
 from proxy.repository.packages import asset_record, published_version, update_published
 from proxy.store.protocols import BlobService, CatalogService, PackageRecord
+from proxy.store.store import offload
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ def parse_publish(package: PackageName, body: bytes) -> PublishRequest:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise PublishRefused(400, "the publish request is not a JSON document") from None
+    except RecursionError:  # nested deeper than the parser goes: no publish document is
+        raise PublishRefused(400, "the publish request is nested too deeply") from None
     if not isinstance(doc, dict):
         raise PublishRefused(400, "the publish request is not a JSON object")
     if doc.get("name") != package.full:
@@ -151,7 +155,8 @@ async def publish(
     recorded = []
     for new in request.versions:
         async with blobs.ingest() as writer:
-            writer.write(new.tarball)
+            # Encrypting and hashing a large tarball takes long enough to hold up other requests.
+            await offload(len(new.tarball), functools.partial(writer.write, new.tarball))
             info = await writer.commit(published=True)
         asset = asset_record(package.tarball_file(new.version), info)
         recorded.append(published_version(new.version, repository, [asset], new.document))

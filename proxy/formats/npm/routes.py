@@ -33,6 +33,7 @@ from proxy.formats.npm.packuments import Packuments
 from proxy.formats.npm.publish import parse_publish, publish, set_dist_tag
 from proxy.formats.npm.tarballs import Tarballs
 from proxy.store.protocols import PackageCoordinate
+from proxy.store.store import offload
 
 
 class NpmService:
@@ -157,7 +158,8 @@ async def put_packument(
         package = parse_name(_package(target).full, new=True)
     except InvalidName as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
-    parsed = parse_publish(package, await request.read())
+    body = await request.read()
+    parsed = await offload(len(body), lambda: parse_publish(package, body))  # large ones off the loop
     try:
         await publish(npm.services.catalog, npm.services.blobs, repository, package, parsed)
     finally:
@@ -187,7 +189,7 @@ async def put_dist_tag(
         raise web.HTTPBadRequest(reason="which dist-tag? PUT /-/package/{name}/dist-tags/{tag}")
     try:
         version = json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         version = None
     if not isinstance(version, str):
         raise web.HTTPBadRequest(reason="the body must be the version as a JSON string")

@@ -20,7 +20,7 @@ from aiohttp import web
 from proxy.formats.common.assets import StreamedAsset
 from proxy.formats.common.locator import AssetLocator, held
 from proxy.formats.format import Services
-from proxy.formats.npm.integrity import Digests, mismatch
+from proxy.formats.npm.integrity import Digests, declares_digest, mismatch
 from proxy.formats.npm.metadata import VersionSource
 from proxy.formats.npm.names import PackageName
 from proxy.formats.npm.packuments import Packuments
@@ -95,7 +95,10 @@ class Tarballs:
             problem = mismatch(source.integrity, source.shasum, Digests(info.sha512, info.sha256, info.sha1))
             return f"tarball of {package.full} {version}: {problem}" if problem else None
 
-        info = await self._services.fetcher.asset(upstream, "npm", source.tarball, check, sink)
+        declared = declares_digest(source.integrity, source.shasum)  # else the upstream's checksum policy
+        info = await self._services.fetcher.asset(
+            upstream, "npm", source.tarball, check if declared else None, sink
+        )
         if info is None:
             raise web.HTTPBadGateway(
                 reason=f"upstream {source.place} lists {package.full} {version} but has no tarball for it"

@@ -181,8 +181,14 @@ class Files:
         assert upstream is not None
         page = urljoin(await upstream.endpoint("pypi"), offer.source.page_path)
         url = urljoin(page, offer.file.url) + suffix
+        # A distribution file listed without a hash is left to the upstream's checksum policy.
+        verifiable = bool(suffix) or any(algorithm in _VERIFIABLE for algorithm in declared)
         info = await self._services.fetcher.asset(
-            upstream, "pypi", url, lambda got: digest_mismatch(declared, got, filename), sink
+            upstream,
+            "pypi",
+            url,
+            (lambda got: digest_mismatch(declared, got, filename)) if verifiable else None,
+            sink,
         )
         if info is None:
             raise web.HTTPBadGateway(

@@ -112,7 +112,10 @@ def _html_metadata(attrs: Mapping[str, str | None], filename: str) -> dict[str, 
 
 # -- JSON (PEP 691) ---------------------------------------------------------------------------------
 def _parse_json(text: str) -> list[DistFile]:
-    doc = json.loads(text)  # JSONDecodeError is a ValueError
+    try:
+        doc = json.loads(text)  # JSONDecodeError is a ValueError
+    except RecursionError:
+        raise ValueError("the project page is nested too deeply") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         raise ValueError("the project page has no files list")
     return [_json_file(entry) for entry in doc["files"]]

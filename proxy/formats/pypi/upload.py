@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from proxy.formats.pypi.coremeta import (
     form_metadata,
@@ -93,9 +94,33 @@ async def publish(
             form = await _read_form(reader, writer)
         except ValueError as exc:
             raise UploadRefused(400, f"malformed upload: {exc}") from None
+        except HttpProcessingError as exc:  # a part's headers that do not parse (control characters)
+            raise UploadRefused(400, f"malformed upload: {exc.message}") from None
         info = writer.finish()
         parsed = _check(form, info)
         blob = await writer.commit(published=True)
+    if writer.created:
+        blobs.hold(blob.blob_id)  # a refusal below removes the blob again (see BlobService.release)
+    refused = False
+    try:
+        return await _record(catalog, blobs, repository, form, parsed, blob)
+    except UploadRefused:
+        refused = True  # only a refusal: after another failure the catalog may reference the blob
+        raise
+    finally:
+        if writer.created:
+            blobs.release(blob.blob_id, refused=refused)
+
+
+async def _record(
+    catalog: CatalogService,
+    blobs: BlobService,
+    repository: str,
+    form: _Form,
+    parsed: DistFilename,
+    blob: BlobInfo,
+) -> Published:
+    """Check the committed file's metadata and add it to the repository; raises UploadRefused."""
     filename = form.filename
     assert filename is not None
     metadata = await _core_metadata(blobs, form, parsed, blob, filename)
@@ -186,7 +211,8 @@ def _check(form: _Form, info: BlobInfo) -> DistFilename:
     filename = form.filename
     if filename is None:
         raise UploadRefused(400, "the upload has no file (form field 'content')")
-    parsed = parse_filename(filename) if "/" not in filename and "\\" not in filename else None
+    clean = not any(c in filename for c in "/\\\x00")
+    parsed = parse_filename(filename) if clean else None
     if parsed is None:
         raise UploadRefused(400, f"{filename!r} is not a wheel or sdist filename")
     if parsed.project != normalize(name) or parsed.version != str(parsed_version):
