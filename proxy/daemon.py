@@ -13,6 +13,8 @@ from proxy.codeartifact.token import DomainHealth
 from proxy.config.model import Config
 from proxy.repository.chain import ResolutionChain
 from proxy.repository.fetch import Fetcher
+from proxy.repository.registry import RepositoryRegistry
+from proxy.store.repositories import RepositoryEntries
 from proxy.store.store import Store
 from proxy.upstream.base import Upstream
 from proxy.upstream.http import UpstreamHttp
@@ -35,7 +37,9 @@ class Daemon:
         self.config = config
         self.store = store
         self.upstreams = upstreams
-        self.chain = ResolutionChain(config, upstreams)
+        # The domain's repositories: the data plane looks a repository up here, never in the config.
+        self.repositories = RepositoryRegistry(config, RepositoryEntries(store.catalog.index, store.keyring))
+        self.chain = ResolutionChain(self.repositories, upstreams)
         self.fetcher = Fetcher(store, config.cache.metadata_ttl)
         self._checks: list[Callable[[], list[Readiness]]] = [self._store_readiness]
         self._closers: list[Callable[[], Awaitable[None]]] = []

@@ -9,12 +9,14 @@ from proxy.config.loader import (
     resolve_config_path,
 )
 from proxy.config.model import (
+    EXTERNAL_CONNECTIONS,
     FORMATS,
     CacheConfig,
     CodeArtifactDomain,
     CodeArtifactUpstream,
     Config,
     Credentials,
+    DomainConfig,
     Format,
     Listen,
     RegistryUpstream,
@@ -25,6 +27,7 @@ from proxy.config.model import (
 
 __all__ = [
     "ENV_VAR",
+    "EXTERNAL_CONNECTIONS",
     "FORMATS",
     "CacheConfig",
     "CodeArtifactDomain",
@@ -32,6 +35,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Credentials",
+    "DomainConfig",
     "Format",
     "Listen",
     "RegistryUpstream",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from proxy.api import routes as api
 from proxy.daemon import Daemon
 from proxy.formats import maven, npm, pypi
+from proxy.formats.maven.routes import MAVEN
+from proxy.formats.npm.routes import NPM
+from proxy.formats.pypi.routes import PYPI
 from proxy.server import health, metrics
 from proxy.server.context import DAEMON
 from proxy.server.errors import error_middleware
@@ -20,4 +24,13 @@ def build_app(daemon: Daemon) -> web.Application:
     npm.add_routes(app)
     maven.add_routes(app)
     pypi.add_routes(app)
+    api.add_routes(app)
+    daemon.repositories.on_change(lambda _repository: _forget_merged_views(app))
     return app
+
+
+def _forget_merged_views(app: web.Application) -> None:
+    """A repository changed: every merged view that reached it through a chain may be wrong now."""
+    app[NPM].packuments.invalidate_all()
+    app[PYPI].views.invalidate_all()
+    app[MAVEN].documents.invalidate()

@@ -59,7 +59,7 @@ class Deployer:
 
     async def precheck(self, repository: str, path: MavenPath) -> None:
         """Refusals that need no body (raise DeployRefused): sent instead of ``100 Continue``."""
-        repo = self._daemon.config.repositories[repository]
+        repo = self._daemon.repositories[repository]
         if not repo.publish:
             raise DeployRefused(403, f"repository {repository} does not accept deploys (publish = false)")
         if isinstance(path, ArtifactPath) and path.checksum is None:

@@ -48,7 +48,7 @@ def add_routes(app: web.Application) -> None:
 def _target(request: web.Request) -> tuple[MavenFormat, str, MavenPath]:
     maven = request.app[MAVEN]
     repository = request.match_info["repo"]
-    if repository not in maven.daemon.config.repositories:
+    if repository not in maven.daemon.repositories:
         raise web.HTTPNotFound(reason=f"no repository named {repository!r} is configured")
     if "/../" in f"{request.raw_path.split('?', 1)[0]}/":
         raise web.HTTPBadRequest(reason="'..' is not allowed in a Maven repository path")

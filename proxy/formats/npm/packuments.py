@@ -107,6 +107,11 @@ class Packuments:
         for key in [key for key in self._entries if key[1] == package.full]:
             self._entries.pop(key, None)
 
+    def invalidate_all(self) -> None:
+        """Forget every merged packument (a repository's upstream list changed)."""
+        self._generation += 1
+        self._entries.clear()
+
     async def lookup(self, repository: str, package: PackageName) -> Entry:
         """The merged packument, fresh or refreshed. Raises NoUpstreamAnswered when every place failed
         and nothing was merged before."""

@@ -51,7 +51,7 @@ def add_routes(app: web.Application) -> None:
 async def dispatch(request: web.Request) -> web.StreamResponse:
     npm = request.app[NPM]
     repository = request.match_info["repo"]
-    if repository not in npm.daemon.config.repositories:
+    if repository not in npm.daemon.repositories:
         raise web.HTTPNotFound(reason=f"no repository named {repository!r} is configured")
     try:
         target = parse_path(request.match_info["tail"])
@@ -143,7 +143,7 @@ async def get_tarball(
 
 # -- publishing ---------------------------------------------------------------------------------
 def _check_publishable(npm: NpmFormat, repository: str) -> None:
-    if not npm.daemon.config.repositories[repository].publish:
+    if not npm.daemon.repositories[repository].publish:
         raise web.HTTPForbidden(
             reason=f"repository {repository} does not accept publishing (publish = false)"
         )

@@ -90,6 +90,7 @@ class ProjectViews:
         self._daemon = daemon
         self._views: LRUCache[tuple[str, str], View] = LRUCache(maxsize=_MAX_VIEWS)
         self._generations: dict[str, int] = {}
+        self._epoch = 0  # bumped by invalidate_all, so a view built before is not kept
         self._flight: SingleFlight[View] = SingleFlight()
 
     async def get(self, repository: str, project: str) -> View:
@@ -97,7 +98,7 @@ class ProjectViews:
         view = self._views.get((repository, project))
         if view is not None and view.expires > time.time():
             return view
-        generation = self._generations.get(project, 0)
+        generation = self._generation(project)
         return await self._flight.do(
             (repository, project, generation), lambda: self._build(repository, project, generation)
         )
@@ -107,7 +108,15 @@ class ProjectViews:
         for key in [k for k in self._views if k[1] == project]:
             self._views.pop(key, None)
 
-    async def _build(self, repository: str, project: str, generation: int) -> View:
+    def invalidate_all(self) -> None:
+        """Forget every view (a repository's upstream list changed)."""
+        self._epoch += 1
+        self._views.clear()
+
+    def _generation(self, project: str) -> tuple[int, int]:
+        return self._epoch, self._generations.get(project, 0)
+
+    async def _build(self, repository: str, project: str, generation: tuple[int, int]) -> View:
         daemon = self._daemon
         ttl = daemon.config.cache.metadata_ttl
         now = time.time()
@@ -139,7 +148,7 @@ class ProjectViews:
             held = held_assets(records[p.name] for p in places if p.name in records)
             merged = merge(project, (offers for _, offers in resolution.found), held)
         view = View(repository, merged, min(expiries), resolution.stale)
-        if self._generations.get(project, 0) == generation:
+        if self._generation(project) == generation:
             self._views[(repository, project)] = view
         return view
 

@@ -17,7 +17,6 @@ import asyncio
 
 from aiohttp import web
 
-from proxy.config.model import RepositoryConfig
 from proxy.daemon import Daemon
 from proxy.formats.pypi.files import Files
 from proxy.formats.pypi.names import normalize
@@ -28,6 +27,7 @@ from proxy.formats.pypi.upload import UploadRefused, publish
 from proxy.repository.resolve import NoUpstreamAnswered
 from proxy.server.context import DAEMON
 from proxy.server.urls import base_url
+from proxy.store.repositories import RepositoryRecord
 
 
 class PypiFormat:
@@ -54,9 +54,9 @@ def add_routes(app: web.Application) -> None:
     router.add_post("/pypi/{repo}", upload)
 
 
-def _repository(request: web.Request) -> RepositoryConfig:
+def _repository(request: web.Request) -> RepositoryRecord:
     name = request.match_info["repo"]
-    repository = request.app[DAEMON].config.repositories.get(name)
+    repository = request.app[DAEMON].repositories.get(name)
     if repository is None:
         raise web.HTTPNotFound(reason=f"repository {name} is not configured")
     return repository
