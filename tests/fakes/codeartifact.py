@@ -259,6 +259,9 @@ class FakeCodeArtifact(FakeServer):
         service.router.add_post("/v1/authorization-token", self._get_authorization_token)
         service.router.add_get("/v1/repository/endpoint", self._get_repository_endpoint)
         service.router.add_get("/v1/repository", self._describe_repository)
+        service.router.add_post("/v1/repository", self._create_repository)
+        service.router.add_get("/v1/domain", self._describe_domain)
+        service.router.add_post("/v1/domain/repositories", self._list_repositories_in_domain)
         service.router.add_route("*", "/{domain_owner}/{format}/{repository}/{tail:.*}", self._repository)
         s3 = web.Application(middlewares=[self._faults_middleware])
         s3.router.add_get("/s3/{blob}", self._s3_object)
@@ -397,6 +400,66 @@ class FakeCodeArtifact(FakeServer):
             "externalConnections": [],
         }
         return web.json_response({"repository": description})
+
+    async def _describe_domain(self, request: web.Request) -> web.Response:
+        call = self._authenticate(request, "DescribeDomain")
+        if isinstance(call, web.Response):
+            return call
+        domain = self._domain_of(request.query)
+        if isinstance(domain, web.Response):
+            return domain
+        description = {
+            "name": domain.name,
+            "owner": domain.owner,
+            "arn": f"arn:aws:codeartifact:{call.region}:{domain.owner}:domain/{domain.name}",
+            "status": "Active",
+            "createdTime": 1700000000.0,
+            "repositoryCount": len(domain.repositories),
+            "assetSizeBytes": 0,
+        }
+        return web.json_response({"domain": description})
+
+    async def _list_repositories_in_domain(self, request: web.Request) -> web.Response:
+        """Paged by name, ``max-results`` a page (default 2 here, so tests see a second page)."""
+        call = self._authenticate(request, "ListRepositoriesInDomain")
+        if isinstance(call, web.Response):
+            return call
+        domain = self._domain_of(request.query)
+        if isinstance(domain, web.Response):
+            return domain
+        prefix = request.query.get("repository-prefix", "")
+        names = sorted(n for n in domain.repositories if n.startswith(prefix))
+        after = request.query.get("next-token")
+        if after is not None:
+            names = [n for n in names if n > after]
+        size = int(request.query.get("max-results", "2"))
+        page = names[:size]
+        summaries = [
+            {
+                "name": n,
+                "domainName": domain.name,
+                "domainOwner": domain.owner,
+                "administratorAccount": domain.owner,
+            }
+            for n in page
+        ]
+        body: dict[str, Any] = {"repositories": summaries}
+        if len(names) > size:
+            body["nextToken"] = page[-1]
+        return web.json_response(body)
+
+    async def _create_repository(self, request: web.Request) -> web.Response:
+        call = self._authenticate(request, "CreateRepository")
+        if isinstance(call, web.Response):
+            return call
+        domain = self._domain_of(request.query)
+        if isinstance(domain, web.Response):
+            return domain
+        name = request.query.get("repository", "")
+        if name in domain.repositories:
+            return _aws_error(409, "ConflictException", f"Repository {name} already exists")
+        domain.add_repository(name)
+        return web.json_response({"repository": {"name": name, "domainName": domain.name}})
 
     # ---- repository endpoints --------------------------------------------------------------------
 
