@@ -286,6 +286,22 @@ def test_repository_endpoint_honours_public_url(daemon_factory, tmp_path: Path) 
         running.stop()
 
 
+def test_repository_created_at_run_time_takes_pypi_and_maven_and_starts_empty_again(
+    aws: Aws, proxy: RunningDaemon
+) -> None:
+    aws.ok("create-repository", *DOMAIN, "--repository", "fresh")
+    jar = f"{proxy.url}/maven/fresh/org/acme/lib/1.0/lib-1.0.jar"
+    assert httpx.put(jar, content=b"a jar", timeout=10).status_code in (200, 201)
+    assert httpx.get(jar, timeout=10).content == b"a jar"
+    assert httpx.get(f"{proxy.url}/pypi/fresh/simple/", timeout=10).status_code == 200
+
+    aws.ok("delete-repository", *DOMAIN, "--repository", "fresh")
+    assert httpx.get(jar, timeout=10).status_code == 404
+    assert httpx.get(f"{proxy.url}/pypi/fresh/simple/", timeout=10).status_code == 404
+    aws.ok("create-repository", *DOMAIN, "--repository", "fresh")
+    assert httpx.get(jar, timeout=10).status_code == 404  # the deleted repository's packages went with it
+
+
 # -- a repository created at run time, served at once, kept over a restart ------------------------
 def test_repository_created_at_run_time_serves_npm_and_survives_a_restart(
     tmp_path: Path,

@@ -8,13 +8,15 @@ external connection, everything else as an upstream repository by its name. An e
 associated at the end of the list; UpdateRepository's ``upstreams`` replaces the repositories and keeps
 the external connection last.
 
-A repository created here accepts publishes (as every CodeArtifact repository does). Repositories the
-config file defines are described like the others, and refused for changes with a message naming the
-file.
+A repository created here accepts publishes (as every CodeArtifact repository does). Deleting one
+removes its packages from the catalog, as CodeArtifact does; the blobs go with the next ``gc``.
+Repositories the config file defines are described like the others, and refused for changes with a
+message naming the file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any
@@ -33,6 +35,7 @@ from proxy.repository.registry import (
     RepositoryRegistry,
 )
 from proxy.server.urls import base_url
+from proxy.store.catalog import Catalog
 from proxy.store.repositories import RepositoryRecord
 
 ENDPOINT_PATHS = {"npm": "npm", "pypi": "pypi", "maven": "maven"}  # format -> the data plane's prefix
@@ -116,9 +119,21 @@ def _upstream_names(call: Call) -> list[str] | None:
     return None if given is None else [item["repositoryName"] for item in given]
 
 
+def _drop_packages(catalog: Catalog, repository: str) -> None:
+    """Remove the repository's packages and package versions from the catalog (their blobs stay until
+    ``gc`` finds nothing refers to them). Blocking: run on a worker thread."""
+    for coordinate in catalog.packages(repository):
+        catalog.delete_package(repository, coordinate)
+    catalog.sync()
+
+
 @operation("CreateRepository")
 async def create_repository(call: Call) -> dict[str, Any]:
     check_domain(call)
+    name = call.params["repository"]
+    if name not in _registry(call):
+        # A repository deleted before starts empty, even if its packages' removal was cut short.
+        await asyncio.to_thread(_drop_packages, _services(call).store.catalog, name)
     try:
         record = _registry(call).create(
             call.params["repository"], call.params.get("description", ""), _upstream_names(call) or ()
@@ -159,6 +174,7 @@ async def delete_repository(call: Call) -> dict[str, Any]:
         _registry(call).delete(record.name)
     except RegistryError as exc:
         raise _refusal(exc) from None
+    await asyncio.to_thread(_drop_packages, _services(call).store.catalog, record.name)
     return {"repository": description}
 
 

@@ -32,5 +32,8 @@ def build_app(daemon: Daemon) -> web.Application:
 def _forget_merged_views(app: web.Application) -> None:
     """A repository changed: every merged view that reached it through a chain may be wrong now."""
     app[NPM].packuments.invalidate_all()
+    app[NPM].tarballs.forget_all()
     app[PYPI].views.invalidate_all()
+    app[PYPI].files.forget_all()
     app[MAVEN].documents.invalidate()
+    app[MAVEN].assets.forget_all()

@@ -98,6 +98,10 @@ class Assets:
     def forget(self, repository: str, path: ArtifactPath) -> None:
         self._known.pop((repository, path.asset_path), None)
 
+    def forget_all(self) -> None:
+        """Forget where every asset was found (a repository's upstream list changed)."""
+        self._known.clear()
+
     async def _locate(self, repository: str, path: ArtifactPath, sink: StreamedAsset | None) -> AssetRecord:
         store = self._daemon.store
         places = self._daemon.chain.places(repository)

@@ -47,6 +47,10 @@ class Tarballs:
         self._known: LRUCache[tuple[str, str, str], AssetRecord] = LRUCache(KNOWN_TARBALLS)
         self._locating: SingleFlight[AssetRecord] = SingleFlight()
 
+    def forget_all(self) -> None:
+        """Forget where every tarball was found (a repository's upstream list changed)."""
+        self._known.clear()
+
     async def serve(
         self, request: web.Request, repository: str, package: PackageName, file: str
     ) -> web.StreamResponse:

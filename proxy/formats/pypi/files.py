@@ -88,6 +88,10 @@ class Files:
         self._held: LRUCache[tuple[str, str], AssetRecord] = LRUCache(maxsize=_MAX_REMEMBERED)
         self._downloads: SingleFlight[AssetRecord] = SingleFlight()
 
+    def forget_all(self) -> None:
+        """Forget where every file was found (a repository's upstream list changed)."""
+        self._held.clear()
+
     def remember(self, repository: str, asset: AssetRecord) -> None:
         self._held[(repository, asset.name)] = asset
 
