@@ -399,6 +399,23 @@ allow_writes = true
             assert {c.access_key for c in fake.control_requests} == {"AKIDPROXY"}
             assert {c.region for c in fake.control_requests} == {"eu-west-1"}
 
+            # An asset's bytes stream through, with its headers.
+            tarball = os.urandom(300_000)
+            corp.repositories["beta"].add_npm_package({"name": "lib"}, {"1.0.0": tarball})
+            out = tmp_path / "lib-1.0.0.tgz"
+            asset = aws.ok("get-package-version-asset", "--domain", "corp-domain", "--repository", "beta",
+                           "--format", "npm", "--package", "lib", "--package-version", "1.0.0",
+                           "--asset", "lib-1.0.0.tgz", str(out))  # fmt: skip
+            assert out.read_bytes() == tarball
+            assert asset == {
+                "assetName": "lib-1.0.0.tgz",
+                "packageVersion": "1.0.0",
+                "packageVersionRevision": "rev-1",
+            }
+            aws.fails("ResourceNotFoundException", "get-package-version-asset", "--domain", "corp-domain",
+                      "--repository", "beta", "--format", "npm", "--package", "lib",
+                      "--package-version", "9.9.9", "--asset", "lib-9.9.9.tgz", str(out))  # fmt: skip
+
             aws.fails("ResourceNotFoundException", "describe-repository", "--domain", "corp-domain",
                       "--repository", "nope")  # fmt: skip
             assert aws.ok("describe-repository", "--domain", "corp-domain", "--repository", "beta")[

@@ -105,12 +105,15 @@ def _operations() -> dict[tuple[str, str], OperationModel]:
 async def forward(request: web.Request, op: OperationModel, client: DomainClient) -> web.StreamResponse:
     """Answer ``op`` from CodeArtifact. Raises ApiError for a refused write or a malformed request."""
     domain = client.config
-    if op.name in NEVER_FORWARDED or (not is_read(op.name) and not domain.allow_writes):
+    if op.name in NEVER_FORWARDED:
         raise access_denied(
-            f"{op.name} on domain {domain.domain} is a write, refused by this proxy "
-            f"(allow_writes = true on [codeartifact.{domain.name}] lets it through)"
-            if op.name not in NEVER_FORWARDED
-            else f"{op.name} on domain {domain.domain} is not forwarded: it would hand out the proxy's access"
+            f"{op.name} on domain {domain.domain} is not forwarded: it would hand out the proxy's access"
+        )
+    if not is_read(op.name) and not domain.allow_writes:
+        raise access_denied(
+            f"{op.name} on domain {domain.domain} is refused: this proxy forwards only read operations "
+            f"(List*, Describe*, GetPackageVersionReadme, GetPackageVersionAsset) unless "
+            f"allow_writes = true on [codeartifact.{domain.name}]"
         )
     params = await parse_input(op, request)
     for name, value in list(params.items()):

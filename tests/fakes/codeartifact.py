@@ -262,6 +262,7 @@ class FakeCodeArtifact(FakeServer):
         service.router.add_post("/v1/repository", self._create_repository)
         service.router.add_get("/v1/domain", self._describe_domain)
         service.router.add_post("/v1/domain/repositories", self._list_repositories_in_domain)
+        service.router.add_get("/v1/package/version/asset", self._get_package_version_asset)
         service.router.add_route("*", "/{domain_owner}/{format}/{repository}/{tail:.*}", self._repository)
         s3 = web.Application(middlewares=[self._faults_middleware])
         s3.router.add_get("/s3/{blob}", self._s3_object)
@@ -447,6 +448,27 @@ class FakeCodeArtifact(FakeServer):
         if len(names) > size:
             body["nextToken"] = page[-1]
         return web.json_response(body)
+
+    async def _get_package_version_asset(self, request: web.Request) -> web.Response:
+        """An npm tarball of the repository itself (no upstreams), as GetPackageVersionAsset sends it."""
+        call = self._authenticate(request, "GetPackageVersionAsset")
+        if isinstance(call, web.Response):
+            return call
+        domain = self._domain_of(request.query)
+        if isinstance(domain, web.Response):
+            return domain
+        query = request.query
+        repository = domain.repositories.get(query.get("repository", ""))
+        scope = f"@{query['namespace']}/" if query.get("namespace") else ""
+        key = f"{scope}{query.get('package', '')}/-/{query.get('asset', '')}"
+        if repository is None or query.get("format") != "npm" or key not in repository.npm_tarballs:
+            return _aws_error(404, "ResourceNotFoundException", "Asset not found")
+        headers = {
+            "X-AssetName": query["asset"],
+            "X-PackageVersion": query.get("version", ""),
+            "X-PackageVersionRevision": "rev-1",
+        }
+        return web.Response(body=repository.npm_tarballs[key], headers=headers)
 
     async def _create_repository(self, request: web.Request) -> web.Response:
         call = self._authenticate(request, "CreateRepository")
