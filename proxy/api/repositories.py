@@ -114,6 +114,17 @@ def _record(call: Call) -> RepositoryRecord:
     return record
 
 
+def _changed(
+    call: Call, name: str, description: str | None = None, upstreams: list[str] | None = None
+) -> dict[str, Any]:
+    """Update the repository in the registry; the output of the operations that change one."""
+    try:
+        record = _registry(call).update(name, description, upstreams)
+    except RegistryError as exc:
+        raise _refusal(exc) from None
+    return {"repository": _description(call, record)}
+
+
 def _upstream_names(call: Call) -> list[str] | None:
     given = call.params.get("upstreams")
     return None if given is None else [item["repositoryName"] for item in given]
@@ -159,11 +170,7 @@ async def update_repository(call: Call) -> dict[str, Any]:
                 "an external connection is not an upstream repository: use AssociateExternalConnection"
             )
         upstreams += [name for name in record.upstreams if name in external]  # kept last
-    try:
-        record = _registry(call).update(record.name, call.params.get("description"), upstreams)
-    except RegistryError as exc:
-        raise _refusal(exc) from None
-    return {"repository": _description(call, record)}
+    return _changed(call, record.name, call.params.get("description"), upstreams)
 
 
 @operation("DeleteRepository")
@@ -194,11 +201,7 @@ async def associate_external_connection(call: Call) -> dict[str, Any]:
         raise conflict(
             "repository", record.name, f"repository {record.name} already has an external connection"
         )
-    try:
-        record = _registry(call).update(record.name, upstreams=[*record.upstreams, upstream.name])
-    except RegistryError as exc:
-        raise _refusal(exc) from None
-    return {"repository": _description(call, record)}
+    return _changed(call, record.name, upstreams=[*record.upstreams, upstream.name])
 
 
 @operation("DisassociateExternalConnection")
@@ -211,13 +214,7 @@ async def disassociate_external_connection(call: Call) -> dict[str, Any]:
         raise not_found(
             "repository", record.name, f"repository {record.name} has no external connection {wanted}"
         )
-    try:
-        record = _registry(call).update(
-            record.name, upstreams=[n for n in record.upstreams if n not in names]
-        )
-    except RegistryError as exc:
-        raise _refusal(exc) from None
-    return {"repository": _description(call, record)}
+    return _changed(call, record.name, upstreams=[n for n in record.upstreams if n not in names])
 
 
 @operation("GetRepositoryEndpoint")

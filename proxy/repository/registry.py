@@ -39,8 +39,8 @@ class RepositoryNotFound(RegistryError):
 
 
 class RepositoryExists(RegistryError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"repository {name} already exists")
+    def __init__(self, name: str, why: str = "already exists") -> None:
+        super().__init__(f"repository {name} {why}")
         self.name = name
 
 
@@ -107,7 +107,9 @@ class RepositoryRegistry:
         if name in self._records:
             raise RepositoryExists(name)
         if name in self._upstream_names:
-            raise RepositoryExists(f"{name} (an [upstream.{name}] table in {self._source})")
+            raise RepositoryExists(
+                name, f"cannot be created: [upstream.{name}] in {self._source} has that name"
+            )
         record = RepositoryRecord(name, description, tuple(upstreams), publish=True, created_time=time.time())
         self._check_upstreams(record)
         return self._store(record)

@@ -184,6 +184,29 @@ class FakeDomain:
         return order
 
 
+ControlHandler = Callable[[Any, web.Request, ControlRequest, "FakeDomain"], Awaitable[web.Response]]
+
+
+def _controlled(
+    operation: str,
+) -> Callable[[ControlHandler], Callable[[Any, web.Request], Awaitable[web.Response]]]:
+    """A control-plane handler that gets the signed call and its domain, after the service's checks."""
+
+    def wrap(handler: ControlHandler) -> Callable[[Any, web.Request], Awaitable[web.Response]]:
+        async def handle(self: FakeCodeArtifact, request: web.Request) -> web.Response:
+            call = self._authenticate(request, operation)
+            if isinstance(call, web.Response):
+                return call
+            domain = self._domain_of(request.query)
+            if isinstance(domain, web.Response):
+                return domain
+            return await handler(self, request, call, domain)
+
+        return handle
+
+    return wrap
+
+
 class FakeCodeArtifact(FakeServer):
     """The fake service. Construct, fill with ``add_domain(...).add_repository(...)``, start."""
 
@@ -402,13 +425,20 @@ class FakeCodeArtifact(FakeServer):
         }
         return web.json_response({"repository": description})
 
-    async def _describe_domain(self, request: web.Request) -> web.Response:
-        call = self._authenticate(request, "DescribeDomain")
+    def _control(
+        self, request: web.Request, operation: str
+    ) -> tuple[ControlRequest, FakeDomain] | web.Response:
+        """The signed call and its domain, or the error response the service gives instead."""
+        call = self._authenticate(request, operation)
         if isinstance(call, web.Response):
             return call
         domain = self._domain_of(request.query)
-        if isinstance(domain, web.Response):
-            return domain
+        return domain if isinstance(domain, web.Response) else (call, domain)
+
+    @_controlled("DescribeDomain")
+    async def _describe_domain(
+        self, request: web.Request, call: ControlRequest, domain: FakeDomain
+    ) -> web.Response:
         description = {
             "name": domain.name,
             "owner": domain.owner,
@@ -420,14 +450,11 @@ class FakeCodeArtifact(FakeServer):
         }
         return web.json_response({"domain": description})
 
-    async def _list_repositories_in_domain(self, request: web.Request) -> web.Response:
+    @_controlled("ListRepositoriesInDomain")
+    async def _list_repositories_in_domain(
+        self, request: web.Request, _call: ControlRequest, domain: FakeDomain
+    ) -> web.Response:
         """Paged by name, ``max-results`` a page (default 2 here, so tests see a second page)."""
-        call = self._authenticate(request, "ListRepositoriesInDomain")
-        if isinstance(call, web.Response):
-            return call
-        domain = self._domain_of(request.query)
-        if isinstance(domain, web.Response):
-            return domain
         prefix = request.query.get("repository-prefix", "")
         names = sorted(n for n in domain.repositories if n.startswith(prefix))
         after = request.query.get("next-token")
@@ -449,14 +476,11 @@ class FakeCodeArtifact(FakeServer):
             body["nextToken"] = page[-1]
         return web.json_response(body)
 
-    async def _get_package_version_asset(self, request: web.Request) -> web.Response:
+    @_controlled("GetPackageVersionAsset")
+    async def _get_package_version_asset(
+        self, request: web.Request, _call: ControlRequest, domain: FakeDomain
+    ) -> web.Response:
         """An npm tarball of the repository itself (no upstreams), as GetPackageVersionAsset sends it."""
-        call = self._authenticate(request, "GetPackageVersionAsset")
-        if isinstance(call, web.Response):
-            return call
-        domain = self._domain_of(request.query)
-        if isinstance(domain, web.Response):
-            return domain
         query = request.query
         repository = domain.repositories.get(query.get("repository", ""))
         scope = f"@{query['namespace']}/" if query.get("namespace") else ""
@@ -470,13 +494,10 @@ class FakeCodeArtifact(FakeServer):
         }
         return web.Response(body=repository.npm_tarballs[key], headers=headers)
 
-    async def _create_repository(self, request: web.Request) -> web.Response:
-        call = self._authenticate(request, "CreateRepository")
-        if isinstance(call, web.Response):
-            return call
-        domain = self._domain_of(request.query)
-        if isinstance(domain, web.Response):
-            return domain
+    @_controlled("CreateRepository")
+    async def _create_repository(
+        self, request: web.Request, _call: ControlRequest, domain: FakeDomain
+    ) -> web.Response:
         name = request.query.get("repository", "")
         if name in domain.repositories:
             return _aws_error(409, "ConflictException", f"Repository {name} already exists")
