@@ -380,6 +380,12 @@ region = "eu-west-1"
 endpoint_url = "{fake.url}"
 allow_writes = true
 
+[codeartifact.gone]
+domain = "gone-domain"
+domain_owner = "111122223333"
+region = "eu-west-1"
+endpoint_url = "http://127.0.0.1:9"
+
 [repository.base]
 """,
         )
@@ -431,6 +437,15 @@ allow_writes = true
             assert "delta" in fake.domains[("open-domain", "111122223333")].repositories
             aws.fails(
                 "ConflictException", "create-repository", "--domain", "open-domain", "--repository", "delta"
+            )
+
+            # CodeArtifact out of reach: a 502 in the service's error shape, saying which domain.
+            unreachable = httpx.get(f"{running.url}/v1/domain", params={"domain": "gone-domain"}, timeout=60)
+            assert unreachable.status_code == 502
+            assert unreachable.headers["x-amzn-ErrorType"] == "InternalServerException"
+            assert (
+                "gone-domain" in unreachable.json()["message"]
+                and "unreachable" in unreachable.json()["message"]
             )
 
             # The proxy's own domain is still answered locally.
