@@ -40,6 +40,9 @@ from proxy.store.repositories import RepositoryRecord
 
 ENDPOINT_PATHS = {"npm": "npm", "pypi": "pypi", "maven": "maven"}  # format -> the data plane's prefix
 PAGE_SIZE = 100  # maxResults when not given (CodeArtifact's default and limit)
+# Held while a repository's packages are removed, so a repository of that name created meanwhile is not
+# emptied under its first publishes.
+_PACKAGE_REMOVAL = asyncio.Lock()
 
 
 def _registry(call: Call) -> RepositoryRegistry:
@@ -142,15 +145,16 @@ def _drop_packages(catalog: Catalog, repository: str) -> None:
 async def create_repository(call: Call) -> dict[str, Any]:
     check_domain(call)
     name = call.params["repository"]
-    if name not in _registry(call):
-        # A repository deleted before starts empty, even if its packages' removal was cut short.
-        await asyncio.to_thread(_drop_packages, _services(call).store.catalog, name)
-    try:
-        record = _registry(call).create(
-            call.params["repository"], call.params.get("description", ""), _upstream_names(call) or ()
-        )
-    except RegistryError as exc:
-        raise _refusal(exc) from None
+    async with _PACKAGE_REMOVAL:
+        if name not in _registry(call):
+            # A repository deleted before starts empty, even if its packages' removal was cut short.
+            await asyncio.to_thread(_drop_packages, _services(call).store.catalog, name)
+        try:
+            record = _registry(call).create(
+                name, call.params.get("description", ""), _upstream_names(call) or ()
+            )
+        except RegistryError as exc:
+            raise _refusal(exc) from None
     return {"repository": _description(call, record)}
 
 
@@ -177,11 +181,12 @@ async def update_repository(call: Call) -> dict[str, Any]:
 async def delete_repository(call: Call) -> dict[str, Any]:
     record = _record(call)
     description = _description(call, record)
-    try:
-        _registry(call).delete(record.name)
-    except RegistryError as exc:
-        raise _refusal(exc) from None
-    await asyncio.to_thread(_drop_packages, _services(call).store.catalog, record.name)
+    async with _PACKAGE_REMOVAL:
+        try:
+            _registry(call).delete(record.name)
+        except RegistryError as exc:
+            raise _refusal(exc) from None
+        await asyncio.to_thread(_drop_packages, _services(call).store.catalog, record.name)
     return {"repository": description}
 
 
