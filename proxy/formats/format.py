@@ -20,10 +20,10 @@ from typing import Protocol
 
 from aiohttp import web
 
-from proxy.config.model import RepositoryConfig
 from proxy.repository.chain import ResolutionChain
 from proxy.repository.fetch import Fetcher
 from proxy.store.protocols import BlobService, CatalogService, MetadataService, PackageCoordinate
+from proxy.store.repositories import RepositoryRecord
 from proxy.upstream.base import Upstream
 
 
@@ -31,7 +31,7 @@ from proxy.upstream.base import Upstream
 class Services:
     """What a format may use. Shared by every format of one application; read-only."""
 
-    repositories: Mapping[str, RepositoryConfig]  # the repositories served, by name
+    repositories: Mapping[str, RepositoryRecord]  # the repositories served, by name (changes at run time)
     chain: ResolutionChain  # each repository's places in resolution order
     upstreams: Mapping[str, Upstream]  # by name, as chains name them
     fetcher: Fetcher  # upstream documents and assets through the store
@@ -51,6 +51,11 @@ class FormatService(Protocol):
 
     def invalidate(self, package: PackageCoordinate) -> None:
         """Forget the package's merged view in every repository: the next request resolves it again."""
+        ...
+
+    def invalidate_all(self) -> None:
+        """Forget every merged view and every remembered asset location in every repository: a
+        repository was created, changed or deleted, so any chain may differ."""
         ...
 
 

@@ -120,6 +120,11 @@ class MergedDocuments(Generic[K, V]):
         for key in [key for key in self._entries if self._package(key[1]) == package]:
             self._entries.pop(key, None)
 
+    def invalidate_all(self) -> None:
+        """Forget every merged view (a repository's upstream list changed: any chain may differ now)."""
+        self._generation += 1
+        self._entries.clear()
+
     async def get(self, repository: str, key: K) -> Entry[V]:
         """The merged view, fresh or refreshed. Raises NoUpstreamAnswered when every place failed and
         nothing may be served instead."""

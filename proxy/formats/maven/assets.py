@@ -79,6 +79,10 @@ class Assets:
     def forget(self, repository: str, path: ArtifactPath) -> None:
         self._locator.forget(repository, _asset(path))
 
+    def forget_all(self) -> None:
+        """Forget where every asset was found in every repository."""
+        self._locator.forget_all()
+
     async def _locate(self, repository: str, path: ArtifactPath, sink: StreamedAsset | None) -> AssetRecord:
         coordinate = coordinate_of(path)
         taken_from: list[str] = []

@@ -54,6 +54,10 @@ class MetadataDocuments:
         """Forget the package's documents (artifact and SNAPSHOT version level) in every repository."""
         self._documents.invalidate(f"{package.namespace}:{package.name}")
 
+    def invalidate_all(self) -> None:
+        """Forget every merged view in every repository."""
+        self._documents.invalidate_all()
+
     async def rendered(self, repository: str, path: MetadataPath) -> tuple[Rendered, bool] | None:
         """The merged document and whether some upstream's part of it is stale; None when no place of
         the chain has one. Raises NoUpstreamAnswered when every upstream failed and nothing is known."""

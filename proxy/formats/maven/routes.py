@@ -41,6 +41,10 @@ class MavenService:
     def invalidate(self, package: PackageCoordinate) -> None:
         self.documents.invalidate(package)
 
+    def invalidate_all(self) -> None:
+        self.documents.invalidate_all()
+        self.assets.forget_all()
+
 
 MAVEN = web.AppKey("maven", MavenService)
 

@@ -67,6 +67,10 @@ class Packuments:
         """Forget the package (its full name) in every repository."""
         self._documents.invalidate(package)
 
+    def invalidate_all(self) -> None:
+        """Forget every merged view in every repository."""
+        self._documents.invalidate_all()
+
     async def lookup(self, repository: str, package: PackageName) -> Entry[Packument]:
         """The merged packument (``value``; None when no place has it), fresh or refreshed. Raises
         NoUpstreamAnswered when every place failed and nothing was merged before."""

@@ -85,6 +85,10 @@ class Files:
             services.blobs, self._locate, _MAX_REMEMBERED
         )
 
+    def forget_all(self) -> None:
+        """Forget where every asset was found in every repository."""
+        self._locator.forget_all()
+
     def remember(self, repository: str, project: str, asset: AssetRecord) -> None:
         self._locator.remember(repository, (project, asset.name), asset)
 

@@ -75,6 +75,10 @@ class ProjectViews:
     def invalidate(self, project: str) -> None:
         self._documents.invalidate(project)
 
+    def invalidate_all(self) -> None:
+        """Forget every merged view in every repository."""
+        self._documents.invalidate_all()
+
     async def _resolve(self, repository: str, project: str) -> Resolution[Project]:
         services = self._services
         ttl = services.metadata_ttl
