@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxy.repository.origin import FETCHED_DEFAULT, PUBLISHED_DEFAULT
+from proxy.repository.status import fetchable
 from proxy.store.blobs import BlobInfo
 from proxy.store.catalog import (
     AssetRecord,
@@ -82,7 +83,8 @@ def published_version(
 async def find_asset(
     store: Store, repository: str, coordinate: PackageCoordinate, version: str, name: str
 ) -> AssetRecord | None:
+    """The stored asset, or None when the repository does not hold it or its status forbids fetching."""
     record = store.catalog.package(repository, coordinate)
-    if record is None or version not in record.versions:
+    if record is None or version not in record.versions or not fetchable(record.versions[version]):
         return None
     return record.versions[version].assets.get(name)

@@ -4,7 +4,10 @@ Format handlers give two functions - what a local repository has (from the catal
 has (through the Fetcher) - and get back the non-empty answers in chain order, ready to merge. The
 rules that are the same for every format live here: upstreams are asked concurrently but merged in
 order; a package published in a local repository of the chain blocks upstream versions
-(origin controls); an upstream that fails is skipped when others answer, and reported.
+(origin controls); an upstream that fails is skipped when others answer, and reported. Statuses
+(``proxy.repository.status``): a local repository answers with its listed versions only, and
+``Resolution.unlisted`` names the versions the chain's repositories keep out of listings, which the
+format drops from the upstreams' documents too (a cached upstream version with a local status).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Generic, TypeVar
 from proxy.repository.chain import Place
 from proxy.repository.fetch import UpstreamInvalid
 from proxy.repository.origin import upstream_blocked
+from proxy.repository.status import listed_record, unlisted_versions
 from proxy.store.catalog import PackageCoordinate, PackageRecord
 from proxy.store.store import Store
 from proxy.upstream.base import Upstream, UpstreamUnavailable
@@ -36,6 +40,7 @@ class Resolution(Generic[T]):
     found: list[tuple[Place, T]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # reasons of the upstreams that could not answer
     stale: bool = False  # some answer was served from cache past its TTL
+    unlisted: dict[str, str] = field(default_factory=dict)  # version -> its status, hidden from listings
 
 
 async def resolve(
@@ -54,10 +59,11 @@ async def resolve(
     by_name = dict(zip((p.name for p in asked), answers, strict=True))
 
     result: Resolution[T] = Resolution()
+    result.unlisted = unlisted_versions(r for r in records.values() if r is not None)
     for place in places:
         if place.is_repository:
             record = records[place.name]
-            doc = local(place.name, record) if record is not None else None
+            doc = local(place.name, listed_record(record)) if record is not None else None
             if doc is not None:
                 result.found.append((place, doc))
             continue

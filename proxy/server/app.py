@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from proxy.api import routes as api_routes
 from proxy.daemon import Daemon
 from proxy.formats import maven, npm, pypi
 from proxy.server import health, metrics
@@ -20,4 +21,5 @@ def build_app(daemon: Daemon) -> web.Application:
     npm.add_routes(app)
     maven.add_routes(app)
     pypi.add_routes(app)
+    api_routes.add_routes(app)
     return app

@@ -130,6 +130,14 @@ class PackageRecord:
         )
 
 
+@dataclass(frozen=True)
+class ListingCursor:
+    """Where a paged package listing goes on: the shard, and the last entry taken from it."""
+
+    shard: int
+    after: tuple[str, str, str] | None
+
+
 class Catalog:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
         self.index = Index(root)
@@ -228,6 +236,35 @@ class Catalog:
         if repository not in self._known_repositories:
             self._known_repositories.add(repository)
             self._set(sorted(self._known_repositories), "repositories")
+
+    def package_page(
+        self,
+        repository: str,
+        cursor: ListingCursor | None,
+        limit: int,
+        keep: Callable[[PackageCoordinate], bool],
+    ) -> tuple[list[PackageCoordinate], ListingCursor | None]:
+        """Up to ``limit`` listed packages of ``repository`` that ``keep`` accepts, from ``cursor`` on
+        (None: the start), and the cursor of the next page (None: this was the last).
+
+        Reads listing shards in order until the page is full, so a page costs the shards it spans, not
+        the whole repository. Within a shard entries are taken in sorted order after the cursor's
+        entry, so packages added or deleted between pages neither repeat nor shift the others."""
+        keys = [key for layout in _LISTING_LAYOUTS for key in _layout_keys(repository, layout)]
+        shard, after = (cursor.shard, cursor.after) if cursor else (0, None)
+        page: list[PackageCoordinate] = []
+        while shard < len(keys):
+            entries = sorted(tuple(entry) for entry in self._get(*keys[shard]) or [])
+            for entry in entries:
+                if after is not None and entry <= after:
+                    continue
+                coordinate = PackageCoordinate(*entry)
+                if keep(coordinate):
+                    page.append(coordinate)
+                    if len(page) == limit:
+                        return page, ListingCursor(shard, entry)
+            shard, after = shard + 1, None
+        return page, None
 
     def records(self) -> Iterator[tuple[str, PackageRecord]]:
         """Every package record of every repository (for gc, verify and the control plane)."""

@@ -35,6 +35,7 @@ from proxy.formats.maven.paths import ArtifactPath, ChecksumAlgorithm, upstream_
 from proxy.repository.fetch import NOT_FOUND_TTL, UpstreamInvalid
 from proxy.repository.origin import upstream_blocked
 from proxy.repository.packages import asset_record, record_fetched_asset
+from proxy.repository.status import unfetchable
 from proxy.server.assets import StreamedAsset, serve_asset
 from proxy.store.blobs import BlobInfo
 from proxy.store.catalog import AssetRecord, PackageCoordinate, PackageRecord
@@ -103,6 +104,9 @@ class Assets:
         places = self._daemon.chain.places(repository)
         coordinate = coordinate_of(path)
         records = {p.name: store.catalog.package(p.name, coordinate) for p in places if p.is_repository}
+        refused = unfetchable((r for r in records.values() if r is not None), path.version)
+        if refused is not None:
+            raise web.HTTPNotFound(reason=f"{path.group}:{path.artifact} {path.version} is {refused}")
         for record in records.values():
             held = _held(record, path)
             if held is not None and store.has_blob(held.blob_id):

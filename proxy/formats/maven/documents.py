@@ -96,7 +96,9 @@ class MetadataDocuments:
             lambda _repository, record: _local_document(record, path),
             lambda upstream: self._remote_document(upstream, path),
         )
-        merged = merge(doc for _, doc in resolution.found) if resolution.found else None
+        merged = (
+            merge((doc for _, doc in resolution.found), resolution.unlisted) if resolution.found else None
+        )
         if (
             kept is not None
             and kept.merged == merged

@@ -20,6 +20,7 @@ from proxy.repository.fetch import UpstreamInvalid
 from proxy.repository.resolve import NoUpstreamAnswered
 from proxy.server.context import DAEMON
 from proxy.server.errors import error_response
+from proxy.store.catalog import PackageCoordinate
 from proxy.upstream.base import UpstreamUnavailable
 
 _STALE_WARNING = '110 - "Response is Stale"'
@@ -34,6 +35,11 @@ class MavenFormat:
         self.assets = Assets(daemon)
         self.documents = MetadataDocuments(daemon)
         self.deployer = Deployer(daemon, self.assets, self.documents)
+
+    def package_changed(self, coordinate: PackageCoordinate) -> None:
+        """A /v1 operation changed the artifact's versions or statuses: forget what was merged or located."""
+        self.documents.invalidate()
+        self.assets._known.clear()
 
 
 MAVEN = web.AppKey("maven", MavenFormat)

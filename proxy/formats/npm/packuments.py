@@ -173,7 +173,11 @@ class Packuments:
         expires = min(deadlines) if not degraded else now + RETRY_AFTER
         # A deadline already passed (a stale copy) must not make every request refresh again at once.
         expires = max(expires, now + 1.0)
-        fingerprint = hashlib.sha1(b"".join(p.name.encode() + b"\0" + a.digest for p, a in found)).digest()
+        hidden = frozenset(resolution.unlisted)
+        fingerprint = hashlib.sha1(
+            b"".join(p.name.encode() + b"\0" + a.digest for p, a in found)
+            + "\0".join(sorted(hidden)).encode()
+        ).digest()
         if previous is not None and previous.fingerprint == fingerprint:
             previous.expires, previous.stale = expires, resolution.stale
             return previous
@@ -182,7 +186,7 @@ class Packuments:
         documents = [(p.name, not p.is_repository, a.load) for p, a in found]
 
         def merged() -> Packument:
-            return merge(package, [PlaceDocument(name, up, load()) for name, up, load in documents])
+            return merge(package, [PlaceDocument(name, up, load()) for name, up, load in documents], hidden)
 
         size = sum(a.size for _, a in found)
         packument = await offload(size, merged)

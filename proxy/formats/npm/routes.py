@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from proxy.daemon import Daemon
+from proxy.formats.npm.details import display_name
 from proxy.formats.npm.metadata import ABBREVIATED_TYPE, dumps, tarball_prefix, version_document
 from proxy.formats.npm.names import InvalidName, PackageName, Target, UnknownPath, parse_name, parse_path
 from proxy.formats.npm.packuments import Entry, Packuments
@@ -26,6 +27,7 @@ from proxy.repository.fetch import UpstreamInvalid
 from proxy.repository.resolve import NoUpstreamAnswered
 from proxy.server.context import DAEMON
 from proxy.server.urls import base_url
+from proxy.store.catalog import PackageCoordinate
 from proxy.upstream.base import UpstreamUnavailable
 
 
@@ -36,6 +38,11 @@ class NpmFormat:
         self.daemon = daemon
         self.packuments = Packuments(daemon)
         self.tarballs = Tarballs(daemon, self.packuments)
+
+    def package_changed(self, coordinate: PackageCoordinate) -> None:
+        """A /v1 operation changed the package's versions or statuses: forget what was merged or located."""
+        self.packuments.invalidate(parse_name(display_name(coordinate)))
+        self.tarballs._known.clear()
 
 
 NPM = web.AppKey("npm", NpmFormat)

@@ -137,7 +137,7 @@ class ProjectViews:
         merged = None
         if resolution.found:
             held = held_assets(records[p.name] for p in places if p.name in records)
-            merged = merge(project, (offers for _, offers in resolution.found), held)
+            merged = merge(project, (offers for _, offers in resolution.found), held, resolution.unlisted)
         view = View(repository, merged, min(expiries), resolution.stale)
         if self._generations.get(project, 0) == generation:
             self._views[(repository, project)] = view

@@ -28,6 +28,7 @@ from proxy.formats.pypi.upload import UploadRefused, publish
 from proxy.repository.resolve import NoUpstreamAnswered
 from proxy.server.context import DAEMON
 from proxy.server.urls import base_url
+from proxy.store.catalog import PackageCoordinate
 
 
 class PypiFormat:
@@ -37,6 +38,11 @@ class PypiFormat:
         self.daemon = daemon
         self.views = ProjectViews(daemon)
         self.files = Files(daemon, self.views)
+
+    def package_changed(self, coordinate: PackageCoordinate) -> None:
+        """A /v1 operation changed the project's versions or statuses: forget what was merged or held."""
+        self.views.invalidate(coordinate.name)
+        self.files._held.clear()
 
 
 PYPI = web.AppKey("pypi", PypiFormat)
