@@ -45,7 +45,7 @@ def revision(version: PackageVersionRecord) -> str:
     digest = hashlib.sha256()
     for name, asset in sorted(version.assets.items()):
         digest.update(f"{name}\0{asset.blob_id}\0".encode())
-    return base64.b64encode(digest.digest()[:24]).decode()
+    return base64.urlsafe_b64encode(digest.digest()[:24]).decode()
 
 
 def origin(version: PackageVersionRecord) -> dict[str, Any]:
