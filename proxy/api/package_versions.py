@@ -235,15 +235,13 @@ def _dependency(dependency: Dependency) -> dict[str, Any]:
 # -- changes --------------------------------------------------------------------------------------
 def _wanted(call: Call) -> dict[str, str | None]:
     """The versions a change names, with the revision each must have (None: any)."""
-    versions = call.params.get("versions")
-    revisions = call.params.get("versionRevisions")
-    if versions and revisions:
+    versions = call.params.get("versions") or []
+    revisions = call.params.get("versionRevisions") or {}
+    if versions and revisions and call.operation == "CopyPackageVersions":
         raise validation("give versions or versionRevisions, not both")
-    if revisions:
-        return dict(revisions)
-    if not versions:
+    if not versions and not revisions:
         raise validation("versions (or versionRevisions) is required")
-    return dict.fromkeys(versions)
+    return {**dict.fromkeys(versions), **revisions}
 
 
 def _check(
