@@ -178,52 +178,17 @@ def test_maven_disposed_version_jar_leaves_the_store(tmp_path, daemon_factory):
     metadata = f"{proxy.url}/maven/dev/org/example/st/gone/maven-metadata.xml"
     assert "<version>1.0</version>" in httpx.get(metadata).text
     blobs = proxy.blob_count()
-    assets = aws(
-        "list-package-version-assets",
-        "--repository",
-        "dev",
-        "--format",
-        "maven",
-        "--namespace",
-        "org.example.st",
-        "--package",
-        "gone",
-        "--package-version",
-        "1.0",
-    )["assets"]
+    gone = ["--repository", "dev", "--format", "maven", "--namespace", "org.example.st", "--package", "gone"]
+    assets = aws("list-package-version-assets", *gone, "--package-version", "1.0")["assets"]
     assert {"gone-1.0.jar", "gone-1.0.pom"} <= {a["name"] for a in assets}
 
-    result = aws(
-        "dispose-package-versions",
-        "--repository",
-        "dev",
-        "--format",
-        "maven",
-        "--namespace",
-        "org.example.st",
-        "--package",
-        "gone",
-        "--versions",
-        "1.0",
-    )
+    result = aws("dispose-package-versions", *gone, "--versions", "1.0")
     assert result["successfulVersions"]["1.0"]["status"] == "Disposed"
     assert proxy.blob_count() == blobs - len(assets)
     assert httpx.get(jar).status_code == 404
     text = httpx.get(metadata).text
     assert "<version>1.0</version>" not in text and "<version>2.0</version>" in text
-    described = aws(
-        "describe-package-version",
-        "--repository",
-        "dev",
-        "--format",
-        "maven",
-        "--namespace",
-        "org.example.st",
-        "--package",
-        "gone",
-        "--package-version",
-        "1.0",
-    )
+    described = aws("describe-package-version", *gone, "--package-version", "1.0")
     assert described["packageVersion"]["status"] == "Disposed"
 
 

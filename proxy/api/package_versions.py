@@ -38,6 +38,8 @@ from proxy.store.blobs import BlobError
 from proxy.store.catalog import AssetRecord, PackageCoordinate, PackageRecord, PackageVersionRecord
 
 Results = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]
+# Changes one version of the record and returns None, or returns why the version was not changed.
+Decide = Callable[[PackageRecord, str, PackageVersionRecord], dict[str, str] | None]
 
 
 def revision(version: PackageVersionRecord) -> str:
@@ -261,9 +263,7 @@ def _failure(code: str, message: str) -> dict[str, str]:
     return {"errorCode": code, "errorMessage": message}
 
 
-async def _change_versions(
-    call: Call, decide: Callable[[PackageRecord, str, PackageVersionRecord], dict[str, str] | None]
-) -> tuple[Daemon, Results, set[str]]:
+async def _change_versions(call: Call, decide: Decide) -> tuple[Daemon, Results, set[str]]:
     """Apply ``decide`` to each named version that passes the checks, in one write of the record.
     ``decide`` changes the record and returns None, or returns the version's failure. Returns the
     results and the blob ids of the assets the change dropped."""
@@ -302,6 +302,13 @@ def _results(results: Results) -> dict[str, Any]:
     return {"successfulVersions": results[0], "failedVersions": results[1]}
 
 
+async def _remove(call: Call, decide: Decide) -> dict[str, Any]:
+    """A change that drops assets: their blobs leave the store unless still referenced."""
+    daemon, results, dropped = await _change_versions(call, decide)
+    await release_blobs(daemon, dropped)
+    return _results(results)
+
+
 @operation("DeletePackageVersions")
 async def delete_package_versions(call: Call) -> dict[str, Any]:
     def delete(record: PackageRecord, version: str, pv: PackageVersionRecord) -> dict[str, str] | None:
@@ -310,9 +317,7 @@ async def delete_package_versions(call: Call) -> dict[str, Any]:
             del record.dist_tags[tag]
         return None
 
-    daemon, results, dropped = await _change_versions(call, delete)
-    await release_blobs(daemon, dropped)
-    return _results(results)
+    return await _remove(call, delete)
 
 
 @operation("DisposePackageVersions")
@@ -322,9 +327,7 @@ async def dispose_package_versions(call: Call) -> dict[str, Any]:
         pv.assets = {}
         return None
 
-    daemon, results, dropped = await _change_versions(call, dispose)
-    await release_blobs(daemon, dropped)
-    return _results(results)
+    return await _remove(call, dispose)
 
 
 @operation("UpdatePackageVersionsStatus")
