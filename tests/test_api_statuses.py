@@ -4,7 +4,8 @@
   as CodeArtifact documents it: npm resolves ranges and exact specs from the packument, so only a
   lockfile or the tarball URL reaches an unlisted version); a deleted version is published again;
   a version cached from an upstream and Archived locally is hidden although the upstream lists it;
-- PyPI: an Archived version leaves the simple page and its file is a 404 to pip and to a plain GET;
+- PyPI: an Archived version leaves the simple page and its file is a 404 to pip and to a plain GET; an
+  Unlisted one leaves the page and pip still installs it by its file URL;
 - Maven: a Disposed version's jar leaves the store (the blob count drops), maven-metadata and the
   jar path;
 - CopyPackageVersions from dev to release makes a version installable from release, with no new blob.
@@ -157,6 +158,14 @@ def test_pypi_archived_version_is_off_the_simple_page_and_its_file_is_gone(tmp_p
     assert installed == {"arch_pkg-2.0"}
     _, refused = clients.install("arch-pkg==1.0", check=False)
     assert refused.returncode != 0
+
+    # Unlisted: off the page too, but its file is still served to whoever names it.
+    _status(aws, "dev", "pypi", "arch-pkg", "2.0", "Unlisted")
+    assert "arch_pkg-2.0" not in httpx.get(page_url).text
+    new = "arch_pkg-2.0-py3-none-any.whl"
+    assert httpx.get(before[new]).status_code == 200
+    installed, _ = clients.install(before[new])
+    assert installed == {"arch_pkg-2.0"}
 
 
 POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
