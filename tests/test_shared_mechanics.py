@@ -36,7 +36,7 @@ class Chain:
             raise NoUpstreamAnswered("upstream 'up' unavailable: HTTP 500")
         answer = self.answer
 
-        def merge() -> str | None:
+        def merge(hidden: frozenset[str]) -> str | None:
             self.merges += 1
             return None if answer is None else f"{key}:{answer}"
 

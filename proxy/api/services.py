@@ -10,7 +10,9 @@ from aiohttp import web
 
 from proxy.api.binding import Call
 from proxy.config.model import CodeArtifactDomain, DomainConfig, Upstream
+from proxy.repository.chain import ResolutionChain
 from proxy.repository.registry import RepositoryRegistry
+from proxy.store.keyring import KeyRing
 from proxy.store.ledger import BlobLedger
 from proxy.store.protocols import BlobService, CatalogService, PackageCoordinate
 
@@ -27,6 +29,8 @@ class ApiServices:
     usage: BlobLedger  # the store's bytes, for DescribeDomain
     invalidate: Callable[[PackageCoordinate], None]  # drop a package's merged views (its format's caches)
     public_url: str | None  # server.public_url, the base of GetRepositoryEndpoint's answer
+    chain: ResolutionChain  # CopyPackageVersions' includeFromUpstream looks along it
+    keyring: KeyRing  # seals paging tokens (opaque, tamper-checked)
 
 
 API = web.AppKey("api_services", ApiServices)

@@ -21,8 +21,15 @@ from typing import Protocol
 from aiohttp import web
 
 from proxy.repository.chain import ResolutionChain
+from proxy.repository.details import ReadAsset, VersionDetails
 from proxy.repository.fetch import Fetcher
-from proxy.store.protocols import BlobService, CatalogService, MetadataService, PackageCoordinate
+from proxy.store.protocols import (
+    BlobService,
+    CatalogService,
+    MetadataService,
+    PackageCoordinate,
+    PackageVersionRecord,
+)
 from proxy.store.repositories import RepositoryRecord
 from proxy.upstream.base import Upstream
 
@@ -50,7 +57,8 @@ class FormatService(Protocol):
         ...
 
     def invalidate(self, package: PackageCoordinate) -> None:
-        """Forget the package's merged view in every repository: the next request resolves it again."""
+        """Forget the package's merged view and where its assets were found, in every repository (after
+        a publish, or a /v1 change of its versions or statuses): the next request resolves it again."""
         ...
 
     def invalidate_all(self) -> None:
@@ -75,6 +83,18 @@ class Format(Protocol):
 
     def display_name(self, coordinate: PackageCoordinate) -> str:
         """A package's name as this format's users write it (``@scope/name``, ``group:artifact``)."""
+        ...
+
+    def coordinate(self, namespace: str | None, name: str) -> PackageCoordinate:
+        """The catalog coordinate of a /v1 call's ``namespace`` and ``package`` (normalised as the
+        catalog keeps them)."""
+        ...
+
+    async def version_details(
+        self, coordinate: PackageCoordinate, version: PackageVersionRecord, read: ReadAsset
+    ) -> VersionDetails:
+        """What the version's metadata says (summary, licenses, home page, readme, dependencies), read
+        from its stored record and, where the format keeps it only there, its assets (``read``)."""
         ...
 
     def serve(self, services: Services) -> FormatService: ...

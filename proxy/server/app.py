@@ -35,5 +35,7 @@ def _api_services(daemon: Daemon) -> ApiServices:
         blobs=daemon.services.blobs,
         usage=daemon.usage,
         invalidate=daemon.invalidate,
+        chain=daemon.chain,
+        keyring=daemon.store.keyring,
         public_url=config.server.public_url,
     )

@@ -76,9 +76,10 @@ class MetadataDocuments:
             lambda _repository, record: _local_document(record, path),
             lambda upstream: self._remote_document(upstream, path),
         )
-        merged = merge(doc for _, doc in resolution.found) if resolution.found else None
+        hidden = resolution.unlisted
+        merged = merge((doc for _, doc in resolution.found), hidden) if resolution.found else None
         # The merged document is its own fingerprint: an unchanged one keeps its rendering and ETag.
-        return Resolution(merged, time.time() + self._recheck, resolution.stale, 0, lambda: merged)
+        return Resolution(merged, time.time() + self._recheck, resolution.stale, 0, lambda _: merged, hidden)
 
     async def _remote_document(
         self, upstream: Upstream, path: MetadataPath

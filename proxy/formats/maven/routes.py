@@ -40,6 +40,7 @@ class MavenService:
 
     def invalidate(self, package: PackageCoordinate) -> None:
         self.documents.invalidate(package)
+        self.assets.forget_package(package)
 
     def invalidate_all(self) -> None:
         self.documents.invalidate_all()

@@ -125,13 +125,13 @@ class Packuments:
         fingerprint = hashlib.sha1(b"".join(p.name.encode() + b"\0" + a.digest for p, a in found)).digest()
         documents = [(p.name, not p.is_repository, a.load) for p, a in found]
 
-        def merged() -> Packument | None:
+        def merged(hidden: frozenset[str]) -> Packument | None:
             if not documents:
                 return None
-            return merge(package, [PlaceDocument(name, up, load()) for name, up, load in documents])
+            return merge(package, [PlaceDocument(name, up, load()) for name, up, load in documents], hidden)
 
         size = sum(a.size for _, a in found)
-        return Resolution(fingerprint, expires, resolution.stale, size, merged)
+        return Resolution(fingerprint, expires, resolution.stale, size, merged, resolution.unlisted)
 
 
 def _render(packument: Packument, tarballs: str, abbreviated: bool) -> Rendered:

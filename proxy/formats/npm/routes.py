@@ -49,6 +49,7 @@ class NpmService:
 
     def invalidate(self, package: PackageCoordinate) -> None:
         self.packuments.invalidate(full_name(package))
+        self.tarballs.forget_package(full_name(package))
 
     def invalidate_all(self) -> None:
         self.packuments.invalidate_all()

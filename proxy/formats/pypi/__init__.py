@@ -11,8 +11,10 @@ and JSON renderings), ``pages`` (reading upstream pages), ``merge`` (the chain's
 from __future__ import annotations
 
 from proxy.formats.format import Services
+from proxy.formats.pypi import details
 from proxy.formats.pypi.routes import PypiService
-from proxy.store.protocols import PackageCoordinate
+from proxy.repository.details import ReadAsset, VersionDetails
+from proxy.store.protocols import PackageCoordinate, PackageVersionRecord
 from proxy.upstream.http import basic_authorization
 
 
@@ -24,6 +26,14 @@ class Pypi:
 
     def display_name(self, coordinate: PackageCoordinate) -> str:
         return coordinate.name
+
+    def coordinate(self, namespace: str | None, name: str) -> PackageCoordinate:
+        return details.coordinate(namespace, name)
+
+    async def version_details(
+        self, coordinate: PackageCoordinate, version: PackageVersionRecord, read: ReadAsset
+    ) -> VersionDetails:
+        return await details.version_details(coordinate, version, read)
 
     def serve(self, services: Services) -> PypiService:
         return PypiService(services)

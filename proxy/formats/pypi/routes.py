@@ -46,6 +46,7 @@ class PypiService:
 
     def invalidate(self, package: PackageCoordinate) -> None:
         self.views.invalidate(package.name)
+        self.files.forget_project(package.name)
 
     def invalidate_all(self) -> None:
         self.views.invalidate_all()
