@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +28,7 @@ from proxy.api.packages import (
 )
 from proxy.api.paging import DEFAULT_PAGE, make_token, open_token
 from proxy.api.services import ApiServices
-from proxy.repository.details import Dependency, VersionDetails
+from proxy.repository.details import Dependency, VersionDetails, version_order
 from proxy.repository.origin import PUBLISHED_DEFAULT
 from proxy.repository.status import SETTABLE, fetchable
 from proxy.store.protocols import (
@@ -60,11 +59,6 @@ def origin(version: PackageVersionRecord) -> dict[str, Any]:
     else:
         entry = {"externalConnectionName": version.origin.entry_point}
     return {"domainEntryPoint": entry, "originType": version.origin.origin_type}
-
-
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """An order that puts 1.10 after 1.9 for any format (numbers compare as numbers)."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.findall(r"\d+|[^\d.\-+]+", version))
 
 
 async def _find_version(
@@ -124,9 +118,9 @@ async def list_package_versions(call: Call) -> dict[str, Any]:
         and params.get("originType", pv.origin.origin_type) == pv.origin.origin_type
     ]
     if params.get("sortBy") == "PUBLISHED_TIME":
-        versions.sort(key=lambda pv: (pv.published_time, version_key(pv.version)), reverse=True)
+        versions.sort(key=lambda pv: (pv.published_time, version_order(pv.version)), reverse=True)
     else:
-        versions.sort(key=lambda pv: version_key(pv.version))
+        versions.sort(key=lambda pv: version_order(pv.version))
     query = {k: params.get(k) for k in ("repository", "format", "namespace", "package", "status", "sortBy")}
     query |= {"op": call.operation, "originType": params.get("originType")}
     start = open_token(api.keyring, query, params.get("nextToken")) or 0
@@ -134,7 +128,7 @@ async def list_package_versions(call: Call) -> dict[str, Any]:
     listed = [pv for pv in record.versions.values() if pv.status == "Published"]
     default = record.dist_tags.get("latest")
     if default not in record.versions and listed:
-        default = max(listed, key=lambda pv: version_key(pv.version)).version
+        default = max(listed, key=lambda pv: version_order(pv.version)).version
     return {
         **_heading(coordinate),
         "defaultDisplayVersion": default,
@@ -387,8 +381,7 @@ async def copy_package_versions(call: Call) -> dict[str, Any]:
                 pv.version, pv.origin, pv.status, pv.published_time, dict(pv.assets), dict(pv.metadata)
             )
             done[version] = {"revision": revision(pv), "status": pv.status}
-        if done and coordinate.format == "npm" and "latest" not in record.dist_tags:
-            record.dist_tags["latest"] = max(done, key=version_key)
+        format_of(coordinate.format).versions_copied(record, list(done))
 
     await api.catalog.update_package(destination, coordinate, copy, commit=True)
     await committed(api, coordinate)

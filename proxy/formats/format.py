@@ -14,7 +14,7 @@ merged view in every repository (after a publish, or when a repository's upstrea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +28,7 @@ from proxy.store.protocols import (
     CatalogService,
     MetadataService,
     PackageCoordinate,
+    PackageRecord,
     PackageVersionRecord,
 )
 from proxy.store.repositories import RepositoryRecord
@@ -95,6 +96,11 @@ class Format(Protocol):
     ) -> VersionDetails:
         """What the version's metadata says (summary, licenses, home page, readme, dependencies), read
         from its stored record and, where the format keeps it only there, its assets (``read``)."""
+        ...
+
+    def versions_copied(self, record: PackageRecord, versions: Collection[str]) -> None:
+        """``versions`` were copied into ``record`` (CopyPackageVersions, inside the catalog change):
+        update what else of the package depends on its versions (npm: the ``latest`` dist-tag)."""
         ...
 
     def serve(self, services: Services) -> FormatService: ...

@@ -4,6 +4,7 @@ DescribePackageVersion, GetPackageVersionReadme and ListPackageVersionDependenci
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -45,3 +46,8 @@ class VersionDetails:
 def text(value: object) -> str | None:
     """A metadata field as a non-empty string, else None."""
     return value.strip() or None if isinstance(value, str) else None
+
+
+def version_order(version: str) -> tuple[tuple[int, int | str], ...]:
+    """An order that puts 1.10 after 1.9 for any format (numbers compare as numbers)."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.findall(r"\d+|[^\d.\-+]+", version))

@@ -6,8 +6,7 @@ from __future__ import annotations
 from proxy.formats.format import Services
 from proxy.formats.maven import details
 from proxy.formats.maven.routes import MavenService
-from proxy.repository.details import ReadAsset, VersionDetails
-from proxy.store.protocols import PackageCoordinate, PackageVersionRecord
+from proxy.store.protocols import PackageCoordinate
 from proxy.upstream.http import basic_authorization
 
 
@@ -20,13 +19,10 @@ class Maven:
     def display_name(self, coordinate: PackageCoordinate) -> str:
         return f"{coordinate.namespace}:{coordinate.name}"
 
-    def coordinate(self, namespace: str | None, name: str) -> PackageCoordinate:
-        return details.coordinate(namespace, name)
-
-    async def version_details(
-        self, coordinate: PackageCoordinate, version: PackageVersionRecord, read: ReadAsset
-    ) -> VersionDetails:
-        return await details.version_details(coordinate, version, read)
+    # The /v1 API's format knowledge (proxy.formats.maven.details).
+    coordinate = staticmethod(details.coordinate)
+    version_details = staticmethod(details.version_details)
+    versions_copied = staticmethod(details.versions_copied)
 
     def serve(self, services: Services) -> MavenService:
         return MavenService(services)

@@ -3,13 +3,14 @@ POM asset. Maven has no readme."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
 from proxy.repository.details import Dependency, License, ReadAsset, VersionDetails, text
-from proxy.store.catalog import PackageCoordinate, PackageVersionRecord
+from proxy.store.protocols import PackageCoordinate, PackageRecord, PackageVersionRecord
 
 MAX_POM = 4 * 1024 * 1024
 
@@ -74,3 +75,7 @@ def _all(parent: Element | None, name: str) -> list[Element]:
 def _child(parent: Element | None, name: str) -> str | None:
     found = _find(parent, name)
     return text(found.text) if found is not None else None
+
+
+def versions_copied(record: PackageRecord, versions: Collection[str]) -> None:
+    """Versions were copied into ``record``: nothing else of the package depends on them here."""

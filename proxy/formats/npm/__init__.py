@@ -6,8 +6,7 @@ from proxy.formats.format import Services
 from proxy.formats.npm import details
 from proxy.formats.npm.names import full_name
 from proxy.formats.npm.routes import NpmService
-from proxy.repository.details import ReadAsset, VersionDetails
-from proxy.store.protocols import PackageCoordinate, PackageVersionRecord
+from proxy.store.protocols import PackageCoordinate
 
 
 class Npm:
@@ -19,13 +18,10 @@ class Npm:
     def display_name(self, coordinate: PackageCoordinate) -> str:
         return full_name(coordinate)
 
-    def coordinate(self, namespace: str | None, name: str) -> PackageCoordinate:
-        return details.coordinate(namespace, name)
-
-    async def version_details(
-        self, coordinate: PackageCoordinate, version: PackageVersionRecord, read: ReadAsset
-    ) -> VersionDetails:
-        return await details.version_details(coordinate, version, read)
+    # The /v1 API's format knowledge (proxy.formats.npm.details).
+    coordinate = staticmethod(details.coordinate)
+    version_details = staticmethod(details.version_details)
+    versions_copied = staticmethod(details.versions_copied)
 
     def serve(self, services: Services) -> NpmService:
         return NpmService(services)

@@ -8,11 +8,20 @@ import asyncio
 import io
 import json
 import tarfile
+from collections.abc import Collection
 from typing import Any
 
 from proxy.formats.npm.names import full_name
-from proxy.repository.details import MAX_DETAILS_ASSET, Dependency, License, ReadAsset, VersionDetails, text
-from proxy.store.catalog import PackageCoordinate, PackageVersionRecord
+from proxy.repository.details import (
+    MAX_DETAILS_ASSET,
+    Dependency,
+    License,
+    ReadAsset,
+    VersionDetails,
+    text,
+    version_order,
+)
+from proxy.store.protocols import PackageCoordinate, PackageRecord, PackageVersionRecord
 
 DEPENDENCY_FIELDS = {
     "dependencies": "regular",
@@ -105,3 +114,10 @@ def _from_tarball(data: bytes) -> tuple[dict[str, Any], str | None]:
     except (tarfile.TarError, OSError, EOFError, ValueError):
         return {}, None
     return manifest, readme
+
+
+def versions_copied(record: PackageRecord, versions: Collection[str]) -> None:
+    """Versions were copied into ``record`` (CopyPackageVersions): a package that had no ``latest``
+    dist-tag gets the highest of them, as a first publish would."""
+    if versions and "latest" not in record.dist_tags:
+        record.dist_tags["latest"] = max(versions, key=version_order)

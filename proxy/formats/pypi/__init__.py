@@ -13,8 +13,7 @@ from __future__ import annotations
 from proxy.formats.format import Services
 from proxy.formats.pypi import details
 from proxy.formats.pypi.routes import PypiService
-from proxy.repository.details import ReadAsset, VersionDetails
-from proxy.store.protocols import PackageCoordinate, PackageVersionRecord
+from proxy.store.protocols import PackageCoordinate
 from proxy.upstream.http import basic_authorization
 
 
@@ -27,13 +26,10 @@ class Pypi:
     def display_name(self, coordinate: PackageCoordinate) -> str:
         return coordinate.name
 
-    def coordinate(self, namespace: str | None, name: str) -> PackageCoordinate:
-        return details.coordinate(namespace, name)
-
-    async def version_details(
-        self, coordinate: PackageCoordinate, version: PackageVersionRecord, read: ReadAsset
-    ) -> VersionDetails:
-        return await details.version_details(coordinate, version, read)
+    # The /v1 API's format knowledge (proxy.formats.pypi.details).
+    coordinate = staticmethod(details.coordinate)
+    version_details = staticmethod(details.version_details)
+    versions_copied = staticmethod(details.versions_copied)
 
     def serve(self, services: Services) -> PypiService:
         return PypiService(services)

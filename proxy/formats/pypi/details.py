@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
+from collections.abc import Collection
 
 from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 
 from proxy.formats.pypi.names import METADATA_SUFFIX, normalize
 from proxy.repository.details import MAX_DETAILS_ASSET, Dependency, License, ReadAsset, VersionDetails, text
-from proxy.store.catalog import PackageCoordinate, PackageVersionRecord
+from proxy.store.protocols import PackageCoordinate, PackageRecord, PackageVersionRecord
 
 HOME_PAGE_LABELS = ("homepage", "home-page", "home")
 SOURCE_LABELS = ("source", "source code", "repository", "code")
@@ -74,3 +75,7 @@ def _wheel_metadata(data: bytes) -> bytes | None:
             return wheel.read(found[0]) if len(found) == 1 else None
     except (zipfile.BadZipFile, OSError, EOFError):
         return None
+
+
+def versions_copied(record: PackageRecord, versions: Collection[str]) -> None:
+    """Versions were copied into ``record``: nothing else of the package depends on them here."""
