@@ -19,9 +19,11 @@ from proxy.formats.format import FormatService, Services
 from proxy.formats.registry import FORMATS, token_schemes
 from proxy.repository.chain import ResolutionChain
 from proxy.repository.fetch import Fetcher
+from proxy.repository.registry import RepositoryRegistry
 from proxy.store.catalog import PackageCoordinate
 from proxy.store.ledger import BlobLedger
 from proxy.store.local import local_services
+from proxy.store.repositories import RepositoryEntries
 from proxy.store.store import Store
 from proxy.upstream.base import BodyLimits, Upstream
 from proxy.upstream.http import HttpSettings, UpstreamHttp
@@ -44,11 +46,14 @@ class Daemon:
         self.config = config
         self.store = store
         self.upstreams = upstreams
-        storage = local_services(store)
-        self.chain = ResolutionChain(config, upstreams)
+        self.storage = local_services(store)
+        storage = self.storage
+        # The domain's repositories: the data plane looks a repository up here, never in the config.
+        self.repositories = RepositoryRegistry(config, RepositoryEntries(store.catalog.index, store.keyring))
+        self.chain = ResolutionChain(self.repositories, upstreams)
         self.fetcher = Fetcher(storage.metadata, storage.blobs, config.cache.metadata_ttl)
         self.services = Services(
-            repositories=config.repositories,
+            repositories=self.repositories,
             chain=self.chain,
             upstreams=upstreams,
             fetcher=self.fetcher,
@@ -59,6 +64,7 @@ class Daemon:
             public_url=config.server.public_url,
         )
         self.formats: dict[str, FormatService] = {f.name: f.serve(self.services) for f in FORMATS}
+        self.repositories.on_change(self._repository_changed)
         self._checks: list[Callable[[], list[Readiness]]] = [self._store_readiness]
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._reloaders: list[Callable[[], None]] = []
@@ -84,6 +90,12 @@ class Daemon:
     def invalidate(self, package: PackageCoordinate) -> None:
         """Forget ``package``'s merged view in every repository (its format's caches)."""
         self.formats[package.format].invalidate(package)
+
+    def _repository_changed(self, _repository: str) -> None:
+        """A repository was created, changed or deleted: every merged view that reached it through a
+        chain may be wrong now, in every format."""
+        for served in self.formats.values():
+            served.invalidate_all()
 
     def reload(self) -> None:
         """SIGHUP: retry what failed now (e.g. credentials that were fixed), without a restart."""

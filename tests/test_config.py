@@ -692,6 +692,10 @@ def test_example_file_documents_every_key():
         "token",
         "upstreams",
         "publish",
+        "name",
+        "owner",
+        "allow_writes",
+        "external_connection",
     }
     lines = text.splitlines()
     for key in keys:

@@ -9,12 +9,19 @@ import time
 import pytest
 
 from proxy.formats.common.documents import MergedDocuments, Rendered, Resolution
+from proxy.formats.common.locator import AssetLocator
 from proxy.formats.registry import FORMATS, format_names, token_schemes
 from proxy.repository.chain import Place
 from proxy.repository.errors import NoUpstreamAnswered
 from proxy.repository.origin import PUBLISHED_DEFAULT
 from proxy.repository.resolve import UpstreamsBlocked, first_found, resolve
-from proxy.store.protocols import PackageCoordinate, PackageRecord
+from proxy.store.protocols import (
+    AssetRecord,
+    PackageCoordinate,
+    PackageRecord,
+    PackageVersionOrigin,
+    PackageVersionRecord,
+)
 from proxy.upstream.base import UpstreamUnavailable
 
 
@@ -27,6 +34,7 @@ class Chain:
         self.calls = 0
         self.merges = 0
         self.gate: asyncio.Event | None = None
+        self.hidden: frozenset[str] = frozenset()
 
     async def resolve(self, repository: str, key: str) -> Resolution[str]:
         self.calls += 1
@@ -36,11 +44,11 @@ class Chain:
             raise NoUpstreamAnswered("upstream 'up' unavailable: HTTP 500")
         answer = self.answer
 
-        def merge() -> str | None:
+        def merge(hidden: frozenset[str]) -> str | None:
             self.merges += 1
-            return None if answer is None else f"{key}:{answer}"
+            return None if answer is None else f"{key}:{answer}" + "".join(f"-{v}" for v in sorted(hidden))
 
-        return Resolution(answer, time.time() + 60, False, len(answer or ""), merge)
+        return Resolution(answer, time.time() + 60, False, len(answer or ""), merge, self.hidden)
 
 
 def documents(chain: Chain, **kw: object) -> MergedDocuments[str, str]:
@@ -85,6 +93,27 @@ async def test_an_unchanged_fingerprint_keeps_the_view_and_its_renderings() -> N
     again = await docs.get("dev", "lodash")
     assert again is entry and chain.calls == 2 and chain.merges == 1
     assert again.renders[None] is rendered
+
+
+async def test_a_status_change_with_the_same_answers_merges_again_without_the_hidden_versions() -> None:
+    chain = Chain()
+    docs = documents(chain)
+    entry = await docs.get("dev", "lodash")
+    chain.hidden = frozenset({"1.0.0"})  # the fingerprint of the answers is unchanged
+    entry.expires = 0
+    again = await docs.get("dev", "lodash")
+    assert again is not entry and again.value == "lodash:one-1.0.0" and chain.merges == 2
+
+
+async def test_invalidate_all_forgets_every_package_in_every_repository() -> None:
+    chain = Chain()
+    docs = documents(chain)
+    kept = [await docs.get(repository, name) for repository in ("dev", "prod") for name in ("a", "b")]
+    docs.invalidate_all()
+    chain.answer = "two"
+    again = [await docs.get(repository, name) for repository in ("dev", "prod") for name in ("a", "b")]
+    assert all(e.value and e.value.endswith(":two") for e in again)
+    assert all(old is not new for old, new in zip(kept, again, strict=True))
 
 
 async def test_invalidate_forgets_the_package_in_every_repository_and_beats_a_refresh_in_flight() -> None:
@@ -208,6 +237,36 @@ async def test_first_found_takes_nothing_from_upstreams_for_a_package_published_
     assert blocked.value.repository == "dev"
 
 
+async def test_the_chain_walk_applies_statuses_once_for_every_format() -> None:
+    record = PackageRecord(COORD)
+    external = PackageVersionOrigin("EXTERNAL", "up")
+    for version, status in (("1.0", "Published"), ("1.1", "Unlisted"), ("1.2", "Archived")):
+        record.versions[version] = PackageVersionRecord(version, external, status)
+    places = (Place("dev"), Place("up", Upstream("up")))  # type: ignore[arg-type]
+    catalog = Catalog({"dev": record})
+    listed: list[list[str]] = []
+
+    def local(_repository: str, seen: PackageRecord) -> str:
+        listed.append(sorted(seen.versions))
+        return "dev"
+
+    async def remote(upstream: Upstream) -> tuple[str, bool]:
+        return "up", False  # the upstream still lists every version
+
+    walked = await resolve(catalog, places, COORD, local, remote)  # type: ignore[arg-type]
+    assert listed == [["1.0"]] and walked.unlisted == {"1.1", "1.2"}
+
+    async def held(_record: PackageRecord) -> str:
+        return "stored"
+
+    async def fetched(upstream: Upstream) -> str:
+        return "fetched"
+
+    for version, found in (("1.1", "stored"), ("1.2", None), ("9.9", "stored")):
+        got = await first_found(catalog, places, COORD, held, fetched, version=version)  # type: ignore[arg-type]
+        assert got == found, version
+
+
 def test_the_registry_drives_names_and_token_schemes() -> None:
     assert format_names() == ("npm", "pypi", "maven")
     schemes = token_schemes()
@@ -216,3 +275,24 @@ def test_the_registry_drives_names_and_token_schemes() -> None:
     coordinate = PackageCoordinate("npm", "scope", "name")
     assert {f.name: f.display_name(coordinate) for f in FORMATS}["npm"] == "@scope/name"
     assert {f.name: f.display_name(PackageCoordinate("maven", "g", "a")) for f in FORMATS}["maven"] == "g:a"
+
+
+async def test_the_asset_locator_forgets_one_package_or_everything() -> None:
+    located: list[tuple[str, tuple[str, str]]] = []
+
+    async def locate(repository: str, key: tuple[str, str], _sink: object) -> AssetRecord:
+        located.append((repository, key))
+        return AssetRecord(name=key[1], size=1, blob_id="b" * 64, hashes={})
+
+    locator: AssetLocator[tuple[str, str]] = AssetLocator(None, locate)  # type: ignore[arg-type]
+    keys = [("left-pad", "left-pad-1.0.0.tgz"), ("lodash", "lodash-4.0.0.tgz")]
+    for key in keys:
+        await locator.locate("dev", key)
+    locator.forget_where(lambda key: key[0] == "left-pad")
+    for key in keys:
+        await locator.locate("dev", key)
+    assert located == [("dev", keys[0]), ("dev", keys[1]), ("dev", keys[0])]
+    locator.forget_all()
+    for key in keys:
+        await locator.locate("dev", key)
+    assert located[3:] == [("dev", keys[0]), ("dev", keys[1])]

@@ -188,6 +188,17 @@ class DomainClient:
                 self._discard_client()
             raise DomainError(self.name, reason, detail) from None
 
+    def call_as_is(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Call the client's ``operation`` (botocore's method name) on this thread, for the /v1 pass-through:
+        botocore's result and errors come back unchanged, so CodeArtifact's error codes reach the caller."""
+        client = self._get_client()
+        try:
+            return getattr(client, operation)(**params)
+        except (BotoCoreError, ClientError) as exc:
+            if classify(exc)[0] in (NO_CREDENTIALS, ACCESS_DENIED):
+                self._discard_client()
+            raise
+
     def _discard_client(self) -> None:
         with self._lock:
             self._client = None

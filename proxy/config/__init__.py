@@ -9,11 +9,13 @@ from proxy.config.loader import (
     resolve_config_path,
 )
 from proxy.config.model import (
+    EXTERNAL_CONNECTIONS,
     CacheConfig,
     CodeArtifactDomain,
     CodeArtifactUpstream,
     Config,
     Credentials,
+    DomainConfig,
     Format,
     Listen,
     RegistryUpstream,
@@ -24,12 +26,14 @@ from proxy.config.model import (
 
 __all__ = [
     "ENV_VAR",
+    "EXTERNAL_CONNECTIONS",
     "CacheConfig",
     "CodeArtifactDomain",
     "CodeArtifactUpstream",
     "Config",
     "ConfigError",
     "Credentials",
+    "DomainConfig",
     "Format",
     "Listen",
     "RegistryUpstream",

@@ -29,12 +29,14 @@ from urllib.parse import urlsplit
 
 from proxy.config.model import (
     CHECKSUM_POLICIES,
+    EXTERNAL_CONNECTIONS,
     CacheConfig,
     ChecksumPolicy,
     CodeArtifactDomain,
     CodeArtifactUpstream,
     Config,
     Credentials,
+    DomainConfig,
     Format,
     Listen,
     RegistryUpstream,
@@ -134,6 +136,7 @@ def redacted(config: Config) -> dict[str, Any]:
         "source": config.source,
         "server": _plain(config.server),
         "cache": _plain(config.cache),
+        "domain": _plain(config.domain),
         "codeartifact": _plain(config.codeartifact),
         "upstream": _plain(config.upstreams),
         "repository": _plain(config.repositories),
@@ -142,16 +145,24 @@ def redacted(config: Config) -> dict[str, Any]:
 
 def _build(data: dict[str, Any], ctx: _Context) -> Config:
     root = _Table(ctx, "", data)
-    server, cache = root.table("server"), root.table("cache")
+    server, cache, domain = root.table("server"), root.table("cache"), root.table("domain")
     domain_tables, upstream_tables = root.tables("codeartifact"), root.tables("upstream")
     repository_tables = root.tables("repository")
     # A misspelt table name is reported before the errors its absence would cause.
     root.finish()
     if not repository_tables:
         raise root.error("repository", "no [repository.NAME] table: define at least one repository to serve")
-    server_config, cache_config = _server(server), _cache(cache)
+    server_config, cache_config, domain_config = _server(server), _cache(cache), _domain(domain)
     domains = _by_name(_codeartifact_domain(t) for t in domain_tables)
+    for t in domain_tables:
+        if domains[t.name].domain == domain_config.name:
+            raise t.error(
+                "domain",
+                f"'{domain_config.name}' is also the proxy's own domain ([domain] name); "
+                "/v1 could not tell which one a request means, rename one",
+            )
     upstreams = _by_name(_upstream(t, domains) for t in upstream_tables)
+    _check_external_connections(ctx, upstreams)
     repository_names = [t.name for t in repository_tables]
     for t in repository_tables:
         if t.name in upstreams:
@@ -168,7 +179,19 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
         codeartifact=domains,
         upstreams=upstreams,
         repositories=repositories,
+        domain=domain_config,
     )
+
+
+def _domain(t: _Table) -> DomainConfig:
+    name = t.string("name")
+    if name is not None and not _DOMAIN_NAME.fullmatch(name):
+        raise t.error("name", f"a CodeArtifact domain name needs {_DOMAIN_RULE}; got {name!r}")
+    owner = t.string("owner")
+    if owner is not None and not _ACCOUNT_ID.fullmatch(owner):
+        raise t.error("owner", f'an AWS account id is 12 digits, e.g. "111122223333"; got {owner!r}')
+    t.finish()
+    return DomainConfig(name=name or DomainConfig.name, owner=owner or DomainConfig.owner)
 
 
 def _server(t: _Table) -> ServerConfig:
@@ -240,8 +263,9 @@ def _codeartifact_domain(t: _Table) -> CodeArtifactDomain:
             'or 900-43200 s ("15m" to "12h")',
         )
     endpoint_url = t.url("endpoint_url", trailing_slash=False)
+    allow_writes = t.boolean("allow_writes", CodeArtifactDomain.allow_writes)
     t.finish()
-    return CodeArtifactDomain(t.name, domain, owner, region, profile, duration, endpoint_url)
+    return CodeArtifactDomain(t.name, domain, owner, region, profile, duration, endpoint_url, allow_writes)
 
 
 def _upstream(t: _Table, domains: Mapping[str, CodeArtifactDomain]) -> Upstream:
@@ -280,11 +304,43 @@ def _registry_upstream(t: _Table) -> RegistryUpstream:
         raise t.error("password", "username needs a password")
     if credentials.password and not credentials.username:
         raise t.error("username", "password needs a username")
+    external = t.string("external_connection")
+    if external is not None:
+        if external not in EXTERNAL_CONNECTIONS:
+            raise t.error(
+                "external_connection", _unknown("external connection", external, EXTERNAL_CONNECTIONS)
+            )
+        if EXTERNAL_CONNECTIONS[external] != format_:
+            raise t.error(
+                "external_connection",
+                f"{external} is a {EXTERNAL_CONNECTIONS[external]} external connection, "
+                f"but this upstream's format is {format_}",
+            )
     policy = cast(ChecksumPolicy, t.choice("checksum_policy", CHECKSUM_POLICIES) or "warn")
     t.finish()
     return RegistryUpstream(
-        name=t.name, format=format_, url=url, credentials=credentials, checksum_policy=policy
+        name=t.name,
+        format=format_,
+        url=url,
+        credentials=credentials,
+        external_connection=external,
+        checksum_policy=policy,
     )
+
+
+def _check_external_connections(ctx: _Context, upstreams: Mapping[str, Upstream]) -> None:
+    """One upstream per external connection name, so AssociateExternalConnection knows which it means."""
+    claimed: dict[str, str] = {}
+    for upstream in upstreams.values():
+        name = getattr(upstream, "external_connection", None)
+        if name is None:
+            continue
+        if name in claimed:
+            raise ctx.error(
+                _join(_join("upstream", upstream.name), "external_connection"),
+                f"{name} is already the external connection of [upstream.{claimed[name]}]",
+            )
+        claimed[name] = upstream.name
 
 
 def _positive(t: _Table, name: str, value: Q) -> Q:

@@ -70,6 +70,15 @@ class CodeArtifactDomain:
     profile: str | None = None
     duration: float = 12 * 3600.0
     endpoint_url: str | None = None
+    allow_writes: bool = False  # /v1 write operations naming this domain are forwarded, not refused
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """``[domain]``: the proxy's own CodeArtifact domain, served on /v1."""
+
+    name: str = "local"
+    owner: str = "000000000000"
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,20 @@ class RegistryUpstream:
     format: Format
     url: str
     credentials: Credentials = field(default_factory=Credentials)
+    external_connection: str | None = None  # CodeArtifact's name for it, e.g. "public:npmjs"
     checksum_policy: ChecksumPolicy = "warn"
+
+
+# CodeArtifact's external connection names and the format of each (AssociateExternalConnection).
+EXTERNAL_CONNECTIONS: Mapping[str, Format] = {
+    "public:npmjs": "npm",
+    "public:pypi": "pypi",
+    "public:maven-central": "maven",
+    "public:maven-googleandroid": "maven",
+    "public:maven-gradleplugins": "maven",
+    "public:maven-commonsware": "maven",
+    "public:maven-clojars": "maven",
+}
 
 
 Upstream = CodeArtifactUpstream | RegistryUpstream
@@ -125,3 +147,4 @@ class Config:
     codeartifact: Mapping[str, CodeArtifactDomain]
     upstreams: Mapping[str, Upstream]
     repositories: Mapping[str, RepositoryConfig]
+    domain: DomainConfig = field(default_factory=DomainConfig)

@@ -14,16 +14,24 @@ merged view in every repository (after a publish, or when a repository's upstrea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
-from proxy.config.model import RepositoryConfig
 from proxy.repository.chain import ResolutionChain
+from proxy.repository.details import ReadAsset, VersionDetails
 from proxy.repository.fetch import Fetcher
-from proxy.store.protocols import BlobService, CatalogService, MetadataService, PackageCoordinate
+from proxy.store.protocols import (
+    BlobService,
+    CatalogService,
+    MetadataService,
+    PackageCoordinate,
+    PackageRecord,
+    PackageVersionRecord,
+)
+from proxy.store.repositories import RepositoryRecord
 from proxy.upstream.base import Upstream
 
 
@@ -31,7 +39,7 @@ from proxy.upstream.base import Upstream
 class Services:
     """What a format may use. Shared by every format of one application; read-only."""
 
-    repositories: Mapping[str, RepositoryConfig]  # the repositories served, by name
+    repositories: Mapping[str, RepositoryRecord]  # the repositories served, by name (changes at run time)
     chain: ResolutionChain  # each repository's places in resolution order
     upstreams: Mapping[str, Upstream]  # by name, as chains name them
     fetcher: Fetcher  # upstream documents and assets through the store
@@ -50,7 +58,13 @@ class FormatService(Protocol):
         ...
 
     def invalidate(self, package: PackageCoordinate) -> None:
-        """Forget the package's merged view in every repository: the next request resolves it again."""
+        """Forget the package's merged view and where its assets were found, in every repository (after
+        a publish, or a /v1 change of its versions or statuses): the next request resolves it again."""
+        ...
+
+    def invalidate_all(self) -> None:
+        """Forget every merged view and every remembered asset location in every repository: a
+        repository was created, changed or deleted, so any chain may differ."""
         ...
 
 
@@ -70,6 +84,23 @@ class Format(Protocol):
 
     def display_name(self, coordinate: PackageCoordinate) -> str:
         """A package's name as this format's users write it (``@scope/name``, ``group:artifact``)."""
+        ...
+
+    def coordinate(self, namespace: str | None, name: str) -> PackageCoordinate:
+        """The catalog coordinate of a /v1 call's ``namespace`` and ``package`` (normalised as the
+        catalog keeps them)."""
+        ...
+
+    async def version_details(
+        self, coordinate: PackageCoordinate, version: PackageVersionRecord, read: ReadAsset
+    ) -> VersionDetails:
+        """What the version's metadata says (summary, licenses, home page, readme, dependencies), read
+        from its stored record and, where the format keeps it only there, its assets (``read``)."""
+        ...
+
+    def versions_copied(self, record: PackageRecord, versions: Collection[str]) -> None:
+        """``versions`` were copied into ``record`` (CopyPackageVersions, inside the catalog change):
+        update what else of the package depends on its versions (npm: the ``latest`` dist-tag)."""
         ...
 
     def serve(self, services: Services) -> FormatService: ...

@@ -3,6 +3,9 @@
 The chain starts with the repository itself, then its upstreams in the configured order, depth first:
 an upstream that is another local repository brings its own upstreams in place. A place reached twice
 is visited once (the first time). Format handlers walk this list; they never order anything themselves.
+
+The repositories come from the registry, which changes at run time: ``forget`` (an ``on_change``
+callback of the registry) drops the chains computed so far. Used from the event loop only.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from proxy.config.model import Config
+from proxy.repository.registry import RepositoryRegistry
 from proxy.upstream.base import Upstream
 
 
@@ -27,10 +30,16 @@ class Place:
 
 
 class ResolutionChain:
-    def __init__(self, config: Config, upstreams: Mapping[str, Upstream]) -> None:
-        self._config = config
+    def __init__(self, registry: RepositoryRegistry, upstreams: Mapping[str, Upstream]) -> None:
+        self._registry = registry
         self._upstreams = upstreams
         self._cache: dict[str, tuple[Place, ...]] = {}
+        registry.on_change(self.forget)
+
+    def forget(self, _repository: str = "") -> None:
+        """Drop every computed chain: a change to one repository changes the chains of those that
+        reach it through their upstreams."""
+        self._cache.clear()
 
     def places(self, repository: str) -> tuple[Place, ...]:
         if repository not in self._cache:
@@ -42,7 +51,7 @@ class ResolutionChain:
         if name in seen:
             return []
         seen.add(name)
-        repository = self._config.repositories.get(name)
+        repository = self._registry.get(name)
         if repository is None:
             return [Place(name, self._upstreams[name])]
         places = [Place(name)]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxy.repository.origin import FETCHED_DEFAULT, PUBLISHED_DEFAULT
+from proxy.repository.status import fetchable
 from proxy.store.protocols import (
     AssetRecord,
     BlobInfo,
@@ -81,7 +82,8 @@ def published_version(
 async def find_asset(
     catalog: CatalogService, repository: str, coordinate: PackageCoordinate, version: str, name: str
 ) -> AssetRecord | None:
+    """The stored asset, or None when the repository does not hold it or its status forbids fetching."""
     record = await catalog.package(repository, coordinate)
-    if record is None or version not in record.versions:
+    if record is None or version not in record.versions or not fetchable(record.versions[version]):
         return None
     return record.versions[version].assets.get(name)

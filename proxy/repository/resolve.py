@@ -10,6 +10,12 @@ order; a package published in a local repository of the chain blocks upstream ve
 (origin controls); an upstream that fails is skipped when others answer, and reported; an upstream
 of another format is not asked at all (CodeArtifact repositories are polyglot, so one repository's
 upstreams may mix formats: for this package such an upstream simply has nothing).
+
+Statuses (``proxy.repository.status``) are applied here too, once for every format: ``resolve`` hands
+``local`` a repository's listed versions only and names in ``Resolution.unlisted`` the versions the
+chain's repositories keep out of listings (the format's merge drops them from upstream documents as
+well: a cached upstream version with a local status); ``first_found`` for one version answers None
+when the first repository of the chain that has the version forbids fetching it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Generic, TypeVar
 from proxy.repository.chain import Place
 from proxy.repository.errors import NoUpstreamAnswered, UpstreamInvalid
 from proxy.repository.origin import upstream_blocked
+from proxy.repository.status import listed_record, unfetchable, unlisted_versions
 from proxy.store.protocols import CatalogService, PackageCoordinate, PackageRecord
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
@@ -36,6 +43,7 @@ class Resolution(Generic[T]):
     found: list[tuple[Place, T]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # reasons of the upstreams that could not answer
     stale: bool = False  # some answer was served from cache past its TTL
+    unlisted: frozenset[str] = frozenset()  # versions kept out of listings by the chain's repositories
 
 
 async def resolve(
@@ -54,10 +62,11 @@ async def resolve(
     by_name = dict(zip((p.name for p in asked), answers, strict=True))
 
     result: Resolution[T] = Resolution()
+    result.unlisted = frozenset(unlisted_versions(r for r in records.values() if r is not None))
     for place in places:
         if place.is_repository:
             record = records[place.name]
-            doc = local(place.name, record) if record is not None else None
+            doc = local(place.name, listed_record(record)) if record is not None else None
             if doc is not None:
                 result.found.append((place, doc))
             continue
@@ -106,13 +115,17 @@ async def first_found(
     local: Callable[[PackageRecord], Awaitable[T | None]],
     remote: Callable[[Upstream], Awaitable[T | None]],
     go_on: Callable[[], bool] = lambda: True,
+    version: str | None = None,
 ) -> T | None:
     """The first place of the chain that has something: ``local(record)`` for each local repository
     that holds the package, then, unless one of them blocks upstreams (UpstreamsBlocked), ``remote``
     for each upstream in order. An upstream that fails (UpstreamUnavailable) is skipped while
     ``go_on()`` (the caller can still take another upstream's answer); when none has it and some
-    failed, NoUpstreamAnswered. None: no place has it."""
+    failed, NoUpstreamAnswered. None: no place has it, or ``version`` (the version the asset belongs
+    to, when the caller knows it) is Archived or Disposed in the first repository that has it."""
     records = await local_records(catalog, places, coordinate)
+    if version is not None and unfetchable((r for r in records.values() if r is not None), version):
+        return None
     for record in records.values():
         if record is not None and (found := await local(record)) is not None:
             return found

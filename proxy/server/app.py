@@ -1,9 +1,12 @@
-"""The aiohttp application: middlewares, health and metrics, and the routes of every registered format."""
+"""The aiohttp application: middlewares, health and metrics, the routes of every registered format and
+the /v1 CodeArtifact API."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from proxy.api import routes as api
+from proxy.api.services import ApiServices
 from proxy.daemon import Daemon
 from proxy.server import health, metrics
 from proxy.server.errors import error_middleware
@@ -21,4 +24,23 @@ def build_app(daemon: Daemon) -> web.Application:
     metrics.add_routes(app, daemon.usage, daemon.formats)
     for served in daemon.formats.values():
         served.add_routes(app)
+    api.add_routes(app, _api_services(daemon))
     return app
+
+
+def _api_services(daemon: Daemon) -> ApiServices:
+    config = daemon.config
+    return ApiServices(
+        domain=config.domain,
+        source=config.source,
+        upstreams=config.upstreams,
+        codeartifact=config.codeartifact,
+        repositories=daemon.repositories,
+        catalog=daemon.services.catalog,
+        blobs=daemon.services.blobs,
+        usage=daemon.usage,
+        invalidate=daemon.invalidate,
+        chain=daemon.chain,
+        keyring=daemon.store.keyring,
+        public_url=config.server.public_url,
+    )

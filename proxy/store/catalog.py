@@ -126,6 +126,14 @@ class PackageRecord:
         )
 
 
+@dataclass(frozen=True)
+class ListingCursor:
+    """Where a paged package listing goes on: the shard, and the last entry taken from it."""
+
+    shard: int
+    after: tuple[str, str, str] | None
+
+
 class Catalog:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
         self.index = Index(root)
@@ -197,7 +205,7 @@ class Catalog:
                 self._set(listed, *key)
 
     def packages(self, repository: str) -> list[PackageCoordinate]:
-        keys = [("listing", repository, str(shard)) for shard in range(LISTING_SHARDS)]
+        keys = _listing_keys(repository)
         return [PackageCoordinate(f, ns, n) for key in keys for f, ns, n in self._get(*key) or []]
 
     def repositories(self) -> list[str]:
@@ -205,7 +213,7 @@ class Catalog:
 
     def _listing_key(self, repository: str, coordinate: PackageCoordinate) -> tuple[str, ...]:
         name = self._entry_name(self._package_key(repository, coordinate))
-        return ("listing", repository, str(int(name[:8], 16) % LISTING_SHARDS))
+        return _shard_key(repository, int(name[:8], 16) % LISTING_SHARDS)
 
     def _list(self, repository: str, coordinate: PackageCoordinate) -> None:
         key = self._listing_key(repository, coordinate)
@@ -219,6 +227,35 @@ class Catalog:
             self._known_repositories.add(repository)
             self._set(sorted(self._known_repositories), "repositories")
 
+    def package_page(
+        self,
+        repository: str,
+        cursor: ListingCursor | None,
+        limit: int,
+        keep: Callable[[PackageCoordinate], bool],
+    ) -> tuple[list[PackageCoordinate], ListingCursor | None]:
+        """Up to ``limit`` listed packages of ``repository`` that ``keep`` accepts, from ``cursor`` on
+        (None: the start), and the cursor of the next page (None: this was the last).
+
+        Reads listing shards in order until the page is full, so a page costs the shards it spans, not
+        the whole repository. Within a shard entries are taken in sorted order after the cursor's
+        entry, so packages added or deleted between pages neither repeat nor shift the others."""
+        keys = _listing_keys(repository)
+        shard, after = (cursor.shard, cursor.after) if cursor else (0, None)
+        page: list[PackageCoordinate] = []
+        while shard < len(keys):
+            entries = sorted(tuple(entry) for entry in self._get(*keys[shard]) or [])
+            for entry in entries:
+                if after is not None and entry <= after:
+                    continue
+                coordinate = PackageCoordinate(*entry)
+                if keep(coordinate):
+                    page.append(coordinate)
+                    if len(page) == limit:
+                        return page, ListingCursor(shard, entry)
+            shard, after = shard + 1, None
+        return page, None
+
     def records(self) -> Iterator[tuple[str, PackageRecord]]:
         """Every package record of every repository (for gc, verify and the control plane)."""
         for repository in self.repositories():
@@ -227,3 +264,10 @@ class Catalog:
                 if record is not None:
                     yield repository, record
 
+
+def _shard_key(repository: str, shard: int) -> tuple[str, ...]:
+    return ("listing", repository, str(shard))
+
+
+def _listing_keys(repository: str) -> list[tuple[str, ...]]:
+    return [_shard_key(repository, shard) for shard in range(LISTING_SHARDS)]

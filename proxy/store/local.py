@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from proxy.store.catalog import PackageCoordinate, PackageRecord
+from proxy.store.catalog import ListingCursor, PackageCoordinate, PackageRecord
 from proxy.store.metadata import CachedDocument
 from proxy.store.protocols import AssetIngest, BlobService, CatalogService, MetadataService
 from proxy.store.seekable import SeekableBlob
@@ -46,6 +46,16 @@ class LocalCatalog:
 
     async def packages(self, repository: str) -> list[PackageCoordinate]:
         return await asyncio.to_thread(self._catalog.packages, repository)
+
+    async def package_page(
+        self,
+        repository: str,
+        cursor: ListingCursor | None,
+        limit: int,
+        keep: Callable[[PackageCoordinate], bool],
+    ) -> tuple[list[PackageCoordinate], ListingCursor | None]:
+        # Reads up to every shard when ``keep`` refuses most: off the event loop.
+        return await asyncio.to_thread(self._catalog.package_page, repository, cursor, limit, keep)
 
     async def repositories(self) -> list[str]:
         return self._catalog.repositories()
@@ -85,6 +95,22 @@ class LocalBlobs:
 
     def release(self, blob_id: str, *, refused: bool) -> None:
         self._store.release(blob_id, refused=refused)
+
+    async def discard_unreferenced(self, blob_ids: set[str]) -> None:
+        # Scanning every record is what makes "unless another version or repository still references
+        # the blob" hold. A publish of the same bytes racing this could dedup onto a blob that is then
+        # removed: ``verify`` reports such a version.
+        if not blob_ids:
+            return
+        store = self._store
+
+        def release() -> None:
+            referenced = store.referenced_blobs()
+            for blob_id in blob_ids - referenced:
+                store.blobs.delete(blob_id)
+                store.ledger.forget(blob_id)
+
+        await asyncio.to_thread(release)
 
 
 class LocalMetadata:

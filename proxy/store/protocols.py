@@ -23,6 +23,7 @@ from typing import Protocol
 from proxy.store.blobs import BlobCorrupt, BlobError, BlobInfo, BlobMissing
 from proxy.store.catalog import (
     AssetRecord,
+    ListingCursor,
     OriginConfiguration,
     PackageCoordinate,
     PackageRecord,
@@ -41,6 +42,7 @@ __all__ = [
     "BlobService",
     "CachedDocument",
     "CatalogService",
+    "ListingCursor",
     "MetadataService",
     "OriginConfiguration",
     "PackageCoordinate",
@@ -85,6 +87,18 @@ class CatalogService(Protocol):
 
     async def packages(self, repository: str) -> list[PackageCoordinate]:
         """Every package ``repository`` holds (published or cached)."""
+        ...
+
+    async def package_page(
+        self,
+        repository: str,
+        cursor: ListingCursor | None,
+        limit: int,
+        keep: Callable[[PackageCoordinate], bool],
+    ) -> tuple[list[PackageCoordinate], ListingCursor | None]:
+        """Up to ``limit`` packages of ``repository`` that ``keep`` accepts, from ``cursor`` on (None:
+        the start), and the cursor of the next page (None: this was the last). A page reads the listing
+        shards it spans, not the whole repository."""
         ...
 
     async def repositories(self) -> list[str]:
@@ -141,6 +155,11 @@ class BlobService(Protocol):
 
     def open_seekable(self, blob_id: str) -> io.RawIOBase:
         """The blob as a seekable, read-only file. Blocking: call it, and read it, in a worker thread."""
+        ...
+
+    async def discard_unreferenced(self, blob_ids: set[str]) -> None:
+        """Remove those of ``blob_ids`` that no package version of any repository references any more
+        (called after the catalog change that dropped the references)."""
         ...
 
 

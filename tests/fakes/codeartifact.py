@@ -184,6 +184,29 @@ class FakeDomain:
         return order
 
 
+ControlHandler = Callable[[Any, web.Request, ControlRequest, "FakeDomain"], Awaitable[web.Response]]
+
+
+def _controlled(
+    operation: str,
+) -> Callable[[ControlHandler], Callable[[Any, web.Request], Awaitable[web.Response]]]:
+    """A control-plane handler that gets the signed call and its domain, after the service's checks."""
+
+    def wrap(handler: ControlHandler) -> Callable[[Any, web.Request], Awaitable[web.Response]]:
+        async def handle(self: FakeCodeArtifact, request: web.Request) -> web.Response:
+            call = self._authenticate(request, operation)
+            if isinstance(call, web.Response):
+                return call
+            domain = self._domain_of(request.query)
+            if isinstance(domain, web.Response):
+                return domain
+            return await handler(self, request, call, domain)
+
+        return handle
+
+    return wrap
+
+
 class FakeCodeArtifact(FakeServer):
     """The fake service. Construct, fill with ``add_domain(...).add_repository(...)``, start."""
 
@@ -259,6 +282,10 @@ class FakeCodeArtifact(FakeServer):
         service.router.add_post("/v1/authorization-token", self._get_authorization_token)
         service.router.add_get("/v1/repository/endpoint", self._get_repository_endpoint)
         service.router.add_get("/v1/repository", self._describe_repository)
+        service.router.add_post("/v1/repository", self._create_repository)
+        service.router.add_get("/v1/domain", self._describe_domain)
+        service.router.add_post("/v1/domain/repositories", self._list_repositories_in_domain)
+        service.router.add_get("/v1/package/version/asset", self._get_package_version_asset)
         service.router.add_route("*", "/{domain_owner}/{format}/{repository}/{tail:.*}", self._repository)
         s3 = web.Application(middlewares=[self._faults_middleware])
         s3.router.add_get("/s3/{blob}", self._s3_object)
@@ -397,6 +424,85 @@ class FakeCodeArtifact(FakeServer):
             "externalConnections": [],
         }
         return web.json_response({"repository": description})
+
+    def _control(
+        self, request: web.Request, operation: str
+    ) -> tuple[ControlRequest, FakeDomain] | web.Response:
+        """The signed call and its domain, or the error response the service gives instead."""
+        call = self._authenticate(request, operation)
+        if isinstance(call, web.Response):
+            return call
+        domain = self._domain_of(request.query)
+        return domain if isinstance(domain, web.Response) else (call, domain)
+
+    @_controlled("DescribeDomain")
+    async def _describe_domain(
+        self, request: web.Request, call: ControlRequest, domain: FakeDomain
+    ) -> web.Response:
+        description = {
+            "name": domain.name,
+            "owner": domain.owner,
+            "arn": f"arn:aws:codeartifact:{call.region}:{domain.owner}:domain/{domain.name}",
+            "status": "Active",
+            "createdTime": 1700000000.0,
+            "repositoryCount": len(domain.repositories),
+            "assetSizeBytes": 0,
+        }
+        return web.json_response({"domain": description})
+
+    @_controlled("ListRepositoriesInDomain")
+    async def _list_repositories_in_domain(
+        self, request: web.Request, _call: ControlRequest, domain: FakeDomain
+    ) -> web.Response:
+        """Paged by name, ``max-results`` a page (default 2 here, so tests see a second page)."""
+        prefix = request.query.get("repository-prefix", "")
+        names = sorted(n for n in domain.repositories if n.startswith(prefix))
+        after = request.query.get("next-token")
+        if after is not None:
+            names = [n for n in names if n > after]
+        size = int(request.query.get("max-results", "2"))
+        page = names[:size]
+        summaries = [
+            {
+                "name": n,
+                "domainName": domain.name,
+                "domainOwner": domain.owner,
+                "administratorAccount": domain.owner,
+            }
+            for n in page
+        ]
+        body: dict[str, Any] = {"repositories": summaries}
+        if len(names) > size:
+            body["nextToken"] = page[-1]
+        return web.json_response(body)
+
+    @_controlled("GetPackageVersionAsset")
+    async def _get_package_version_asset(
+        self, request: web.Request, _call: ControlRequest, domain: FakeDomain
+    ) -> web.Response:
+        """An npm tarball of the repository itself (no upstreams), as GetPackageVersionAsset sends it."""
+        query = request.query
+        repository = domain.repositories.get(query.get("repository", ""))
+        scope = f"@{query['namespace']}/" if query.get("namespace") else ""
+        key = f"{scope}{query.get('package', '')}/-/{query.get('asset', '')}"
+        if repository is None or query.get("format") != "npm" or key not in repository.npm_tarballs:
+            return _aws_error(404, "ResourceNotFoundException", "Asset not found")
+        headers = {
+            "X-AssetName": query["asset"],
+            "X-PackageVersion": query.get("version", ""),
+            "X-PackageVersionRevision": "rev-1",
+        }
+        return web.Response(body=repository.npm_tarballs[key], headers=headers)
+
+    @_controlled("CreateRepository")
+    async def _create_repository(
+        self, request: web.Request, _call: ControlRequest, domain: FakeDomain
+    ) -> web.Response:
+        name = request.query.get("repository", "")
+        if name in domain.repositories:
+            return _aws_error(409, "ConflictException", f"Repository {name} already exists")
+        domain.add_repository(name)
+        return web.json_response({"repository": {"name": name, "domainName": domain.name}})
 
     # ---- repository endpoints --------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ and rendered and compressed once per change.
 
 A format gives ``resolve(repository, key)``: it walks the chain (``proxy.repository.resolve``) and
 returns a ``Resolution``: a fingerprint of the answers, when to ask again, whether a stale copy was
-used, and ``merge`` to build the merged view (None: no place has the document). The cache adds the
+used, the versions the chain's statuses hide from listings, and ``merge(hidden)`` to build the merged
+view without them (None: no place has the document). The cache adds the
 rest, the same for every format:
 
 - freshness: a view is served from memory until its ``expires``; a warm request costs a dictionary
@@ -76,7 +77,9 @@ class Resolution(Generic[V]):
     expires: float  # time.time() after which the chain is asked again
     stale: bool  # some answer is a cached copy served because its upstream failed
     size: int  # bytes of the answers: the memory they take, and whether merging is offloaded
-    merge: Callable[[], V | None]  # the merged view; None when no place has the document
+    # merge(hidden): the merged view without the hidden versions; None when no place has the document.
+    merge: Callable[[frozenset[str]], V | None]
+    hidden: frozenset[str] = frozenset()  # versions the chain's statuses keep out of listings
 
 
 @dataclass
@@ -120,6 +123,11 @@ class MergedDocuments(Generic[K, V]):
         for key in [key for key in self._entries if self._package(key[1]) == package]:
             self._entries.pop(key, None)
 
+    def invalidate_all(self) -> None:
+        """Forget every merged view (a repository's upstream list changed: any chain may differ now)."""
+        self._generation += 1
+        self._entries.clear()
+
     async def get(self, repository: str, key: K) -> Entry[V]:
         """The merged view, fresh or refreshed. Raises NoUpstreamAnswered when every place failed and
         nothing may be served instead."""
@@ -149,11 +157,13 @@ class MergedDocuments(Generic[K, V]):
 
     async def _rebuild(self, repository: str, key: K, previous: Entry[V] | None) -> Entry[V]:
         resolution = await self._resolve(repository, key)
-        if previous is not None and previous.fingerprint == resolution.fingerprint:
+        # A status change hides or shows versions with the same answers: it is part of the fingerprint.
+        fingerprint = (resolution.fingerprint, resolution.hidden)
+        if previous is not None and previous.fingerprint == fingerprint:
             previous.expires, previous.stale = resolution.expires, resolution.stale
             return previous
-        value = await offload(resolution.size, resolution.merge)
-        return Entry(value, resolution.fingerprint, resolution.expires, resolution.stale, resolution.size)
+        value = await offload(resolution.size, lambda: resolution.merge(resolution.hidden))
+        return Entry(value, fingerprint, resolution.expires, resolution.stale, resolution.size)
 
     def _keep(self, slot: tuple[str, K], entry: Entry[V]) -> None:
         try:

@@ -49,6 +49,15 @@ class AssetLocator(Generic[K]):
     def forget(self, repository: str, key: K) -> None:
         self._known.pop((repository, key), None)
 
+    def forget_where(self, belongs: Callable[[K], bool]) -> None:
+        """Forget the locations of the assets whose key ``belongs`` (one package's: its statuses changed)."""
+        for slot in [slot for slot in self._known if belongs(slot[1])]:
+            self._known.pop(slot, None)
+
+    def forget_all(self) -> None:
+        """Forget where every asset was found (a repository's upstream list changed)."""
+        self._known.clear()
+
     async def locate(self, repository: str, key: K, sink: StreamedAsset | None = None) -> AssetRecord:
         """The asset's record, located once however many requests ask at once (only the first one's
         ``sink`` is used). Raises what ``locate`` raises (a refusal, an upstream failure, a 404)."""

@@ -4,6 +4,7 @@ maven-metadata.xml, ``mvn deploy``)."""
 from __future__ import annotations
 
 from proxy.formats.format import Services
+from proxy.formats.maven import details
 from proxy.formats.maven.routes import MavenService
 from proxy.store.protocols import PackageCoordinate
 from proxy.upstream.http import basic_authorization
@@ -17,6 +18,11 @@ class Maven:
 
     def display_name(self, coordinate: PackageCoordinate) -> str:
         return f"{coordinate.namespace}:{coordinate.name}"
+
+    # The /v1 API's format knowledge (proxy.formats.maven.details).
+    coordinate = staticmethod(details.coordinate)
+    version_details = staticmethod(details.version_details)
+    versions_copied = staticmethod(details.versions_copied)
 
     def serve(self, services: Services) -> MavenService:
         return MavenService(services)

@@ -79,6 +79,14 @@ class Assets:
     def forget(self, repository: str, path: ArtifactPath) -> None:
         self._locator.forget(repository, _asset(path))
 
+    def forget_package(self, package: PackageCoordinate) -> None:
+        """Forget where the assets of ``package`` were found, in every repository."""
+        self._locator.forget_where(lambda path: coordinate_of(path) == package)
+
+    def forget_all(self) -> None:
+        """Forget where every asset was found in every repository."""
+        self._locator.forget_all()
+
     async def _locate(self, repository: str, path: ArtifactPath, sink: StreamedAsset | None) -> AssetRecord:
         coordinate = coordinate_of(path)
         taken_from: list[str] = []
@@ -99,7 +107,9 @@ class Assets:
 
         places = self._services.chain.places(repository)
         try:
-            asset = await first_found(self._services.catalog, places, coordinate, local, remote, go_on)
+            asset = await first_found(
+                self._services.catalog, places, coordinate, local, remote, go_on, version=path.version
+            )
         except UpstreamsBlocked as exc:
             raise web.HTTPNotFound(
                 reason=f"{path.filename} is not in repository {exc.repository}, where "

@@ -54,6 +54,10 @@ class MetadataDocuments:
         """Forget the package's documents (artifact and SNAPSHOT version level) in every repository."""
         self._documents.invalidate(f"{package.namespace}:{package.name}")
 
+    def invalidate_all(self) -> None:
+        """Forget every merged view in every repository."""
+        self._documents.invalidate_all()
+
     async def rendered(self, repository: str, path: MetadataPath) -> tuple[Rendered, bool] | None:
         """The merged document and whether some upstream's part of it is stale; None when no place of
         the chain has one. Raises NoUpstreamAnswered when every upstream failed and nothing is known."""
@@ -72,9 +76,10 @@ class MetadataDocuments:
             lambda _repository, record: _local_document(record, path),
             lambda upstream: self._remote_document(upstream, path),
         )
-        merged = merge(doc for _, doc in resolution.found) if resolution.found else None
+        hidden = resolution.unlisted
+        merged = merge((doc for _, doc in resolution.found), hidden) if resolution.found else None
         # The merged document is its own fingerprint: an unchanged one keeps its rendering and ETag.
-        return Resolution(merged, time.time() + self._recheck, resolution.stale, 0, lambda: merged)
+        return Resolution(merged, time.time() + self._recheck, resolution.stale, 0, lambda _: merged, hidden)
 
     async def _remote_document(
         self, upstream: Upstream, path: MetadataPath

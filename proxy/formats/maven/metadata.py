@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import defusedxml.ElementTree as SafeET
@@ -141,10 +141,11 @@ def _snapshot(element: ET.Element | None) -> Snapshot | None:
 
 
 # -- merge ----------------------------------------------------------------------------------------
-def merge(documents: Iterable[MavenMetadata]) -> MavenMetadata:
-    """One document from the chain's answers, given in chain order."""
+def merge(documents: Iterable[MavenMetadata], hidden: Collection[str] = ()) -> MavenMetadata:
+    """One document from the chain's answers, given in chain order, without the ``hidden`` versions
+    (see proxy.repository.status)."""
     docs = list(documents)
-    versions = sort_versions(v for doc in docs for v in doc.versions)
+    versions = sort_versions(v for doc in docs for v in doc.versions if v not in hidden)
     releases = [v for v in versions if not is_snapshot(v)]
     snapshot_versions: dict[tuple[str, str], SnapshotVersion] = {}
     for doc in docs:

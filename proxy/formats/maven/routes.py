@@ -40,6 +40,11 @@ class MavenService:
 
     def invalidate(self, package: PackageCoordinate) -> None:
         self.documents.invalidate(package)
+        self.assets.forget_package(package)
+
+    def invalidate_all(self) -> None:
+        self.documents.invalidate_all()
+        self.assets.forget_all()
 
 
 MAVEN = web.AppKey("maven", MavenService)

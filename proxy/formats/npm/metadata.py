@@ -16,7 +16,7 @@ Rendering rewrites every ``dist.tarball`` to the proxy. Pure functions on plain 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -141,8 +141,9 @@ def local_document(package: PackageName, record: PackageRecord) -> Document | No
 
 
 # -- merging ------------------------------------------------------------------------------------
-def merge(package: PackageName, found: Iterable[PlaceDocument]) -> Packument:
-    """Merge the places' packuments (in chain order) by the rules in the module docstring."""
+def merge(package: PackageName, found: Iterable[PlaceDocument], hidden: Collection[str] = ()) -> Packument:
+    """Merge the places' packuments (in chain order) by the rules in the module docstring, without the
+    ``hidden`` versions (see proxy.repository.status)."""
     versions: dict[str, Document] = {}
     sources: dict[str, VersionSource] = {}
     times: dict[str, str] = {}
@@ -156,7 +157,7 @@ def merge(package: PackageName, found: Iterable[PlaceDocument]) -> Packument:
             fields = {k: v for k, v in doc.items() if k not in _DROPPED_TOP_LEVEL}
         doc_time = _string_map(doc.get("time"))
         for version, vdoc in _dict(doc.get("versions")).items():
-            if version in versions or not isinstance(vdoc, dict):
+            if version in versions or version in hidden or not isinstance(vdoc, dict):
                 continue
             versions[version] = vdoc
             sources[version] = _source(item, vdoc)

@@ -67,6 +67,10 @@ class Packuments:
         """Forget the package (its full name) in every repository."""
         self._documents.invalidate(package)
 
+    def invalidate_all(self) -> None:
+        """Forget every merged view in every repository."""
+        self._documents.invalidate_all()
+
     async def lookup(self, repository: str, package: PackageName) -> Entry[Packument]:
         """The merged packument (``value``; None when no place has it), fresh or refreshed. Raises
         NoUpstreamAnswered when every place failed and nothing was merged before."""
@@ -121,13 +125,13 @@ class Packuments:
         fingerprint = hashlib.sha1(b"".join(p.name.encode() + b"\0" + a.digest for p, a in found)).digest()
         documents = [(p.name, not p.is_repository, a.load) for p, a in found]
 
-        def merged() -> Packument | None:
+        def merged(hidden: frozenset[str]) -> Packument | None:
             if not documents:
                 return None
-            return merge(package, [PlaceDocument(name, up, load()) for name, up, load in documents])
+            return merge(package, [PlaceDocument(name, up, load()) for name, up, load in documents], hidden)
 
         size = sum(a.size for _, a in found)
-        return Resolution(fingerprint, expires, resolution.stale, size, merged)
+        return Resolution(fingerprint, expires, resolution.stale, size, merged, resolution.unlisted)
 
 
 def _render(packument: Packument, tarballs: str, abbreviated: bool) -> Rendered:

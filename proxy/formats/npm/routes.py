@@ -50,6 +50,11 @@ class NpmService:
 
     def invalidate(self, package: PackageCoordinate) -> None:
         self.packuments.invalidate(full_name(package))
+        self.tarballs.forget_package(full_name(package))
+
+    def invalidate_all(self) -> None:
+        self.packuments.invalidate_all()
+        self.tarballs.forget_all()
 
     def base_url(self, request: web.Request) -> str:
         return base_url(request, self.services.public_url)

@@ -36,6 +36,14 @@ class Tarballs:
         self._packuments = packuments
         self._locator: AssetLocator[tuple[PackageName, str]] = AssetLocator(services.blobs, self._locate_key)
 
+    def forget_package(self, package: str) -> None:
+        """Forget where the tarballs of ``package`` (its full name) were found, in every repository."""
+        self._locator.forget_where(lambda key: key[0].full == package)
+
+    def forget_all(self) -> None:
+        """Forget where every asset was found in every repository."""
+        self._locator.forget_all()
+
     async def serve(
         self, request: web.Request, repository: str, package: PackageName, file: str
     ) -> web.StreamResponse:

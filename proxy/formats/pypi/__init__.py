@@ -11,6 +11,7 @@ and JSON renderings), ``pages`` (reading upstream pages), ``merge`` (the chain's
 from __future__ import annotations
 
 from proxy.formats.format import Services
+from proxy.formats.pypi import details
 from proxy.formats.pypi.routes import PypiService
 from proxy.store.protocols import PackageCoordinate
 from proxy.upstream.http import basic_authorization
@@ -24,6 +25,11 @@ class Pypi:
 
     def display_name(self, coordinate: PackageCoordinate) -> str:
         return coordinate.name
+
+    # The /v1 API's format knowledge (proxy.formats.pypi.details).
+    coordinate = staticmethod(details.coordinate)
+    version_details = staticmethod(details.version_details)
+    versions_copied = staticmethod(details.versions_copied)
 
     def serve(self, services: Services) -> PypiService:
         return PypiService(services)

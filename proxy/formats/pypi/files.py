@@ -85,6 +85,14 @@ class Files:
             services.blobs, self._locate, _MAX_REMEMBERED
         )
 
+    def forget_project(self, project: str) -> None:
+        """Forget where the files of ``project`` were found, in every repository."""
+        self._locator.forget_where(lambda key: key[0] == project)
+
+    def forget_all(self) -> None:
+        """Forget where every asset was found in every repository."""
+        self._locator.forget_all()
+
     def remember(self, repository: str, project: str, asset: AssetRecord) -> None:
         self._locator.remember(repository, (project, asset.name), asset)
 

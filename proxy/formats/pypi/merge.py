@@ -10,10 +10,10 @@ wheel, when that wheel is the one listed (same sha256). Pure functions; no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from proxy.formats.pypi.names import METADATA_SUFFIX
+from proxy.formats.pypi.names import METADATA_SUFFIX, parse_filename
 from proxy.formats.pypi.simple import DistFile, ProjectPage
 from proxy.store.catalog import AssetRecord
 from proxy.upstream.base import Upstream
@@ -48,10 +48,19 @@ class Project:
         )
 
 
-def merge(name: str, answers: Iterable[Iterable[Offer]], held: Mapping[str, AssetRecord]) -> Project:
+def merge(
+    name: str,
+    answers: Iterable[Iterable[Offer]],
+    held: Mapping[str, AssetRecord],
+    hidden: Collection[str] = (),
+) -> Project:
+    """The merged project, without the files of ``hidden`` versions (see proxy.repository.status)."""
     offers: dict[str, Offer] = {}
     for answer in answers:
         for offer in answer:
+            parsed = parse_filename(offer.file.filename) if hidden else None
+            if parsed is not None and parsed.version in hidden:
+                continue
             if offer.file.filename not in offers:
                 offers[offer.file.filename] = replace(offer, file=complete(offer.file, held))
     return Project(name, offers, held)

@@ -75,6 +75,10 @@ class ProjectViews:
     def invalidate(self, project: str) -> None:
         self._documents.invalidate(project)
 
+    def invalidate_all(self) -> None:
+        """Forget every merged view in every repository."""
+        self._documents.invalidate_all()
+
     async def _resolve(self, repository: str, project: str) -> Resolution[Project]:
         services = self._services
         ttl = services.metadata_ttl
@@ -107,14 +111,14 @@ class ProjectViews:
         if resolution.failed or resolution.stale:
             expiries.append(time.time() + RETRY_AFTER_FAILURE)
 
-        def merged() -> Project | None:
+        def merged(hidden: frozenset[str]) -> Project | None:
             if not resolution.found:
                 return None
             held = held_assets(records[p.name] for p in places if p.name in records)
-            return merge(project, (offers for _, offers in resolution.found), held)
+            return merge(project, (offers for _, offers in resolution.found), held, hidden)
 
         # Every refresh merges again (object(): no two resolutions compare equal).
-        return Resolution(object(), min(expiries), resolution.stale, sum(sizes), merged)
+        return Resolution(object(), min(expiries), resolution.stale, sum(sizes), merged, resolution.unlisted)
 
 
 def _parser(project: str) -> Callable[[bytes], list[DistFile]]:

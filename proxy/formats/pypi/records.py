@@ -10,8 +10,9 @@ version says, per file, what the upload declared::
 ``core_metadata`` false: the metadata is stored but not advertised (an sdist whose metadata is not
 reliable, see ``coremeta.sdist_metadata_is_static``).
 
-Statuses: Published versions are listed; Unlisted ones are listed as yanked (PEP 592: installable when
-pinned, never chosen otherwise); Archived and Disposed ones are neither listed nor served.
+Statuses (``proxy.repository.status``): only listed versions reach ``published_offers`` (resolve
+filters them); Unlisted files are still served by their URL; Archived and Disposed ones are not served,
+whether published here or cached from an upstream.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from packaging.version import Version
 from proxy.formats.pypi.merge import Offer, Source
 from proxy.formats.pypi.names import METADATA_SUFFIX
 from proxy.formats.pypi.simple import DistFile
+from proxy.repository.status import fetchable
 from proxy.store.catalog import AssetRecord, PackageRecord, PackageVersionRecord
-
-SERVED_STATUSES = frozenset({"Published", "Unlisted"})
 
 
 def file_entry(requires_python: str | None, core_metadata: bool) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def file_entry(requires_python: str | None, core_metadata: bool) -> dict[str, An
 
 
 def _served(version: PackageVersionRecord) -> bool:
-    return version.origin.origin_type == "EXTERNAL" or version.status in SERVED_STATUSES
+    return fetchable(version)
 
 
 def _by_version(record: PackageRecord) -> list[PackageVersionRecord]:

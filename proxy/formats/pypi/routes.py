@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.config.model import RepositoryConfig
 from proxy.formats.common.documents import Rendered
 from proxy.formats.common.http import STALE_WARNING, base_url
 from proxy.formats.format import Services
@@ -27,6 +26,7 @@ from proxy.formats.pypi.simple import render_index
 from proxy.formats.pypi.upload import publish
 from proxy.repository.errors import Refused
 from proxy.store.protocols import PackageCoordinate
+from proxy.store.repositories import RepositoryRecord
 
 
 class PypiService:
@@ -46,6 +46,11 @@ class PypiService:
 
     def invalidate(self, package: PackageCoordinate) -> None:
         self.views.invalidate(package.name)
+        self.files.forget_project(package.name)
+
+    def invalidate_all(self) -> None:
+        self.views.invalidate_all()
+        self.files.forget_all()
 
 
 PYPI = web.AppKey("pypi", PypiService)
@@ -55,7 +60,7 @@ def _base_url(request: web.Request) -> str:
     return base_url(request, request.app[PYPI].services.public_url)
 
 
-def _repository(request: web.Request) -> RepositoryConfig:
+def _repository(request: web.Request) -> RepositoryRecord:
     name = request.match_info["repo"]
     repository = request.app[PYPI].services.repositories.get(name)
     if repository is None:

@@ -1,0 +1,172 @@
+"""Fronted domains on /v1: a request whose ``domain`` query parameter names a ``[codeartifact.X]``
+domain is answered by CodeArtifact, not by the proxy's own domain.
+
+Read operations (List*, Describe*, GetPackageVersionReadme, GetPackageVersionAsset) are forwarded,
+signed by botocore with the proxy's own credentials (the credential chain of that domain's token
+provider), so a build agent with no AWS credentials can look into the real domain. Everything else is a
+write and refused with AccessDeniedException, unless ``allow_writes = true`` on that
+``[codeartifact.X]``. GetAuthorizationToken is never forwarded: it would hand out the proxy's access.
+
+The layer sits before every local handler (a middleware on /v1): the request is parsed and checked by
+the service model as a local one would be, the call goes through botocore (off the event loop), and
+botocore's parsed answer is serialised back by the same model; CodeArtifact's errors keep their code,
+message and status. Concurrency: botocore clients are thread-safe; one per fronted domain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from botocore import xform_name
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.model import OperationModel
+
+from proxy.api.binding import parse_input, serialise_output
+from proxy.api.errors import ApiError, access_denied
+from proxy.api.model import service_model
+from proxy.api.services import API
+from proxy.codeartifact.domain import DomainClient, classify
+from proxy.config.model import CodeArtifactDomain
+
+log = logging.getLogger(__name__)
+
+READS = frozenset({"GetPackageVersionReadme", "GetPackageVersionAsset"})
+NEVER_FORWARDED = frozenset({"GetAuthorizationToken"})
+CHUNK = 256 * 1024
+_BODY_HEADERS = ("content-type", "content-length")
+
+
+class FrontedDomains:
+    """The botocore clients of the fronted domains, by CodeArtifact domain name."""
+
+    def __init__(self, domains: Mapping[str, CodeArtifactDomain]) -> None:
+        self._clients = {d.domain: DomainClient(d) for d in domains.values()}
+
+    def get(self, domain: str | None) -> DomainClient | None:
+        return self._clients.get(domain or "")
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+
+FRONTED = web.AppKey("fronted_domains", FrontedDomains)
+
+
+def install(app: web.Application) -> None:
+    """Answer /v1 requests for fronted domains in ``app`` (before its local handlers)."""
+    domains = app[API].codeartifact
+    if not domains:
+        return
+    app[FRONTED] = FrontedDomains(domains)
+    app.middlewares.append(_middleware)
+
+    async def close(app: web.Application) -> None:
+        app[FRONTED].close()
+
+    app.on_cleanup.append(close)
+
+
+def is_read(operation: str) -> bool:
+    return operation.startswith(("List", "Describe")) or operation in READS
+
+
+@web.middleware
+async def _middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    client = (
+        request.app[FRONTED].get(request.query.get("domain")) if request.path.startswith("/v1/") else None
+    )
+    op = _operation(request) if client is not None else None
+    if client is None or op is None:
+        return await handler(request)
+    try:
+        return await forward(request, op, client)
+    except ApiError as exc:
+        return exc.response()
+
+
+def _operation(request: web.Request) -> OperationModel | None:
+    """The model's operation for the request's method and path."""
+    return _operations().get((request.method, request.path))
+
+
+@functools.cache
+def _operations() -> dict[tuple[str, str], OperationModel]:
+    model = service_model()
+    ops = (model.operation_model(name) for name in model.operation_names)
+    return {(op.http["method"], op.http["requestUri"].split("?")[0]): op for op in ops}
+
+
+async def forward(request: web.Request, op: OperationModel, client: DomainClient) -> web.StreamResponse:
+    """Answer ``op`` from CodeArtifact. Raises ApiError for a refused write or a malformed request."""
+    domain = client.config
+    if op.name in NEVER_FORWARDED:
+        raise access_denied(
+            f"{op.name} on domain {domain.domain} is not forwarded: it would hand out the proxy's access"
+        )
+    if not is_read(op.name) and not domain.allow_writes:
+        raise access_denied(
+            f"{op.name} on domain {domain.domain} is refused: this proxy forwards only read operations "
+            f"(List*, Describe*, GetPackageVersionReadme, GetPackageVersionAsset) unless "
+            f"allow_writes = true on [codeartifact.{domain.name}]"
+        )
+    params = await parse_input(op, request)
+    for name, value in list(params.items()):
+        if isinstance(value, web.Request):  # a streamed payload (an asset being published)
+            params[name] = await value.read()
+    if "domainOwner" in op.input_shape.members:
+        params.setdefault("domainOwner", domain.domain_owner)
+    try:
+        result = await asyncio.to_thread(client.call_as_is, xform_name(op.name), params)
+    except ClientError as exc:
+        return _error_response(exc)
+    except BotoCoreError as exc:
+        reason, _detail = classify(exc)
+        log.warning("/v1 %s for fronted domain %s failed: %s", op.name, domain.name, reason)
+        return _bad_gateway(f"CodeArtifact domain {domain.domain} could not be asked: {reason}")
+    result.pop("ResponseMetadata", None)
+    payload = op.output_shape.serialization.get("payload") if op.output_shape else None
+    if payload and payload in result:
+        return await _stream(request, op, result, payload)
+    return serialise_output(op, result)
+
+
+def _error_response(exc: ClientError) -> web.Response:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code") or "")
+    message = str(error.get("Message") or code)
+    if code in {shape.name for shape in service_model().error_shapes}:
+        fields = {k: v for k, v in error.items() if k in ("resourceId", "resourceType", "reason")}
+        return ApiError(code, message, **fields).response()
+    return _bad_gateway(f"CodeArtifact answered {code or 'an unknown error'}: {message}")
+
+
+def _bad_gateway(message: str) -> web.Response:
+    return web.json_response(
+        {"message": message}, status=502, headers={"x-amzn-ErrorType": "InternalServerException"}
+    )
+
+
+async def _stream(
+    request: web.Request, op: OperationModel, result: dict[str, Any], payload: str
+) -> web.StreamResponse:
+    """Send a streamed output member (an asset's bytes) with the output's header members."""
+    body = result.pop(payload)
+    headers = serialise_output(op, result).headers
+    response = web.StreamResponse(
+        headers={k: v for k, v in headers.items() if k.lower() not in _BODY_HEADERS}
+    )
+    response.content_type = "application/octet-stream"
+    await response.prepare(request)
+    try:
+        while chunk := await asyncio.to_thread(body.read, CHUNK):
+            await response.write(chunk)
+    finally:
+        body.close()
+    await response.write_eof()
+    return response

@@ -1,0 +1,20 @@
+"""The /v1 routes: importing each API module registers its operations; ``add_routes`` routes them.
+
+Operations on a ``[codeartifact.X]`` domain the proxy fronts are answered by CodeArtifact
+(``proxy.api.fronted``), before any local handler runs.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from proxy.api import binding, domains, fronted, package_versions, packages, repositories
+from proxy.api.services import API, ApiServices
+
+API_MODULES = (domains, repositories, packages, package_versions)
+
+
+def add_routes(app: web.Application, services: ApiServices) -> None:
+    app[API] = services
+    fronted.install(app)
+    binding.add_routes(app)
