@@ -10,6 +10,7 @@ from proxy.config.loader import (
 )
 from proxy.config.model import (
     FORMATS,
+    AuthConfig,
     CacheConfig,
     CodeArtifactDomain,
     CodeArtifactUpstream,
@@ -17,6 +18,7 @@ from proxy.config.model import (
     Credentials,
     Format,
     Listen,
+    PrincipalConfig,
     RegistryUpstream,
     RepositoryConfig,
     ServerConfig,
@@ -26,6 +28,7 @@ from proxy.config.model import (
 __all__ = [
     "ENV_VAR",
     "FORMATS",
+    "AuthConfig",
     "CacheConfig",
     "CodeArtifactDomain",
     "CodeArtifactUpstream",
@@ -34,6 +37,7 @@ __all__ = [
     "Credentials",
     "Format",
     "Listen",
+    "PrincipalConfig",
     "RegistryUpstream",
     "RepositoryConfig",
     "ServerConfig",

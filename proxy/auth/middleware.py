@@ -1,0 +1,215 @@
+"""The authentication and authorization middlewares.
+
+Control plane (``/v1/``): a SigV4-signed request is its principal's (proxy.auth.sigv4); then the
+policies must allow ``codeartifact:<Operation>`` on the domain or the repository the request names.
+Refusals are 403 with CodeArtifact's ``AccessDeniedException`` shape.
+
+Data plane (``/npm/R/``, ``/pypi/R/``, ``/maven/R/``): the token of GetAuthorizationToken, as npm sends
+it (``Authorization: Bearer``) or pip, twine and Maven do (HTTP Basic, user ``aws``, the token as
+password). Reads need ``ReadFromRepository``, uploads ``PublishPackageVersion``, npm dist-tag changes
+``PutPackageMetadata``, deletes ``DeletePackageVersions``. No, an expired or a forged token is 401 with
+``WWW-Authenticate: Basic realm=...`` (what makes Maven retry with credentials, npm say it needs
+authentication and pip ask for credentials); a valid token without the right is 403.
+
+Either way, what ``[auth] anonymous`` allows needs no credentials at all (so a stale token on a laptop
+is no obstacle), and /healthz, /readyz and /metrics are never checked. Every write is audited once its
+answer is known. Nothing here logs or echoes a token, a secret or a signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.streams import StreamReader
+
+from proxy.api.binding import operation_of
+from proxy.api.errors import access_denied
+from proxy.api.model import service_model
+from proxy.auth.authorizer import AUTHORIZER, CALLER, READ_ACTION, Authorizer, is_read
+from proxy.auth.principals import Principal
+from proxy.auth.sigv4 import SignatureRefused, SignedRequest, is_signed, verify
+from proxy.auth.tokens import TokenRefused
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REALM = 'Basic realm="codeartifact-proxy"'
+_DATA_PLANE = ("npm", "pypi", "maven")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    authorizer = request.app[AUTHORIZER]
+    first = request.path.split("/", 2)[1] if request.path.count("/") >= 1 else ""
+    if first == "v1":
+        return await _control_plane(request, handler, authorizer)
+    if first in _DATA_PLANE and request.path.count("/") >= 2:
+        return await _data_plane(request, handler, authorizer, first)
+    return await handler(request)
+
+
+# -- control plane --------------------------------------------------------------------------------
+async def _control_plane(
+    request: web.Request, handler: Handler, authorizer: Authorizer
+) -> web.StreamResponse:
+    operation = operation_of(request)
+    if operation is None:
+        return await handler(request)  # not an operation: the binding answers with its error shape
+    try:
+        principal = await _signer(request, authorizer, operation)
+    except SignatureRefused as exc:
+        return access_denied(str(exc)).response()
+    repository = request.query.get("repository")
+    if not authorizer.allowed(principal, operation, repository):
+        return access_denied(
+            f"User: {principal.arn} is not authorized to perform: codeartifact:{operation} "
+            f"on resource: {authorizer.resource_arn(repository)}"
+        ).response()
+    request[CALLER] = principal
+    response = await handler(request)
+    if not is_read(operation):
+        package = request.query.get("package")
+        authorizer.audit.write(
+            principal=principal.name,
+            operation=operation,
+            result=response.status,
+            repository=repository,
+            package=package if package is None else _qualified(request.query.get("namespace"), package),
+            versions=request.get(_VERSIONS),
+        )
+    return response
+
+
+_VERSIONS = "codeartifact_proxy.audit_versions"
+
+
+async def _signer(request: web.Request, authorizer: Authorizer, operation: str) -> Principal:
+    """The principal that signed ``request``, or the anonymous one when anonymity may do this."""
+    if not is_signed(request.headers):
+        if authorizer.anonymous_may(operation):
+            return authorizer.anonymous
+        raise SignatureRefused("the request is not signed; sign it with a principal's access key (SigV4)")
+    body = await request.read()
+    _replay_body(request, body)
+    _remember_versions(request, body)
+    op = service_model().operation_model(operation)
+    signed = SignedRequest(
+        method=request.method,
+        raw_path=request.raw_path,
+        headers=request.headers,
+        body=body,
+        unsigned_body_allowed=op.auth_type == "v4-unsigned-body",
+    )
+    try:
+        return verify(signed, authorizer.principals)
+    except SignatureRefused:
+        key = _access_key(request.headers.get("Authorization", ""))
+        # The laptop default accepts the aws CLI with whatever dummy keys it has.
+        if authorizer.anonymous_mode == "all" and authorizer.principals.by_access_key(key) is None:
+            return authorizer.anonymous
+        raise
+
+
+def _access_key(authorization: str) -> str:
+    _, _, rest = authorization.partition("Credential=")
+    return rest.split("/", 1)[0]
+
+
+def _replay_body(request: web.Request, body: bytes) -> None:
+    """Give the handler the body the middleware read, as a fresh stream (aiohttp reads a body once)."""
+    reader = StreamReader(request.protocol, 2**16, loop=asyncio.get_running_loop())
+    reader.feed_data(body)
+    reader.feed_eof()
+    request._payload = reader
+
+
+def _remember_versions(request: web.Request, body: bytes) -> None:
+    try:
+        doc = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return
+    if isinstance(doc, dict) and isinstance(doc.get("versions"), list):
+        request[_VERSIONS] = [str(v) for v in doc["versions"]][:100]
+
+
+def _qualified(namespace: str | None, package: str) -> str:
+    return f"{namespace}/{package}" if namespace else package
+
+
+# -- data plane -----------------------------------------------------------------------------------
+async def _data_plane(
+    request: web.Request, handler: Handler, authorizer: Authorizer, fmt: str
+) -> web.StreamResponse:
+    _, _, repository, *rest = request.path.split("/", 3)
+    tail = rest[0] if rest else ""
+    action = _data_action(fmt, request.method, tail)
+    token = _token_of(request.headers.get("Authorization", ""))
+    if authorizer.anonymous_may(action):
+        principal = authorizer.anonymous
+    elif token is None:
+        return _unauthorized("this repository needs an authorization token (GetAuthorizationToken)")
+    else:
+        try:
+            claims = authorizer.tokens.verify(token)
+        except TokenRefused as exc:
+            return _unauthorized(str(exc))
+        found = authorizer.principals.by_name(claims.principal)
+        if found is None:
+            return _unauthorized("the token's principal is no longer configured")
+        principal = found
+        if not authorizer.allowed(principal, action, repository):
+            return web.json_response(
+                {
+                    "error": f"{principal.arn} is not authorized to perform codeartifact:{action} "
+                    f"on {authorizer.resource_arn(repository)}"
+                },
+                status=403,
+            )
+    request[CALLER] = principal
+    response = await handler(request)
+    if action != READ_ACTION:
+        authorizer.audit.write(
+            principal=principal.name,
+            operation=action,
+            result=response.status,
+            repository=repository,
+            package=f"{fmt}:{tail}" if tail else fmt,
+        )
+    return response
+
+
+def _data_action(fmt: str, method: str, tail: str) -> str:
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return READ_ACTION
+    if fmt == "npm" and tail.startswith("-/npm/v1/security/"):
+        return READ_ACTION  # npm's audit asks with a POST but changes nothing
+    if method == "DELETE":
+        return "DeletePackageVersions"
+    if fmt == "npm" and "/dist-tags/" in f"/{tail}":
+        return "PutPackageMetadata"
+    return "PublishPackageVersion"
+
+
+def _token_of(authorization: str) -> str | None:
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        _, _, password = decoded.partition(":")
+        return password
+    return None
+
+
+def _unauthorized(reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=401, headers={"WWW-Authenticate": REALM})
