@@ -4,7 +4,8 @@ action on this resource?
 
 Rules, in order: what ``[auth] anonymous`` lets anyone do is allowed to everyone ("all": everything,
 "read": reading, "none": nothing); an admin principal may do everything; otherwise IAM's evaluation
-over the domain's policy and, for a repository, the repository's policy (proxy.auth.policy).
+over the domain's policy and, for a repository, the repository's policy (proxy.auth.policy), where
+GetAuthorizationToken is allowed to every principal that no policy explicitly denies it.
 
 Concurrency: use from the application's event loop.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from proxy.auth.audit import AuditLog
-from proxy.auth.policy import Policy, decide, parse
+from proxy.auth.policy import Policy, evaluate, parse
 from proxy.auth.policy_store import DOMAIN_KEY, PolicyStore
 from proxy.auth.principals import Principal, Principals
 from proxy.auth.tokens import TokenKeeper
@@ -28,6 +29,9 @@ from proxy.store.keyring import KeyRing
 log = logging.getLogger(__name__)
 
 READ_ACTION = "ReadFromRepository"
+# Every principal may get a token for itself (unless a policy denies it): a token carries no more
+# rights than its principal has. IAM would ask an identity policy, which the proxy does not have.
+SELF_SERVICE = frozenset({"GetAuthorizationToken"})
 # /v1 operations that change nothing; the rest are writes, audited and refused to "read" anonymity.
 _READ_PREFIXES = ("Get", "List", "Describe")
 
@@ -72,7 +76,10 @@ class Authorizer:
             return True
         domain = self.principals.domain
         resource = domain.arn() if repository is None else domain.repository_arn(repository)
-        return decide(principal, f"codeartifact:{action}", resource, self._policies_for(repository))
+        verdict = evaluate(principal, f"codeartifact:{action}", resource, self._policies_for(repository))
+        if verdict == "implicit":
+            return action in SELF_SERVICE and not principal.anonymous
+        return verdict == "allow"
 
     def resource_arn(self, repository: str | None) -> str:
         domain = self.principals.domain

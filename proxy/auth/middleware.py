@@ -7,9 +7,10 @@ Refusals are 403 with CodeArtifact's ``AccessDeniedException`` shape.
 Data plane (``/npm/R/``, ``/pypi/R/``, ``/maven/R/``): the token of GetAuthorizationToken, as npm sends
 it (``Authorization: Bearer``) or pip, twine and Maven do (HTTP Basic, user ``aws``, the token as
 password). Reads need ``ReadFromRepository``, uploads ``PublishPackageVersion``, npm dist-tag changes
-``PutPackageMetadata``, deletes ``DeletePackageVersions``. No, an expired or a forged token is 401 with
-``WWW-Authenticate: Basic realm=...`` (what makes Maven retry with credentials, npm say it needs
-authentication and pip ask for credentials); a valid token without the right is 403.
+``PutPackageMetadata``, deletes ``DeletePackageVersions``. No token is 401 with ``WWW-Authenticate:
+Basic realm=...`` (Maven then retries with its credentials, pip asks for them, npm 11 says "Incorrect
+or missing password"); an expired or forged token is 401 too, with a Bearer challenge on /npm/ (npm
+then says the token "seems to be invalid"); a valid token without the right is 403.
 
 Either way, what ``[auth] anonymous`` allows needs no credentials at all (so a stale token on a laptop
 is no obstacle), and /healthz, /readyz and /metrics are never checked. Every write is audited once its
@@ -39,7 +40,7 @@ from proxy.auth.tokens import TokenRefused
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-REALM = 'Basic realm="codeartifact-proxy"'
+REALM = 'realm="codeartifact-proxy"'
 _DATA_PLANE = ("npm", "pypi", "maven")
 
 
@@ -61,22 +62,25 @@ async def _control_plane(
     operation = operation_of(request)
     if operation is None:
         return await handler(request)  # not an operation: the binding answers with its error shape
+    principal: Principal | None = None
+    repository = request.query.get("repository")
     try:
         principal = await _signer(request, authorizer, operation)
     except SignatureRefused as exc:
-        return access_denied(str(exc)).response()
-    repository = request.query.get("repository")
-    if not authorizer.allowed(principal, operation, repository):
-        return access_denied(
-            f"User: {principal.arn} is not authorized to perform: codeartifact:{operation} "
-            f"on resource: {authorizer.resource_arn(repository)}"
-        ).response()
-    request[CALLER] = principal
-    response = await handler(request)
+        response: web.StreamResponse = access_denied(str(exc)).response()
+    else:
+        if authorizer.allowed(principal, operation, repository):
+            request[CALLER] = principal
+            response = await handler(request)
+        else:
+            response = access_denied(
+                f"User: {principal.arn} is not authorized to perform: codeartifact:{operation} "
+                f"on resource: {authorizer.resource_arn(repository)}"
+            ).response()
     if not is_read(operation):
         package = request.query.get("package")
         authorizer.audit.write(
-            principal=principal.name,
+            principal=principal.name if principal else "(unauthenticated)",
             operation=operation,
             result=response.status,
             repository=repository,
@@ -149,39 +153,48 @@ async def _data_plane(
     _, _, repository, *rest = request.path.split("/", 3)
     tail = rest[0] if rest else ""
     action = _data_action(fmt, request.method, tail)
-    token = _token_of(request.headers.get("Authorization", ""))
-    if authorizer.anonymous_may(action):
-        principal = authorizer.anonymous
-    elif token is None:
-        return _unauthorized("this repository needs an authorization token (GetAuthorizationToken)")
-    else:
-        try:
-            claims = authorizer.tokens.verify(token)
-        except TokenRefused as exc:
-            return _unauthorized(str(exc))
-        found = authorizer.principals.by_name(claims.principal)
-        if found is None:
-            return _unauthorized("the token's principal is no longer configured")
-        principal = found
-        if not authorizer.allowed(principal, action, repository):
-            return web.json_response(
-                {
-                    "error": f"{principal.arn} is not authorized to perform codeartifact:{action} "
-                    f"on {authorizer.resource_arn(repository)}"
-                },
-                status=403,
-            )
-    request[CALLER] = principal
-    response = await handler(request)
+    principal, response = _data_plane_caller(request, authorizer, action, repository, fmt)
+    if response is None:
+        request[CALLER] = principal
+        response = await handler(request)
     if action != READ_ACTION:
         authorizer.audit.write(
-            principal=principal.name,
+            principal=principal.name if principal else "(unauthenticated)",
             operation=action,
             result=response.status,
             repository=repository,
             package=f"{fmt}:{tail}" if tail else fmt,
         )
     return response
+
+
+def _data_plane_caller(
+    request: web.Request, authorizer: Authorizer, action: str, repository: str, fmt: str
+) -> tuple[Principal | None, web.Response | None]:
+    """The caller, and the refusal to answer with instead of the handler's answer (None: go on)."""
+    if authorizer.anonymous_may(action):
+        return authorizer.anonymous, None
+    token = _token_of(request.headers.get("Authorization", ""))
+    if token is None:
+        reason = "this repository needs an authorization token (GetAuthorizationToken)"
+        return None, _unauthorized(reason, "Basic")
+    # npm says "your authentication token seems to be invalid" to a Bearer challenge; Maven and pip
+    # retry with their credentials on a Basic one.
+    scheme = "Bearer" if fmt == "npm" else "Basic"
+    try:
+        claims = authorizer.tokens.verify(token)
+    except TokenRefused as exc:
+        return None, _unauthorized(str(exc), scheme)
+    principal = authorizer.principals.by_name(claims.principal)
+    if principal is None:
+        return None, _unauthorized("the token's principal is no longer configured", scheme)
+    if not authorizer.allowed(principal, action, repository):
+        reason = (
+            f"{principal.arn} is not authorized to perform codeartifact:{action} "
+            f"on {authorizer.resource_arn(repository)}"
+        )
+        return principal, web.json_response({"error": reason}, status=403)
+    return principal, None
 
 
 def _data_action(fmt: str, method: str, tail: str) -> str:
@@ -211,5 +224,5 @@ def _token_of(authorization: str) -> str | None:
     return None
 
 
-def _unauthorized(reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=401, headers={"WWW-Authenticate": REALM})
+def _unauthorized(reason: str, scheme: str) -> web.Response:
+    return web.json_response({"error": reason}, status=401, headers={"WWW-Authenticate": f"{scheme} {REALM}"})

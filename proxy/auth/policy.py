@@ -151,15 +151,20 @@ def _principals(where: str, value: object) -> tuple[str, ...]:
 
 def decide(principal: Principal, action: str, resource_arn: str, policies: Iterable[Policy]) -> bool:
     """Whether ``principal`` may do ``action`` (``codeartifact:Operation``) on ``resource_arn``."""
+    return evaluate(principal, action, resource_arn, policies) == "allow"
+
+
+def evaluate(principal: Principal, action: str, resource_arn: str, policies: Iterable[Policy]) -> str:
+    """ "deny" (an explicit Deny applies), "allow" (an Allow does, no Deny) or "implicit" (neither)."""
     allowed = False
     for policy in policies:
         for statement in policy.statements:
             if not _applies(statement, policy, principal, action, resource_arn):
                 continue
             if not statement.allow:
-                return False  # an explicit Deny beats every Allow
+                return "deny"  # an explicit Deny beats every Allow
             allowed = True
-    return allowed
+    return "allow" if allowed else "implicit"
 
 
 def _applies(statement: Statement, policy: Policy, principal: Principal, action: str, resource: str) -> bool:
