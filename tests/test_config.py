@@ -692,6 +692,11 @@ def test_example_file_documents_every_key():
         "token",
         "upstreams",
         "publish",
+        "tls_cert_file",
+        "audit_log",
+        "anonymous",
+        "access_key_id",
+        "admin",
     }
     lines = text.splitlines()
     for key in keys:
