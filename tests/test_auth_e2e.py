@@ -217,11 +217,18 @@ def test_repository_policies_are_managed_with_the_aws_cli_and_checked(setup: Set
 def npm(
     setup: Setup, token: str | None, repository: str, *args: str, cwd: Path
 ) -> subprocess.CompletedProcess[str]:
-    registry = f"{setup.daemon.url}/npm/{repository}/"
-    rc = f"registry={registry}\nupdate-notifier=false\naudit=false\nfund=false\nfetch-retries=0\n"
+    return run_npm(setup.root, f"{setup.daemon.url}/npm/{repository}/", token, *args, cwd=cwd)
+
+
+def run_npm(
+    root: Path, registry: str, token: str | None, *args: str, cwd: Path, rc: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """The real npm with its own HOME and config under ``root``, ``token`` as the registry's
+    ``_authToken`` (None: no token line), ``rc`` added to its npmrc, and a fresh cache."""
+    rc += f"registry={registry}\nupdate-notifier=false\naudit=false\nfund=false\nfetch-retries=0\n"
     if token is not None:
         rc += f"//{registry.split('://', 1)[1]}:_authToken={token}\n"
-    home = setup.root / "npm-home"
+    home = root / "npm-home"
     home.mkdir(exist_ok=True)
     (home / "npmrc").write_text(rc)
     (home / "global").write_text("")
@@ -231,7 +238,7 @@ def npm(
         "npm_config_userconfig": str(home / "npmrc"),
         "npm_config_globalconfig": str(home / "global"),
     }
-    command = [npm_binary(), *args, "--cache", str(setup.root / f"npm-cache-{time.monotonic_ns()}")]
+    command = [npm_binary(), *args, "--cache", str(root / f"npm-cache-{time.monotonic_ns()}")]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -28,7 +28,7 @@ from tests.conftest import free_port
 from tests.fakes.maven_repository import FakeMavenRepository
 from tests.fakes.pypi_index import make_wheel
 from tests.maven.harness import Maven, copy_project, mvn_binary, write_settings
-from tests.test_npm_e2e import npm_binary
+from tests.test_auth_e2e import run_npm
 
 VENV_BIN = Path(sys.executable).parent
 M2 = Path.home() / ".m2" / "repository"
@@ -155,23 +155,9 @@ def test_plain_http_is_refused_by_the_https_listener_and_an_untrusted_client_fai
 
 def test_npm_publishes_and_installs_over_https_with_cafile(tls: Tls) -> None:
     registry = f"{tls.url}/npm/dev/"
-    home = tls.root / "npm-home"
-    home.mkdir()
-    (home / "npmrc").write_text(
-        f"registry={registry}\ncafile={tls.ca}\n//{registry.split('://', 1)[1]}:_authToken=laptop\n"
-        "update-notifier=false\naudit=false\nfund=false\nfetch-retries=0\n"
-    )
-    (home / "global").write_text("")
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(home),
-        "npm_config_userconfig": str(home / "npmrc"),
-        "npm_config_globalconfig": str(home / "global"),
-    }
 
     def npm(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        command = [npm_binary(), *args, "--cache", str(tls.root / f"npm-cache-{time.monotonic_ns()}")]
-        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+        return run_npm(tls.root, registry, "laptop", *args, cwd=cwd, rc=f"cafile={tls.ca}\n")
 
     lib, app = tls.root / "npm-lib", tls.root / "npm-app"
     for directory, manifest in (

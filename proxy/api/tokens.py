@@ -38,6 +38,6 @@ async def get_authorization_token(call: Call) -> dict[str, Any]:
         duration = MAX_DURATION  # static keys have no session to end with
     if not MIN_DURATION <= duration <= MAX_DURATION:
         raise validation(f"durationSeconds must be 0 or {MIN_DURATION} to {MAX_DURATION}, not {duration}")
-    principal = call.request.get(CALLER, authorizer.anonymous)
+    principal = CALLER.get() or authorizer.anonymous
     token, expires = authorizer.tokens.issue(principal.name, duration)
     return {"authorizationToken": token, "expiration": expires}

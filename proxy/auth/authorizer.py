@@ -12,7 +12,7 @@ Concurrency: use from the application's event loop.
 
 from __future__ import annotations
 
-import logging
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +25,6 @@ from proxy.auth.principals import Principal, Principals
 from proxy.auth.tokens import TokenKeeper
 from proxy.config.model import Config
 from proxy.store.keyring import KeyRing
-
-log = logging.getLogger(__name__)
 
 READ_ACTION = "ReadFromRepository"
 # Every principal may get a token for itself (unless a policy denies it): a token carries no more
@@ -99,4 +97,6 @@ class Authorizer:
 
 
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
-CALLER = "codeartifact_proxy.caller"  # request key: the Principal a request was authenticated as
+# The Principal the current request was authenticated as: set by the middleware in the request's
+# task, so its handler (e.g. GetAuthorizationToken) sees it.
+CALLER: ContextVar[Principal | None] = ContextVar("codeartifact_proxy_caller", default=None)

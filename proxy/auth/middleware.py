@@ -23,7 +23,6 @@ import asyncio
 import base64
 import binascii
 import json
-import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -36,8 +35,6 @@ from proxy.auth.authorizer import AUTHORIZER, CALLER, READ_ACTION, Authorizer, i
 from proxy.auth.principals import Principal
 from proxy.auth.sigv4 import SignatureRefused, SignedRequest, is_signed, verify
 from proxy.auth.tokens import TokenRefused
-
-log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REALM = 'realm="codeartifact-proxy"'
@@ -64,13 +61,14 @@ async def _control_plane(
         return await handler(request)  # not an operation: the binding answers with its error shape
     principal: Principal | None = None
     repository = request.query.get("repository")
+    body: bytes | None = None
     try:
-        principal = await _signer(request, authorizer, operation)
+        principal, body = await _signer(request, authorizer, operation)
     except SignatureRefused as exc:
         response: web.StreamResponse = access_denied(str(exc)).response()
     else:
         if authorizer.allowed(principal, operation, repository):
-            request[CALLER] = principal
+            CALLER.set(principal)
             response = await handler(request)
         else:
             response = access_denied(
@@ -85,23 +83,22 @@ async def _control_plane(
             result=response.status,
             repository=repository,
             package=package if package is None else _qualified(request.query.get("namespace"), package),
-            versions=request.get(_VERSIONS),
+            versions=_versions(body),
         )
     return response
 
 
-_VERSIONS = "codeartifact_proxy.audit_versions"
-
-
-async def _signer(request: web.Request, authorizer: Authorizer, operation: str) -> Principal:
-    """The principal that signed ``request``, or the anonymous one when anonymity may do this."""
+async def _signer(
+    request: web.Request, authorizer: Authorizer, operation: str
+) -> tuple[Principal, bytes | None]:
+    """The principal that signed ``request`` (or the anonymous one when anonymity may do this), and
+    the body when it had to be read (it is put back for the handler)."""
     if not is_signed(request.headers):
         if authorizer.anonymous_may(operation):
-            return authorizer.anonymous
+            return authorizer.anonymous, None
         raise SignatureRefused("the request is not signed; sign it with a principal's access key (SigV4)")
     body = await request.read()
     _replay_body(request, body)
-    _remember_versions(request, body)
     op = service_model().operation_model(operation)
     signed = SignedRequest(
         method=request.method,
@@ -111,12 +108,12 @@ async def _signer(request: web.Request, authorizer: Authorizer, operation: str) 
         unsigned_body_allowed=op.auth_type == "v4-unsigned-body",
     )
     try:
-        return verify(signed, authorizer.principals)
+        return verify(signed, authorizer.principals), body
     except SignatureRefused:
         key = _access_key(request.headers.get("Authorization", ""))
         # The laptop default accepts the aws CLI with whatever dummy keys it has.
         if authorizer.anonymous_mode == "all" and authorizer.principals.by_access_key(key) is None:
-            return authorizer.anonymous
+            return authorizer.anonymous, body
         raise
 
 
@@ -133,13 +130,15 @@ def _replay_body(request: web.Request, body: bytes) -> None:
     request._payload = reader
 
 
-def _remember_versions(request: web.Request, body: bytes) -> None:
+def _versions(body: bytes | None) -> list[str] | None:
+    """The package versions a JSON body names (DeletePackageVersions...), for the audit log."""
     try:
-        doc = json.loads(body) if body.strip() else {}
+        doc = json.loads(body) if body and body.strip() else {}
     except ValueError:
-        return
+        return None
     if isinstance(doc, dict) and isinstance(doc.get("versions"), list):
-        request[_VERSIONS] = [str(v) for v in doc["versions"]][:100]
+        return [str(v) for v in doc["versions"]][:100]
+    return None
 
 
 def _qualified(namespace: str | None, package: str) -> str:
@@ -155,7 +154,7 @@ async def _data_plane(
     action = _data_action(fmt, request.method, tail)
     principal, response = _data_plane_caller(request, authorizer, action, repository, fmt)
     if response is None:
-        request[CALLER] = principal
+        CALLER.set(principal)
         response = await handler(request)
     if action != READ_ACTION:
         authorizer.audit.write(
