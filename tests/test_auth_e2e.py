@@ -182,7 +182,7 @@ def test_sigv4_refuses_a_body_changed_after_signing_and_a_request_10_minutes_old
 
 def test_repository_policies_are_managed_with_the_aws_cli_and_checked(setup: Setup) -> None:
     release = policy(allow("reader", "ReadFromRepository"))
-    dev = policy(allow("ci", "ReadFromRepository", "PublishPackageVersion"))
+    dev = policy(allow("ci", "ReadFromRepository", "PublishPackageVersion", "GetRepositoryPermissionsPolicy"))
     put = setup.aws_ok(
         "admin", "put-repository-permissions-policy", "--repository", "release", "--policy-document", release
     )
@@ -192,7 +192,14 @@ def test_repository_policies_are_managed_with_the_aws_cli_and_checked(setup: Set
     )
     got = setup.aws_ok("admin", "get-repository-permissions-policy", "--repository", "release")
     assert got["policy"]["document"] == release and got["policy"]["revision"] == put["policy"]["revision"]
-    # reader may read release's packages but not change who may: control-plane policy check
+    # the control plane follows the policies too: ci may read dev's policy, not release's
+    assert (
+        setup.aws_ok("ci", "get-repository-permissions-policy", "--repository", "dev")["policy"]["document"]
+        == dev
+    )
+    denied = setup.aws("ci", "get-repository-permissions-policy", "--repository", "release")
+    assert denied.returncode != 0 and "AccessDeniedException" in denied.stderr
+    # reader may read release's packages but not change who may
     refused = setup.aws(
         "reader", "put-repository-permissions-policy", "--repository", "release", "--policy-document", dev
     )

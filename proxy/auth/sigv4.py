@@ -17,12 +17,13 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from botocore.auth import UNSIGNED_PAYLOAD, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.auth.principals import Principal, Principals
 
@@ -56,6 +57,8 @@ def is_signed(headers: Mapping[str, str]) -> bool:
 
 def verify(request: SignedRequest, principals: Principals, now: datetime.datetime | None = None) -> Principal:
     """The principal whose keys signed ``request``; ``SignatureRefused`` otherwise."""
+    if not isinstance(request.headers, CIMultiDict | CIMultiDictProxy):  # header names are case-blind
+        request = replace(request, headers=CIMultiDict(request.headers))
     match = _AUTHORIZATION.fullmatch(request.headers.get("Authorization", "").strip())
     if match is None:
         raise SignatureRefused("the Authorization header is not a well-formed AWS4-HMAC-SHA256 signature")
