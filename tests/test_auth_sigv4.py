@@ -8,11 +8,13 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from proxy.auth.authorizer import Authorizer
+from proxy.auth.middleware import _control_checks
 from proxy.auth.principals import Principals
 from proxy.auth.sigv4 import SignatureRefused, SignedRequest, verify
 from proxy.config.loader import embedded_default
@@ -117,3 +119,16 @@ def test_anonymous_modes(tmp_path, mode, read, write):
     ci = authorizer.principals.by_name("ci")
     assert ci is not None and authorizer.allowed(ci, "GetAuthorizationToken", None)  # a token for itself
     assert authorizer.allowed(ci, "PublishPackageVersion", "local") is write  # no policy gives it more
+
+
+def test_a_copy_needs_copy_on_its_destination_and_read_on_its_source():
+    request = make_mocked_request(
+        "POST",
+        "/v1/copy?domain=local&source-repository=release&destination-repository=dev&format=npm&package=a",
+    )
+    assert _control_checks("CopyPackageVersions", request) == [
+        ("CopyPackageVersions", "dev"),
+        ("ReadFromRepository", "release"),
+    ]
+    other = make_mocked_request("POST", "/v1/packages?domain=local&repository=dev")
+    assert _control_checks("ListPackages", other) == [("ListPackages", "dev")]

@@ -60,20 +60,23 @@ async def _control_plane(
     if operation is None:
         return await handler(request)  # not an operation: the binding answers with its error shape
     principal: Principal | None = None
-    repository = request.query.get("repository")
+    checks = _control_checks(operation, request)
+    repository = checks[0][1]
     body: bytes | None = None
     try:
         principal, body = await _signer(request, authorizer, operation)
     except SignatureRefused as exc:
         response: web.StreamResponse = access_denied(str(exc)).response()
     else:
-        if authorizer.allowed(principal, operation, repository):
+        refused = [(a, r) for a, r in checks if not authorizer.allowed(principal, a, r)]
+        if not refused:
             CALLER.set(principal)
             response = await handler(request)
         else:
+            action, where = refused[0]
             response = access_denied(
-                f"User: {principal.arn} is not authorized to perform: codeartifact:{operation} "
-                f"on resource: {authorizer.resource_arn(repository)}"
+                f"User: {principal.arn} is not authorized to perform: codeartifact:{action} "
+                f"on resource: {authorizer.resource_arn(where)}"
             ).response()
     if not is_read(operation):
         package = request.query.get("package")
@@ -86,6 +89,18 @@ async def _control_plane(
             versions=_versions(body),
         )
     return response
+
+
+def _control_checks(operation: str, request: web.Request) -> list[tuple[str, str | None]]:
+    """What ``operation`` needs: (action, repository or None for the domain) pairs, the first one
+    being the resource it changes. A copy also needs to read its source, as CodeArtifact has it."""
+    query = request.query
+    if operation == "CopyPackageVersions":
+        return [
+            (operation, query.get("destination-repository")),
+            (READ_ACTION, query.get("source-repository")),
+        ]
+    return [(operation, query.get("repository"))]
 
 
 async def _signer(
