@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.streams import StreamReader
 
-from proxy.api.binding import operation_of
+from proxy.api.binding import MAX_BODY, operation_of
 from proxy.api.errors import access_denied
 from proxy.api.model import service_model
 from proxy.auth.authorizer import AUTHORIZER, CALLER, READ_ACTION, Authorizer, is_read
@@ -109,9 +109,13 @@ async def _signer(
     """The principal that signed ``request`` (or the anonymous one when anonymity may do this), and
     the body when it had to be read (it is put back for the handler)."""
     if not is_signed(request.headers):
-        if authorizer.anonymous_may(operation):
+        if not authorizer.anonymous_may(operation):
+            raise SignatureRefused("the request is not signed; sign it with a principal's access key (SigV4)")
+        if is_read(operation) or request.content_length is None or request.content_length > MAX_BODY:
             return authorizer.anonymous, None
-        raise SignatureRefused("the request is not signed; sign it with a principal's access key (SigV4)")
+        body = await request.read()  # a small write's body: its versions go to the audit log
+        _replay_body(request, body)
+        return authorizer.anonymous, body
     body = await request.read()
     _replay_body(request, body)
     op = service_model().operation_model(operation)
