@@ -100,3 +100,26 @@ def test_tls_needs_both_files_and_the_audit_log_path_is_resolved(tmp_path):
     assert config.server.tls_cert_file == tmp_path / "a.crt"
     assert config.server.audit_log == tmp_path / "audit.jsonl"
     assert load(tmp_path, "").server.audit_log is None
+
+
+def test_serve_refuses_an_unreadable_policy_file_or_audit_log_in_one_line(tmp_path):
+    from tests.conftest import run_command, write_config
+
+    config = write_config(tmp_path, "[repository.dev]\n")
+    config.write_text(
+        config.read_text().replace("[cache]", f'audit_log = "{tmp_path}/no/such/dir/a"\n[cache]', 1)
+    )
+    (tmp_path / "no").write_text("a file, not a folder")
+    result = run_command(config, "serve", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        f"server.audit_log: cannot open {tmp_path}/no/such/dir/a for appending: Not a directory"
+    )
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    config.write_text(config.read_text().replace(f'audit_log = "{tmp_path}/no/such/dir/a"\n', ""))
+    policies = tmp_path / "cache" / "auth" / "policies"
+    policies.parent.mkdir(parents=True)
+    policies.write_bytes(b"not sealed")
+    result = run_command(config, "serve", timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{policies}: cannot be opened" in result.stderr and "remove it" in result.stderr

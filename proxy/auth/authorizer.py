@@ -23,6 +23,7 @@ from proxy.auth.policy import Policy, evaluate, parse
 from proxy.auth.policy_store import DOMAIN_KEY, PolicyStore
 from proxy.auth.principals import Principal, Principals
 from proxy.auth.tokens import TokenKeeper
+from proxy.config.loader import ConfigError
 from proxy.config.model import Config
 from proxy.store.keyring import KeyRing
 
@@ -53,7 +54,7 @@ class Authorizer:
             principals=principals,
             tokens=TokenKeeper.load(config.cache.key_file, principals.domain.name),
             policies=PolicyStore.open(cache_path, keyring),
-            audit=AuditLog(config.server.audit_log),
+            audit=_audit_log(config),
             anonymous_mode=config.auth.anonymous,
         )
 
@@ -94,6 +95,14 @@ class Authorizer:
             if stored is not None:
                 found.append(parse(stored.document, domain.repository_contents(repository)))
         return found
+
+
+def _audit_log(config: Config) -> AuditLog:
+    try:
+        return AuditLog(config.server.audit_log)
+    except OSError as exc:
+        reason = f"cannot open {config.server.audit_log} for appending: {exc.strerror or exc}"
+        raise ConfigError(config.source, "server.audit_log", reason) from None
 
 
 AUTHORIZER = web.AppKey("authorizer", Authorizer)

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
-from proxy.store.sealed import seal, unseal
+from proxy.store.sealed import SealError, seal, unseal
+from proxy.store.store import StoreUnavailable
 
 _CONTEXT = b"permissions-policies v1"
 DOMAIN_KEY = ""  # the domain's own policy; repositories are keyed by name
@@ -43,14 +44,19 @@ class PolicyStore:
 
     @classmethod
     def open(cls, cache_path: Path, keyring: KeyRing) -> PolicyStore:
-        """The store under ``cache_path``; ``SealError`` or ``OSError`` when its file is unreadable."""
+        """The store under ``cache_path``; ``StoreUnavailable`` naming its file when that is unreadable."""
         store = cls(cache_path / "auth" / "policies", keyring)
         try:
             raw = store.path.read_bytes()
+            entries = json.loads(unseal(keyring, raw, _CONTEXT))
+            store._policies = {key: StoredPolicy(**value) for key, value in entries.items()}
         except FileNotFoundError:
             return store
-        entries = json.loads(unseal(keyring, raw, _CONTEXT))
-        store._policies = {key: StoredPolicy(**value) for key, value in entries.items()}
+        except OSError as exc:
+            raise StoreUnavailable(cache_path, exc) from None
+        except (SealError, ValueError, TypeError) as exc:
+            reason = f"cannot be opened ({exc}); restore it, or remove it to start with no policies"
+            raise StoreUnavailable(cache_path, OSError(0, reason, str(store.path))) from None
         return store
 
     def get(self, key: str) -> StoredPolicy | None:

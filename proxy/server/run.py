@@ -26,8 +26,13 @@ class ListenError(Exception):
 
 async def serve(config: Config) -> None:
     daemon = await Daemon.open(config)
+    try:
+        app = build_app(daemon)
+    except BaseException:
+        await daemon.close()  # e.g. an unreadable policy file: close what was opened, then say why
+        raise
     runner = web.AppRunner(
-        build_app(daemon),
+        app,
         handle_signals=False,
         access_log_class=AccessLogger,
         access_log=access_logger,
