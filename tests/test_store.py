@@ -7,10 +7,8 @@ import base64
 import hashlib
 import json
 import os
-from dataclasses import astuple
 from pathlib import Path
 
-import diskcache
 import pytest
 
 from proxy.config.model import CacheConfig
@@ -26,10 +24,10 @@ from proxy.store.catalog import (
 from proxy.store.index import FILE_NAME as INDEX_FILE
 from proxy.store.index import Index
 from proxy.store.keyring import KeyRing
-from proxy.store.ledger import LedgerEntry
 from proxy.store.metadata import CachedDocument
 from proxy.store.singleflight import SingleFlight
 from proxy.store.store import GROUP_SECONDS, Store, StoreUnavailable
+from proxy.store.version import STORE_FORMAT
 
 COORD = PackageCoordinate("npm", "", "left-pad")
 
@@ -99,18 +97,6 @@ def test_the_package_listing_holds_every_package_once_and_forgets_deleted_ones(t
     catalog.delete_package("dev", gone)
     assert set(catalog.packages("dev")) == added - {gone}
     assert catalog.packages("other") == [COORD]
-    store.close()
-
-
-@pytest.mark.parametrize("layout", [("packages", 0), ("packages", 64)], ids=["unsharded", "64-shards"])
-def test_a_listing_in_an_earlier_layout_is_still_read(tmp_path, layout):
-    store = open_store(tmp_path)
-    old = PackageCoordinate("pypi", "", "legacy")
-    store.catalog._set([["pypi", "", "legacy"]], *store.catalog._listing_key("dev", old, layout))
-    store.catalog.update_package("dev", COORD, lambda record: None)
-    assert set(store.catalog.packages("dev")) == {old, COORD}
-    store.catalog.delete_package("dev", old)
-    assert store.catalog.packages("dev") == [COORD]
     store.close()
 
 
@@ -404,60 +390,28 @@ async def test_the_daemon_s_store_commits_a_group_soon_and_a_publish_at_once(tmp
     store.close()
 
 
-def rewrite_as_diskcache(index_dir: Path) -> None:
-    """Turn an index into the diskcache files that versions before ``proxy.store.index`` wrote."""
-    index = Index(index_dir)
-    items = index.items()
-    index.close()
-    for path in index_dir.glob(f"{INDEX_FILE}*"):
-        path.unlink()
-    legacy = diskcache.Cache(str(index_dir))
-    for name, value in items:
-        legacy.set(name, astuple(LedgerEntry.unpack(value)) if index_dir.name == "ledger" else value)
-    legacy.close()
-
-
-async def test_an_index_diskcache_wrote_is_moved_in_whole(tmp_path):
-    store = open_store(tmp_path)
-    published = await put(store, os.urandom(1000), published=True)
-    fetched = await put(store, os.urandom(2000), published=False)
-    version = published_version("1.0.0", "local", [AssetRecord("a.tgz", 1000, published, {})], {})
-    await update_published(store, "local", COORD, lambda r: r.versions.update({"1.0.0": version}))
-    big = os.urandom(100_000)  # diskcache kept values past 32 KB in files of their own
-    store.metadata.put(CachedDocument(200, big, etag='"e"'), "metadata", "up", "npm", "big")
-    store.metadata.put(CachedDocument(404, b""), "metadata", "up", "npm", "gone")
-    ledger = store.ledger.entries()
+def test_a_new_store_is_of_the_current_format(tmp_path):
+    store = Store.open(CacheConfig(path=tmp_path / "cache", key_file=tmp_path / "cache.key"))
     store.close()
-    for name in ("catalog", "ledger", "metadata"):
-        rewrite_as_diskcache(tmp_path / "cache" / "index" / name)
-    assert any(p.suffix == ".val" for p in (tmp_path / "cache" / "index" / "metadata").rglob("*"))
-
-    again = open_store(tmp_path)
-    record = again.catalog.package("local", COORD)
-    assert record is not None and record.versions["1.0.0"].assets["a.tgz"].blob_id == published
-    assert again.catalog.packages("local") == [COORD]
-    doc = again.metadata.get("metadata", "up", "npm", "big")
-    assert doc is not None and doc.body == big and doc.etag == '"e"'
-    gone = again.metadata.get("metadata", "up", "npm", "gone")
-    assert gone is not None and gone.status == 404
-    assert again.ledger.entries() == ledger and again.ledger.cached_size == 2000
-    assert await read_all(again, fetched)
-    again.close()
-    for name in ("catalog", "ledger", "metadata"):
-        left = {p.name for p in (tmp_path / "cache" / "index" / name).iterdir()}
-        assert left <= {INDEX_FILE, f"{INDEX_FILE}-wal"}, left
+    assert (tmp_path / "cache" / "store-format").read_text() == f"{STORE_FORMAT}\n"
+    Store.open(CacheConfig(path=tmp_path / "cache", key_file=tmp_path / "cache.key")).close()
 
 
-def test_an_unreadable_diskcache_index_stops_the_store_and_is_left_alone(tmp_path):
-    legacy = tmp_path / "cache" / "index" / "catalog" / "cache.db"
-    legacy.parent.mkdir(parents=True)
-    legacy.write_bytes(b"not a database at all" * 100)
+@pytest.mark.parametrize("layout", ["another-version", "unversioned"])
+def test_a_store_of_another_format_is_refused_in_one_line_and_left_alone(tmp_path, layout):
+    cache = tmp_path / "cache"
+    Store.open(CacheConfig(path=cache, key_file=tmp_path / "cache.key")).close()
+    if layout == "unversioned":
+        (cache / "store-format").unlink()
+    else:
+        (cache / "store-format").write_text(f"{STORE_FORMAT + 1}\n")
+    before = sorted((p.relative_to(cache), p.stat().st_size) for p in cache.rglob("*"))
     with pytest.raises(StoreUnavailable) as refused:
-        Store.open(CacheConfig(path=tmp_path / "cache", key_file=tmp_path / "cache.key"))
+        Store.open(CacheConfig(path=cache, key_file=tmp_path / "cache.key"))
     message = str(refused.value)
-    assert message.startswith(f"cache {tmp_path / 'cache'}: cannot move in the index in {legacy.parent}")
-    assert "left as it is" in message
-    assert legacy.read_bytes() == b"not a database at all" * 100
+    assert "\n" not in message and message.startswith(f"cache {cache}: holds ")
+    assert f"reads store format {STORE_FORMAT} only: move the directory aside" in message
+    assert sorted((p.relative_to(cache), p.stat().st_size) for p in cache.rglob("*")) == before
 
 
 KILLED_WRITER = """

@@ -9,9 +9,7 @@ without the key: every entry's name is a keyed hash of its logical key and every
 (AES-GCM) with that name as context, so a value cannot be moved under another name either.
 
 A repository's package list is split over ``LISTING_SHARDS`` entries by the package's entry name, so
-adding a package rewrites a short list, not one that grows with the repository. Catalogs written
-earlier hold their lists in older layouts (``_LISTING_LAYOUTS``): those are still read and deleted
-from, and never added to.
+adding a package rewrites a short list, not one that grows with the repository.
 
 Concurrency rule: one package is one entry, updated read-modify-write under a process-local lock, so the
 daemon's threads never lose each other's updates. The daemon is the only writer: `gc` and `verify` run
@@ -34,8 +32,6 @@ from proxy.store.keyring import KeyRing
 from proxy.store.sealed import seal, unseal
 
 LISTING_SHARDS = 1024  # ~100 packages a shard at 100,000 in a repository; a listing reads every shard
-# (key prefix, shards; 0: one unsharded list), the current layout first.
-_LISTING_LAYOUTS = (("listing", LISTING_SHARDS), ("packages", 64), ("packages", 0))
 
 OriginType = Literal["INTERNAL", "EXTERNAL"]
 Restriction = Literal["ALLOW", "BLOCK"]
@@ -194,28 +190,22 @@ class Catalog:
         entry = [coordinate.format, coordinate.namespace, coordinate.name]
         with self._lock:
             self._delete(*self._package_key(repository, coordinate))
-            for layout in _LISTING_LAYOUTS:
-                key = self._listing_key(repository, coordinate, layout)
-                listed = self._get(*key) or []
-                if entry in listed:
-                    listed.remove(entry)
-                    self._set(listed, *key)
+            key = self._listing_key(repository, coordinate)
+            listed = self._get(*key) or []
+            if entry in listed:
+                listed.remove(entry)
+                self._set(listed, *key)
 
     def packages(self, repository: str) -> list[PackageCoordinate]:
-        keys = [key for layout in _LISTING_LAYOUTS for key in _layout_keys(repository, layout)]
+        keys = [("listing", repository, str(shard)) for shard in range(LISTING_SHARDS)]
         return [PackageCoordinate(f, ns, n) for key in keys for f, ns, n in self._get(*key) or []]
 
     def repositories(self) -> list[str]:
         return self._get("repositories") or []
 
-    def _listing_key(
-        self, repository: str, coordinate: PackageCoordinate, layout: tuple[str, int] = _LISTING_LAYOUTS[0]
-    ) -> tuple[str, ...]:
-        shards = layout[1]
-        if not shards:
-            return _layout_key(repository, layout, 0)
+    def _listing_key(self, repository: str, coordinate: PackageCoordinate) -> tuple[str, ...]:
         name = self._entry_name(self._package_key(repository, coordinate))
-        return _layout_key(repository, layout, int(name[:8], 16) % shards)
+        return ("listing", repository, str(int(name[:8], 16) % LISTING_SHARDS))
 
     def _list(self, repository: str, coordinate: PackageCoordinate) -> None:
         key = self._listing_key(repository, coordinate)
@@ -237,11 +227,3 @@ class Catalog:
                 if record is not None:
                     yield repository, record
 
-
-def _layout_key(repository: str, layout: tuple[str, int], shard: int) -> tuple[str, ...]:
-    prefix, shards = layout
-    return (prefix, repository, str(shard)) if shards else (prefix, repository)
-
-
-def _layout_keys(repository: str, layout: tuple[str, int]) -> list[tuple[str, ...]]:
-    return [_layout_key(repository, layout, n) for n in range(max(layout[1], 1))]

@@ -5,10 +5,9 @@ Every file is ``entries.sqlite`` holding ``entries(name TEXT PRIMARY KEY, value 
 an entry is a name (a keyed hash or a blob id) and the bytes its owner made of it. Nothing expires or
 is evicted here (the ledger decides what goes).
 
-Why not diskcache, which earlier versions used (and whose files are migrated on first open, below):
-it is a cache, and paid for it on every write - triggers keeping a count and a size, an expiry index,
-pickling, auto-vacuum, a process-id check and one connection per thread. On a cold ``npm ci``, where
-each package costs three index commits, that was 11-14 % of the proxy's CPU time.
+Why not diskcache for the store's indexes: it is a cache and pays for that on every write (triggers
+keeping a count and a size, an expiry index, pickling, auto-vacuum, one connection per thread); a cold
+package costs several index writes, so that showed in the proxy's CPU time on a cold ``npm ci``.
 
 Locking: the file is opened in SQLite's exclusive locking mode, by one connection per process that its
 threads share under a lock. SQLite then needs no shared-memory index and no file lock per transaction,
@@ -35,13 +34,10 @@ import functools
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import diskcache
 
 from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
 
@@ -49,7 +45,6 @@ log = logging.getLogger(__name__)
 
 FILE_NAME = "entries.sqlite"
 NAMES_REMEMBERED = 8192  # keyed entry names kept in memory per index owner (64 hex digits each)
-_LEGACY_FILE = diskcache.core.DBNAME  # where diskcache kept an index before
 
 
 class IndexUnavailable(Exception):
@@ -58,10 +53,6 @@ class IndexUnavailable(Exception):
 
 class IndexInUse(IndexUnavailable):
     """Another process (a running daemon) has the index open."""
-
-
-class LegacyIndexUnreadable(IndexUnavailable):
-    """An index diskcache wrote cannot be moved in; it is left as it was."""
 
 
 def entry_namer(keyring: KeyRing, purpose: str) -> Callable[[tuple[str, ...]], str]:
@@ -76,9 +67,8 @@ def entry_namer(keyring: KeyRing, purpose: str) -> Callable[[tuple[str, ...]], s
 
 
 class Index:
-    def __init__(self, directory: Path, convert_legacy: Callable[[object], bytes] | None = None) -> None:
-        """Open (or create) the index in ``directory``; an index diskcache wrote there is moved in first,
-        its values made bytes by ``convert_legacy`` (default: they are bytes already)."""
+    def __init__(self, directory: Path) -> None:
+        """Open (or create) the index in ``directory``."""
         make_private_dirs(directory)
         self.path = directory / FILE_NAME
         self._lock = threading.RLock()
@@ -97,8 +87,6 @@ class Index:
             self._con.execute(
                 "CREATE TABLE IF NOT EXISTS entries (name TEXT PRIMARY KEY, value BLOB NOT NULL)"
             )
-            if (directory / _LEGACY_FILE).exists():
-                self._migrate(directory, convert_legacy or _as_bytes)
         except sqlite3.OperationalError as exc:
             self._con.close()
             if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
@@ -220,31 +208,3 @@ class Index:
         finally:
             os.close(fd)
         fsync_dir(self.path.parent)
-
-    def _migrate(self, directory: Path, convert: Callable[[object], bytes]) -> None:
-        """Copy diskcache's entries in, make that durable, then remove diskcache's files. Run again in full
-        if the process dies before the removal: the copy replaces entries by the same values."""
-        try:
-            legacy = diskcache.Cache(str(directory))
-            try:
-                with self.transaction():
-                    for name in legacy.iterkeys():
-                        self.set(name, convert(legacy[name]))
-            finally:
-                legacy.close()
-        except Exception as exc:  # whatever diskcache raises for a damaged file (SQLite, pickle, ...)
-            reason = f"cannot move in the index in {directory} from an earlier version: {exc}"
-            raise LegacyIndexUnreadable(f"{reason}; it was left as it is") from exc
-        self.sync()
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(directory / f"{_LEGACY_FILE}{suffix}")
-        for entry in os.scandir(directory):  # diskcache's files of large values, two levels down
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _as_bytes(value: object) -> bytes:
-    if not isinstance(value, bytes):
-        raise TypeError(f"a legacy index entry is {type(value).__name__}, not bytes")
-    return value

@@ -44,15 +44,9 @@ class LedgerEntry:
         return cls(*_ENTRY.unpack(value))
 
 
-def _legacy_entry(value: object) -> bytes:
-    """diskcache kept an entry as the tuple (size, pinned, last access)."""
-    size, pinned, last_access = value  # type: ignore[misc]
-    return LedgerEntry(size, pinned, last_access).pack()
-
-
 class BlobLedger:
     def __init__(self, root: Path) -> None:
-        self.index = Index(root, convert_legacy=_legacy_entry)
+        self.index = Index(root)
         self._lock = threading.Lock()
         self._touched: dict[str, float] = {}
         entries = self.entries()

@@ -1,5 +1,6 @@
 """The store: the domain's single copy of every asset and piece of metadata, on disk, encrypted.
 
+    ROOT/store-format  the layout's version (proxy.store.version)
     ROOT/blobs/     encrypted, content-addressed blobs (BlobStore): one per distinct content
     ROOT/tmp/       writes in progress; emptied at start (what a crash left there never became visible)
     ROOT/index/     catalog (repository -> package -> package version -> asset), blob ledger, metadata
@@ -47,6 +48,7 @@ from proxy.store.index import IndexUnavailable
 from proxy.store.keyring import KeyRing
 from proxy.store.ledger import BlobLedger
 from proxy.store.metadata import MetadataCache
+from proxy.store.version import StoreFormatError, check_store_format
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,9 @@ class StoreUnavailable(Exception):
     """The cache directory cannot be opened: the message names it and says why (a path that is not a
     directory, no permission, a full disk, another process using it)."""
 
-    def __init__(self, path: Path, cause: OSError | sqlite3.Error | IndexUnavailable) -> None:
+    def __init__(
+        self, path: Path, cause: OSError | sqlite3.Error | IndexUnavailable | StoreFormatError
+    ) -> None:
         if isinstance(cause, OSError):
             reason = cause.strerror or str(cause)
             if cause.filename and cause.filename != str(path):
@@ -137,6 +141,7 @@ class Store:
         self.root = root
         self.keyring = keyring
         self.max_size = max_size
+        check_store_format(root)
         # The index first: it refuses a second process before anything under ``tmp/`` is touched.
         with contextlib.ExitStack() as opened:
             self.catalog = Catalog(root / "index" / "catalog", keyring)
@@ -156,7 +161,7 @@ class Store:
         keyring = KeyRing.load(cache.key_file, cache.old_key_files)
         try:
             return cls(cache.path, keyring, cache.max_size)
-        except (OSError, sqlite3.Error, IndexUnavailable) as exc:
+        except (OSError, sqlite3.Error, IndexUnavailable, StoreFormatError) as exc:
             raise StoreUnavailable(cache.path, exc) from None
 
     def group_commits(self, loop: asyncio.AbstractEventLoop) -> None:
