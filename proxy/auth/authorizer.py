@@ -12,6 +12,7 @@ Concurrency: use from the application's event loop.
 
 from __future__ import annotations
 
+import functools
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,12 +90,18 @@ class Authorizer:
         found: list[Policy] = []
         stored = self.policies.get(DOMAIN_KEY)
         if stored is not None:
-            found.append(parse(stored.document, domain.contents()))
+            found.append(_parsed(stored.document, domain.contents()))
         if repository is not None:
             stored = self.policies.get(repository)
             if stored is not None:
-                found.append(parse(stored.document, domain.repository_contents(repository)))
+                found.append(_parsed(stored.document, domain.repository_contents(repository)))
         return found
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(document: str, covers: tuple[str, ...]) -> Policy:
+    """A stored (hence valid) document, parsed once rather than on every request of a build."""
+    return parse(document, covers)
 
 
 def _audit_log(config: Config) -> AuditLog:
