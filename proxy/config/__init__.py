@@ -9,6 +9,7 @@ from proxy.config.loader import (
     resolve_config_path,
 )
 from proxy.config.model import (
+    AuthConfig,
     CacheConfig,
     CodeArtifactDomain,
     CodeArtifactUpstream,
@@ -16,6 +17,7 @@ from proxy.config.model import (
     Credentials,
     Format,
     Listen,
+    PrincipalConfig,
     RegistryUpstream,
     RepositoryConfig,
     ServerConfig,
@@ -24,6 +26,7 @@ from proxy.config.model import (
 
 __all__ = [
     "ENV_VAR",
+    "AuthConfig",
     "CacheConfig",
     "CodeArtifactDomain",
     "CodeArtifactUpstream",
@@ -32,6 +35,7 @@ __all__ = [
     "Credentials",
     "Format",
     "Listen",
+    "PrincipalConfig",
     "RegistryUpstream",
     "RepositoryConfig",
     "ServerConfig",

@@ -37,6 +37,30 @@ class ServerConfig:
     public_url: str | None = None
     log_format: Literal["text", "json"] = "text"
     shutdown_timeout: float = 30.0
+    tls_cert_file: Path | None = None  # PEM; with tls_key_file, the listener speaks HTTPS
+    tls_key_file: Path | None = None
+    audit_log: Path | None = None  # None: audit lines go to stderr, beside the access log
+
+
+Anonymous = Literal["none", "read", "all"]
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """``[auth]``: what a request without valid credentials may do."""
+
+    anonymous: Anonymous = "all"
+
+
+@dataclass(frozen=True)
+class PrincipalConfig:
+    """``[principal.NAME]``: a principal that signs /v1 requests (SigV4) with these keys."""
+
+    name: str
+    access_key_id: str
+    secret_access_key_file: Path
+    secret_access_key: str = field(repr=False)
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,3 +137,5 @@ class Config:
     codeartifact: Mapping[str, CodeArtifactDomain]
     upstreams: Mapping[str, Upstream]
     repositories: Mapping[str, RepositoryConfig]
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    principals: Mapping[str, PrincipalConfig] = field(default_factory=dict)

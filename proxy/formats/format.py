@@ -72,4 +72,15 @@ class Format(Protocol):
         """A package's name as this format's users write it (``@scope/name``, ``group:artifact``)."""
         ...
 
+    @property
+    def token_challenge(self) -> str:
+        """The ``WWW-Authenticate`` scheme (``Basic``, ``Bearer``) answering a refused token, the one
+        that makes this format's clients say the token is the problem."""
+        ...
+
+    def action(self, method: str, path: str) -> str:
+        """The CodeArtifact action (``proxy.formats.common.actions``) a ``method`` request to
+        ``/{name}/{repo}/{path}`` needs: what authorization checks it against."""
+        ...
+
     def serve(self, services: Services) -> FormatService: ...

@@ -226,4 +226,3 @@ class Catalog:
                 record = self.package(repository, coordinate)
                 if record is not None:
                     yield repository, record
-
