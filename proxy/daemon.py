@@ -16,6 +16,7 @@ from proxy.repository.fetch import Fetcher
 from proxy.store.store import Store
 from proxy.upstream.base import Upstream
 from proxy.upstream.http import UpstreamHttp
+from proxy.upstream.offline import build_offline_upstreams
 from proxy.upstream.registry import build_upstreams
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class Daemon:
     async def open(cls, config: Config) -> Daemon:
         store = await asyncio.to_thread(Store.open, config.cache)
         store.group_commits(asyncio.get_running_loop())
+        if config.server.offline:
+            return cls._open_offline(config, store)
         http = UpstreamHttp()
         upstreams = build_upstreams(config, http)
         await upstreams.start()
@@ -52,6 +55,16 @@ class Daemon:
         daemon._closers.extend([upstreams.stop, http.aclose])
         daemon.add_readiness_check(lambda: [_domain_readiness(h) for h in upstreams.health()])
         daemon._reloaders.append(upstreams.retry_now)
+        return daemon
+
+    @classmethod
+    def _open_offline(cls, config: Config, store: Store) -> Daemon:
+        """No HTTP session, CodeArtifact client or token provider: nothing that could connect."""
+        log.info("offline: no upstream connection; serving what the store holds")
+        daemon = cls(config, store, build_offline_upstreams(config).by_name)
+        daemon.add_readiness_check(
+            lambda: [Readiness("upstreams", True, "offline: no upstream is asked (server.offline)")]
+        )
         return daemon
 
     def reload(self) -> None:

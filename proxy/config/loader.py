@@ -172,6 +172,7 @@ def _server(t: _Table) -> ServerConfig:
         public_url=t.url("public_url", trailing_slash=True),
         log_format=cast(Literal["text", "json"], t.choice("log_format", ("text", "json")) or "text"),
         shutdown_timeout=t.duration("shutdown_timeout", ServerConfig.shutdown_timeout),
+        offline=t.boolean("offline", ServerConfig.offline),
     )
     t.finish()
     return config

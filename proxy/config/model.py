@@ -36,6 +36,7 @@ class ServerConfig:
     public_url: str | None = None
     log_format: Literal["text", "json"] = "text"
     shutdown_timeout: float = 30.0
+    offline: bool = False  # no upstream connection at all (proxy.upstream.offline)
 
 
 @dataclass(frozen=True)
