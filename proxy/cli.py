@@ -7,12 +7,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from proxy.commands import check_config, gc, login, serve, token, verify
+from proxy.commands import check_config, gc, login, prefetch, serve, token, verify
 from proxy.config import ConfigError, load_config
 from proxy.store.keyring import KeyFileError
 from proxy.store.store import StoreUnavailable
 
-COMMANDS = (serve, check_config, token, verify, gc, login)
+COMMANDS = (serve, check_config, token, verify, gc, login, prefetch)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,155 @@
+"""``prefetch`` fills the store from lockfiles; then, with every upstream stopped, the real clients
+build from the store alone: ``npm ci``, ``pip install --require-hashes``, and ``mvn package`` (with the
+daemon offline, see below). An entry
+that does not exist upstream is reported and the exit status is non-zero.
+
+The lockfiles are made by the clients themselves through a first daemon (its own cache) on the same
+port as the second: ``npm install`` writes package-lock.json (whose ``resolved`` URLs name that port),
+``mvn package`` fills a local repository whose files become the coordinate list. The second daemon,
+with an empty store, is filled by ``prefetch`` alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import free_port, start_daemon, write_config
+from tests.fakes.maven_repository import FakeMavenRepository
+from tests.fakes.npm_registry import FakeNpmRegistry
+from tests.fakes.pypi_index import FakePypiIndex, requirements
+from tests.maven.harness import Maven, copy_project, mvn_binary, write_settings
+from tests.test_npm_e2e import Npm, node_require, npm_binary, project
+from tests.test_pypi_e2e import Clients
+
+M2 = Path.home() / ".m2" / "repository"
+
+
+def prefetch(config: Path, repository: str, *files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "proxy",
+            "--config",
+            str(config),
+            "prefetch",
+            "--repository",
+            repository,
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def coordinates(local: Path) -> list[str]:
+    """A coordinate list of a local Maven repository: ``group:artifact:version`` where the jar is
+    there, ``group:artifact:version:pom`` where only the POM is (parents, BOMs, and the POMs Maven
+    reads while it picks among versions)."""
+    lines = []
+    for pom in sorted(local.rglob("*.pom")):
+        version_dir = pom.parent
+        artifact_dir = version_dir.parent
+        if pom.name != f"{artifact_dir.name}-{version_dir.name}.pom":
+            continue
+        group = ".".join(artifact_dir.parent.relative_to(local).parts)
+        jar = pom.with_suffix(".jar").is_file()
+        lines.append(f"{group}:{artifact_dir.name}:{version_dir.name}{'' if jar else ':pom'}")
+    return lines
+
+
+def test_prefetch_then_build_with_every_upstream_stopped(tmp_path: Path) -> None:
+    npm_bin, mvn_bin = npm_binary(), mvn_binary()
+    npm_fake, pypi_fake = FakeNpmRegistry(), FakePypiIndex()
+    npm_fake.add("e2e-dep", "1.0.0")
+    npm_fake.add("@e2e/top", "1.2.0", dependencies={"e2e-dep": "^1.0.0"})
+    pins = {
+        "e2e-pre": pypi_fake.add_wheel("e2e-pre", "1.0.0", requires_dist=["e2e-pre-dep"], pep658=True),
+        "e2e-pre-dep": pypi_fake.add_wheel("e2e-pre-dep", "2.0.0"),
+    }
+    pypi_fake.add_wheel("e2e-pre", "0.9.0")  # another version, not prefetched
+    npm_fake.start_in_thread()
+    pypi_fake.start_in_thread()
+    m2 = FakeMavenRepository(M2).start()
+    port = free_port()
+    body = (
+        npm_fake.upstream_config("n")
+        + pypi_fake.upstream_config("p")
+        + f'\n[upstream.m]\nformat = "maven"\nurl = "{m2.url}"\n'
+        + '\n[repository.dev]\nupstreams = ["n", "p"]\n\n[repository.java]\nupstreams = ["m"]\n'
+    )
+    daemon = None
+    try:
+        # 1. the lockfiles, made by the clients through a first daemon
+        (tmp_path / "a").mkdir()
+        daemon = start_daemon(write_config(tmp_path / "a", body, port=port), tmp_path / "a.log")
+        npm = Npm(npm_bin, tmp_path / "npm", f"{daemon.url}/npm/dev/")
+        app = project(tmp_path / "app", {"@e2e/top": "^1.0.0"})
+        npm.run("install", cwd=app)
+        lock = app / "package-lock.json"
+        assert set(json.loads(lock.read_text())["packages"]) == {
+            "",
+            "node_modules/@e2e/top",
+            "node_modules/e2e-dep",
+        }
+        maven = Maven(mvn_bin, write_settings(tmp_path / "settings.xml", f"{daemon.url}/maven/java/"))
+        maven.run(copy_project("app", tmp_path / "mvn-a", LIB_DEPENDENCY=""), tmp_path / "local-a", "package")
+        coordinate_list = tmp_path / "maven-dependencies.txt"
+        coordinate_list.write_text(
+            "# made from a local repository\n" + "\n".join(coordinates(tmp_path / "local-a")) + "\n"
+        )
+        assert daemon.stop() == 0
+        reqs = tmp_path / "requirements.txt"
+        reqs.write_text(requirements(pins))
+
+        # 2. a second daemon, empty, filled by prefetch
+        (tmp_path / "b").mkdir()
+        config = write_config(tmp_path / "b", body, port=port)
+        daemon = start_daemon(config, tmp_path / "b.log")
+        served_before = sum(npm_fake.requests.values())
+        done = prefetch(config, "dev", lock, reqs)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "4 entries (5 files): 4 fetched, 0 already there, 0 failed" in done.stdout, done.stdout
+        assert sum(npm_fake.requests.values()) > served_before
+        done = prefetch(config, "java", coordinate_list)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        again = prefetch(config, "dev", lock, reqs)
+        assert "0 fetched, 4 already there, 0 failed" in again.stdout, again.stdout
+
+        # 3. a lockfile entry that does not exist upstream
+        missing = tmp_path / "requirements-missing.txt"
+        missing.write_text(reqs.read_text() + "e2e-nowhere==1.0 --hash=sha256:" + "0" * 64 + "\n")
+        failed = prefetch(config, "dev", missing)
+        assert failed.returncode == 1
+        assert "failed: pypi e2e-nowhere==1.0: " in failed.stderr and "1 failed" in failed.stdout
+
+        # 4. every upstream stopped: the clients build from the store
+        npm_fake.stop_in_thread()
+        pypi_fake.stop_in_thread()
+        m2.stop()
+        npm.fresh_cache()
+        (app / "node_modules").rename(tmp_path / "node_modules-a")
+        npm.run("ci", cwd=app)
+        assert node_require(app, "@e2e/top", "e2e-dep") == ["@e2e/top@1.2.0", "e2e-dep@1.0.0"]
+        clients = Clients(tmp_path / "pip", daemon.url, repository="dev")
+        installed, _ = clients.install("--require-hashes", "-r", str(reqs))
+        assert installed == {"e2e_pre-1.0.0", "e2e_pre_dep-2.0.0"}
+        # Maven asks for POMs the upstream never had (maven-core 3.2.5 while it picks a version) and
+        # goes on after a 404, but not after the 502 a daemon whose upstream is down answers: the
+        # daemon runs offline for it, where a miss is the 404 it is.
+        assert daemon.stop() == 0
+        daemon = start_daemon(config, tmp_path / "b-offline.log", args=["--offline"])
+        maven = Maven(mvn_bin, write_settings(tmp_path / "settings-b.xml", f"{daemon.url}/maven/java/"))
+        project_b = copy_project("app", tmp_path / "mvn-b", LIB_DEPENDENCY="")
+        maven.run(project_b, tmp_path / "local-b", "package")
+        assert (project_b / "target" / "app-1.0.jar").is_file()
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        m2.close()
+        npm_fake.stop_in_thread()
+        pypi_fake.stop_in_thread()
