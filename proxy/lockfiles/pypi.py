@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import shlex
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +14,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from proxy.lockfiles.entries import LockfileError, PypiEntry
+
+_HASH = re.compile(r"(?:^|\s)--hash(?:=|\s+)(\S+)")
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -37,10 +39,7 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
 def read_requirements(path: Path, text: str, seen: frozenset[Path] = frozenset()) -> Iterator[PypiEntry]:
     for number, line in _logical_lines(text):
         where = f"line {number}"
-        try:
-            words = shlex.split(line)
-        except ValueError as error:
-            raise LockfileError(path, str(error), where) from None
+        words = line.split()
         if words[0] in ("-r", "--requirement") or words[0].startswith("--requirement="):
             included = (path.parent / (words[1] if len(words) > 1 else words[0].split("=", 1)[1])).resolve()
             if included in seen:
@@ -53,21 +52,19 @@ def read_requirements(path: Path, text: str, seen: frozenset[Path] = frozenset()
             continue
         if words[0].startswith("-"):
             continue  # --index-url and other options: prefetch goes through the daemon
-        options = [word for word in words[1:] if word.startswith("--hash")]
-        requirement_text = " ".join(w for w in words if not w.startswith("--hash") and w != "--hash")
+        options = _HASH.findall(line)
         try:
-            requirement = Requirement(requirement_text)
+            requirement = Requirement(_HASH.sub(" ", line).strip())
         except InvalidRequirement as error:
             raise LockfileError(path, f"not a requirement: {error}", where) from None
         pins = [s.version for s in requirement.specifier if s.operator in ("==", "===")]
         if len(pins) != 1 or "*" in pins[0]:
             raise LockfileError(path, f"{requirement.name} is not pinned (name==version)", where)
         hashes = set()
-        for option in options:
-            value = option.split("=", 1)[1] if "=" in option else ""
+        for value in options:
             algorithm, _, digest = value.partition(":")
             if algorithm != "sha256" or not digest:
-                raise LockfileError(path, f"{option}: only --hash=sha256:DIGEST is understood", where)
+                raise LockfileError(path, f"--hash={value}: only --hash=sha256:DIGEST is understood", where)
             hashes.add(digest.lower())
         yield PypiEntry(canonicalize_name(requirement.name), pins[0], frozenset(hashes))
 
