@@ -41,6 +41,8 @@ class Daemon:
         self._checks: list[Callable[[], list[Readiness]]] = [self._store_readiness]
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._reloaders: list[Callable[[], None]] = []
+        # Each CodeArtifact domain's token state (for the status endpoint); none offline.
+        self.domain_health: Callable[[], list[DomainHealth]] = list
 
     @classmethod
     async def open(cls, config: Config) -> Daemon:
@@ -55,6 +57,7 @@ class Daemon:
         daemon._closers.extend([upstreams.stop, http.aclose])
         daemon.add_readiness_check(lambda: [_domain_readiness(h) for h in upstreams.health()])
         daemon._reloaders.append(upstreams.retry_now)
+        daemon.domain_health = upstreams.health
         return daemon
 
     @classmethod

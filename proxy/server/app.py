@@ -6,7 +6,7 @@ from aiohttp import web
 
 from proxy.daemon import Daemon
 from proxy.formats import maven, npm, pypi
-from proxy.server import health, metrics
+from proxy.server import health, metrics, status
 from proxy.server.context import DAEMON
 from proxy.server.errors import error_middleware
 from proxy.server.offline import offline_middleware
@@ -20,6 +20,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app = web.Application(middlewares=middlewares, client_max_size=1024**3)
     app[DAEMON] = daemon
     health.add_routes(app)
+    status.add_routes(app)
     metrics.add_routes(app, daemon.store.ledger)
     npm.add_routes(app)
     maven.add_routes(app)
