@@ -5,27 +5,23 @@ one down) and the CodeArtifact token's expiry; no daemon is a clear error."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port, run_command, start_daemon, write_config
-from tests.fakes.codeartifact import FakeCodeArtifact, aws_environment
+from tests.conftest import ROOT, free_port, run_command, start_daemon, write_config
+from tests.fakes.codeartifact import FakeCodeArtifact, isolate_aws
 from tests.fakes.npm_registry import FakeNpmRegistry
 
 OWNER = "111122223333"
 
 
 def test_status_of_a_running_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in aws_environment(
-        tmp_path / "aws", access_key="AKIDEXAMPLE", secret_key="secret"
-    ).items():
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
+    isolate_aws(monkeypatch, tmp_path / "aws", access_key="AKIDEXAMPLE", secret_key="secret")
     codeartifact = FakeCodeArtifact()
     codeartifact.start_in_thread()
     codeartifact.add_domain("corp", OWNER).add_repository("team")
@@ -92,6 +88,8 @@ def test_status_of_a_running_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         finally:
             daemon.stop()
             codeartifact.stop_in_thread()
-    stopped = run_command(config, "status")
+    # --config after the command is the same as before it
+    command = [sys.executable, "-m", "proxy", "status", "--config", str(config)]
+    stopped = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 1
-    assert "no daemon answers at http://127.0.0.1:" in stopped.stderr and "Traceback" not in stopped.stderr
+    assert f"no daemon answers at {daemon.url}/" in stopped.stderr and "Traceback" not in stopped.stderr

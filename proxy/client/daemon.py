@@ -34,6 +34,14 @@ def base_url(config: Config) -> str:
     return f"http://{host}:{listen.port}/"
 
 
+def unreachable(base: str, error: Exception) -> str:
+    """What to tell a user whose command found no daemon at ``base``."""
+    return (
+        f"no daemon answers at {base} ({type(error).__name__}); "
+        "start it with `codeartifact-proxy serve` and the same --config"
+    )
+
+
 def repository_name(config: Config, requested: str | None) -> str:
     """``requested`` when the configuration serves it; with none requested, the only repository (or
     ``local`` among several). Raises ``DaemonAddressError`` naming the choices otherwise."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
-from proxy.client.daemon import DaemonAddressError, base_url, repository_name
+from proxy.client.daemon import DaemonAddressError, base_url, repository_name, unreachable
 from proxy.client.prefetch import Outcome, Prefetch
 from proxy.config.model import Config
 from proxy.lockfiles import Entry, LockfileError, read_lockfile
@@ -56,11 +56,7 @@ async def _prefetch(base: str, repository: str, entries: list[Entry], concurrenc
         try:
             await client.get(f"{base}healthz")
         except httpx.HTTPError as error:
-            print(
-                f"codeartifact-proxy: no daemon answers at {base} ({type(error).__name__}); "
-                "start it with `codeartifact-proxy serve` and the same --config",
-                file=sys.stderr,
-            )
+            print(f"codeartifact-proxy: {unreachable(base, error)}", file=sys.stderr)
             return 1
         bar = tqdm(total=0, unit="entry", dynamic_ncols=True) if sys.stderr.isatty() else None
         prefetch = Prefetch(

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from proxy.client.daemon import DaemonAddressError, base_url
+from proxy.client.daemon import DaemonAddressError, base_url, unreachable
 from proxy.config.model import Config
 
 
@@ -32,11 +32,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         print(f"codeartifact-proxy: {error}", file=sys.stderr)
         return 1
     except httpx.HTTPError as error:
-        print(
-            f"codeartifact-proxy: no daemon answers at {base} ({type(error).__name__}); "
-            "start it with `codeartifact-proxy serve` and the same --config",
-            file=sys.stderr,
-        )
+        print(f"codeartifact-proxy: {unreachable(base, error)}", file=sys.stderr)
         return 1
     try:
         document = response.json()
