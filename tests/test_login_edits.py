@@ -176,3 +176,16 @@ def test_token_is_asked_for_with_sigv4(monkeypatch: pytest.MonkeyPatch, tmp_path
         _TokenHandler.status = 200
         server.shutdown()
         server.server_close()
+
+
+def test_a_linked_dotfile_stays_a_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    (tmp_path / "dotfiles").mkdir()
+    target = tmp_path / "dotfiles" / "npmrc"
+    target.write_bytes(b"fund=false\n")
+    link = tmp_path / ".npmrc"
+    link.symlink_to(target)
+    logins.record_and_write(link, b"registry=x\n", "npm")
+    assert link.is_symlink() and target.read_bytes() == b"registry=x\n"
+    logins.undo(link)
+    assert link.is_symlink() and target.read_bytes() == b"fund=false\n"

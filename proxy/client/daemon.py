@@ -1,7 +1,8 @@
 """Where a daemon of a configuration answers, and which of its repositories a command means.
 
 The same ``--config`` the daemon runs with tells the command-line side its address: ``[server]
-public_url`` when set (what clients are handed anyway), else ``http://`` + ``listen``, with a wildcard
+public_url`` when set (what clients are handed anyway), else ``http://`` (``https://`` with
+``tls_cert_file``) + ``listen``, with a wildcard
 listen address (``0.0.0.0``, ``::``) reached over loopback.
 """
 
@@ -31,7 +32,9 @@ def base_url(config: Config) -> str:
         host = "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{listen.port}/"
+    # A listener with a certificate speaks HTTPS (read defensively: TLS is a later [server] key).
+    scheme = "https" if getattr(config.server, "tls_cert_file", None) else "http"
+    return f"{scheme}://{host}:{listen.port}/"
 
 
 def unreachable(base: str, error: Exception) -> str:

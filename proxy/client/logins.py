@@ -58,7 +58,10 @@ def _write_state(state: dict[str, dict]) -> None:
 
 
 def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Replace ``path`` with ``data`` by rename; keep the old file's permissions, else ``mode``."""
+    """Replace ``path`` with ``data`` by rename; keep the old file's permissions, else ``mode``. A
+    symbolic link (dotfiles kept in a repository) stays a link: the file it points to is replaced."""
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o7777
