@@ -161,7 +161,7 @@ class Prefetch:
 
     # -- npm --------------------------------------------------------------------------------------
     async def _npm(self, entry: NpmEntry, outcome: Outcome) -> None:
-        url = f"{self._base}npm/{self._repository}/{quote(entry.name, safe='@').replace('/', '%2f')}"
+        url = f"{self._base}npm/{self._repository}/{quote(entry.name, safe='@/').replace('/', '%2f')}"
         packument = await self._json(url, "application/json")
         version = (packument.get("versions") or {}).get(entry.version)
         if not isinstance(version, dict):
