@@ -15,6 +15,7 @@ from packaging.utils import canonicalize_name
 from proxy.lockfiles import LockfileError, MavenEntry, NpmEntry, PypiEntry, read_lockfile
 from tests.conftest import start_daemon, write_config
 from tests.fakes.maven_repository import FakeMavenRepository
+from tests.fakes.npm_registry import FakeNpmRegistry, integrity_of
 
 SHA = "a" * 64
 
@@ -264,3 +265,24 @@ def test_requirements_round_trip(
     path = write(tmp_path, "requirements.txt", "\n".join(lines) + "\n")
     expected = [PypiEntry(canonicalize_name(n), v, frozenset(h)) for n, v, h in pins]
     assert read_lockfile(path) == list(dict.fromkeys(expected))
+
+
+def test_prefetch_refuses_a_tarball_that_does_not_match_the_lockfile(tmp_path: Path) -> None:
+    with FakeNpmRegistry() as npm:
+        data = npm.add("e2e-integrity", "1.0.0")
+        config = write_config(tmp_path, npm.upstream_config("n") + '\n[repository.dev]\nupstreams = ["n"]\n')
+        lock = {
+            "lockfileVersion": 3,
+            "packages": {
+                "node_modules/e2e-integrity": {"version": "1.0.0", "integrity": integrity_of(data + b"x")},
+            },
+        }
+        path = write(tmp_path, "package-lock.json", json.dumps(lock))
+        daemon = start_daemon(config, tmp_path / "daemon.log")
+        try:
+            command = [sys.executable, "-m", "proxy", "--config", str(config), "prefetch", str(path)]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        finally:
+            daemon.stop()
+    assert done.returncode == 1
+    assert "its sha512 does not match the lockfile's" in done.stderr, done.stderr

@@ -8,13 +8,14 @@ import threading
 import tomllib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from defusedxml import ElementTree
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.client import edits, logins
+from proxy.client import credentials, edits, logins
 from proxy.client.credentials import CredentialsError, fetch_token
 
 URL = "http://127.0.0.1:5080/"
@@ -189,3 +190,24 @@ def test_a_linked_dotfile_stays_a_link(tmp_path: Path, monkeypatch: pytest.Monke
     assert link.is_symlink() and target.read_bytes() == b"registry=x\n"
     logins.undo(link)
     assert link.is_symlink() and target.read_bytes() == b"fund=false\n"
+
+
+def test_credentials_ask_the_daemon_only_when_it_requires_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(
+        credentials,
+        "fetch_token",
+        lambda base, domain, owner, timeout: asked.append((base, domain, owner)) or "t",
+    )
+    anonymous = SimpleNamespace(auth=SimpleNamespace(anonymous="all"))
+    assert credentials.credentials_for(anonymous, URL) == credentials.ClientCredentials(
+        "aws", "anonymous", True
+    )  # type: ignore[arg-type]
+    assert credentials.credentials_for(SimpleNamespace(), URL).anonymous  # type: ignore[arg-type]
+    assert not asked
+    signed = SimpleNamespace(
+        auth=SimpleNamespace(anonymous="read"), domain=SimpleNamespace(name="d", owner="1" * 12)
+    )
+    found = credentials.credentials_for(signed, URL)  # type: ignore[arg-type]
+    assert found == credentials.ClientCredentials("aws", "t", False) and "'t'" not in repr(found)
+    assert asked == [(URL, "d", "1" * 12)]
