@@ -103,5 +103,40 @@ async def _probe(daemon: Daemon, name: str, upstream: Upstream) -> dict[str, Any
         return {**result, "healthy": False, "reason": f"no answer within {PROBE_TIMEOUT:g} s"}
 
 
+async def catalog(request: web.Request) -> web.Response:
+    """``GET /-/catalog/{repository}``: every package version the repository's catalog holds, published
+    and fetched, with its assets' names, sizes and SHA-256 digests (what ``export`` and ``import``
+    compare and fetch; no blob ids, which are the store's own)."""
+    daemon = request.app[DAEMON]
+    repository = request.match_info["repository"]
+    if repository not in daemon.config.repositories:
+        raise web.HTTPNotFound(reason=f"no repository {repository!r}")
+    packages = await asyncio.to_thread(_catalog, daemon, repository)
+    return web.json_response({"repository": repository, "packages": packages})
+
+
+def _catalog(daemon: Daemon, repository: str) -> list[dict[str, Any]]:
+    packages = []
+    for coordinate in daemon.store.catalog.packages(repository):
+        record = daemon.store.catalog.package(repository, coordinate)
+        if record is None:
+            continue
+        versions = [
+            {
+                "version": pv.version,
+                "origin": pv.origin.origin_type,
+                "published_time": pv.published_time,
+                "assets": [
+                    {"name": a.name, "size": a.size, "sha256": a.hashes["SHA-256"]}
+                    for a in pv.assets.values()
+                ],
+            }
+            for pv in record.versions.values()
+        ]
+        packages.append({**vars(coordinate), "versions": versions})
+    return packages
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/-/status", status)
+    app.router.add_get("/-/catalog/{repository}", catalog)
