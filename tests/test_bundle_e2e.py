@@ -205,6 +205,18 @@ def test_export_import_and_build_offline(tmp_path: Path) -> None:
             sum(pypi_fake.requests.values()),
             sum(m2.requests.values()),
         )
+        tags = httpx.get(f"{daemon.url}/npm/dev/@e2e%2ftop", timeout=30).json()["dist-tags"]
+        assert tags == {"latest": "1.2.0"}
+
+        # import works on a stopped daemon's store too
+        assert daemon.stop() == 0
+        done = proxy(config_c, "import", str(later), "--repository", "dev")
+        assert done.returncode == 0 and "import: 1 imported, 0 already there, 0 failed" in done.stdout, (
+            done.stdout
+        )
+        daemon = start_daemon(config_c, tmp_path / "c-again.log")
+        packument = httpx.get(f"{daemon.url}/npm/dev/e2e-later", timeout=30).json()
+        assert httpx.get(packument["versions"]["3.0.0"]["dist"]["tarball"], timeout=30).status_code == 200
     finally:
         if daemon is not None:
             daemon.stop()

@@ -140,7 +140,8 @@ def _metadata(
         version = (packument.get("versions") or {}).get(entry.version)
         if not isinstance(version, dict):
             raise TransferError(f"the packument has no version {entry.version}")
-        return {"document": version}
+        tags = packument.get("dist-tags") if isinstance(packument.get("dist-tags"), dict) else {}
+        return {"document": version, "dist_tags": {tag: v for tag, v in tags.items() if v == entry.version}}
     if entry.format == "pypi":
         file = _pypi_file(client, base, repository, entry, entry.assets[0]["name"], documents)
         return {"requires_python": file.get("requires-python")}
@@ -223,6 +224,7 @@ def _publish(
         body = {
             "_id": name,
             "name": name,
+            "dist-tags": entry.metadata.get("dist_tags") or {},
             "versions": {entry.version: entry.metadata["document"]},
             "_attachments": {
                 f"{name}-{entry.version}.tgz": {
