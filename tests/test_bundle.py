@@ -65,9 +65,10 @@ def test_a_damaged_blob_is_reported_for_its_entry(tmp_path: Path) -> None:
         assert bundle.broken(bundle.entries[0]) == [entry.assets[0]["name"]]
 
 
-def test_keys(tmp_path: Path) -> None:
+def keys(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A new Ed25519 key pair in PEM files: (PKCS#8 private, SubjectPublicKeyInfo public)."""
     key = Ed25519PrivateKey.generate()
-    private, public = tmp_path / "k.pem", tmp_path / "k.pub"
+    private, public = tmp_path / f"{name}.pem", tmp_path / f"{name}.pub.pem"
     private.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -78,6 +79,11 @@ def test_keys(tmp_path: Path) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+    return private, public
+
+
+def test_keys(tmp_path: Path) -> None:
+    private, public = keys(tmp_path, "k")
     assert load_private_key(private).public_key() == load_public_key(public)
     with pytest.raises(BundleError, match="not a PEM private key"):
         load_private_key(public)

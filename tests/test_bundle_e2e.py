@@ -17,39 +17,19 @@ import tarfile
 from pathlib import Path
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.conftest import ROOT, free_port, start_daemon, write_config
-from tests.fakes.maven_repository import FakeMavenRepository
-from tests.fakes.npm_registry import FakeNpmRegistry
-from tests.fakes.pypi_index import FakePypiIndex, requirements
+from tests.fakes.pypi_index import requirements
 from tests.maven.harness import Maven, copy_project, mvn_binary, write_settings
+from tests.test_bundle import keys
 from tests.test_npm_e2e import Npm, node_require, npm_binary, project
+from tests.test_prefetch_e2e import FakeUpstreams
 from tests.test_pypi_e2e import Clients
-
-M2 = Path.home() / ".m2" / "repository"
 
 
 def proxy(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "proxy", "--config", str(config), *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
-
-
-def keys(tmp_path: Path, name: str) -> tuple[Path, Path]:
-    key = Ed25519PrivateKey.generate()
-    private, public = tmp_path / f"{name}.pem", tmp_path / f"{name}.pub.pem"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, public
 
 
 def manifest(bundle: Path) -> dict:
@@ -74,7 +54,8 @@ def flip_a_byte(bundle: Path, target: Path) -> str:
 
 def test_export_import_and_build_offline(tmp_path: Path) -> None:
     npm_bin, mvn_bin = npm_binary(), mvn_binary()
-    npm_fake, pypi_fake = FakeNpmRegistry(), FakePypiIndex()
+    upstreams = FakeUpstreams()
+    npm_fake, pypi_fake = upstreams.npm, upstreams.pypi
     npm_fake.add("e2e-dep", "1.0.0")
     npm_fake.add("@e2e/top", "1.2.0", dependencies={"e2e-dep": "^1.0.0"})
     npm_fake.add("e2e-later", "3.0.0")
@@ -82,16 +63,8 @@ def test_export_import_and_build_offline(tmp_path: Path) -> None:
         "e2e-air": pypi_fake.add_wheel("e2e-air", "1.0.0", requires_dist=["e2e-air-dep"], pep658=True),
         "e2e-air-dep": pypi_fake.add_wheel("e2e-air-dep", "2.0.0"),
     }
-    npm_fake.start_in_thread()
-    pypi_fake.start_in_thread()
-    m2 = FakeMavenRepository(M2).start()
+    connected = upstreams.start()
     port = free_port()
-    connected = (
-        npm_fake.upstream_config("n")
-        + pypi_fake.upstream_config("p")
-        + f'\n[upstream.m]\nformat = "maven"\nurl = "{m2.url}"\n'
-        + '\n[repository.dev]\nupstreams = ["n", "p"]\n\n[repository.java]\nupstreams = ["m"]\n'
-    )
     sign, sign_pub = keys(tmp_path, "signer")
     _, other_pub = keys(tmp_path, "other")
     daemon = None
@@ -154,11 +127,7 @@ def test_export_import_and_build_offline(tmp_path: Path) -> None:
         assert len(jars) > 20
 
         # -- the air gap: offline, no upstream at all ------------------------------------------------
-        served = (
-            sum(npm_fake.requests.values()),
-            sum(pypi_fake.requests.values()),
-            sum(m2.requests.values()),
-        )
+        served = upstreams.served()
         (tmp_path / "c").mkdir()
         config_c = write_config(
             tmp_path / "c",
@@ -200,11 +169,7 @@ def test_export_import_and_build_offline(tmp_path: Path) -> None:
         project_c = copy_project("app", tmp_path / "mvn-c", LIB_DEPENDENCY="")
         maven_c.run(project_c, tmp_path / "local-c", "package")
         assert (project_c / "target" / "app-1.0.jar").is_file()
-        assert served == (
-            sum(npm_fake.requests.values()),
-            sum(pypi_fake.requests.values()),
-            sum(m2.requests.values()),
-        )
+        assert upstreams.served() == served
         tags = httpx.get(f"{daemon.url}/npm/dev/@e2e%2ftop", timeout=30).json()["dist-tags"]
         assert tags == {"latest": "1.2.0"}
 
@@ -220,6 +185,4 @@ def test_export_import_and_build_offline(tmp_path: Path) -> None:
     finally:
         if daemon is not None:
             daemon.stop()
-        m2.close()
-        npm_fake.stop_in_thread()
-        pypi_fake.stop_in_thread()
+        upstreams.close()

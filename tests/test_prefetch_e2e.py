@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conftest import free_port, start_daemon, write_config
@@ -46,6 +47,45 @@ def prefetch(config: Path, repository: str, *files: Path) -> subprocess.Complete
     )
 
 
+@dataclass
+class FakeUpstreams:
+    """A fake npm registry, PyPI index and Maven repository (over ~/.m2), for repositories ``dev``
+    (npm and PyPI) and ``java`` (Maven) of a daemon."""
+
+    npm: FakeNpmRegistry = field(default_factory=FakeNpmRegistry)
+    pypi: FakePypiIndex = field(default_factory=FakePypiIndex)
+    m2: FakeMavenRepository = field(default_factory=lambda: FakeMavenRepository(M2))
+
+    def start(self) -> str:
+        """Start all three; returns the daemon configuration's upstream and repository tables."""
+        self.npm.start_in_thread()
+        self.pypi.start_in_thread()
+        self.m2.start()
+        return (
+            self.npm.upstream_config("n")
+            + self.pypi.upstream_config("p")
+            + f'\n[upstream.m]\nformat = "maven"\nurl = "{self.m2.url}"\n'
+            + '\n[repository.dev]\nupstreams = ["n", "p"]\n\n[repository.java]\nupstreams = ["m"]\n'
+        )
+
+    def stop(self) -> None:
+        self.npm.stop_in_thread()
+        self.pypi.stop_in_thread()
+        self.m2.stop()
+
+    def close(self) -> None:
+        self.stop()
+        self.m2.close()
+
+    def served(self) -> tuple[int, int, int]:
+        """Requests each has answered so far."""
+        return (
+            sum(self.npm.requests.values()),
+            sum(self.pypi.requests.values()),
+            sum(self.m2.requests.values()),
+        )
+
+
 def coordinates(local: Path) -> list[str]:
     """A coordinate list of a local Maven repository: ``group:artifact:version`` where the jar is
     there, ``group:artifact:version:pom`` where only the POM is (parents, BOMs, and the POMs Maven
@@ -64,7 +104,8 @@ def coordinates(local: Path) -> list[str]:
 
 def test_prefetch_then_build_with_every_upstream_stopped(tmp_path: Path) -> None:
     npm_bin, mvn_bin = npm_binary(), mvn_binary()
-    npm_fake, pypi_fake = FakeNpmRegistry(), FakePypiIndex()
+    upstreams = FakeUpstreams()
+    npm_fake, pypi_fake = upstreams.npm, upstreams.pypi
     npm_fake.add("e2e-dep", "1.0.0")
     npm_fake.add("@e2e/top", "1.2.0", dependencies={"e2e-dep": "^1.0.0"})
     pins = {
@@ -72,16 +113,8 @@ def test_prefetch_then_build_with_every_upstream_stopped(tmp_path: Path) -> None
         "e2e-pre-dep": pypi_fake.add_wheel("e2e-pre-dep", "2.0.0"),
     }
     pypi_fake.add_wheel("e2e-pre", "0.9.0")  # another version, not prefetched
-    npm_fake.start_in_thread()
-    pypi_fake.start_in_thread()
-    m2 = FakeMavenRepository(M2).start()
+    body = upstreams.start()
     port = free_port()
-    body = (
-        npm_fake.upstream_config("n")
-        + pypi_fake.upstream_config("p")
-        + f'\n[upstream.m]\nformat = "maven"\nurl = "{m2.url}"\n'
-        + '\n[repository.dev]\nupstreams = ["n", "p"]\n\n[repository.java]\nupstreams = ["m"]\n'
-    )
     daemon = None
     try:
         # 1. the lockfiles, made by the clients through a first daemon
@@ -128,9 +161,7 @@ def test_prefetch_then_build_with_every_upstream_stopped(tmp_path: Path) -> None
         assert "failed: pypi e2e-nowhere==1.0: " in failed.stderr and "1 failed" in failed.stdout
 
         # 4. every upstream stopped: the clients build from the store
-        npm_fake.stop_in_thread()
-        pypi_fake.stop_in_thread()
-        m2.stop()
+        upstreams.stop()
         npm.fresh_cache()
         (app / "node_modules").rename(tmp_path / "node_modules-a")
         npm.run("ci", cwd=app)
@@ -150,6 +181,4 @@ def test_prefetch_then_build_with_every_upstream_stopped(tmp_path: Path) -> None
     finally:
         if daemon is not None:
             daemon.stop()
-        m2.close()
-        npm_fake.stop_in_thread()
-        pypi_fake.stop_in_thread()
+        upstreams.close()
