@@ -7,13 +7,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from proxy.commands import check_config, gc, serve, token, verify
+from proxy.commands import bundles, check_config, gc, login, prefetch, serve, status, token, verify
 from proxy.config import ConfigError, load_config
 from proxy.formats.registry import format_names
 from proxy.store.keyring import KeyFileError
 from proxy.store.store import StoreUnavailable
 
-COMMANDS = (serve, check_config, token, verify, gc)
+COMMANDS = (serve, check_config, token, verify, gc, login, prefetch, status, bundles)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,6 +29,11 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
+    for command_parser in sub.choices.values():
+        # Also accepted after the command; SUPPRESS keeps one given before it when absent here.
+        command_parser.add_argument(
+            "--config", metavar="PATH", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return p
 
 

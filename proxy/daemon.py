@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from proxy.codeartifact.token import DomainHealth
 from proxy.config.model import Config
 from proxy.formats.format import FormatService, Services
-from proxy.formats.registry import FORMATS, token_schemes
+from proxy.formats.registry import FORMATS, format_names, token_schemes
 from proxy.repository.chain import ResolutionChain
 from proxy.repository.fetch import Fetcher
 from proxy.store.catalog import PackageCoordinate
@@ -25,6 +25,7 @@ from proxy.store.local import local_services
 from proxy.store.store import Store
 from proxy.upstream.base import Upstream
 from proxy.upstream.http import UpstreamHttp
+from proxy.upstream.offline import build_offline_upstreams
 from proxy.upstream.registry import build_upstreams
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,15 @@ class Daemon:
         self._checks: list[Callable[[], list[Readiness]]] = [self._store_readiness]
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._reloaders: list[Callable[[], None]] = []
+        # Each CodeArtifact domain's token state (for the status endpoint); none offline.
+        self.domain_health: Callable[[], list[DomainHealth]] = list
 
     @classmethod
     async def open(cls, config: Config) -> Daemon:
         store = await asyncio.to_thread(Store.open, config.cache)
         store.group_commits(asyncio.get_running_loop())
+        if config.server.offline:
+            return cls._open_offline(config, store)
         http = UpstreamHttp()
         upstreams = build_upstreams(config, http, token_schemes())
         await upstreams.start()
@@ -74,6 +79,17 @@ class Daemon:
         daemon._closers.extend([upstreams.stop, http.aclose])
         daemon.add_readiness_check(lambda: [_domain_readiness(h) for h in upstreams.health()])
         daemon._reloaders.append(upstreams.retry_now)
+        daemon.domain_health = upstreams.health
+        return daemon
+
+    @classmethod
+    def _open_offline(cls, config: Config, store: Store) -> Daemon:
+        """No HTTP session, CodeArtifact client or token provider: nothing that could connect."""
+        log.info("offline: no upstream connection; serving what the store holds")
+        daemon = cls(config, store, build_offline_upstreams(config, format_names()).by_name)
+        daemon.add_readiness_check(
+            lambda: [Readiness("upstreams", True, "offline: no upstream is asked (server.offline)")]
+        )
         return daemon
 
     @property

@@ -191,6 +191,7 @@ def _server(t: _Table) -> ServerConfig:
         tls_cert_file=_optional_path(t, "tls_cert_file"),
         tls_key_file=_optional_path(t, "tls_key_file"),
         audit_log=_optional_path(t, "audit_log"),
+        offline=t.boolean("offline", ServerConfig.offline),
     )
     if (config.tls_cert_file is None) != (config.tls_key_file is None):
         given, other = ("tls_cert_file", "tls_key_file")

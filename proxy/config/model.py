@@ -40,6 +40,7 @@ class ServerConfig:
     tls_cert_file: Path | None = None  # PEM; with tls_key_file, the listener speaks HTTPS
     tls_key_file: Path | None = None
     audit_log: Path | None = None  # None: audit lines go to stderr, beside the access log
+    offline: bool = False  # no upstream connection at all (proxy.upstream.offline)
 
 
 Anonymous = Literal["none", "read", "all"]
