@@ -13,13 +13,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
+
 from proxy.store.blobs import BlobStore
 from proxy.store.catalog import Catalog
 from proxy.store.keyring import KeyRing
 from proxy.store.ledger import BlobLedger
 from proxy.store.local import AsyncBlobs, LocalCatalog, LocalLedger, LocalMetadata
 from proxy.store.metadata import MetadataCache
+from proxy.store.postgres import PostgresIndexes
 from proxy.store.protocols import BlobBackend, CatalogBackend, LedgerBackend, MetadataBackend
+from proxy.store.remote_blobs import S3BlobStore, SharedBlobStore, s3_client
+from tests.store_contract.postgres import Cluster
 
 
 @dataclass
@@ -78,3 +83,64 @@ async def close(backend: Backend) -> None:
 
 async def _async(value: bytes) -> bytes:
     return value
+
+
+@contextlib.asynccontextmanager
+async def postgres_backend(
+    cluster: Cluster, dsn: str, blobs: str, keyring: KeyRing, local: Path, s3_endpoint: str | None
+) -> AsyncIterator[Backend]:
+    """Catalog, ledger and metadata in the database ``dsn``; blobs at the shared path or S3 URL ``blobs``."""
+    indexes = await PostgresIndexes.open(dsn, keyring)
+    peer = await PostgresIndexes.open(dsn, keyring)  # another daemon on the same store
+    if blobs.startswith("s3://"):
+        bucket, _, prefix = blobs.removeprefix("s3://").partition("/")
+        client = s3_client(region="us-east-1", endpoint_url=s3_endpoint)
+        client.create_bucket(Bucket=bucket)
+        blob_store: BlobStore = S3BlobStore(client, bucket, prefix, keyring, local / "tmp")
+
+        async def blob_bytes() -> bytes:
+            keys = [
+                item["Key"]
+                for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+                for item in page.get("Contents", [])
+            ]
+            return b"".join(
+                key.encode() + client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys
+            )
+
+        async def corrupt(blob_id: str) -> None:
+            data = client.get_object(Bucket=bucket, Key=prefix + blob_id)["Body"].read()
+            client.put_object(Bucket=bucket, Key=prefix + blob_id, Body=data[:-1] + bytes([data[-1] ^ 0xFF]))
+    else:
+        shared = SharedBlobStore(Path(blobs), keyring)
+        blob_store = shared
+
+        async def blob_bytes() -> bytes:
+            return files_under(Path(blobs))
+
+        async def corrupt(blob_id: str) -> None:
+            flip_last_byte(shared.path(blob_id))
+
+    async def raw() -> bytes:
+        admin = await asyncpg.connect(cluster.dsn())
+        try:
+            await admin.execute("CHECKPOINT")  # the tables' pages into their files
+        finally:
+            await admin.close()
+        return cluster.data_files() + await blob_bytes()
+
+    backend = Backend(
+        catalog=indexes.catalog,
+        ledger=indexes.ledger,
+        metadata=indexes.metadata,
+        blobs=AsyncBlobs(blob_store, offload=True),
+        raw=raw,
+        corrupt=corrupt,
+        peer=peer.catalog,
+    )
+    try:
+        yield backend
+    finally:
+        await close(backend)
+        await peer.close()
+        await indexes.close()

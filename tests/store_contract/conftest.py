@@ -1,16 +1,23 @@
-"""Fixtures of the storage contract suite: ``backend`` is parametrised over every storage backend."""
+"""Fixtures of the storage contract suite: ``backend`` is parametrised over every storage backend:
+the one-host store, PostgreSQL with a shared blob path, PostgreSQL with S3 (moto's server)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+from moto.server import ThreadedMotoServer
 
 from proxy.store.keyring import Key, KeyRing
-from tests.store_contract.backends import Backend, local_backend
+from tests.store_contract.backends import Backend, local_backend, postgres_backend
+from tests.store_contract.postgres import Cluster, require_bindir
 
-BACKENDS = ["local"]
+BACKENDS = ["local", "postgres+shared", "postgres+s3"]
 
 
 @pytest.fixture
@@ -18,8 +25,72 @@ def keyring() -> KeyRing:
     return KeyRing(Key.generate())
 
 
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    cluster = Cluster(require_bindir())
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a loopback port, in this process."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def new_database(cluster: Cluster) -> AsyncIterator[str]:
+    """The session's test database, emptied (a new database per test costs a checkpoint); its DSN."""
+    admin = await asyncpg.connect(cluster.dsn())
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = 'contract'"):
+            await admin.execute("CREATE DATABASE contract")
+    finally:
+        await admin.close()
+    dsn = cluster.dsn("contract")
+    con = await asyncpg.connect(dsn)
+    try:
+        await con.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await con.close()
+    yield dsn
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "contract-suite")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "contract-suite")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path, keyring: KeyRing) -> AsyncIterator[Backend]:
     if request.param == "local":
         async with local_backend(tmp_path / "store", keyring) as opened:
             yield opened
+        return
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    if request.param == "postgres+shared":
+        blobs = f"{tmp_path / 'shared-blobs'}"
+        endpoint = None
+    else:
+        request.getfixturevalue("s3_credentials")
+        blobs = f"s3://contract-{uuid.uuid4().hex[:12]}/some/prefix/"
+        endpoint = request.getfixturevalue("s3_endpoint")
+    async with (
+        new_database(cluster) as dsn,
+        postgres_backend(cluster, dsn, blobs, keyring, tmp_path / "local", endpoint) as opened,
+    ):
+        yield opened
