@@ -5,8 +5,7 @@ works on any of them through the storage protocols (``proxy.store.protocols``).
     [store] catalog, blobs    catalog, ledger, metadata in PostgreSQL; blobs on a shared path or in S3
 
 The cache key (``[cache] key_file``) seals everything either way: every daemon of a shared store needs
-the same key file. The one-host store's temp directory under ``[cache] path`` also holds an S3 store's
-writes in progress.
+the same key file. An S3 store's writes in progress go to a directory of their own under ``[cache] path``/tmp.
 
 Concurrency rule: ``verify`` and ``gc`` run with every daemon of the store stopped (``gc`` would remove
 a blob another daemon committed but has not entered in the catalog yet).
@@ -15,6 +14,8 @@ a blob another daemon committed but has not entered in the catalog yet).
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,8 @@ def _open_blobs(store: StoreConfig, cache: CacheConfig, keyring: KeyRing) -> Blo
         client.head_bucket(Bucket=bucket)  # fails now, not at the first fetch: no bucket, no access
     except (BotoCoreError, ClientError) as exc:
         raise SharedStoreUnavailable(f"blobs {store.blobs}", str(exc)) from None
-    return S3BlobStore(client, bucket, prefix, keyring, cache.path / "tmp")
+    tmp = cache.path / "tmp" / f"s3-{socket.gethostname()}.{os.getpid()}"
+    return S3BlobStore(client, bucket, prefix, keyring, tmp)
 
 
 async def maintain(

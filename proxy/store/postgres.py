@@ -3,7 +3,8 @@
 
 Tables (created when missing, by the first daemon to open the database)::
 
-    store_format      (version)                       the layout's version, as ROOT/store-format
+    store_format      (version, key_check)            the layout's version, as ROOT/store-format, and
+                                                      a value sealed with the store's cache key
     catalog_package   (name, repository, coordinate, value)
     catalog_repository(name, value)
     ledger            (blob_id, size, pinned, last_access)
@@ -47,8 +48,10 @@ POOL_SIZE = 10
 # Advisory lock classes (the first of PostgreSQL's two int4 lock keys); the second is the object.
 _LOCK_SCHEMA, _LOCK_PACKAGE, _LOCK_EVICTION = 0x43410001, 0x43410002, 0x43410003
 
+_KEY_CHECK = b"codeartifact-proxy store key check"
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS store_format (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS store_format (version INTEGER NOT NULL, key_check BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS catalog_package (
     name TEXT PRIMARY KEY,
     repository TEXT NOT NULL,
@@ -89,7 +92,7 @@ class PostgresIndexes:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise PostgresUnavailable(f"cannot connect: {_reason(exc)}") from None
         try:
-            await _prepare(pool)
+            await _prepare(pool, keyring)
         except BaseException:
             await pool.close()
             raise
@@ -100,22 +103,39 @@ class PostgresIndexes:
         await self.pool.close()
 
 
-async def _prepare(pool: asyncpg.Pool) -> None:
+async def _prepare(pool: asyncpg.Pool, keyring: KeyRing) -> None:
     try:
         async with pool.acquire() as con, con.transaction():
             # Two daemons starting at once would race on CREATE TABLE IF NOT EXISTS.
             await con.execute("SELECT pg_advisory_xact_lock($1, 0)", _LOCK_SCHEMA)
             await con.execute(_SCHEMA)
-            versions = [row["version"] for row in await con.fetch("SELECT version FROM store_format")]
-            if not versions:
-                await con.execute("INSERT INTO store_format (version) VALUES ($1)", SCHEMA_VERSION)
-            elif versions != [SCHEMA_VERSION]:
+            rows = await con.fetch("SELECT version, key_check FROM store_format")
+            if not rows:
+                await con.execute(
+                    "INSERT INTO store_format (version, key_check) VALUES ($1, $2)",
+                    SCHEMA_VERSION,
+                    seal(keyring, _KEY_CHECK, context=_KEY_CHECK),
+                )
+            elif [row["version"] for row in rows] != [SCHEMA_VERSION]:
+                versions = [row["version"] for row in rows]
                 raise PostgresUnavailable(
                     f"holds store format {versions}; this version reads store format {SCHEMA_VERSION} only: "
                     "use an empty database"
                 )
+            else:
+                _check_key(keyring, rows[0]["key_check"])
     except asyncpg.PostgresError as exc:
         raise PostgresUnavailable(_reason(exc)) from None
+
+
+def _check_key(keyring: KeyRing, key_check: bytes) -> None:
+    """Refuse a daemon whose key ring lacks the store's key: what it wrote no other daemon could read."""
+    try:
+        unseal(keyring, key_check, context=_KEY_CHECK)
+    except SealError:
+        raise PostgresUnavailable(
+            "its store is sealed with another cache key: every daemon of a store needs the same key file"
+        ) from None
 
 
 def _reason(exc: BaseException) -> str:

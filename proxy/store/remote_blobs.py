@@ -116,7 +116,8 @@ def _remove_stale_temp_files(tmp: Path, keep: Path) -> None:
 
 
 class S3BlobStore(BlobStore):
-    """Blob objects in an S3 bucket under a prefix; ``client`` is a botocore S3 client."""
+    """Blob objects in an S3 bucket under a prefix; ``client`` is a botocore S3 client; ``tmp`` is this
+    daemon's own local directory for writes in progress (in a parent that other daemons may share)."""
 
     small_blob_bytes = -1
 
@@ -134,10 +135,11 @@ class S3BlobStore(BlobStore):
         self._blobs_dir = self._tmp_dir = str(tmp)
         self.small = NoSmallBlobs()  # type: ignore[assignment]
         make_private_dirs(tmp)
-        self._remove_dead_temp_files()
+        _remove_stale_temp_files(tmp.parent, keep=tmp)
 
     def close(self) -> None:
         self._client.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _key(self, blob_id: str) -> str:
         if not _BLOB_ID.fullmatch(blob_id):

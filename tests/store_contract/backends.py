@@ -96,7 +96,7 @@ async def postgres_backend(
         bucket, _, prefix = blobs.removeprefix("s3://").partition("/")
         client = s3_client(region="us-east-1", endpoint_url=s3_endpoint)
         client.create_bucket(Bucket=bucket)
-        blob_store: BlobStore = S3BlobStore(client, bucket, prefix, keyring, local / "tmp")
+        blob_store: BlobStore = S3BlobStore(client, bucket, prefix, keyring, local / "tmp" / "s3")
 
         async def blob_bytes() -> bytes:
             keys = [

@@ -3,19 +3,17 @@ the one-host store, PostgreSQL with a shared blob path, PostgreSQL with S3 (moto
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from moto.server import ThreadedMotoServer
 
 from proxy.store.keyring import Key, KeyRing
 from tests.store_contract.backends import Backend, local_backend, postgres_backend
-from tests.store_contract.postgres import Cluster, require_bindir
+from tests.store_contract.postgres import Cluster, new_database, require_bindir
 
 BACKENDS = ["local", "postgres+shared", "postgres+s3"]
 
@@ -47,24 +45,6 @@ def s3_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
-
-
-@contextlib.asynccontextmanager
-async def new_database(cluster: Cluster) -> AsyncIterator[str]:
-    """The session's test database, emptied (a new database per test costs a checkpoint); its DSN."""
-    admin = await asyncpg.connect(cluster.dsn())
-    try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = 'contract'"):
-            await admin.execute("CREATE DATABASE contract")
-    finally:
-        await admin.close()
-    dsn = cluster.dsn("contract")
-    con = await asyncpg.connect(dsn)
-    try:
-        await con.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    finally:
-        await con.close()
-    yield dsn
 
 
 @pytest.fixture

@@ -4,14 +4,17 @@ on a loopback port; removed when stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 SUPERUSER = "postgres"
@@ -81,3 +84,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def new_database(cluster: Cluster) -> AsyncIterator[str]:
+    """The session's test database, emptied (a new database per test costs a checkpoint); its DSN."""
+    admin = await asyncpg.connect(cluster.dsn())
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = 'contract'"):
+            await admin.execute("CREATE DATABASE contract")
+    finally:
+        await admin.close()
+    dsn = cluster.dsn("contract")
+    con = await asyncpg.connect(dsn)
+    try:
+        await con.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await con.close()
+    yield dsn

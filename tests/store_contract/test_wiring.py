@@ -16,7 +16,7 @@ from proxy.store.catalog import AssetRecord, PackageCoordinate, PackageVersionOr
 from tests.conftest import write_config
 from tests.store_contract.postgres import Cluster
 
-REPOSITORY = '\n[repository.team-repo]\npublish = true\n'
+REPOSITORY = "\n[repository.team-repo]\npublish = true\n"
 
 
 def config_with(tmp_path: Path, store: str) -> Path:

@@ -1,0 +1,96 @@
+"""What the PostgreSQL backend does beyond the contract: several daemons on one database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from proxy.store.keyring import Key, KeyRing
+from proxy.store.postgres import PostgresIndexes, PostgresUnavailable
+from tests.store_contract.postgres import new_database
+
+
+@pytest.fixture
+async def dsn(pg_cluster):
+    async with new_database(pg_cluster) as opened:
+        yield opened
+
+
+async def test_daemons_starting_at_once_share_one_schema(dsn, keyring):
+    opened = await asyncio.gather(*(PostgresIndexes.open(dsn, keyring, pool_size=2) for _ in range(4)))
+    try:
+        await opened[0].ledger.record("a" * 64, 7, pinned=False)
+        assert [await each.ledger.cached_size() for each in opened] == [7, 7, 7, 7]
+    finally:
+        for each in opened:
+            await each.close()
+
+
+async def test_a_daemon_with_another_cache_key_is_refused(dsn, keyring):
+    await (await PostgresIndexes.open(dsn, keyring)).close()
+    with pytest.raises(PostgresUnavailable, match="sealed with another cache key"):
+        await PostgresIndexes.open(dsn, KeyRing(Key.generate()))
+    rotated = KeyRing(Key.generate(), keyring.keys)  # the store's key kept as an old key: accepted
+    await (await PostgresIndexes.open(dsn, rotated)).close()
+
+
+async def test_a_database_of_another_store_format_is_refused(dsn, keyring):
+    await (await PostgresIndexes.open(dsn, keyring)).close()
+    con = await asyncpg.connect(dsn)
+    try:
+        await con.execute("UPDATE store_format SET version = 99")
+    finally:
+        await con.close()
+    with pytest.raises(PostgresUnavailable, match=r"store format \[99\].*use an empty database"):
+        await PostgresIndexes.open(dsn, keyring)
+
+
+async def test_an_unreachable_database_says_so(keyring):
+    with pytest.raises(PostgresUnavailable, match="cannot connect"):
+        await PostgresIndexes.open("postgresql://proxy@127.0.0.1:1/proxy", keyring)
+
+
+async def test_two_daemons_evicting_at_once_delete_each_blob_once(dsn, keyring):
+    first, second = PostgresIndexes.open(dsn, keyring), PostgresIndexes.open(dsn, keyring)
+    first, second = await first, await second
+    try:
+        for n in range(20):
+            await first.ledger.record(f"{n:064x}", 10, pinned=False)
+        deleted: list[str] = []
+
+        async def delete_blob(blob_id: str) -> None:
+            deleted.append(blob_id)
+            await asyncio.sleep(0)  # let the other eviction run meanwhile
+
+        evicted = await asyncio.gather(
+            first.ledger.evict(50, delete_blob), second.ledger.evict(50, delete_blob)
+        )
+        assert sorted(deleted) == sorted(evicted[0] + evicted[1]) and len(set(deleted)) == len(deleted) == 15
+        assert await first.ledger.cached_size() == 50
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_eviction_spares_a_blob_another_daemon_read_meanwhile(dsn, keyring):
+    first, second = await PostgresIndexes.open(dsn, keyring), await PostgresIndexes.open(dsn, keyring)
+    try:
+        for blob_id in ("a" * 64, "b" * 64, "c" * 64):
+            await first.ledger.record(blob_id, 10, pinned=False)
+            await asyncio.sleep(0.005)
+        deleted: list[str] = []
+
+        async def delete_blob(blob_id: str) -> None:
+            deleted.append(blob_id)
+            if blob_id == "a" * 64:  # while evicting, another daemon serves "b"
+                second.ledger.touch("b" * 64)
+                await second.ledger.flush()
+
+        assert await first.ledger.evict(10, delete_blob) == ["a" * 64, "c" * 64]
+        assert deleted == ["a" * 64, "c" * 64]
+        assert list(await first.ledger.entries()) == ["b" * 64]
+    finally:
+        await first.close()
+        await second.close()
