@@ -1,5 +1,5 @@
 """Opening the store's backends from the configuration, and the maintenance (``verify``, ``gc``) that
-works on any of them through the storage protocols (``proxy.store.protocols``).
+works on any of them through the storage protocols (``proxy.store.backend_protocols``).
 
     no [store] table          the one-host store under [cache] path (SQLite and files, one process)
     [store] catalog, blobs    catalog, ledger, metadata in PostgreSQL; blobs on a shared path or in S3
@@ -24,13 +24,13 @@ from typing import TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from proxy.config.model import CacheConfig, StoreConfig
+from proxy.store.backend_protocols import BlobBackend, CatalogBackend, LedgerBackend, MetadataBackend
 from proxy.store.blobs import BlobStore
 from proxy.store.catalog import PackageRecord
 from proxy.store.keyring import KeyRing
-from proxy.store.local import AsyncBlobs, LocalCatalog, LocalLedger, LocalMetadata
 from proxy.store.postgres import PostgresIndexes, PostgresUnavailable
-from proxy.store.protocols import BlobBackend, CatalogBackend, LedgerBackend, MetadataBackend
 from proxy.store.remote_blobs import S3BlobStore, SharedBlobStore, s3_client
+from proxy.store.sqlite_backend import AsyncBlobs, SqliteCatalog, SqliteLedger, SqliteMetadata
 from proxy.store.store import GcReport, Store, StoreUnavailable, VerifyReport
 
 T = TypeVar("T")
@@ -82,9 +82,9 @@ def local_backends(store: Store) -> StoreBackends:
         await asyncio.to_thread(store.close)
 
     return StoreBackends(
-        LocalCatalog(store.catalog),
-        LocalLedger(store.ledger),
-        LocalMetadata(store.metadata),
+        SqliteCatalog(store.catalog),
+        SqliteLedger(store.ledger),
+        SqliteMetadata(store.metadata),
         AsyncBlobs(store.blobs, offload=False),
         close,
     )

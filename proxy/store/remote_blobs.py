@@ -22,7 +22,7 @@ whole (the put is atomic: readers see no object or the whole one). Two daemons p
 content at once both put the same plaintext, sealed differently; either object reads back.
 
 Concurrency rule: as ``BlobStore``; every call may block on the network, so the daemon runs them in
-worker threads (``proxy.store.local.AsyncBlobs`` with ``offload=True``).
+worker threads (``proxy.store.sqlite_backend.AsyncBlobs`` with ``offload=True``).
 """
 
 from __future__ import annotations

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import asyncpg
 
+from proxy.store.backend_protocols import BlobBackend, CatalogBackend, LedgerBackend, MetadataBackend
 from proxy.store.blobs import BlobStore
 from proxy.store.catalog import Catalog
 from proxy.store.keyring import KeyRing
 from proxy.store.ledger import BlobLedger
-from proxy.store.local import AsyncBlobs, LocalCatalog, LocalLedger, LocalMetadata
 from proxy.store.metadata import MetadataCache
 from proxy.store.postgres import PostgresIndexes
-from proxy.store.protocols import BlobBackend, CatalogBackend, LedgerBackend, MetadataBackend
 from proxy.store.remote_blobs import S3BlobStore, SharedBlobStore, s3_client
+from proxy.store.sqlite_backend import AsyncBlobs, SqliteCatalog, SqliteLedger, SqliteMetadata
 from tests.store_contract.postgres import Cluster
 
 
@@ -62,9 +62,9 @@ async def local_backend(root: Path, keyring: KeyRing) -> AsyncIterator[Backend]:
             blob_store.small.set(blob_id, sealed[:-1] + bytes([sealed[-1] ^ 0xFF]))
 
     backend = Backend(
-        catalog=LocalCatalog(Catalog(root / "index" / "catalog", keyring)),
-        ledger=LocalLedger(BlobLedger(root / "index" / "ledger")),
-        metadata=LocalMetadata(MetadataCache(root / "index" / "metadata", keyring)),
+        catalog=SqliteCatalog(Catalog(root / "index" / "catalog", keyring)),
+        ledger=SqliteLedger(BlobLedger(root / "index" / "ledger")),
+        metadata=SqliteMetadata(MetadataCache(root / "index" / "metadata", keyring)),
         blobs=blobs,
         raw=lambda: _async(files_under(root)),
         corrupt=corrupt,

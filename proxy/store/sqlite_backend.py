@@ -1,5 +1,5 @@
-"""The storage protocols (``proxy.store.protocols``) over the one-host store: SQLite indexes and blob
-files under the cache directory, and ``AsyncBlobs`` over any synchronous ``BlobStore`` (local files, a
+"""The backend protocols (``proxy.store.backend_protocols``) over the one-host store: SQLite indexes and
+blob files under the cache directory, and ``AsyncBlobs`` over any synchronous ``BlobStore`` (local files, a
 shared path, S3).
 
 Concurrency rule: the SQLite classes run inline on the event loop (their calls take microseconds, see
@@ -21,7 +21,7 @@ from proxy.store.metadata import CachedDocument, MetadataCache
 T = TypeVar("T")
 
 
-class LocalCatalog:
+class SqliteCatalog:
     """``CatalogBackend`` over the SQLite catalog."""
 
     def __init__(self, catalog: Catalog) -> None:
@@ -57,7 +57,7 @@ class LocalCatalog:
         self.sync_catalog.close()
 
 
-class LocalLedger:
+class SqliteLedger:
     """``LedgerBackend`` over the SQLite ledger."""
 
     def __init__(self, ledger: BlobLedger) -> None:
@@ -99,7 +99,7 @@ class LocalLedger:
         self.sync_ledger.close()
 
 
-class LocalMetadata:
+class SqliteMetadata:
     """``MetadataBackend`` over the SQLite metadata cache."""
 
     def __init__(self, metadata: MetadataCache) -> None:

@@ -1,7 +1,7 @@
-"""The storage seams: what the store asks of a catalog, a blob ledger, a metadata cache and a blob store,
-as async protocols, so that one store can be SQLite and files on one host (``proxy.store.local``) or
-PostgreSQL plus a shared path or S3 for several daemons (``proxy.store.postgres``,
-``proxy.store.remote_blobs``).
+"""The storage backends' seams: what the store asks of a catalog, a blob ledger, a metadata cache and a
+blob store, as async protocols, so that one store can be SQLite and files on one host
+(``proxy.store.sqlite_backend``) or PostgreSQL plus a shared path or S3 for several daemons
+(``proxy.store.postgres``, ``proxy.store.remote_blobs``).
 
 Every backend keeps the store's secrecy rule: what it holds is keyed names (HMAC under the cache key)
 and sealed values (AES-GCM under the cache key); it never sees a plaintext repository or package name,
