@@ -51,6 +51,10 @@ class CatalogBackend(Protocol):
         """Every package record of every repository (gc, verify, the control plane)."""
         ...
 
+    async def sync(self) -> None:
+        """Make every update so far survive a power failure (a publish is acknowledged only after)."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -234,6 +234,9 @@ class PostgresCatalog:
             for row in rows:
                 yield repository, PackageRecord.from_json(self._open(row["value"], row["name"]))
 
+    async def sync(self) -> None:
+        """Nothing: every update was committed durably (``synchronous_commit``) before it returned."""
+
     async def close(self) -> None:
         """Nothing: ``PostgresIndexes.close`` closes the pool."""
 

@@ -53,6 +53,9 @@ class SqliteCatalog:
         for item in self.sync_catalog.records():
             yield item
 
+    async def sync(self) -> None:
+        await asyncio.to_thread(self.sync_catalog.sync)  # waits on fsync
+
     async def close(self) -> None:
         self.sync_catalog.close()
 
