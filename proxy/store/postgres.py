@@ -20,12 +20,17 @@ Concurrency rule: any number of daemons, each with its own pool. ``update_packag
 advisory lock on the package's name, so read-modify-write never loses a concurrent update from another
 request, process or host. Eviction holds a session advisory lock: one eviction at a time across every
 daemon; a blob's ledger row is deleted only if it is still unpinned and was not read since the eviction
-chose it. Every statement commits on its own (PostgreSQL's default ``synchronous_commit``, durable),
-so there are no groups to commit and ``commit=True`` changes nothing.
+chose it. Every catalog change is announced (NOTIFY, sealed) when it commits, so every daemon can drop
+its merged view of that package at once (``PostgresCatalog.listen``). Every statement or transaction
+commits on its own (PostgreSQL's default ``synchronous_commit``: durable), so there are no groups to
+commit and ``commit=True`` changes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
 import json
 import logging
 import time
@@ -49,6 +54,11 @@ POOL_SIZE = 10
 _LOCK_SCHEMA, _LOCK_PACKAGE, _LOCK_EVICTION = 0x43410001, 0x43410002, 0x43410003
 
 _KEY_CHECK = b"codeartifact-proxy store key check"
+CHANGES_CHANNEL = "codeartifact_proxy_catalog"
+_CHANGE_CONTEXT = b"codeartifact-proxy catalog change"
+RECONNECT_SECONDS = 1.0
+
+ChangeListener = Callable[[str, PackageCoordinate], None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_format (version INTEGER NOT NULL, key_check BYTEA NOT NULL);
@@ -199,6 +209,9 @@ class PostgresCatalog:
                 self._seal(vars(coordinate), f"coordinate {name}"),
                 self._seal(record.to_json(), name),
             )
+            await con.execute(
+                "SELECT pg_notify($1, $2)", CHANGES_CHANNEL, self._change(repository, coordinate)
+            )
             if raw is None:
                 repository_name = self._repository_name(repository)
                 await con.execute(
@@ -210,7 +223,11 @@ class PostgresCatalog:
 
     async def delete_package(self, repository: str, coordinate: PackageCoordinate) -> None:
         name = self._package_name(repository, coordinate)
-        await self._pool.execute("DELETE FROM catalog_package WHERE name = $1", name)
+        async with self._pool.acquire() as con, con.transaction():
+            await con.execute("DELETE FROM catalog_package WHERE name = $1", name)
+            await con.execute(
+                "SELECT pg_notify($1, $2)", CHANGES_CHANNEL, self._change(repository, coordinate)
+            )
 
     async def packages(self, repository: str) -> list[PackageCoordinate]:
         rows = await self._pool.fetch(
@@ -234,11 +251,100 @@ class PostgresCatalog:
             for row in rows:
                 yield repository, PackageRecord.from_json(self._open(row["value"], row["name"]))
 
+    def _change(self, repository: str, coordinate: PackageCoordinate) -> str:
+        plain = json.dumps([repository, coordinate.format, coordinate.namespace, coordinate.name]).encode()
+        return base64.b64encode(seal(self._keyring, plain, context=_CHANGE_CONTEXT)).decode()
+
+    def _open_change(self, payload: str) -> tuple[str, PackageCoordinate]:
+        repository, *coordinate = json.loads(
+            unseal(self._keyring, base64.b64decode(payload), context=_CHANGE_CONTEXT)
+        )
+        return repository, PackageCoordinate(*coordinate)
+
+    async def listen(self, on_change: ChangeListener, on_lost: Callable[[], None]) -> CatalogListener:
+        """Call ``on_change(repository, coordinate)`` for every package that any daemon of the store
+        updates or deletes from now on (this one included), once the change is committed. The
+        notification carries the package sealed, so PostgreSQL never sees its name. ``on_lost``: the
+        listening connection dropped, so changes may have been missed (the listener reconnects)."""
+        listener = CatalogListener(self._pool, self._open_change, on_change, on_lost)
+        await listener.start()
+        return listener
+
     async def sync(self) -> None:
         """Nothing: every update was committed durably (``synchronous_commit``) before it returned."""
 
     async def close(self) -> None:
         """Nothing: ``PostgresIndexes.close`` closes the pool."""
+
+
+class CatalogListener:
+    """One connection that LISTENs for catalog changes (``PostgresCatalog.listen``); ``stop`` ends it.
+    When the connection drops it reports ``on_lost`` and connects again, every ``RECONNECT_SECONDS``."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        open_change: Callable[[str], tuple[str, PackageCoordinate]],
+        on_change: ChangeListener,
+        on_lost: Callable[[], None],
+    ) -> None:
+        self._pool = pool
+        self._open_change = open_change
+        self._on_change = on_change
+        self._on_lost = on_lost
+        self._con: asyncpg.pool.PoolConnectionProxy | None = None
+        self._reconnect: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    async def start(self) -> None:
+        con = await self._pool.acquire()
+        try:
+            await con.add_listener(CHANGES_CHANNEL, self._notified)
+        except BaseException:
+            await self._pool.release(con)
+            raise
+        con.add_termination_listener(self._terminated)
+        self._con = con
+
+    def _notified(self, con: object, pid: int, channel: str, payload: str) -> None:
+        try:
+            repository, coordinate = self._open_change(payload)
+        except (SealError, ValueError) as exc:
+            log.warning("catalog change notification ignored: %s", exc)
+            return
+        self._on_change(repository, coordinate)
+
+    def _terminated(self, con: object) -> None:
+        if self._stopped:
+            return
+        log.warning("catalog change notifications lost: the connection dropped; reconnecting")
+        dropped, self._con = self._con, None
+        self._on_lost()
+        self._reconnect = asyncio.get_running_loop().create_task(self._connect_again(dropped))
+
+    async def _connect_again(self, dropped: asyncpg.pool.PoolConnectionProxy | None) -> None:
+        if dropped is not None:
+            with contextlib.suppress(Exception):  # the pool replaces a closed connection
+                await self._pool.release(dropped)
+        while not self._stopped:
+            await asyncio.sleep(RECONNECT_SECONDS)
+            try:
+                await self.start()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("catalog change notifications: reconnecting failed: %s", _reason(exc))
+                continue
+            self._on_lost()  # changes between the drop and now were missed
+            return
+
+    async def stop(self) -> None:
+        self._stopped = True
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+        con, self._con = self._con, None
+        if con is not None:
+            con.remove_termination_listener(self._terminated)
+            await con.remove_listener(CHANGES_CHANNEL, self._notified)
+            await self._pool.release(con)
 
 
 class PostgresLedger:

@@ -7,6 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from proxy.store.catalog import PackageCoordinate
 from proxy.store.keyring import Key, KeyRing
 from proxy.store.postgres import PostgresIndexes, PostgresUnavailable
 from tests.store_contract.postgres import new_database
@@ -94,3 +95,51 @@ async def test_eviction_spares_a_blob_another_daemon_read_meanwhile(dsn, keyring
     finally:
         await first.close()
         await second.close()
+
+
+async def test_every_daemon_hears_of_a_change_once_committed(dsn, keyring):
+    writer, reader = await PostgresIndexes.open(dsn, keyring), await PostgresIndexes.open(dsn, keyring)
+    heard: asyncio.Queue[tuple[str, PackageCoordinate]] = asyncio.Queue()
+    listener = await reader.catalog.listen(lambda *change: heard.put_nowait(change), lambda: None)
+    try:
+        coordinate = PackageCoordinate("npm", "@team", "announced")
+        await writer.catalog.update_package("team-repo", coordinate, lambda record: None)
+        assert await asyncio.wait_for(heard.get(), 30) == ("team-repo", coordinate)
+        assert await reader.catalog.package("team-repo", coordinate) is not None  # committed by then
+
+        def refuse(record):
+            raise ValueError("refused")
+
+        with pytest.raises(ValueError):  # a change rolled back is not announced
+            await writer.catalog.update_package("team-repo", PackageCoordinate("npm", "", "never"), refuse)
+        await writer.catalog.delete_package("team-repo", coordinate)
+        assert await asyncio.wait_for(heard.get(), 30) == ("team-repo", coordinate)
+        assert heard.empty()
+    finally:
+        await listener.stop()
+        await writer.close()
+        await reader.close()
+
+
+async def test_a_dropped_listening_connection_is_reported_and_reopened(dsn, keyring, pg_cluster):
+    indexes = await PostgresIndexes.open(dsn, keyring)
+    heard: asyncio.Queue[object] = asyncio.Queue()
+    listener = await indexes.catalog.listen(
+        lambda *change: heard.put_nowait(change), lambda: heard.put_nowait("lost")
+    )
+    try:
+        admin = await asyncpg.connect(pg_cluster.dsn())
+        try:  # what a database restart or a network cut does to the listening connection
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+            )
+        finally:
+            await admin.close()
+        assert await asyncio.wait_for(heard.get(), 30) == "lost"
+        assert await asyncio.wait_for(heard.get(), 30) == "lost"  # reconnected: what came between is lost
+        coordinate = PackageCoordinate("pypi", "", "after-reconnect")
+        await indexes.catalog.update_package("team-repo", coordinate, lambda record: None)
+        assert await asyncio.wait_for(heard.get(), 30) == ("team-repo", coordinate)
+    finally:
+        await listener.stop()
+        await indexes.close()
