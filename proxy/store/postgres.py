@@ -9,6 +9,7 @@ Tables (created when missing, by the first daemon to open the database)::
     catalog_repository(name, value)
     ledger            (blob_id, size, pinned, last_access)
     metadata          (name, value)
+    lease             (name, holder, expires)         single flight across daemons (PostgresLeases)
 
 PostgreSQL sees what the SQLite indexes hold and nothing more: ``name`` and ``repository`` are keyed
 names (HMAC under the cache key, ``proxy.store.index.entry_namer``), ``value`` and ``coordinate`` are
@@ -33,9 +34,12 @@ import base64
 import contextlib
 import json
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -57,6 +61,10 @@ _KEY_CHECK = b"codeartifact-proxy store key check"
 CHANGES_CHANNEL = "codeartifact_proxy_catalog"
 _CHANGE_CONTEXT = b"codeartifact-proxy catalog change"
 RECONNECT_SECONDS = 1.0
+LEASE_SECONDS = 30.0  # how long a dead daemon's single-flight lease blocks the others at most
+POLL_SECONDS = 0.05
+
+T = TypeVar("T")
 
 ChangeListener = Callable[[str, PackageCoordinate], None]
 
@@ -78,6 +86,11 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE INDEX IF NOT EXISTS ledger_eviction ON ledger (last_access) WHERE NOT pinned;
 CREATE TABLE IF NOT EXISTS metadata (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS lease (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires DOUBLE PRECISION NOT NULL
+);
 """
 
 
@@ -93,6 +106,7 @@ class PostgresIndexes:
         self.catalog = PostgresCatalog(pool, keyring)
         self.ledger = PostgresLedger(pool)
         self.metadata = PostgresMetadata(pool, keyring)
+        self.leases = PostgresLeases(pool, keyring)
 
     @classmethod
     async def open(cls, dsn: str, keyring: KeyRing, *, pool_size: int = POOL_SIZE) -> PostgresIndexes:
@@ -440,6 +454,86 @@ class PostgresLedger:
 
     async def close(self) -> None:
         """Nothing: ``PostgresIndexes.close`` flushes and closes the pool."""
+
+
+class PostgresLeases:
+    """Single flight across daemons: of all concurrent ``once`` calls for one key, on any host, one runs
+    ``work`` (the upstream fetch and its commit); the others wait, then find its result with ``lookup``.
+
+    The runner holds a lease row (its name a keyed hash of the key) and renews it every third of
+    ``ttl`` while it works; a daemon that dies mid-fetch stops renewing, and its lease is taken over
+    once ``ttl`` has passed: no dead daemon blocks others longer than that. Expiry is by the database's
+    clock, so the daemons' clocks need not agree. Waiters poll the row every ``poll`` seconds.
+
+    Concurrency rule: the daemon's own single flight (``proxy.store.singleflight``) should come first,
+    so that one request per daemon, not every request, waits here.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, keyring: KeyRing, *, ttl: float = LEASE_SECONDS, poll: float = POLL_SECONDS
+    ) -> None:
+        self._pool = pool
+        self._name = entry_namer(keyring, "lease")
+        self._holder = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
+        self.ttl = ttl
+        self.poll = poll
+
+    async def once(
+        self,
+        key: tuple[str, ...],
+        lookup: Callable[[], Awaitable[T | None]],
+        work: Callable[[], Awaitable[T]],
+    ) -> T:
+        """``lookup()`` if it finds something; else ``work()`` here, or, while another daemon holds the
+        lease, wait for it and look again."""
+        name = self._name(key)
+        while True:
+            found = await lookup()
+            if found is not None:
+                return found
+            if await self._acquire(name):
+                renewing = asyncio.get_running_loop().create_task(self._renew(name))
+                try:
+                    found = await lookup()  # committed by a holder that released just now
+                    return found if found is not None else await work()
+                finally:
+                    renewing.cancel()
+                    await self._pool.execute(
+                        "DELETE FROM lease WHERE name = $1 AND holder = $2", name, self._holder
+                    )
+            await self._wait(name)
+
+    async def _acquire(self, name: str) -> bool:
+        holder = await self._pool.fetchval(
+            "INSERT INTO lease (name, holder, expires) "
+            "VALUES ($1, $2, extract(epoch FROM clock_timestamp()) + $3) "
+            "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires = EXCLUDED.expires "
+            "WHERE lease.expires < extract(epoch FROM clock_timestamp()) RETURNING holder",
+            name,
+            self._holder,
+            self.ttl,
+        )
+        return holder is not None
+
+    async def _renew(self, name: str) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            renewed = await self._pool.execute(
+                "UPDATE lease SET expires = extract(epoch FROM clock_timestamp()) + $3 "
+                "WHERE name = $1 AND holder = $2",
+                name,
+                self._holder,
+                self.ttl,
+            )
+            if renewed == "UPDATE 0":  # taken over after it expired: the work may run twice, harmlessly
+                log.warning("single flight lease %s lost to another daemon", name[:12])
+                return
+
+    async def _wait(self, name: str) -> None:
+        while await self._pool.fetchval(
+            "SELECT 1 FROM lease WHERE name = $1 AND expires >= extract(epoch FROM clock_timestamp())", name
+        ):
+            await asyncio.sleep(self.poll)
 
 
 class PostgresMetadata:

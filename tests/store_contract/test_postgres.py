@@ -143,3 +143,90 @@ async def test_a_dropped_listening_connection_is_reported_and_reopened(dsn, keyr
     finally:
         await listener.stop()
         await indexes.close()
+
+
+async def test_concurrent_misses_on_several_daemons_run_the_work_once(dsn, keyring):
+    daemons = [await PostgresIndexes.open(dsn, keyring) for _ in range(3)]
+    committed: dict[str, bytes] = {}  # what the store would hold once the fetch committed
+    runs: list[int] = []
+
+    async def lookup():
+        return committed.get("asset")
+
+    def work_of(daemon: int):
+        async def work():
+            runs.append(daemon)
+            await asyncio.sleep(0.2)  # the upstream fetch, while the others arrive
+            committed["asset"] = b"content"
+            return b"content"
+
+        return work
+
+    try:
+        results = await asyncio.gather(
+            *(
+                daemons[n % 3].leases.once(("npm", "team-repo", "left-pad-1.0.0.tgz"), lookup, work_of(n % 3))
+                for n in range(30)
+            )
+        )
+        assert results == [b"content"] * 30
+        assert len(runs) == 1
+        con = await asyncpg.connect(dsn)
+        try:
+            assert await con.fetchval("SELECT count(*) FROM lease") == 0  # released
+        finally:
+            await con.close()
+    finally:
+        for daemon in daemons:
+            await daemon.close()
+
+
+async def test_a_dead_daemon_s_lease_blocks_the_others_only_until_it_expires(dsn, keyring):
+    dead, alive = await PostgresIndexes.open(dsn, keyring), await PostgresIndexes.open(dsn, keyring)
+    key = ("maven", "team-repo", "app-1.0.jar")
+    try:
+        dead.leases.ttl = 0.5
+        # A daemon that took the lease and died: it never renews nor releases it.
+        assert await dead.leases._acquire(dead.leases._name(key))
+
+        async def nothing():
+            return None
+
+        async def work():
+            return b"fetched by the daemon still alive"
+
+        assert await alive.leases.once(key, nothing, work) == b"fetched by the daemon still alive"
+    finally:
+        await dead.close()
+        await alive.close()
+
+
+async def test_a_long_fetch_keeps_its_lease(dsn, keyring):
+    first, second = await PostgresIndexes.open(dsn, keyring), await PostgresIndexes.open(dsn, keyring)
+    first.leases.ttl = second.leases.ttl = 0.3
+    key = ("pypi", "team-repo", "big.whl")
+    committed: list[bytes] = []
+    runs: list[str] = []
+
+    async def lookup():
+        return committed[0] if committed else None
+
+    def work_of(name: str):
+        async def work():
+            runs.append(name)
+            await asyncio.sleep(1.0)  # longer than the lease: renewed meanwhile
+            committed.append(b"wheel")
+            return b"wheel"
+
+        return work
+
+    try:
+        first_call = asyncio.ensure_future(first.leases.once(key, lookup, work_of("first")))
+        while not runs:  # the first holds the lease and works
+            await asyncio.sleep(0.01)
+        assert await second.leases.once(key, lookup, work_of("second")) == b"wheel"
+        assert await first_call == b"wheel"
+        assert runs == ["first"]
+    finally:
+        await first.close()
+        await second.close()
