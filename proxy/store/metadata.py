@@ -60,6 +60,17 @@ def unpack_document(plain: bytes) -> CachedDocument:
     return CachedDocument(body=plain[4 + head_len :], **head)
 
 
+def check_entry(keyring: KeyRing, name: str, raw: bytes | None) -> str | None:
+    """None if the sealed entry ``raw`` named ``name`` opens with the key ring, else why not."""
+    if raw is None:
+        return "missing"
+    try:
+        unseal(keyring, raw, context=name.encode())
+    except SealError as exc:
+        return str(exc)
+    return None
+
+
 class MetadataCache:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
         self.index = Index(root)
@@ -90,11 +101,4 @@ class MetadataCache:
 
     def check(self, name: str) -> str | None:
         """None if the entry opens with the key ring, else the reason (for verify)."""
-        raw = self.index.get(name)
-        if raw is None:
-            return "missing"
-        try:
-            unseal(self._keyring, raw, context=name.encode())
-        except SealError as exc:
-            return str(exc)
-        return None
+        return check_entry(self._keyring, name, self.index.get(name))

@@ -47,7 +47,7 @@ from proxy.store.catalog import PackageCoordinate, PackageRecord
 from proxy.store.index import entry_namer
 from proxy.store.keyring import KeyRing
 from proxy.store.ledger import LedgerEntry
-from proxy.store.metadata import CachedDocument, pack_document, unpack_document
+from proxy.store.metadata import CachedDocument, check_entry, pack_document, unpack_document
 from proxy.store.sealed import SealError, seal, unseal
 
 log = logging.getLogger(__name__)
@@ -123,8 +123,10 @@ class PostgresIndexes:
         return cls(pool, keyring)
 
     async def close(self) -> None:
-        await self.ledger.flush()
-        await self.pool.close()
+        try:
+            await self.ledger.flush()
+        finally:
+            await self.pool.close()
 
 
 async def _prepare(pool: asyncpg.Pool, keyring: KeyRing) -> None:
@@ -566,13 +568,7 @@ class PostgresMetadata:
 
     async def check(self, name: str) -> str | None:
         raw = await self._pool.fetchval("SELECT value FROM metadata WHERE name = $1", name)
-        if raw is None:
-            return "missing"
-        try:
-            unseal(self._keyring, raw, context=name.encode())
-        except SealError as exc:
-            return str(exc)
-        return None
+        return check_entry(self._keyring, name, raw)
 
     async def close(self) -> None:
         """Nothing: ``PostgresIndexes.close`` closes the pool."""

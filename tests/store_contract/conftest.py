@@ -3,6 +3,7 @@ the one-host store, PostgreSQL with a shared blob path, PostgreSQL with S3 (moto
 
 from __future__ import annotations
 
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -39,6 +40,10 @@ def s3_endpoint() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # Werkzeug, under moto's server, gives its logger a handler on stderr unless it has one.
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.setLevel(logging.ERROR)
+    werkzeug.addHandler(logging.NullHandler())
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
