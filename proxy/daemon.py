@@ -68,6 +68,14 @@ class Daemon:
 
     @classmethod
     async def open(cls, config: Config) -> Daemon:
+        if config.store.shared:
+            from proxy.store.backends import SharedStoreUnavailable  # asyncpg, only for a shared store
+
+            # The formats still use the one-host store's synchronous classes; the shared backends
+            # (proxy.store.backends) serve the storage protocols, which they do not use yet.
+            raise SharedStoreUnavailable(
+                "catalog", "serving from a shared store is not built yet (verify and gc work on one)"
+            )
         store = await asyncio.to_thread(Store.open, config.cache)
         store.group_commits(asyncio.get_running_loop())
         if config.server.offline:

@@ -42,6 +42,7 @@ from proxy.config.model import (
     RegistryUpstream,
     RepositoryConfig,
     ServerConfig,
+    StoreConfig,
     Upstream,
 )
 from proxy.config.units import parse_duration, parse_size
@@ -136,6 +137,7 @@ def redacted(config: Config) -> dict[str, Any]:
         "source": config.source,
         "server": _plain(config.server),
         "cache": _plain(config.cache),
+        "store": _plain(config.store),
         "codeartifact": _plain(config.codeartifact),
         "upstream": _plain(config.upstreams),
         "repository": _plain(config.repositories),
@@ -146,7 +148,7 @@ def redacted(config: Config) -> dict[str, Any]:
 
 def _build(data: dict[str, Any], ctx: _Context) -> Config:
     root = _Table(ctx, "", data)
-    server, cache = root.table("server"), root.table("cache")
+    server, cache, store = root.table("server"), root.table("cache"), root.table("store")
     domain_tables, upstream_tables = root.tables("codeartifact"), root.tables("upstream")
     repository_tables = root.tables("repository")
     auth_table = root.table("auth") if root.has("auth") else None
@@ -155,7 +157,7 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
     root.finish()
     if not repository_tables:
         raise root.error("repository", "no [repository.NAME] table: define at least one repository to serve")
-    server_config, cache_config = _server(server), _cache(cache)
+    server_config, cache_config, store_config = _server(server), _cache(cache), _store(store)
     domains = _by_name(_codeartifact_domain(t) for t in domain_tables)
     upstreams = _by_name(_upstream(t, domains) for t in upstream_tables)
     repository_names = [t.name for t in repository_tables]
@@ -179,6 +181,7 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
         repositories=repositories,
         auth=auth,
         principals=principals,
+        store=store_config,
     )
 
 
@@ -328,6 +331,70 @@ def _cache(t: _Table) -> CacheConfig:
     )
     t.finish()
     return config
+
+
+_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _store(t: _Table) -> StoreConfig:
+    """``[store]``: a catalog in PostgreSQL and blobs on a shared path or S3, both or neither."""
+    catalog, blobs = _catalog_dsn(t), _shared_blobs(t)
+    if catalog is not None and blobs is None:
+        raise t.error(
+            "blobs",
+            "a PostgreSQL catalog is shared by several daemons, so the blobs must be too: "
+            "set blobs to a path every host mounts or to s3://bucket/prefix",
+        )
+    if blobs is not None and catalog is None:
+        raise t.error("catalog", 'shared blobs need a shared catalog: set catalog = "postgresql://..."')
+    s3 = blobs is not None and blobs.startswith("s3://")
+    region, endpoint = t.string("s3_region"), t.url("s3_endpoint_url", trailing_slash=False)
+    for name, value in (("s3_region", region), ("s3_endpoint_url", endpoint)):
+        if value is not None and not s3:
+            raise t.error(name, "applies to S3 blobs only (blobs = \"s3://bucket/prefix\")")
+    config = StoreConfig(catalog=catalog, blobs=blobs, s3_region=region, s3_endpoint_url=endpoint)
+    t.finish()
+    return config
+
+
+def _catalog_dsn(t: _Table) -> str | None:
+    value = t.string("catalog")
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    # The value itself is not echoed: a mistyped one may still carry a password.
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise t.error("catalog", "must be a postgresql:// URL (postgresql://user@host:5432/database)")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise t.error("catalog", "has a bad port number") from None
+    if parts.password is not None or "password=" in parts.query:
+        raise t.error("catalog", "must not contain a password; give it in PGPASSWORD or ~/.pgpass")
+    if not parts.path.strip("/"):
+        raise t.error("catalog", "must name a database (postgresql://user@host:5432/database)")
+    return value
+
+
+def _shared_blobs(t: _Table) -> str | None:
+    value = t.string("blobs")
+    if value is None:
+        return None
+    if value.startswith("s3://"):
+        bucket, _, prefix = value.removeprefix("s3://").partition("/")
+        if not _S3_BUCKET.fullmatch(bucket):
+            raise t.error("blobs", f"{bucket!r} is not an S3 bucket name (3-63 of a-z, 0-9, '.', '-')")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return f"s3://{bucket}/{prefix}"
+    if "://" in value:
+        raise t.error("blobs", "must be an absolute path or an s3://bucket/prefix URL")
+    path = _expand_user(value, t.ctx.environ)
+    if not path.is_absolute():
+        raise t.error(
+            "blobs", "must be an absolute path (a file system every host mounts) or s3://bucket/prefix"
+        )
+    return str(path)
 
 
 def _codeartifact_domain(t: _Table) -> CodeArtifactDomain:

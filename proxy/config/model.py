@@ -74,6 +74,31 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """``[store]``: where a store that several daemons share keeps its parts. Empty (the default): the
+    catalog, ledger, metadata and blobs all live under ``[cache] path``, for one process."""
+
+    # postgresql://user@host:port/database: catalog, ledger and metadata (the password comes from
+    # PGPASSWORD or ~/.pgpass, never the file).
+    catalog: str | None = None
+    blobs: str | None = None  # an absolute path on a file system every host mounts, or s3://bucket/prefix
+    s3_region: str | None = None
+    s3_endpoint_url: str | None = None  # an S3-compatible server instead of AWS's
+
+    @property
+    def shared(self) -> bool:
+        return self.catalog is not None
+
+    @property
+    def s3(self) -> tuple[str, str] | None:
+        """The bucket and the key prefix of S3 blobs, or None."""
+        if self.blobs is None or not self.blobs.startswith("s3://"):
+            return None
+        bucket, _, prefix = self.blobs.removeprefix("s3://").partition("/")
+        return bucket, prefix
+
+
+@dataclass(frozen=True)
 class CodeArtifactDomain:
     """One ``[codeartifact.NAME]`` table: a CodeArtifact domain the proxy fronts."""
 
@@ -140,3 +165,4 @@ class Config:
     repositories: Mapping[str, RepositoryConfig]
     auth: AuthConfig = field(default_factory=AuthConfig)
     principals: Mapping[str, PrincipalConfig] = field(default_factory=dict)
+    store: StoreConfig = field(default_factory=StoreConfig)
