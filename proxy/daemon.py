@@ -7,7 +7,6 @@ the storage services, never the Daemon. ``formats`` is each registered format's 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,10 +18,8 @@ from proxy.formats.format import FormatService, Services
 from proxy.formats.registry import FORMATS, format_names, token_schemes
 from proxy.repository.chain import ResolutionChain
 from proxy.repository.fetch import Fetcher
+from proxy.store.backends import LedgerFigures, ServingStore, SharedFigures, open_serving
 from proxy.store.catalog import PackageCoordinate
-from proxy.store.ledger import BlobLedger
-from proxy.store.local import local_services
-from proxy.store.store import Store
 from proxy.upstream.base import Upstream
 from proxy.upstream.http import UpstreamHttp
 from proxy.upstream.offline import build_offline_upstreams
@@ -41,11 +38,12 @@ class Readiness:
 
 
 class Daemon:
-    def __init__(self, config: Config, store: Store, upstreams: Mapping[str, Upstream]) -> None:
+    def __init__(self, config: Config, serving: ServingStore, upstreams: Mapping[str, Upstream]) -> None:
         self.config = config
-        self.store = store
+        self.serving = serving
+        self.store = serving.local  # the one-host store (maintenance tests look into it); None if shared
         self.upstreams = upstreams
-        storage = local_services(store)
+        storage = serving.services
         self.chain = ResolutionChain(config, upstreams)
         self.fetcher = Fetcher(storage.metadata, storage.blobs, config.cache.metadata_ttl)
         self.services = Services(
@@ -68,16 +66,7 @@ class Daemon:
 
     @classmethod
     async def open(cls, config: Config) -> Daemon:
-        if config.store.shared:
-            from proxy.store.backends import SharedStoreUnavailable  # asyncpg, only for a shared store
-
-            # The formats still use the one-host store's synchronous classes; the shared backends
-            # (proxy.store.backends) serve the storage protocols, which they do not use yet.
-            raise SharedStoreUnavailable(
-                "catalog", "serving from a shared store is not built yet (verify and gc work on one)"
-            )
-        store = await asyncio.to_thread(Store.open, config.cache)
-        store.group_commits(asyncio.get_running_loop())
+        store = await open_serving(config.store, config.cache)
         if config.server.offline:
             return cls._open_offline(config, store)
         http = UpstreamHttp()
@@ -91,7 +80,7 @@ class Daemon:
         return daemon
 
     @classmethod
-    def _open_offline(cls, config: Config, store: Store) -> Daemon:
+    def _open_offline(cls, config: Config, store: ServingStore) -> Daemon:
         """No HTTP session, CodeArtifact client or token provider: nothing that could connect."""
         log.info("offline: no upstream connection; serving what the store holds")
         daemon = cls(config, store, build_offline_upstreams(config, format_names()).by_name)
@@ -101,9 +90,9 @@ class Daemon:
         return daemon
 
     @property
-    def usage(self) -> BlobLedger:
-        """The store's blob count and cached size (for /metrics)."""
-        return self.store.ledger
+    def usage(self) -> LedgerFigures | SharedFigures:
+        """The store's blob count, cached size and total size (for /metrics and /-/status)."""
+        return self.serving.figures
 
     def invalidate(self, package: PackageCoordinate) -> None:
         """Forget ``package``'s merged view in every repository (its format's caches)."""
@@ -117,7 +106,7 @@ class Daemon:
     async def close(self) -> None:
         for closer in self._closers:
             await closer()
-        await asyncio.to_thread(self.store.close)
+        await self.serving.close()
 
     def add_readiness_check(self, check: Callable[[], list[Readiness]]) -> None:
         self._checks.append(check)
@@ -126,11 +115,10 @@ class Daemon:
         return [item for check in self._checks for item in check()]
 
     def _store_readiness(self) -> list[Readiness]:
-        writable = os.access(self.store.root / "tmp", os.W_OK)
+        root = self.serving.root
+        writable = os.access(root / "tmp", os.W_OK)
         return [
-            Readiness(
-                "store", writable, None if writable else f"cache directory {self.store.root} is not writable"
-            )
+            Readiness("store", writable, None if writable else f"cache directory {root} is not writable")
         ]
 
 

@@ -22,7 +22,7 @@ def build_app(daemon: Daemon) -> web.Application:
     if daemon.config.server.offline:
         middlewares.insert(1, offline_middleware)  # sees the error middleware's JSON answers
     app = web.Application(middlewares=middlewares, client_max_size=1024**3)
-    app[AUTHORIZER] = Authorizer.open(daemon.config, daemon.store.root, daemon.store.keyring)
+    app[AUTHORIZER] = Authorizer.open(daemon.config, daemon.serving.root, daemon.serving.keyring)
     app.on_cleanup.append(lambda app: _close_authorizer(app[AUTHORIZER]))
     health.add_routes(app, daemon.readiness)
     status.add_routes(app, daemon)

@@ -72,12 +72,12 @@ async def _store_status(daemon: Daemon) -> tuple[list[dict[str, Any]], dict[str,
         for name in sorted(counts)
         for config in [daemon.config.repositories.get(name)]
     ]
-    ledger = daemon.usage
+    usage = daemon.usage
     store = {
         "path": str(daemon.config.cache.path),
-        "blobs": ledger.blob_count,
-        "size": sum(entry.size for entry in ledger.entries().values()),
-        "cached_size": ledger.cached_size,
+        "blobs": usage.blob_count,
+        "size": usage.total_size,
+        "cached_size": usage.cached_size,
         "max_size": daemon.config.cache.max_size,
     }
     return repositories, store

@@ -1,5 +1,6 @@
-"""Opening the store's backends from the configuration, and the maintenance (``verify``, ``gc``) that
-works on any of them through the storage protocols (``proxy.store.protocols``).
+"""Opening the store's backends from the configuration (``open_backends`` for maintenance,
+``open_serving`` for a daemon), and the maintenance (``verify``, ``gc``) that works on any of them
+through the storage protocols (``proxy.store.protocols``).
 
     no [store] table          the one-host store under [cache] path (SQLite and files, one process)
     [store] catalog, blobs    catalog, ledger, metadata in PostgreSQL; blobs on a shared path or in S3
@@ -14,6 +15,8 @@ a blob another daemon committed but has not entered in the catalog yet).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -27,14 +30,18 @@ from proxy.config.model import CacheConfig, StoreConfig
 from proxy.store.blobs import BlobStore
 from proxy.store.catalog import PackageRecord
 from proxy.store.keyring import KeyRing
-from proxy.store.local import LocalCatalog, LocalMetadata
+from proxy.store.local import LocalCatalog, LocalMetadata, StorageServices, local_services
 from proxy.store.postgres import PostgresIndexes, PostgresUnavailable
 from proxy.store.protocols import BlobBackend, CatalogBackend, LedgerBackend, MetadataBackend
 from proxy.store.remote_blobs import S3BlobStore, SharedBlobStore, s3_client
+from proxy.store.shared import SharedBlobService
 from proxy.store.sqlite_backend import AsyncBlobs, SqliteLedger
 from proxy.store.store import GcReport, Store, StoreUnavailable, VerifyReport
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+USAGE_REFRESH_SECONDS = 15.0  # a shared store's figures for /metrics and /-/status are this old at most
 
 
 class SharedStoreUnavailable(StoreUnavailable):
@@ -177,3 +184,108 @@ def _blob_ids(record: PackageRecord, *, published: bool) -> set[str]:
         if not published or version.origin.origin_type == "INTERNAL"
         for asset in version.assets.values()
     }
+
+
+# -- serving ----------------------------------------------------------------------------------------
+class LedgerFigures:
+    """The one-host ledger's figures, read when asked."""
+
+    def __init__(self, store: Store) -> None:
+        self._ledger = store.ledger
+
+    @property
+    def blob_count(self) -> int:
+        return self._ledger.blob_count
+
+    @property
+    def cached_size(self) -> int:
+        return self._ledger.cached_size
+
+    @property
+    def total_size(self) -> int:
+        return sum(entry.size for entry in self._ledger.entries().values())
+
+
+class SharedFigures:
+    """A shared ledger's figures, refreshed in the background every ``USAGE_REFRESH_SECONDS`` (the
+    ledger is a database: /metrics reads these without waiting on it)."""
+
+    def __init__(self, ledger: LedgerBackend) -> None:
+        self._ledger = ledger
+        self.blob_count = 0
+        self.cached_size = 0
+        self.total_size = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def refresh(self) -> None:
+        entries = await self._ledger.entries()
+        self.blob_count = len(entries)
+        self.cached_size = sum(e.size for e in entries.values() if not e.pinned)
+        self.total_size = sum(e.size for e in entries.values())
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(USAGE_REFRESH_SECONDS)
+            try:
+                await self.refresh()
+            except Exception:  # the figures stay as they were; the next round tries again
+                log.exception("reading the store's figures failed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+@dataclass
+class ServingStore:
+    """A store opened for a daemon: its storage services, its figures (``blob_count``,
+    ``cached_size``, ``total_size``), the local directory of this daemon (``[cache] path``: its
+    writes in progress, the authorizer's files), the key ring, and ``close``. ``local`` is the
+    one-host store when it is one (None for a shared store)."""
+
+    services: StorageServices
+    figures: LedgerFigures | SharedFigures
+    root: Path
+    keyring: KeyRing
+    close: Callable[[], Awaitable[None]]
+    local: Store | None = None
+
+
+async def open_serving(store: StoreConfig, cache: CacheConfig) -> ServingStore:
+    """The store ``store`` and ``cache`` name, for a daemon to serve from; ``StoreUnavailable`` when
+    a part cannot be opened. One-host: index writes commit in groups on the running loop."""
+    if not store.shared:
+        local = await asyncio.to_thread(Store.open, cache)
+        local.group_commits(asyncio.get_running_loop())
+        return ServingStore(
+            local_services(local),
+            LedgerFigures(local),
+            local.root,
+            local.keyring,
+            lambda: asyncio.to_thread(local.close),
+            local,
+        )
+    keyring = await asyncio.to_thread(KeyRing.load, cache.key_file, cache.old_key_files)
+    opened = await open_backends(store, cache)
+    blobs = SharedBlobService(opened.blobs, opened.ledger, cache.max_size)
+    figures = SharedFigures(opened.ledger)
+    try:
+        await asyncio.to_thread(lambda: (cache.path / "tmp").mkdir(parents=True, exist_ok=True))
+        await figures.start()
+    except BaseException:
+        await opened.close()
+        raise
+
+    async def close() -> None:
+        await figures.stop()
+        await blobs.close()
+        await opened.close()
+
+    services = StorageServices(opened.catalog, blobs, opened.metadata)
+    return ServingStore(services, figures, cache.path, keyring, close)

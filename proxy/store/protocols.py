@@ -247,6 +247,10 @@ class BlobBackend(Protocol):
 
     async def ids(self) -> list[str]: ...
 
+    def open_seekable(self, blob_id: str) -> io.RawIOBase:
+        """The blob as a seekable, read-only file. Blocking: call it, and read it, in a worker thread."""
+        ...
+
     async def verify(self, blob_id: str) -> str | None:
         """None if the blob reads back whole under its id, else why not (a corrupt one is removed)."""
         ...

@@ -97,6 +97,15 @@ class SharedBlobStore(BlobStore):
         self._make_fanouts()
         _remove_stale_temp_files(directory / "tmp", keep=self._tmp)
 
+    def _new_temp_file(self) -> tuple[int, str]:
+        try:
+            return super()._new_temp_file()
+        except FileNotFoundError:
+            # Another daemon starting removed this daemon's temp directory while it was empty (it
+            # cannot tell an idle daemon's from a dead one's): make it again.
+            make_private_dirs(self._tmp)
+            return super()._new_temp_file()
+
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -109,6 +110,11 @@ class SharedBlobService:
             raise
         finally:
             await source.aclose()
+
+    def open_seekable(self, blob_id: str) -> io.RawIOBase:
+        """The blob as a seekable file (blocking: use it from a worker thread)."""
+        self.ledger.touch(blob_id)
+        return self.blobs.open_seekable(blob_id)
 
     def schedule_eviction(self) -> None:
         """Check the cached size soon, in the background, unless a check ran or runs already."""

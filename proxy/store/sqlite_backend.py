@@ -10,11 +10,13 @@ for stores whose calls wait on a network (``offload``).
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Protocol, TypeVar
 
 from proxy.store.blobs import BlobInfo, BlobReader, BlobWriter
 from proxy.store.ledger import BlobLedger, LedgerEntry
+from proxy.store.seekable import SeekableBlob
 
 T = TypeVar("T")
 
@@ -105,6 +107,9 @@ class AsyncBlobs:
 
     async def ids(self) -> list[str]:
         return await self._run(lambda: list(self.sync_store.ids()))
+
+    def open_seekable(self, blob_id: str) -> io.RawIOBase:
+        return SeekableBlob(self.sync_store, blob_id)
 
     async def verify(self, blob_id: str) -> str | None:
         return await self._run(lambda: self.sync_store.verify(blob_id))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from proxy.cli import main
@@ -16,7 +15,7 @@ from proxy.config.model import Config
 from proxy.formats.registry import format_names
 from proxy.store import backends
 from proxy.store.catalog import AssetRecord, PackageCoordinate, PackageVersionOrigin, PackageVersionRecord
-from tests.fakes.daemon import write_config
+from tests.fakes.daemon import start_daemon, write_config
 from tests.store_contract.postgres import Cluster
 
 REPOSITORY = "\n[repository.team-repo]\npublish = true\n"
@@ -195,14 +194,34 @@ def test_a_missing_bucket_is_one_line_naming_it(tmp_path, pg_cluster, s3_endpoin
     assert err.startswith("codeartifact-proxy: store blobs s3://no-such-bucket/p/:") and err.count("\n") == 1
 
 
-def test_the_daemon_refuses_a_shared_store_it_cannot_serve_yet(shared_config: Path):
-    # A process of its own: serve sets up the process's logging.
-    done = subprocess.run(
-        [sys.executable, "-m", "proxy", "--config", str(shared_config), "serve"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert "serving from a shared store is not built yet" in done.stderr and "Traceback" not in done.stderr
+POM = (
+    b"<project><modelVersion>4.0.0</modelVersion><groupId>org.shared</groupId><artifactId>s</artifactId>"
+    b"<version>1.0</version></project>"
+)
+
+
+def test_two_daemons_serve_one_shared_store(tmp_path: Path, shared_config: Path):
+    """What one daemon publishes, another on the same PostgreSQL catalog and blob path serves."""
+    store = shared_config.read_text().split("[store]", 1)[1]
+    hosts = []
+    for name in ("host-a", "host-b"):
+        (tmp_path / name).mkdir()
+        hosts.append(write_config(tmp_path / name, "\n[store]" + store))
+    # Every daemon of a shared store seals with the same cache key: host-b uses host-a's key file.
+    key_a = str(tmp_path / "host-a" / "keys" / "cache.key")
+    hosts[1].write_text(hosts[1].read_text().replace(str(tmp_path / "host-b" / "keys" / "cache.key"), key_a))
+    a = start_daemon(hosts[0], tmp_path / "a.log")
+    b = None
+    try:
+        b = start_daemon(hosts[1], tmp_path / "b.log")
+        url = "/maven/team-repo/org/shared/s/1.0/s-1.0.pom"
+        assert httpx.put(a.url + url, content=POM, timeout=30).status_code in (200, 201)
+        served = httpx.get(b.url + url, timeout=30)
+        assert served.status_code == 200 and served.content == POM
+        assert httpx.get(b.url + "/readyz", timeout=10).status_code == 200
+        assert httpx.get(b.url + "/-/status", timeout=10).json()["repositories"][0]["published_versions"] == 1
+        assert not list((tmp_path / "host-b" / "cache").glob("index/*")), "a shared store keeps no index"
+    finally:
+        for daemon in (a, b):
+            if daemon is not None:
+                assert daemon.stop() == 0, daemon.log_text()
