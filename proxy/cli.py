@@ -7,13 +7,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from proxy.commands import check_config, gc, serve, token, verify
+from proxy.commands import bundles, check_config, gc, login, prefetch, serve, status, token, verify
 from proxy.config import ConfigError, load_config
 from proxy.formats.registry import format_names
 from proxy.store.keyring import KeyFileError
 from proxy.store.store import StoreUnavailable
 
-COMMANDS = (serve, check_config, token, verify, gc)
+COMMANDS = (serve, check_config, token, verify, gc, login, prefetch, status, bundles)
 
 
 def parser() -> argparse.ArgumentParser:

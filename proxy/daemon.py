@@ -7,7 +7,6 @@ the storage services, never the Daemon. ``formats`` is each registered format's 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -16,17 +15,16 @@ from dataclasses import dataclass
 from proxy.codeartifact.token import DomainHealth
 from proxy.config.model import Config
 from proxy.formats.format import FormatService, Services
-from proxy.formats.registry import FORMATS, token_schemes
+from proxy.formats.registry import FORMATS, format_names, token_schemes
 from proxy.repository.chain import ResolutionChain
 from proxy.repository.fetch import Fetcher
 from proxy.repository.registry import RepositoryRegistry
+from proxy.store.backends import LedgerFigures, ServingStore, SharedFigures, open_serving
 from proxy.store.catalog import PackageCoordinate
-from proxy.store.ledger import BlobLedger
-from proxy.store.local import local_services
-from proxy.store.repositories import RepositoryEntries
-from proxy.store.store import Store
+from proxy.store.repositories import ConfigOnlyEntries, RepositoryEntries
 from proxy.upstream.base import BodyLimits, Upstream
 from proxy.upstream.http import HttpSettings, UpstreamHttp
+from proxy.upstream.offline import build_offline_upstreams
 from proxy.upstream.registry import build_upstreams
 
 log = logging.getLogger(__name__)
@@ -42,14 +40,16 @@ class Readiness:
 
 
 class Daemon:
-    def __init__(self, config: Config, store: Store, upstreams: Mapping[str, Upstream]) -> None:
+    def __init__(self, config: Config, serving: ServingStore, upstreams: Mapping[str, Upstream]) -> None:
         self.config = config
-        self.store = store
+        self.serving = serving
+        self.store = serving.local  # the one-host store (maintenance tests look into it); None if shared
         self.upstreams = upstreams
-        self.storage = local_services(store)
-        storage = self.storage
+        storage = serving.services
         # The domain's repositories: the data plane looks a repository up here, never in the config.
-        self.repositories = RepositoryRegistry(config, RepositoryEntries(store.catalog.index, store.keyring))
+        local = serving.local
+        entries = RepositoryEntries(local.catalog.index, local.keyring) if local else ConfigOnlyEntries()
+        self.repositories = RepositoryRegistry(config, entries)
         self.chain = ResolutionChain(self.repositories, upstreams)
         self.fetcher = Fetcher(storage.metadata, storage.blobs, config.cache.metadata_ttl)
         self.services = Services(
@@ -68,11 +68,14 @@ class Daemon:
         self._checks: list[Callable[[], list[Readiness]]] = [self._store_readiness]
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._reloaders: list[Callable[[], None]] = []
+        # Each CodeArtifact domain's token state (for the status endpoint); none offline.
+        self.domain_health: Callable[[], list[DomainHealth]] = list
 
     @classmethod
     async def open(cls, config: Config) -> Daemon:
-        store = await asyncio.to_thread(Store.open, config.cache)
-        store.group_commits(asyncio.get_running_loop())
+        store = await open_serving(config.store, config.cache)
+        if config.server.offline:
+            return cls._open_offline(config, store)
         http = UpstreamHttp(HttpSettings(body=BodyLimits(max_document_size=config.cache.max_document_size)))
         upstreams = build_upstreams(config, http, token_schemes())
         await upstreams.start()
@@ -80,12 +83,23 @@ class Daemon:
         daemon._closers.extend([upstreams.stop, http.aclose])
         daemon.add_readiness_check(lambda: [_domain_readiness(h) for h in upstreams.health()])
         daemon._reloaders.append(upstreams.retry_now)
+        daemon.domain_health = upstreams.health
+        return daemon
+
+    @classmethod
+    def _open_offline(cls, config: Config, store: ServingStore) -> Daemon:
+        """No HTTP session, CodeArtifact client or token provider: nothing that could connect."""
+        log.info("offline: no upstream connection; serving what the store holds")
+        daemon = cls(config, store, build_offline_upstreams(config, format_names()).by_name)
+        daemon.add_readiness_check(
+            lambda: [Readiness("upstreams", True, "offline: no upstream is asked (server.offline)")]
+        )
         return daemon
 
     @property
-    def usage(self) -> BlobLedger:
-        """The store's blob count and cached size (for /metrics)."""
-        return self.store.ledger
+    def usage(self) -> LedgerFigures | SharedFigures:
+        """The store's blob count, cached size and total size (for /metrics and /-/status)."""
+        return self.serving.figures
 
     def invalidate(self, package: PackageCoordinate) -> None:
         """Forget ``package``'s merged view in every repository (its format's caches)."""
@@ -105,7 +119,7 @@ class Daemon:
     async def close(self) -> None:
         for closer in self._closers:
             await closer()
-        await asyncio.to_thread(self.store.close)
+        await self.serving.close()
 
     def add_readiness_check(self, check: Callable[[], list[Readiness]]) -> None:
         self._checks.append(check)
@@ -114,9 +128,10 @@ class Daemon:
         return [item for check in self._checks for item in check()]
 
     def _store_readiness(self) -> list[Readiness]:
-        writable = os.access(self.store.root / "tmp", os.W_OK)
-        damaged = len(self.store.damaged)
-        reason = None if writable else f"cache directory {self.store.root} is not writable"
+        root = self.serving.root
+        writable = os.access(root / "tmp", os.W_OK)
+        damaged = len(self.store.damaged) if self.store is not None else 0
+        reason = None if writable else f"cache directory {root} is not writable"
         if damaged:
             reason = (
                 f"damaged: {damaged} published blob(s) missing or corrupt; run `codeartifact-proxy verify`"

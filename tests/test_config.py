@@ -583,7 +583,10 @@ def test_token_durations_within_codeartifact_limits_are_accepted(load, duration)
     ],
 )
 def test_listen_host_port_forms(load, listen, expected):
-    assert load(table("server", listen=listen) + DEV).server.listen == expected
+    # A non-loopback listener needs an [auth] table (see tests/test_auth_config.py).
+    assert (
+        load(table("server", listen=listen) + '[auth]\nanonymous = "none"\n' + DEV).server.listen == expected
+    )
 
 
 def test_listen_unix_socket_paths_resolve_like_other_paths(load, write, home):
@@ -696,6 +699,11 @@ def test_example_file_documents_every_key():
         "owner",
         "allow_writes",
         "external_connection",
+        "tls_cert_file",
+        "audit_log",
+        "anonymous",
+        "access_key_id",
+        "admin",
     }
     lines = text.splitlines()
     for key in keys:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.api import binding, domains, fronted, package_versions, packages, repositories
+from proxy.api import binding, domains, fronted, package_versions, packages, policies, repositories, tokens
 from proxy.api.services import API, ApiServices
 
-API_MODULES = (domains, repositories, packages, package_versions)
+API_MODULES = (domains, repositories, packages, package_versions, tokens, policies)
 
 
 def add_routes(app: web.Application, services: ApiServices) -> None:

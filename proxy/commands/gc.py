@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from proxy.config.model import Config
+from proxy.store import backends
 from proxy.store.store import Store
 
 
@@ -14,10 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    store = Store.open(config.cache)
-    try:
-        report = store.gc()
-    finally:
-        store.close()
+    if config.store.shared:
+        report = asyncio.run(backends.maintain(config.store, config.cache, backends.gc))
+    else:
+        store = Store.open(config.cache)
+        try:
+            report = store.gc()
+        finally:
+            store.close()
     print(f"removed {report.removed_blobs} blobs ({report.removed_bytes} bytes); kept {report.kept_blobs}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
 
@@ -16,10 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the proxy")
     p.add_argument("--log-format", choices=("text", "json"), help="override server.log_format")
     p.add_argument("--debug", action="store_true", help="log at DEBUG level")
+    p.add_argument("--offline", action="store_true", help="no upstream connection at all (server.offline)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    if args.offline:
+        config = dataclasses.replace(config, server=dataclasses.replace(config.server, offline=True))
     setup_logging(args.log_format or config.server.log_format, logging.DEBUG if args.debug else logging.INFO)
     try:
         import uvloop

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from proxy.config.model import Config
+from proxy.store import backends
 from proxy.store.store import Store
 
 
@@ -14,11 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    store = Store.open(config.cache)
-    try:
-        report = store.verify()
-    finally:
-        store.close()
+    if config.store.shared:
+        report = asyncio.run(backends.maintain(config.store, config.cache, backends.verify))
+    else:
+        store = Store.open(config.cache)
+        try:
+            report = store.verify()
+        finally:
+            store.close()
     for line in report.broken:
         print(f"broken: {line}")
     print(f"verified {report.checked_blobs} blobs: {'ok' if report.ok else f'{len(report.broken)} problems'}")

@@ -10,6 +10,7 @@ from proxy.config.loader import (
 )
 from proxy.config.model import (
     EXTERNAL_CONNECTIONS,
+    AuthConfig,
     CacheConfig,
     CodeArtifactDomain,
     CodeArtifactUpstream,
@@ -18,6 +19,7 @@ from proxy.config.model import (
     DomainConfig,
     Format,
     Listen,
+    PrincipalConfig,
     RegistryUpstream,
     RepositoryConfig,
     ServerConfig,
@@ -27,6 +29,7 @@ from proxy.config.model import (
 __all__ = [
     "ENV_VAR",
     "EXTERNAL_CONNECTIONS",
+    "AuthConfig",
     "CacheConfig",
     "CodeArtifactDomain",
     "CodeArtifactUpstream",
@@ -36,6 +39,7 @@ __all__ = [
     "DomainConfig",
     "Format",
     "Listen",
+    "PrincipalConfig",
     "RegistryUpstream",
     "RepositoryConfig",
     "ServerConfig",

@@ -19,6 +19,7 @@ import ipaddress
 import json
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass
@@ -30,6 +31,8 @@ from urllib.parse import urlsplit
 from proxy.config.model import (
     CHECKSUM_POLICIES,
     EXTERNAL_CONNECTIONS,
+    Anonymous,
+    AuthConfig,
     CacheConfig,
     ChecksumPolicy,
     CodeArtifactDomain,
@@ -39,9 +42,11 @@ from proxy.config.model import (
     DomainConfig,
     Format,
     Listen,
+    PrincipalConfig,
     RegistryUpstream,
     RepositoryConfig,
     ServerConfig,
+    StoreConfig,
     Upstream,
 )
 from proxy.config.units import parse_duration, parse_size
@@ -63,6 +68,7 @@ _REPOSITORY_RULE = "2-100 characters: letters, digits, '.', '_' and '-', startin
 _DOMAIN_NAME = re.compile(r"[a-z][a-z0-9-]{0,48}[a-z0-9]")
 _DOMAIN_RULE = "2-50 characters of a-z, 0-9 and '-', starting with a letter, ending with a letter or digit"
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{4,128}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _LISTEN = re.compile(r"(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]\s]+)):(?P<port>[0-9]+)")
@@ -137,22 +143,29 @@ def redacted(config: Config) -> dict[str, Any]:
         "server": _plain(config.server),
         "cache": _plain(config.cache),
         "domain": _plain(config.domain),
+        "store": _plain(config.store),
         "codeartifact": _plain(config.codeartifact),
         "upstream": _plain(config.upstreams),
         "repository": _plain(config.repositories),
+        "auth": _plain(config.auth),
+        "principal": _plain(config.principals),
     }
 
 
 def _build(data: dict[str, Any], ctx: _Context) -> Config:
     root = _Table(ctx, "", data)
     server, cache, domain = root.table("server"), root.table("cache"), root.table("domain")
+    server, cache, store = root.table("server"), root.table("cache"), root.table("store")
     domain_tables, upstream_tables = root.tables("codeartifact"), root.tables("upstream")
     repository_tables = root.tables("repository")
+    auth_table = root.table("auth") if root.has("auth") else None
+    principal_tables = root.tables("principal")
     # A misspelt table name is reported before the errors its absence would cause.
     root.finish()
     if not repository_tables:
         raise root.error("repository", "no [repository.NAME] table: define at least one repository to serve")
     server_config, cache_config, domain_config = _server(server), _cache(cache), _domain(domain)
+    store_config = _store(store)
     domains = _by_name(_codeartifact_domain(t) for t in domain_tables)
     for t in domain_tables:
         if domains[t.name].domain == domain_config.name:
@@ -172,6 +185,9 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
             )
     repositories = _by_name(_repository(t, list(upstreams), repository_names) for t in repository_tables)
     _check_loops(ctx, repositories)
+    auth = _auth(ctx, auth_table, server_config.listen)
+    principals = _by_name(_principal(t) for t in principal_tables)
+    _check_access_keys(ctx, principals)
     return Config(
         source=ctx.source,
         server=server_config,
@@ -180,6 +196,9 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
         upstreams=upstreams,
         repositories=repositories,
         domain=domain_config,
+        auth=auth,
+        principals=principals,
+        store=store_config,
     )
 
 
@@ -206,9 +225,110 @@ def _server(t: _Table) -> ServerConfig:
         max_publish_size=_positive(
             t, "max_publish_size", t.size("max_publish_size", ServerConfig.max_publish_size)
         ),
+        tls_cert_file=_optional_path(t, "tls_cert_file"),
+        tls_key_file=_optional_path(t, "tls_key_file"),
+        audit_log=_optional_path(t, "audit_log"),
+        offline=t.boolean("offline", ServerConfig.offline),
     )
+    if (config.tls_cert_file is None) != (config.tls_key_file is None):
+        given, other = ("tls_cert_file", "tls_key_file")
+        if config.tls_key_file is not None:
+            given, other = other, given
+        raise t.error(other, f"{given} is set, so {other} is needed too (both PEM files)")
     t.finish()
     return config
+
+
+def _optional_path(t: _Table, name: str) -> Path | None:
+    value = t.string(name)
+    return None if value is None else t.ctx.path(value)
+
+
+def is_loopback(listen: Listen) -> bool:
+    """A unix socket, or a TCP host that only this machine can reach."""
+    if listen.unix_path is not None:
+        return True
+    if listen.host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(listen.host or "").is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def _auth(ctx: _Context, t: _Table | None, listen: Listen) -> AuthConfig:
+    """``[auth]``; without the table, anonymous "all" on a loopback listener and a refusal otherwise."""
+    if t is None:
+        if is_loopback(listen):
+            return AuthConfig()
+        raise ctx.error(
+            "auth",
+            f"listen address {listen} is not loopback, so anyone on the network could use the proxy: "
+            'add [auth] with anonymous = "none" (or "read") and [principal.NAME] tables',
+        )
+    anonymous = cast(Anonymous, t.choice("anonymous", ("none", "read", "all")) or "all")
+    if anonymous == "all" and not is_loopback(listen):
+        raise t.error(
+            "anonymous",
+            f'"all" is only allowed when the listen address is loopback or a unix socket, not {listen}; '
+            'use "none" or "read"',
+        )
+    t.finish()
+    return AuthConfig(anonymous=anonymous)
+
+
+def _principal(t: _Table) -> PrincipalConfig:
+    access_key_id = t.matching(
+        "access_key_id", _ACCESS_KEY_ID, "an access key id is 4-128 letters and digits, e.g. AKIDEXAMPLE"
+    )
+    secret_file = t.path("secret_access_key_file", Path())
+    if not t.has("secret_access_key_file"):
+        raise t.missing("secret_access_key_file")
+    secret = _read_secret_file(t, "secret_access_key_file", secret_file)
+    admin = t.boolean("admin", False)
+    t.finish()
+    return PrincipalConfig(t.name, access_key_id, secret_file, secret, admin)
+
+
+def _read_secret_file(t: _Table, name: str, path: Path) -> str:
+    """The secret in ``path``; refused unless it is a regular file only its owner may read."""
+    try:
+        # O_NONBLOCK: a FIFO planted at the path must not hang the start.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        raise t.error(name, f"cannot open {path}: {error.strerror or error}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise t.error(name, f"{path} is not a regular file")
+        if info.st_mode & 0o077:
+            mode = stat.S_IMODE(info.st_mode)
+            raise t.error(
+                name, f"{path} may be read by group or others (mode {mode:04o}); run: chmod 600 {path}"
+            )
+        raw = os.read(fd, 4097)
+    except OSError as error:
+        raise t.error(name, f"cannot read {path}: {error.strerror or error}") from None
+    finally:
+        os.close(fd)
+    try:
+        secret = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise t.error(name, f"{path} does not hold a secret access key (not ASCII text)") from None
+    if not secret or len(raw) > 4096 or any(c.isspace() for c in secret):
+        raise t.error(name, f"{path} must hold one secret access key on one line")
+    return secret
+
+
+def _check_access_keys(ctx: _Context, principals: Mapping[str, PrincipalConfig]) -> None:
+    seen: dict[str, str] = {}
+    for principal in principals.values():
+        other = seen.setdefault(principal.access_key_id, principal.name)
+        if other != principal.name:
+            raise ctx.error(
+                f"{_join('principal', principal.name)}.access_key_id",
+                f"the same access key id as [principal.{other}]; each principal needs its own",
+            )
 
 
 def _listen(t: _Table) -> Listen:
@@ -248,6 +368,70 @@ def _cache(t: _Table) -> CacheConfig:
     )
     t.finish()
     return config
+
+
+_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _store(t: _Table) -> StoreConfig:
+    """``[store]``: a catalog in PostgreSQL and blobs on a shared path or S3, both or neither."""
+    catalog, blobs = _catalog_dsn(t), _shared_blobs(t)
+    if catalog is not None and blobs is None:
+        raise t.error(
+            "blobs",
+            "a PostgreSQL catalog is shared by several daemons, so the blobs must be too: "
+            "set blobs to a path every host mounts or to s3://bucket/prefix",
+        )
+    if blobs is not None and catalog is None:
+        raise t.error("catalog", 'shared blobs need a shared catalog: set catalog = "postgresql://..."')
+    s3 = blobs is not None and blobs.startswith("s3://")
+    region, endpoint = t.string("s3_region"), t.url("s3_endpoint_url", trailing_slash=False)
+    for name, value in (("s3_region", region), ("s3_endpoint_url", endpoint)):
+        if value is not None and not s3:
+            raise t.error(name, "applies to S3 blobs only (blobs = \"s3://bucket/prefix\")")
+    config = StoreConfig(catalog=catalog, blobs=blobs, s3_region=region, s3_endpoint_url=endpoint)
+    t.finish()
+    return config
+
+
+def _catalog_dsn(t: _Table) -> str | None:
+    value = t.string("catalog")
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    # The value itself is not echoed: a mistyped one may still carry a password.
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise t.error("catalog", "must be a postgresql:// URL (postgresql://user@host:5432/database)")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise t.error("catalog", "has a bad port number") from None
+    if parts.password is not None or "password=" in parts.query:
+        raise t.error("catalog", "must not contain a password; give it in PGPASSWORD or ~/.pgpass")
+    if not parts.path.strip("/"):
+        raise t.error("catalog", "must name a database (postgresql://user@host:5432/database)")
+    return value
+
+
+def _shared_blobs(t: _Table) -> str | None:
+    value = t.string("blobs")
+    if value is None:
+        return None
+    if value.startswith("s3://"):
+        bucket, _, prefix = value.removeprefix("s3://").partition("/")
+        if not _S3_BUCKET.fullmatch(bucket):
+            raise t.error("blobs", f"{bucket!r} is not an S3 bucket name (3-63 of a-z, 0-9, '.', '-')")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return f"s3://{bucket}/{prefix}"
+    if "://" in value:
+        raise t.error("blobs", "must be an absolute path or an s3://bucket/prefix URL")
+    path = _expand_user(value, t.ctx.environ)
+    if not path.is_absolute():
+        raise t.error(
+            "blobs", "must be an absolute path (a file system every host mounts) or s3://bucket/prefix"
+        )
+    return str(path)
 
 
 def _codeartifact_domain(t: _Table) -> CodeArtifactDomain:
@@ -615,6 +799,12 @@ def _plain(value: object) -> Any:
             "username": value.username,
             "password": "***" if value.password else None,
             "token": "***" if value.token else None,
+        }
+    if isinstance(value, PrincipalConfig):
+        return {
+            "access_key_id": value.access_key_id,
+            "secret_access_key_file": str(value.secret_access_key_file),
+            "admin": value.admin,
         }
     if isinstance(value, Listen | Path):
         return str(value)

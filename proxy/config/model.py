@@ -40,11 +40,37 @@ class ServerConfig:
     public_url: str | None = None
     log_format: Literal["text", "json"] = "text"
     shutdown_timeout: float = 30.0
+    tls_cert_file: Path | None = None  # PEM; with tls_key_file, the listener speaks HTTPS
+    tls_key_file: Path | None = None
+    audit_log: Path | None = None  # None: audit lines go to stderr, beside the access log
+    offline: bool = False  # no upstream connection at all (proxy.upstream.offline)
     # A client must send its request head within this long (slow-header connections hold sockets).
     header_timeout: float = 30.0
     # A publish (npm publish, twine upload, mvn deploy) larger than this is refused, on its
     # Content-Length before any of it is read.
     max_publish_size: int = 1024**3
+
+
+
+Anonymous = Literal["none", "read", "all"]
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """``[auth]``: what a request without valid credentials may do."""
+
+    anonymous: Anonymous = "all"
+
+
+@dataclass(frozen=True)
+class PrincipalConfig:
+    """``[principal.NAME]``: a principal that signs /v1 requests (SigV4) with these keys."""
+
+    name: str
+    access_key_id: str
+    secret_access_key_file: Path
+    secret_access_key: str = field(repr=False)
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +83,31 @@ class CacheConfig:
     # An upstream metadata document (packument, simple page, maven-metadata, checksum file) past this
     # many decoded bytes is refused while it streams.
     max_document_size: int = 128 * 1024**2
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """``[store]``: where a store that several daemons share keeps its parts. Empty (the default): the
+    catalog, ledger, metadata and blobs all live under ``[cache] path``, for one process."""
+
+    # postgresql://user@host:port/database: catalog, ledger and metadata (the password comes from
+    # PGPASSWORD or ~/.pgpass, never the file).
+    catalog: str | None = None
+    blobs: str | None = None  # an absolute path on a file system every host mounts, or s3://bucket/prefix
+    s3_region: str | None = None
+    s3_endpoint_url: str | None = None  # an S3-compatible server instead of AWS's
+
+    @property
+    def shared(self) -> bool:
+        return self.catalog is not None
+
+    @property
+    def s3(self) -> tuple[str, str] | None:
+        """The bucket and the key prefix of S3 blobs, or None."""
+        if self.blobs is None or not self.blobs.startswith("s3://"):
+            return None
+        bucket, _, prefix = self.blobs.removeprefix("s3://").partition("/")
+        return bucket, prefix
 
 
 @dataclass(frozen=True)
@@ -148,3 +199,6 @@ class Config:
     upstreams: Mapping[str, Upstream]
     repositories: Mapping[str, RepositoryConfig]
     domain: DomainConfig = field(default_factory=DomainConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    principals: Mapping[str, PrincipalConfig] = field(default_factory=dict)
+    store: StoreConfig = field(default_factory=StoreConfig)

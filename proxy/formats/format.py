@@ -103,4 +103,15 @@ class Format(Protocol):
         update what else of the package depends on its versions (npm: the ``latest`` dist-tag)."""
         ...
 
+    @property
+    def token_challenge(self) -> str:
+        """The ``WWW-Authenticate`` scheme (``Basic``, ``Bearer``) answering a refused token, the one
+        that makes this format's clients say the token is the problem."""
+        ...
+
+    def action(self, method: str, path: str) -> str:
+        """The CodeArtifact action (``proxy.formats.common.actions``) a ``method`` request to
+        ``/{name}/{repo}/{path}`` needs: what authorization checks it against."""
+        ...
+
     def serve(self, services: Services) -> FormatService: ...

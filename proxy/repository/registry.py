@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from proxy.config.model import Config, RepositoryConfig
-from proxy.store.repositories import RepositoryEntries, RepositoryRecord
+from proxy.store.repositories import ConfigOnlyEntries, RepositoriesFixed, RepositoryEntries, RepositoryRecord
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class InvalidUpstreams(RegistryError):
 class RepositoryRegistry:
     """The domain's repositories by name, and the changes to them."""
 
-    def __init__(self, config: Config, entries: RepositoryEntries) -> None:
+    def __init__(self, config: Config, entries: RepositoryEntries | ConfigOnlyEntries) -> None:
         self._source = config.source
         self._upstream_names = frozenset(config.upstreams)
         self._entries = entries
@@ -131,12 +131,18 @@ class RepositoryRegistry:
         if users:
             raise InUse(name, users)
         remaining = [r for r in self._records.values() if r.name != name]
-        self._entries.save(remaining)
+        self._save(remaining)
         del self._records[name]
         self._changed(name)
         return record
 
     # -- internals --------------------------------------------------------------------------------
+    def _save(self, records: list[RepositoryRecord]) -> None:
+        try:
+            self._entries.save(records)
+        except RepositoriesFixed as exc:
+            raise RegistryError(str(exc)) from None
+
     def _changeable(self, name: str) -> RepositoryRecord:
         record = self._records.get(name)
         if record is None:
@@ -146,7 +152,7 @@ class RepositoryRegistry:
         return record
 
     def _store(self, record: RepositoryRecord) -> RepositoryRecord:
-        self._entries.save([*(r for r in self._records.values() if r.name != record.name), record])
+        self._save([*(r for r in self._records.values() if r.name != record.name), record])
         self._records[record.name] = record
         self._changed(record.name)
         return record
@@ -208,7 +214,7 @@ class RepositoryRegistry:
                 gone = sorted(set(record.upstreams) - set(known))
                 log.warning("repository %s: upstreams %s no longer exist; dropped", name, ", ".join(gone))
                 records[name] = replace(record, upstreams=tuple(known))
-        if records != self._records or not self._records:
+        if (records != self._records or not self._records) and isinstance(self._entries, RepositoryEntries):
             self._entries.save(list(records.values()))
         self._records = records
 

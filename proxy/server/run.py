@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 
 from aiohttp import web
 
-from proxy.config.model import Config
+from proxy.config.loader import is_loopback
+from proxy.config.model import Config, ServerConfig
 from proxy.daemon import Daemon
 from proxy.server.access_log import AccessLogger, access_logger
 from proxy.server.app import build_app
@@ -26,10 +28,15 @@ class ListenError(Exception):
 
 async def serve(config: Config) -> None:
     daemon = await Daemon.open(config)
+    try:
+        app = build_app(daemon)
+    except BaseException:
+        await daemon.close()  # e.g. an unreadable policy file: close what was opened, then say why
+        raise
     loop = asyncio.get_running_loop()
     log_loop_exceptions(loop)
     runner = GuardedAppRunner(
-        build_app(daemon),
+        app,
         header_timeout=config.server.header_timeout,
         handle_signals=False,
         access_log_class=AccessLogger,
@@ -43,7 +50,12 @@ async def serve(config: Config) -> None:
         listen.unix_path.unlink(missing_ok=True)
         site = web.UnixSite(runner, str(listen.unix_path))
     else:
-        site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True)
+        tls = _tls_context(config.server)
+        if tls is None and not is_loopback(listen):
+            log.warning(
+                "serving plain HTTP on %s: tokens cross the network in clear; set tls_cert_file", listen
+            )
+        site = web.TCPSite(runner, listen.host, listen.port, reuse_address=True, ssl_context=tls)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -64,3 +76,18 @@ async def serve(config: Config) -> None:
         await runner.cleanup()
         await daemon.close()
     log.info("stopped")
+
+
+def _tls_context(server: ServerConfig) -> ssl.SSLContext | None:
+    """The listener's TLS context of ``[server] tls_cert_file``/``tls_key_file``; None without them."""
+    if server.tls_cert_file is None or server.tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(server.tls_cert_file, server.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ListenError(
+            f"cannot use tls_cert_file {server.tls_cert_file} / tls_key_file {server.tls_key_file}: "
+            f"{getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    return context

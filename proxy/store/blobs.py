@@ -116,6 +116,8 @@ class BlobInfo:
 class BlobStore:
     """Encrypted blob files under ``root``. Thread-safe; see the module docstring."""
 
+    small_blob_bytes = SMALL_BLOB_BYTES  # fetched content up to this size goes to ``small``
+
     def __init__(self, root: Path, keyring: KeyRing, chunk_size: int = CHUNK_SIZE) -> None:
         self.root = root
         self.keyring = keyring
@@ -360,7 +362,7 @@ class BlobWriter:
         if self._out_of_space is not None:
             raise self._out_of_space
         assert self._info is not None
-        if self._fd is None and not durable and self._size <= SMALL_BLOB_BYTES:
+        if self._fd is None and not durable and self._size <= self._store.small_blob_bytes:
             self._store.small.set(self._info.blob_id, self._sealer.header() + self._last_chunk)
             return
         fd = self._temp_file()

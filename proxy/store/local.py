@@ -1,5 +1,7 @@
 """The local store (``proxy.store.store.Store``: SQLite indexes and encrypted files under one directory)
-as the storage services of ``proxy.store.protocols``: the first backend.
+as the storage services of ``proxy.store.protocols``: the first backend. ``LocalCatalog`` and
+``LocalMetadata`` are its catalog and metadata backends too (``proxy.store.backends``); its ledger and
+blob files are those of ``proxy.store.sqlite_backend``.
 
 Small work (a catalog entry, a metadata document of less than ``INLINE_BYTES``, a blob's existence)
 runs inline on the event loop; what reads a whole repository's listing, waits on fsync or handles a
@@ -22,7 +24,7 @@ from proxy.store.store import Store, offload
 
 
 class LocalCatalog:
-    """CatalogService on the store's catalog."""
+    """CatalogService (and CatalogBackend) on the store's catalog."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -70,6 +72,9 @@ class LocalCatalog:
     async def sync(self) -> None:
         await asyncio.to_thread(self._store.sync)
 
+    async def close(self) -> None:
+        self._catalog.close()
+
 
 class LocalBlobs:
     """BlobService on the store's blob files."""
@@ -114,7 +119,7 @@ class LocalBlobs:
 
 
 class LocalMetadata:
-    """MetadataService on the store's metadata cache."""
+    """MetadataService (and MetadataBackend) on the store's metadata cache."""
 
     def __init__(self, store: Store) -> None:
         self._metadata = store.metadata
@@ -127,6 +132,15 @@ class LocalMetadata:
 
     async def delete(self, *key: str) -> None:
         self._metadata.delete(*key)
+
+    async def names(self) -> list[str]:
+        return self._metadata.names()
+
+    async def check(self, name: str) -> str | None:
+        return self._metadata.check(name)
+
+    async def close(self) -> None:
+        self._metadata.close()
 
 
 @dataclass(frozen=True)

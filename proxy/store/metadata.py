@@ -40,6 +40,37 @@ class CachedDocument:
         return (now if now is not None else time.time()) - self.fetched_at
 
 
+def pack_document(doc: CachedDocument) -> bytes:
+    """The plaintext an entry seals: a length-prefixed JSON head, then the body."""
+    head = json.dumps(
+        {
+            "status": doc.status,
+            "fetched_at": doc.fetched_at,
+            "etag": doc.etag,
+            "last_modified": doc.last_modified,
+            "content_type": doc.content_type,
+        }
+    ).encode()
+    return len(head).to_bytes(4, "big") + head + doc.body
+
+
+def unpack_document(plain: bytes) -> CachedDocument:
+    head_len = int.from_bytes(plain[:4], "big")
+    head = json.loads(plain[4 : 4 + head_len])
+    return CachedDocument(body=plain[4 + head_len :], **head)
+
+
+def check_entry(keyring: KeyRing, name: str, raw: bytes | None) -> str | None:
+    """None if the sealed entry ``raw`` named ``name`` opens with the key ring, else why not."""
+    if raw is None:
+        return "missing"
+    try:
+        unseal(keyring, raw, context=name.encode())
+    except SealError as exc:
+        return str(exc)
+    return None
+
+
 class MetadataCache:
     def __init__(self, root: Path, keyring: KeyRing) -> None:
         self.index = Index(root)
@@ -54,25 +85,12 @@ class MetadataCache:
         raw = self.index.get(name)
         if raw is None:
             return None
-        plain = unseal(self._keyring, raw, context=name.encode())
-        head_len = int.from_bytes(plain[:4], "big")
-        head = json.loads(plain[4 : 4 + head_len])
-        return CachedDocument(body=plain[4 + head_len :], **head)
+        return unpack_document(unseal(self._keyring, raw, context=name.encode()))
 
     def put(self, doc: CachedDocument, *key: str) -> None:
         name = self._name(key)
-        head = json.dumps(
-            {
-                "status": doc.status,
-                "fetched_at": doc.fetched_at,
-                "etag": doc.etag,
-                "last_modified": doc.last_modified,
-                "content_type": doc.content_type,
-            }
-        ).encode()
-        plain = len(head).to_bytes(4, "big") + head + doc.body
         with unless_out_of_space(log, "metadata not cached"):
-            self.index.set(name, seal(self._keyring, plain, context=name.encode()))
+            self.index.set(name, seal(self._keyring, pack_document(doc), context=name.encode()))
 
     def delete(self, *key: str) -> None:
         with unless_out_of_space(log, "metadata not removed from the cache"):
@@ -83,11 +101,4 @@ class MetadataCache:
 
     def check(self, name: str) -> str | None:
         """None if the entry opens with the key ring, else the reason (for verify)."""
-        raw = self.index.get(name)
-        if raw is None:
-            return "missing"
-        try:
-            unseal(self._keyring, raw, context=name.encode())
-        except SealError as exc:
-            return str(exc)
-        return None
+        return check_entry(self._keyring, name, self.index.get(name))

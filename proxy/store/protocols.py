@@ -1,22 +1,42 @@
-"""The storage seams: what format and repository code may ask of the store, as async protocols.
+"""The storage seams, as async protocols: what format and repository code may ask of the store (the
+services), and what a store is built from (the backends).
+
+Services (what formats, the repository code and the server use):
 
     CatalogService   repository -> package -> package version -> asset records
     BlobService      encrypted, content-addressed asset bytes: ingest, read, seekable read
     MetadataService  upstream documents cached with their freshness (and "not there" answers)
 
-The local SQLite-and-files store (``proxy.store.local``) is the first backend. Callers await every
-method; a backend runs small work inline on the event loop (the local one does: a catalog entry of a
-few KB costs less than a hop to a worker thread, see ``proxy.store.store``) and offloads only what
-waits on the disk's durability or handles many bytes.
+Backends (what ``proxy.store.backends`` opens and maintenance - verify, gc - works on):
 
-Concurrency: one instance per process, used from the event loop. ``update_package``'s ``change`` runs
-inline, once, on the current record; it may raise to refuse, and then nothing is written.
+    CatalogBackend   a CatalogService that can be closed
+    MetadataBackend  a MetadataService that lists and checks its entries, and can be closed
+    LedgerBackend    size, pin and last access of every blob, for LRU eviction
+    BlobBackend      sealed blobs by id (BlobSink to write one, BlobSource to read one)
+
+The one-host store (``proxy.store.local``: SQLite indexes and files under one directory) is the first
+backend; PostgreSQL (``proxy.store.postgres``) with blobs on a shared path or in S3
+(``proxy.store.remote_blobs``) serves several daemons, its assets through
+``proxy.store.shared.SharedBlobService``. Callers await every method; a backend runs small work inline
+on the event loop (the local one does: a catalog entry of a few KB costs less than a hop to a worker
+thread, see ``proxy.store.store``) and offloads only what waits on the disk's durability, a network
+or many bytes.
+
+Every backend keeps the store's secrecy rule: what it holds is keyed names (HMAC under the cache key)
+and sealed values (AES-GCM under the cache key); it never sees a plaintext repository or package name,
+a metadata document, a blob's content or a content digest. ``tests/store_contract`` is the suite every
+backend passes.
+
+Concurrency: one instance per process, used from the event loop; its methods may be awaited by many
+requests at once. ``update_package``'s ``change`` runs inline, once, on the current record; it may
+raise to refuse, and then nothing is written. ``update_package`` is atomic per package against every
+writer of the same backend (other requests, other processes, other hosts): no update is lost.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -30,19 +50,26 @@ from proxy.store.catalog import (
     PackageVersionOrigin,
     PackageVersionRecord,
 )
+from proxy.store.ledger import LedgerEntry
 from proxy.store.metadata import CachedDocument
 
 __all__ = [
     "AssetIngest",
     "AssetRecord",
+    "BlobBackend",
     "BlobCorrupt",
     "BlobError",
     "BlobInfo",
     "BlobMissing",
     "BlobService",
+    "BlobSink",
+    "BlobSource",
     "CachedDocument",
+    "CatalogBackend",
     "CatalogService",
+    "LedgerBackend",
     "ListingCursor",
+    "MetadataBackend",
     "MetadataService",
     "OriginConfiguration",
     "PackageCoordinate",
@@ -169,3 +196,110 @@ class MetadataService(Protocol):
     async def put(self, doc: CachedDocument, *key: str) -> None: ...
 
     async def delete(self, *key: str) -> None: ...
+
+
+# -- backends ---------------------------------------------------------------------------------------
+class CatalogBackend(CatalogService, Protocol):
+    """A catalog a store is opened with (SQLite, PostgreSQL)."""
+
+    async def close(self) -> None: ...
+
+
+class MetadataBackend(MetadataService, Protocol):
+    """A metadata cache a store is opened with (SQLite, PostgreSQL)."""
+
+    async def names(self) -> list[str]:
+        """Every entry's keyed name (for verify)."""
+        ...
+
+    async def check(self, name: str) -> str | None:
+        """None if the entry opens with the key ring, else why not."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class LedgerBackend(Protocol):
+    """Size, pin and last access of every blob, for LRU eviction (see ``proxy.store.ledger``)."""
+
+    async def record(self, blob_id: str, size: int, *, pinned: bool) -> None:
+        """Note a committed blob; a pin is sticky."""
+        ...
+
+    def touch(self, blob_id: str) -> None:
+        """Note a read; kept in memory until ``flush`` (a warm read costs no write)."""
+        ...
+
+    async def forget(self, blob_id: str) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def entries(self) -> dict[str, LedgerEntry]: ...
+
+    async def set_pins(self, pinned: Iterable[str]) -> None:
+        """Exactly these blobs are pinned from now on (gc recomputes them from the catalog)."""
+        ...
+
+    async def cached_size(self) -> int:
+        """Bytes of unpinned blobs."""
+        ...
+
+    async def blob_count(self) -> int: ...
+
+    async def evict(self, max_size: int, delete_blob: Callable[[str], Awaitable[object]]) -> list[str]:
+        """Delete least-recently-used unpinned blobs until cached content fits in ``max_size``; the
+        ids deleted. One eviction at a time per backend (across processes for a shared one)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class BlobSource(Protocol):
+    """One blob being read: its plaintext ``size``, then its authenticated chunks, once."""
+
+    size: int
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BlobSink(Protocol):
+    """One blob being written: ``write`` the content, ``finish`` for its digests, ``commit`` or ``abort``."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> BlobInfo: ...
+
+    async def commit(self, *, durable: bool) -> BlobInfo:
+        """Make the blob visible (the id of identical content stored before, if any)."""
+        ...
+
+    async def abort(self) -> None: ...
+
+
+class BlobBackend(Protocol):
+    """Sealed, content-addressed blobs by blob id (see ``proxy.store.blobs``).
+
+    ``reader`` raises ``BlobMissing`` for an absent blob; reading a blob that fails authentication
+    raises ``BlobCorrupt`` and removes it, so the caller fetches the content again."""
+
+    def writer(self) -> BlobSink: ...
+
+    async def reader(self, blob_id: str) -> BlobSource: ...
+
+    async def exists(self, blob_id: str) -> bool: ...
+
+    async def delete(self, blob_id: str) -> bool: ...
+
+    async def ids(self) -> list[str]: ...
+
+    def open_seekable(self, blob_id: str) -> io.RawIOBase:
+        """The blob as a seekable, read-only file. Blocking: call it, and read it, in a worker thread."""
+        ...
+
+    async def verify(self, blob_id: str) -> str | None:
+        """None if the blob reads back whole under its id, else why not (a corrupt one is removed)."""
+        ...
+
+    async def close(self) -> None: ...

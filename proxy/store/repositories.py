@@ -63,3 +63,21 @@ class RepositoryEntries:
         value = json.dumps([record.to_json() for record in records]).encode()
         self._index.set(self._name, seal(self._keyring, value, context=self._name.encode()))
         self._index.sync()
+
+
+class ConfigOnlyEntries:
+    """For a store shared by several daemons, which has no index of this daemon's: the config file's
+    repositories only. ``save`` refuses, so no daemon holds repositories the others do not know."""
+
+    def load(self) -> list[RepositoryRecord]:
+        return []
+
+    def save(self, records: list[RepositoryRecord]) -> None:
+        raise RepositoriesFixed(
+            "repositories are created and changed through the API only on a one-host store; with a "
+            "shared [store], define them in the configuration file of every daemon"
+        )
+
+
+class RepositoriesFixed(Exception):
+    """This store cannot keep repositories created through the API (``ConfigOnlyEntries``)."""

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CACHE_CONTROL = "max-age=31536000"  # an asset's bytes never change under its name
+# Whether an asset came from the store ("hit") or was downloaded for this request ("miss"): prefetch
+# reports what was already there by it.
+STORE_HEADER = "X-Codeartifact-Proxy-Store"
 # A client that takes no bytes for this long is dropped: other requests may be waiting on the download.
 WRITE_TIMEOUT = 30.0
 BUFFERED_BYTES = 256 * 1024  # assets up to this size are answered in one piece, once verified
@@ -41,6 +44,7 @@ async def blob_response(
     it again. A blob found broken mid-stream ends the response early: the client sees a short read,
     never unauthenticated bytes."""
     headers = {"Content-Type": content_type, "Content-Length": str(size), "Cache-Control": CACHE_CONTROL}
+    headers[STORE_HEADER] = "hit"
     if etag:
         headers["ETag"] = f'"{etag}"'
         if etag in request.headers.get("If-None-Match", ""):
@@ -125,7 +129,7 @@ class StreamedAsset:
         await response.write_eof()
 
     def _headers(self) -> dict[str, str]:
-        return {"Content-Type": self._content_type, "Cache-Control": CACHE_CONTROL}
+        return {"Content-Type": self._content_type, "Cache-Control": CACHE_CONTROL, STORE_HEADER: "miss"}
 
     def failed(self, exc: Exception) -> web.StreamResponse:
         """The download into this response failed after it started: a client that has not got every

@@ -3,6 +3,7 @@ maven-metadata.xml, ``mvn deploy``)."""
 
 from __future__ import annotations
 
+from proxy.formats.common.actions import http_action
 from proxy.formats.format import Services
 from proxy.formats.maven import details
 from proxy.formats.maven.routes import MavenService
@@ -15,6 +16,11 @@ class Maven:
 
     def token_authorization(self, username: str, token: str) -> str:
         return basic_authorization(username, token)  # Maven speaks Basic only: the token is the password
+
+    token_challenge = "Basic"  # its clients retry with their credentials on a Basic challenge
+
+    def action(self, method: str, path: str) -> str:
+        return http_action(method)
 
     def display_name(self, coordinate: PackageCoordinate) -> str:
         return f"{coordinate.namespace}:{coordinate.name}"

@@ -10,6 +10,7 @@ and JSON renderings), ``pages`` (reading upstream pages), ``merge`` (the chain's
 
 from __future__ import annotations
 
+from proxy.formats.common.actions import http_action
 from proxy.formats.format import Services
 from proxy.formats.pypi import details
 from proxy.formats.pypi.routes import PypiService
@@ -22,6 +23,11 @@ class Pypi:
 
     def token_authorization(self, username: str, token: str) -> str:
         return basic_authorization(username, token)  # pip speaks Basic only: the token is the password
+
+    token_challenge = "Basic"  # its clients retry with their credentials on a Basic challenge
+
+    def action(self, method: str, path: str) -> str:
+        return http_action(method)
 
     def display_name(self, coordinate: PackageCoordinate) -> str:
         return coordinate.name
