@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from proxy.formats.common import actions
+from proxy.formats.common.base import BaseFormat
 from proxy.formats.format import Services
 from proxy.formats.npm import details
 from proxy.formats.npm.names import full_name
@@ -10,7 +11,7 @@ from proxy.formats.npm.routes import NpmService
 from proxy.store.protocols import PackageCoordinate
 
 
-class Npm:
+class Npm(BaseFormat):
     name = "npm"
 
     def token_authorization(self, username: str, token: str) -> str:
@@ -30,13 +31,8 @@ class Npm:
     def display_name(self, coordinate: PackageCoordinate) -> str:
         return full_name(coordinate)
 
-    # The /v1 API's format knowledge (proxy.formats.npm.details).
-    coordinate = staticmethod(details.coordinate)
-    version_details = staticmethod(details.version_details)
-    versions_copied = staticmethod(details.versions_copied)
-
     def serve(self, services: Services) -> NpmService:
         return NpmService(services)
 
 
-FORMAT = Npm()
+FORMAT = Npm(details)

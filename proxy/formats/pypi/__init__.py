@@ -10,35 +10,21 @@ and JSON renderings), ``pages`` (reading upstream pages), ``merge`` (the chain's
 
 from __future__ import annotations
 
-from proxy.formats.common.actions import http_action
+from proxy.formats.common.base import BaseFormat
 from proxy.formats.format import Services
 from proxy.formats.pypi import details
 from proxy.formats.pypi.routes import PypiService
 from proxy.store.protocols import PackageCoordinate
-from proxy.upstream.http import basic_authorization
 
 
-class Pypi:
+class Pypi(BaseFormat):
     name = "pypi"
-
-    def token_authorization(self, username: str, token: str) -> str:
-        return basic_authorization(username, token)  # pip speaks Basic only: the token is the password
-
-    token_challenge = "Basic"  # its clients retry with their credentials on a Basic challenge
-
-    def action(self, method: str, path: str) -> str:
-        return http_action(method)
 
     def display_name(self, coordinate: PackageCoordinate) -> str:
         return coordinate.name
-
-    # The /v1 API's format knowledge (proxy.formats.pypi.details).
-    coordinate = staticmethod(details.coordinate)
-    version_details = staticmethod(details.version_details)
-    versions_copied = staticmethod(details.versions_copied)
 
     def serve(self, services: Services) -> PypiService:
         return PypiService(services)
 
 
-FORMAT = Pypi()
+FORMAT = Pypi(details)
