@@ -36,7 +36,16 @@ from tests.test_npm_e2e import node_require, npm_binary, project
 
 M2 = Path.home() / ".m2" / "repository"
 VENV_BIN = Path(sys.executable).parent
-CONFIGURING = ("PIP_", "TWINE_", "npm_config_", "NPM_CONFIG_", "XDG_CONFIG_HOME", "MAVEN_ARGS", "JAVA_TOOL")
+CONFIGURING = (
+    "PIP_",
+    "TWINE_",
+    "UV_",
+    "npm_config_",
+    "NPM_CONFIG_",
+    "XDG_CONFIG_HOME",
+    "MAVEN_ARGS",
+    "JAVA_TOOL",
+)
 
 
 @dataclass
@@ -244,3 +253,60 @@ def test_logins_and_logouts_of_several_tools_leave_nothing(setup: Setup, tmp_pat
     for tool in ("npm", "pnpm", "uv", "pip", "twine", "maven"):
         proxy(setup, home, "logout", "--tool", tool)
     assert snapshot(home) == before
+
+
+def real_client(name: str, directory: Path | None = None) -> str:
+    """The client ``name`` (from ``directory``, else PATH); under CI its absence is a failure."""
+    found = shutil.which(name, path=str(directory) if directory else None)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed, and CI requires the real client")
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+@pytest.mark.parametrize("tool", ["pnpm", "yarn"])
+def test_pnpm_and_yarn_install(setup: Setup, tmp_path: Path, tool: str) -> None:
+    binary = real_client(tool)
+    home = tmp_path / "home"
+    home.mkdir()
+    before = snapshot(home)
+    proxy(setup, home, "login", "--tool", tool)
+    app = project(tmp_path / "app", {"e2e-hello": "^1.0.0"})
+    # e2e-hello exists only upstream of the proxy, which only login's ~/.npmrc names.
+    run([binary, "install"], home, app)
+    assert node_require(app, "e2e-hello") == ["e2e-hello@1.0.0"]
+    if tool == "yarn":
+        tarball = f"{setup.daemon.url}/npm/dev/e2e-hello/-/e2e-hello-1.0.0.tgz"
+        assert tarball in (app / "yarn.lock").read_text()
+
+    proxy(setup, home, "logout", "--tool", tool)
+    assert snapshot(home) == before
+
+
+def test_uv_pip_install(setup: Setup, tmp_path: Path) -> None:
+    binary = real_client("uv", VENV_BIN)
+    home = tmp_path / "home"
+    home.mkdir()
+    proxy(setup, home, "login", "--tool", "uv")
+    served = setup.pypi.requests["/simple/e2e-wheel/"]
+    target = tmp_path / "target"
+    run(
+        [
+            binary,
+            "pip",
+            "install",
+            "--no-cache",
+            "--python",
+            sys.executable,
+            "--target",
+            str(target),
+            "e2e-wheel",
+        ],
+        home,
+    )
+    assert (target / "e2e_wheel" / "__init__.py").read_text() == "__version__ = '1.0.0'\n"
+    assert setup.pypi.requests["/simple/e2e-wheel/"] == served + 1  # through the proxy's upstream
+
+    proxy(setup, home, "logout", "--tool", "uv")
+    assert snapshot(home) == {}

@@ -63,11 +63,11 @@ def _summary(api: ApiServices) -> dict[str, Any]:
 
 
 async def _description(api: ApiServices) -> dict[str, Any]:
-    entries = await asyncio.to_thread(api.usage.entries)
+    size = await asyncio.to_thread(lambda: api.usage.total_size)  # the one-host ledger sums its entries
     return {
         **_summary(api),
         "repositoryCount": len(api.repositories),
-        "assetSizeBytes": sum(entry.size for entry in entries.values()),
+        "assetSizeBytes": size,
     }
 
 

@@ -12,8 +12,8 @@ from proxy.api.binding import Call
 from proxy.config.model import CodeArtifactDomain, DomainConfig, Upstream
 from proxy.repository.chain import ResolutionChain
 from proxy.repository.registry import RepositoryRegistry
+from proxy.store.backends import LedgerFigures, SharedFigures
 from proxy.store.keyring import KeyRing
-from proxy.store.ledger import BlobLedger
 from proxy.store.protocols import BlobService, CatalogService, PackageCoordinate
 
 
@@ -26,7 +26,7 @@ class ApiServices:
     repositories: RepositoryRegistry
     catalog: CatalogService
     blobs: BlobService
-    usage: BlobLedger  # the store's bytes, for DescribeDomain
+    usage: LedgerFigures | SharedFigures  # the store's bytes, for DescribeDomain
     invalidate: Callable[[PackageCoordinate], None]  # drop a package's merged views (its format's caches)
     public_url: str | None  # server.public_url, the base of GetRepositoryEndpoint's answer
     chain: ResolutionChain  # CopyPackageVersions' includeFromUpstream looks along it
