@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakes.clients import real_client
 from tests.fakes.daemon import ROOT, RunningDaemon, start_daemon, write_config
 from tests.fakes.maven_client import MAVEN_OPTS, copy_project, mvn_binary
 from tests.fakes.maven_repository import FakeMavenRepository
@@ -253,16 +254,6 @@ def test_logins_and_logouts_of_several_tools_leave_nothing(setup: Setup, tmp_pat
     for tool in ("npm", "pnpm", "uv", "pip", "twine", "maven"):
         proxy(setup, home, "logout", "--tool", tool)
     assert snapshot(home) == before
-
-
-def real_client(name: str, directory: Path | None = None) -> str:
-    """The client ``name`` (from ``directory``, else PATH); under CI its absence is a failure."""
-    found = shutil.which(name, path=str(directory) if directory else None)
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed, and CI requires the real client")
-        pytest.skip(f"{name} is not installed")
-    return found
 
 
 @pytest.mark.parametrize("tool", ["pnpm", "yarn"])

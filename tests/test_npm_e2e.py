@@ -22,19 +22,11 @@ from proxy.config.loader import load_config
 from proxy.formats.registry import format_names
 from proxy.store.catalog import PackageCoordinate
 from proxy.store.store import Store
+from tests.fakes.clients import npm_binary
 from tests.fakes.codeartifact import FakeCodeArtifact, aws_environment
 from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball
 
 OWNER = "111122223333"
-
-
-def npm_binary() -> str:
-    found = shutil.which("npm")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is not installed, and CI requires the real client")
-        pytest.skip("npm is not installed")
-    return found
 
 
 @dataclass

@@ -16,20 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.clients import mvn_binary
+
 HERE = Path(__file__).resolve().parent.parent / "maven"  # the settings and project templates
 USERNAME = "maven-user"
 PASSWORD = "not-a-secret"
 # JVM start-up dominates short builds; C1 only is plenty for compiling two classes.
 MAVEN_OPTS = "-XX:+TieredCompilation -XX:TieredStopAtLevel=1"
-
-
-def mvn_binary() -> str:
-    found = shutil.which("mvn")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("mvn is not installed, and CI requires the real client")
-        pytest.skip("mvn is not installed")
-    return found
 
 
 def maven_artifact_jar() -> Path:
