@@ -4,7 +4,8 @@ changes CodeArtifact allows (copy between repositories, delete, dispose, status 
 A package's versions live in one catalog record: listing pages through it in memory. Changes to a
 package are one read-modify-write of that record (``Catalog.update_package``), so per-version results
 are decided against the record as it is when written. What a status means to clients is
-``proxy.repository.status``; blobs are released by ``packages.release_blobs``.
+``proxy.repository.status``; blobs nothing references any more are removed by
+``BlobService.discard_unreferenced``.
 """
 
 from __future__ import annotations
