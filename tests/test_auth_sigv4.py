@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 from types import MappingProxyType
+from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from proxy.auth.authorizer import Authorizer
-from proxy.auth.middleware import _control_checks
+from proxy.auth.authorizer import AUTHORIZER, Authorizer
+from proxy.auth.middleware import _control_checks, auth_middleware
 from proxy.auth.principals import Principals
 from proxy.auth.sigv4 import SignatureRefused, SignedRequest, verify
 from proxy.config.loader import embedded_default
@@ -133,3 +135,34 @@ def test_a_copy_needs_copy_on_its_destination_and_read_on_its_source():
     ]
     other = make_mocked_request("POST", "/v1/packages?domain=local&repository=dev")
     assert _control_checks("ListPackages", other) == [("ListPackages", "dev")]
+
+
+@pytest.mark.parametrize(
+    ("mode", "peer", "allowed"),
+    [
+        ("none", ("10.1.2.3", 40000), False),
+        ("none", ("::ffff:10.1.2.3", 40000, 0, 0), False),
+        ("none", ("127.0.0.1", 40000), True),
+        ("none", ("::1", 40000, 0, 0), True),
+        ("read", ("10.1.2.3", 40000), True),
+    ],
+)
+async def test_the_daemons_own_endpoints_answer_other_hosts_only_with_anonymous_reads(
+    tmp_path, mode, peer, allowed
+):
+    """/-/status and /-/catalog show every repository's content: with no anonymous reads, only a request
+    from the daemon's own host gets them (no request leaves this process: the peer is a mocked socket's)."""
+    cfg = config(tmp_path, mode)
+    app = web.Application()
+    app[AUTHORIZER] = Authorizer.open(
+        cfg, tmp_path / "cache", KeyRing.load(tmp_path / "cache.key"), frozenset(cfg.repositories)
+    )
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = lambda name: {"peername": peer, "socket": None}.get(name)
+    request = make_mocked_request("GET", "/-/status", app=app, transport=transport)
+
+    async def handler(_request: web.Request) -> web.Response:
+        return web.Response(text="status")
+
+    response = await auth_middleware([])(request, handler)
+    assert response.status == (200 if allowed else 403)

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
@@ -66,9 +68,29 @@ def auth_middleware(formats: Iterable[DataPlane]) -> Middleware:
         served = by_name.get(first)
         if served is not None and request.path.count("/") >= 2:
             return await _data_plane(request, handler, authorizer, served)
+        if first == "-" and not authorizer.anonymous_may(READ_ACTION) and not _from_this_host(request):
+            # The daemon's own endpoints (status, the catalog export reads) show what every repository
+            # holds: where anonymous reads are not allowed, only this host's operator may ask.
+            reason = "this endpoint answers only on the daemon's host when [auth] allows no anonymous read"
+            return web.json_response({"error": reason}, status=403)
         return await handler(request)
 
     return middleware
+
+
+def _from_this_host(request: web.Request) -> bool:
+    """A request over a unix socket or from a loopback address."""
+    transport = request.transport
+    if transport is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family == socket.AF_UNIX:
+        return True
+    peer = transport.get_extra_info("peername")
+    try:
+        return isinstance(peer, tuple) and ipaddress.ip_address(peer[0]).is_loopback
+    except ValueError:
+        return False
 
 
 # -- control plane --------------------------------------------------------------------------------
