@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from proxy.config.model import Config
 from proxy.store import backends
@@ -16,13 +15,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    if config.store.shared:
-        report = asyncio.run(backends.maintain(config.store, config.cache, backends.gc))
-    else:
-        store = Store.open(config.cache)
-        try:
-            report = store.gc()
-        finally:
-            store.close()
+    report = backends.maintain_store(config.store, config.cache, backends.gc, Store.gc)
     print(f"removed {report.removed_blobs} blobs ({report.removed_bytes} bytes); kept {report.kept_blobs}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from proxy.config.model import Config
 from proxy.store import backends
@@ -16,14 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    if config.store.shared:
-        report = asyncio.run(backends.maintain(config.store, config.cache, backends.verify))
-    else:
-        store = Store.open(config.cache)
-        try:
-            report = store.verify()
-        finally:
-            store.close()
+    report = backends.maintain_store(config.store, config.cache, backends.verify, Store.verify)
     for line in report.broken:
         print(f"broken: {line}")
     print(f"verified {report.checked_blobs} blobs: {'ok' if report.ok else f'{len(report.broken)} problems'}")

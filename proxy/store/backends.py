@@ -127,6 +127,23 @@ async def maintain(
         await opened.close()
 
 
+def maintain_store(
+    store: StoreConfig,
+    cache: CacheConfig,
+    shared: Callable[[StoreBackends], Awaitable[T]],
+    local: Callable[[Store], T],
+) -> T:
+    """Run a maintenance command (``verify``, ``gc``) on the configured store, with no daemon running:
+    ``shared`` on the backends of a shared store, else ``local`` on the one-host store."""
+    if store.shared:
+        return asyncio.run(maintain(store, cache, shared))
+    opened = Store.open(cache)
+    try:
+        return local(opened)
+    finally:
+        opened.close()
+
+
 async def verify(backends: StoreBackends) -> VerifyReport:
     """Decrypt and check every blob and metadata entry, and that every published asset has its blob;
     broken blobs are removed."""
