@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from proxy.config import load_config
+from proxy.formats.registry import format_names
+from proxy.upstream.offline import build_offline_upstreams
 from tests.fakes.daemon import start_daemon, write_config
 from tests.fakes.maven_repository import FakeMavenRepository
 from tests.fakes.npm_registry import FakeNpmRegistry
@@ -119,3 +122,17 @@ def test_offline_serves_the_store_and_connects_to_nothing(tmp_path: Path, fakes)
     after = (sum(npm.requests.values()), sum(pypi.requests.values()), sum(maven.requests.values()))
     assert after == before
     assert codeartifact.connections == 0
+
+
+def test_an_offline_codeartifact_upstream_serves_every_format_wherever_it_is_listed(tmp_path: Path) -> None:
+    """A CodeArtifact repository serves every format, also when a URL upstream comes before it."""
+    config = write_config(
+        tmp_path,
+        '[upstream.public-npm]\nformat = "npm"\nurl = "https://registry.example.com/"\n'
+        '[codeartifact.corp]\ndomain = "corp"\ndomain_owner = "111122223333"\nregion = "eu-west-1"\n'
+        '[upstream.team]\ncodeartifact = "corp"\nrepository = "team"\n'
+        '[repository.dev]\nupstreams = ["public-npm", "team"]\n',
+    )
+    upstreams = build_offline_upstreams(load_config(config, formats=format_names()), format_names()).by_name
+    assert upstreams["public-npm"].formats == {"npm"}
+    assert upstreams["team"].formats == set(format_names())

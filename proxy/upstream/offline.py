@@ -50,10 +50,9 @@ class OfflineUpstream:
 def build_offline_upstreams(config: model.Config, formats: Collection[Format]) -> Upstreams:
     """Every ``[upstream.NAME]`` of ``config`` as an ``OfflineUpstream``, and no token providers;
     ``formats``: every format served (a CodeArtifact repository serves them all)."""
+    every_format = frozenset(formats)
     by_name: dict[str, Upstream] = {}
     for name, upstream in config.upstreams.items():
-        formats = (
-            frozenset(formats) if isinstance(upstream, model.CodeArtifactUpstream) else {upstream.format}
-        )
-        by_name[name] = OfflineUpstream(name, frozenset(formats))
+        served = every_format if isinstance(upstream, model.CodeArtifactUpstream) else {upstream.format}
+        by_name[name] = OfflineUpstream(name, frozenset(served))
     return Upstreams(MappingProxyType(by_name), MappingProxyType({}), ())
