@@ -20,6 +20,7 @@ import pytest
 
 from proxy.formats.common.json_split import placeholder
 from proxy.formats.npm.integrity import sri
+from proxy.formats.npm.publish import PublishRefused
 from proxy.formats.npm.publish_body import PublishBody
 from tests.fakes.daemon import RunningDaemon, eventually, start_daemon, write_config
 
@@ -51,6 +52,15 @@ def attachment(data: bytes) -> dict[str, object]:
         "data": base64.b64encode(data).decode(),
         "length": len(data),
     }
+
+
+def one_version(name: str, data: bytes, *, attachments_first: bool = False) -> str:
+    """A publish document of version 1.0.0 of ``name`` with ``data`` as its tarball."""
+    versions = {"1.0.0": version_doc(name, "1.0.0", data)}
+    attachments = {f"{name}-1.0.0.tgz": attachment(data)}
+    if attachments_first:
+        return json.dumps({"_attachments": attachments, "versions": versions, "name": name})
+    return json.dumps({"versions": versions, "_attachments": attachments, "name": name})
 
 
 def put(daemon: RunningDaemon, name: str, body: bytes | Iterator[bytes]) -> httpx.Response:
@@ -104,13 +114,7 @@ def test_bad_base64_and_broken_bodies_are_400_and_leave_no_blob(
     daemon: RunningDaemon, damage, reason
 ) -> None:
     data = os.urandom(200 * 1024)
-    text = json.dumps(
-        {
-            "versions": {"1.0.0": version_doc("stream-b", "1.0.0", data)},
-            "_attachments": {"stream-b-1.0.0.tgz": attachment(data)},
-            "name": "stream-b",
-        }
-    )
+    text = one_version("stream-b", data)
     before = daemon.blob_count()
     response = put(daemon, "stream-b", damage(text).encode())
     assert response.status_code == 400, response.text
@@ -120,13 +124,7 @@ def test_bad_base64_and_broken_bodies_are_400_and_leave_no_blob(
 
 def test_a_chunked_publish_past_the_limit_is_413_and_leaves_no_blob(daemon: RunningDaemon) -> None:
     data = os.urandom(LIMIT)  # its base64 alone is a third over the limit
-    body = json.dumps(
-        {
-            "name": "stream-c",
-            "versions": {"1.0.0": version_doc("stream-c", "1.0.0", data)},
-            "_attachments": {"stream-c-1.0.0.tgz": attachment(data)},
-        }
-    ).encode()
+    body = one_version("stream-c", data).encode()
     before = daemon.blob_count()
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: only counting what streams can stop it
@@ -182,13 +180,7 @@ def test_refused_documents_leave_no_blob(daemon: RunningDaemon) -> None:
 
 def test_a_client_that_leaves_mid_body_leaves_no_blob(daemon: RunningDaemon) -> None:
     data = os.urandom(500 * 1024)
-    body = json.dumps(
-        {
-            "name": "stream-e",
-            "versions": {"1.0.0": version_doc("stream-e", "1.0.0", data)},
-            "_attachments": {"stream-e-1.0.0.tgz": attachment(data)},
-        }
-    ).encode()
+    body = one_version("stream-e", data).encode()
     before = daemon.blob_count()
     port = int(daemon.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
@@ -203,13 +195,7 @@ def test_a_client_that_leaves_mid_body_leaves_no_blob(daemon: RunningDaemon) -> 
 
 def test_the_body_reader_holds_a_chunk_not_the_publish() -> None:
     data = os.urandom(12 * 1024 * 1024)
-    body = json.dumps(
-        {
-            "name": "stream-f",
-            "_attachments": {"stream-f-1.0.0.tgz": attachment(data)},
-            "versions": {"1.0.0": version_doc("stream-f", "1.0.0", data)},
-        }
-    ).encode()
+    body = one_version("stream-f", data, attachments_first=True).encode()
     chunk = 256 * 1024
     digest, size = hashlib.sha512(), 0
     tracemalloc.start()
@@ -226,3 +212,11 @@ def test_the_body_reader_holds_a_chunk_not_the_publish() -> None:
     assert (size, digest.hexdigest()) == (len(data), hashlib.sha512(data).hexdigest())
     assert doc["_attachments"]["stream-f-1.0.0.tgz"]["data"] == placeholder(0)
     assert peak < 8 * chunk  # a few chunks' worth, whatever the tarball's size (here 16 MiB of base64)
+
+
+def test_a_packument_past_the_document_cap_is_413_while_it_streams() -> None:
+    reader = PublishBody(max_document=4096)
+    reader.feed(b'{"name": "stream-g", "readme": "' + b"x" * 2048)
+    with pytest.raises(PublishRefused) as refused:
+        reader.feed(b"x" * 4096)  # refused here, not at the end of the body
+    assert refused.value.status == 413
