@@ -9,7 +9,6 @@ matter (JSON of the right outline with the wrong types, valid documents cut shor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -24,13 +23,12 @@ from proxy.formats.maven.checksums import parse_checksum
 from proxy.formats.maven.metadata import parse as parse_maven_metadata
 from proxy.formats.maven.metadata import render as render_maven_metadata
 from proxy.formats.npm.metadata import PlaceDocument, merge, parse_packument, render_abbreviated, render_full
-from proxy.formats.npm.names import PackageName, parse_name
-from proxy.formats.npm.publish import PublishRefused, PublishRequest, check_publish
-from proxy.formats.npm.publish_body import PublishBody
+from proxy.formats.npm.names import parse_name
+from proxy.formats.npm.publish import PublishRefused
 from proxy.formats.pypi.coremeta import metadata_mismatch
 from proxy.formats.pypi.pages import parse_page
-from proxy.store.blobs import BlobInfo
 from tests.fakes.daemon import RunningDaemon, start_daemon, write_config
+from tests.npm_publish import parse_publish
 
 FAST = settings(
     max_examples=60,
@@ -240,23 +238,6 @@ def test_core_metadata_never_raises(body: bytes) -> None:
 
 
 # ---- npm publish documents --------------------------------------------------------------------------
-def parse_publish(package: PackageName, body: bytes) -> PublishRequest:
-    """The daemon's publish parsing without a store: the body streamed in small chunks, each tarball's
-    digests computed here instead of by the store's writer."""
-    reader = PublishBody()
-    tarballs: dict[int, bytearray] = {}
-    for at in range(0, len(body), 97):
-        for index, data in reader.feed(body[at : at + 97]):
-            tarballs.setdefault(index, bytearray()).extend(data)
-    doc = reader.finish()
-    infos = []
-    for index in range(len(reader.tarballs)):
-        data = bytes(tarballs.get(index, b""))
-        digests = (hashlib.sha256(data), hashlib.sha512(data), hashlib.sha1(data), hashlib.md5(data))
-        infos.append(BlobInfo("", len(data), *(d.hexdigest() for d in digests)))
-    return check_publish(package, doc, infos)
-
-
 GOOD_PUBLISH = json.dumps(
     {
         "name": "left-pad",
