@@ -41,7 +41,7 @@ T = TypeVar("T")
 @dataclass
 class Resolution(Generic[T]):
     found: list[tuple[Place, T]] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # reasons of the upstreams that could not answer
+    failed: list[Exception] = field(default_factory=list)  # why the upstreams that could not answer
     stale: bool = False  # some answer was served from cache past its TTL
     unlisted: frozenset[str] = frozenset()  # versions kept out of listings by the chain's repositories
 
@@ -75,7 +75,7 @@ async def resolve(
         answer = by_name[place.name]
         if isinstance(answer, UpstreamUnavailable | UpstreamInvalid):
             log.warning("%s", answer)
-            result.failed.append(str(answer))
+            result.failed.append(answer)
         elif isinstance(answer, BaseException):
             raise answer
         elif answer is not None:
@@ -83,7 +83,7 @@ async def resolve(
             result.found.append((place, doc))
             result.stale = result.stale or stale
     if not result.found and result.failed:
-        raise NoUpstreamAnswered("; ".join(result.failed))
+        raise NoUpstreamAnswered.of(result.failed)
     return result
 
 
@@ -132,7 +132,7 @@ async def first_found(
     blocking = next((name for name, record in records.items() if upstream_blocked(record)), None)
     if blocking is not None:
         raise UpstreamsBlocked(blocking)
-    failures: list[str] = []
+    failures: list[Exception] = []
     for place in places:
         if place.upstream is None or not serves(place, coordinate):
             continue
@@ -142,10 +142,10 @@ async def first_found(
             if not go_on():
                 raise
             log.warning("%s", exc)
-            failures.append(str(exc))
+            failures.append(exc)
             continue
         if found is not None:
             return found
     if failures:
-        raise NoUpstreamAnswered("; ".join(failures))
+        raise NoUpstreamAnswered.of(failures)
     return None

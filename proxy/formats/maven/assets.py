@@ -117,7 +117,7 @@ class Assets:
                 "versions"
             ) from None
         except NoUpstreamAnswered as exc:
-            raise NoUpstreamAnswered(f"{path.asset_path}: {exc}") from None
+            raise exc.about(path.asset_path) from None
         if asset is None:
             raise web.HTTPNotFound(
                 reason=f"{path.asset_path} is not in repository {repository} or its upstreams"
