@@ -361,6 +361,7 @@ def _cache(t: _Table) -> CacheConfig:
         key_file=t.path("key_file", _xdg_dir(environ, "XDG_CONFIG_HOME", ".config") / APP_DIR / "cache.key"),
         max_size=t.size("max_size", CacheConfig.max_size),
         metadata_ttl=t.duration("metadata_ttl", CacheConfig.metadata_ttl),
+        not_found_ttl=t.duration("not_found_ttl", CacheConfig.not_found_ttl),
         old_key_files=t.paths("old_key_files"),
         max_document_size=_positive(
             t, "max_document_size", t.size("max_document_size", CacheConfig.max_document_size)
@@ -388,7 +389,7 @@ def _store(t: _Table) -> StoreConfig:
     region, endpoint = t.string("s3_region"), t.url("s3_endpoint_url", trailing_slash=False)
     for name, value in (("s3_region", region), ("s3_endpoint_url", endpoint)):
         if value is not None and not s3:
-            raise t.error(name, "applies to S3 blobs only (blobs = \"s3://bucket/prefix\")")
+            raise t.error(name, 'applies to S3 blobs only (blobs = "s3://bucket/prefix")')
     config = StoreConfig(catalog=catalog, blobs=blobs, s3_region=region, s3_endpoint_url=endpoint)
     t.finish()
     return config
