@@ -138,7 +138,8 @@ class DomainConfig:
 class Credentials:
     username: str | None = None
     password: str | None = None
-    token: str | None = None
+    token: str | None = None  # with token_file: the token the file held at start
+    token_file: Path | None = None  # read again whenever it changes (a token refreshed outside)
 
     def __repr__(self) -> str:
         # Secrets never reach logs, even through a stray repr().
