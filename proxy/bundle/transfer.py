@@ -9,9 +9,9 @@ the catalog's SHA-256. Import publishes each intact entry through the formats' o
 served like them, never evicted, protected by the same rules. Each asset streams from the bundle to
 the daemon (npm's base64 attachment made piece by piece inside the JSON document), its digest checked
 while it goes and its last piece held back until it matched: a blob changed since the bundle was
-checked is refused, and the daemon, short of its last bytes, stores nothing. An entry already in the repository with
-the same digests is "already there" (importing twice changes nothing); one with other digests is a
-conflict, reported.
+checked is refused, and the daemon, short of its last bytes, stores nothing. An entry already in the
+repository with the same digests is "already there" (importing twice changes nothing); one with other
+digests is a conflict, reported.
 
 Concurrency: sequential, one httpx client; a bundle is written or read by one command.
 """
