@@ -132,12 +132,20 @@ def snapshot(home: Path) -> dict[str, bytes]:
     return {str(p.relative_to(home)): p.read_bytes() for p in sorted(found)}
 
 
-def test_npm_install_and_publish(setup: Setup, tmp_path: Path) -> None:
-    binary = npm_binary()
+def user_home(tmp_path: Path, name: str, text: str) -> Path:
+    """A temporary HOME holding the user's own ``name`` with ``text``."""
     home = tmp_path / "home"
     home.mkdir()
-    (home / ".npmrc").write_text(
-        "# mine\nupdate-notifier=false\nfund=false\nregistry=https://registry.example.com/\n"
+    (home / name).write_text(text)
+    return home
+
+
+def test_npm_install_and_publish(setup: Setup, tmp_path: Path) -> None:
+    binary = npm_binary()
+    home = user_home(
+        tmp_path,
+        ".npmrc",
+        "# mine\nupdate-notifier=false\nfund=false\nregistry=https://registry.example.com/\n",
     )
     before = snapshot(home)
     dry = proxy(setup, home, "login", "--tool", "npm", "--dry-run")
@@ -278,12 +286,9 @@ def test_pnpm_and_yarn_install(setup: Setup, tmp_path: Path, tool: str) -> None:
 
 def test_yarn_berry_install(setup: Setup, tmp_path: Path) -> None:
     yarn = yarn_berry_command()
-    home = tmp_path / "home"
-    home.mkdir()
     # The user's own file: its settings stay (telemetry off keeps yarn from calling out).
-    (home / ".yarnrc.yml").write_text(
-        "# mine\nenableTelemetry: false\nnpmRegistryServer: https://registry.example.com\n"
-    )
+    text = "# mine\nenableTelemetry: false\nnpmRegistryServer: https://registry.example.com\n"
+    home = user_home(tmp_path, ".yarnrc.yml", text)
     before = snapshot(home)
     proxy(setup, home, "login", "--tool", "yarn-berry")
     written = (home / ".yarnrc.yml").read_text()

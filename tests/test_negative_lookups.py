@@ -64,14 +64,16 @@ async def nothing_local(record: PackageRecord) -> str | None:
     return None
 
 
-async def walk(memory: NotFoundMemory, upstreams: Upstreams, *extra: Upstream, path: str = POM) -> str | None:
+async def walk(
+    memory: NotFoundMemory, upstreams: Upstreams, *extra: Upstream, path: str = POM, repository: str = "dev"
+) -> str | None:
     return await first_found(  # type: ignore[arg-type]
         Catalog({}),  # type: ignore[arg-type]
         upstreams.places(*extra),
         COORD,
         nothing_local,
         upstreams.remote,  # type: ignore[arg-type]
-        lookup=memory.lookup("dev", "maven", path),
+        lookup=memory.lookup(repository, "maven", path),
     )
 
 
@@ -94,14 +96,7 @@ async def test_a_miss_every_upstream_answered_is_remembered_and_stands_in_while_
         await walk(memory, upstreams, path="org/example/hello/0.2/hello-0.2.pom")
     # another repository's memory is its own
     with pytest.raises(NoUpstreamAnswered):
-        await first_found(  # type: ignore[arg-type]
-            Catalog({}),  # type: ignore[arg-type]
-            upstreams.places(),
-            COORD,
-            nothing_local,
-            upstreams.remote,  # type: ignore[arg-type]
-            lookup=memory.lookup("other", "maven", POM),
-        )
+        await walk(memory, upstreams, repository="other")
 
 
 async def test_an_upstream_that_never_answered_is_not_spoken_for() -> None:
@@ -114,6 +109,13 @@ async def test_an_upstream_that_never_answered_is_not_spoken_for() -> None:
     # one that answered then is down now, the others still say not found: still not found
     upstreams.answers = {"up1": "down", "up2": "missing"}
     assert await walk(memory, upstreams) is None
+    # even a fresh memory does not speak for an upstream added since: that one is asked
+    memory.ttl = 60.0
+    upstreams.answers, upstreams.asked = {"up1": "missing", "up2": "missing", "up3": "missing"}, []
+    assert await walk(memory, upstreams, Upstream("up3")) is None
+    assert upstreams.asked == ["up1", "up2", "up3"]
+    absence = await memory.lookup("dev", "maven", POM).recall()
+    assert absence is not None and absence.upstreams == {"up1", "up2", "up3"}
 
 
 async def test_a_path_found_again_is_forgotten() -> None:

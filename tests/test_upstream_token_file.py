@@ -57,7 +57,7 @@ def test_a_token_file_is_read_at_start_and_check_config_names_only_the_file(tmp_
         ({"value": "two words"}, "", "must hold one token on one line"),
         (None, "", "cannot open"),
         ({}, 'token = "inline"', "either token or token_file"),
-        ({}, 'username = "u"\npassword = "p"', "or username/password, not both"),
+        ({}, 'username = "u"\npassword = "p"', "token_file gives a token"),
     ],
 )
 def test_a_bad_token_file_is_refused_naming_file_key_and_reason(

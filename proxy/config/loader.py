@@ -504,7 +504,8 @@ def _registry_upstream(t: _Table) -> RegistryUpstream:
         token = _read_secret_file(t, "token_file", token_file, what="token")
         credentials = replace(credentials, token=token, token_file=token_file)
     if credentials.token and (credentials.username or credentials.password):
-        raise t.fail("set either token (or token_file) or username/password, not both")
+        given = " (token_file gives a token)" if credentials.token_file else ""
+        raise t.fail(f"set either token or username/password, not both{given}")
     if credentials.username and not credentials.password:
         raise t.error("password", "username needs a password")
     if credentials.password and not credentials.username:

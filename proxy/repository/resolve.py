@@ -143,7 +143,14 @@ async def first_found(
     if blocking is not None:
         raise UpstreamsBlocked(blocking)
     absence = await lookup.recall() if lookup is not None else None
-    if absence is not None and lookup is not None and lookup.memory.fresh(absence):
+    upstreams = [place.name for place in places if serves(place, coordinate)]
+    # Fresh, and every upstream of the chain said so (one added since has not been asked).
+    if (
+        absence is not None
+        and lookup is not None
+        and lookup.memory.fresh(absence)
+        and absence.covers(upstreams)
+    ):
         return None
     failures: list[str] = []
     failed: list[str] = []
