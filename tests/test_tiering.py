@@ -136,7 +136,7 @@ def test_a_laptop_tiered_on_a_closed_farm_with_a_proxy_token(tmp_path: Path) -> 
         token_file.write_text("cap1.not-a-token.at-all\n")
         refused = httpx.get(f"{laptop.url}/pypi/dev/simple/e2e-nowhere/", timeout=30)
         assert refused.status_code == 502, refused.text
-        token_file.write_text(get_token(tmp_path, farm) + "\n")
+        token_file.write_text(token + "\n")  # as a timer refreshing the token would
 
         # Maven: plugins and dependencies from the farm's upstream, org.tier:t published on the farm
         maven = Maven(mvn_bin, write_settings(tmp_path / "settings.xml", f"{laptop.url}/maven/dev/"))
