@@ -51,7 +51,9 @@ class Daemon:
         entries = RepositoryEntries(local.catalog.index, local.keyring) if local else ConfigOnlyEntries()
         self.repositories = RepositoryRegistry(config, entries)
         self.chain = ResolutionChain(self.repositories, upstreams)
-        self.fetcher = Fetcher(storage.metadata, storage.blobs, config.cache.metadata_ttl)
+        self.fetcher = Fetcher(
+            storage.metadata, storage.blobs, config.cache.metadata_ttl, config.cache.not_found_ttl
+        )
         self.services = Services(
             repositories=self.repositories,
             chain=self.chain,

@@ -51,7 +51,6 @@ class ServerConfig:
     max_publish_size: int = 1024**3
 
 
-
 Anonymous = Literal["none", "read", "all"]
 
 
@@ -79,6 +78,9 @@ class CacheConfig:
     key_file: Path
     max_size: int = 20 * 1024**3
     metadata_ttl: float = 300.0
+    # A remembered "not found" (upstream 404s) saves asking again this long; past it, it still answers
+    # for upstreams that cannot be reached (proxy.repository.fetch).
+    not_found_ttl: float = 60.0
     old_key_files: tuple[Path, ...] = ()
     # An upstream metadata document (packument, simple page, maven-metadata, checksum file) past this
     # many decoded bytes is refused while it streams.
@@ -136,7 +138,8 @@ class DomainConfig:
 class Credentials:
     username: str | None = None
     password: str | None = None
-    token: str | None = None
+    token: str | None = None  # with token_file: the token the file held at start
+    token_file: Path | None = None  # read again whenever it changes (a token refreshed outside)
 
     def __repr__(self) -> str:
         # Secrets never reach logs, even through a stray repr().
