@@ -27,6 +27,9 @@ API_MODULES = (domains, repositories, packages, package_versions, tokens, polici
 
 def add_routes(app: web.Application, services: ApiServices) -> None:
     app[API] = services
+    # The repositories of a shared store are read (and followed) before the first request is served.
+    app.on_startup.append(lambda _app: services.repositories.open())
+    app.on_cleanup.append(lambda _app: services.repositories.close())
     throttle.install(app, services.limits)  # before forwarding: a fronted domain's calls count too
     fronted.install(app)
     binding.add_routes(app)
