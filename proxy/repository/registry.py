@@ -114,7 +114,10 @@ class RepositoryRegistry:
         nothing to do for a one-host store, read at construction). Raises ``RegistryUnavailable``."""
         if self._entries.keeps_config_records:
             return
-        self._stop_watching = await self._entries.watch(self._changed_elsewhere)
+        try:
+            self._stop_watching = await self._entries.watch(self._changed_elsewhere)
+        except RepositoriesUnavailable as exc:
+            raise RegistryUnavailable(f"the stored repositories cannot be followed: {exc}") from None
         await self._reread()
 
     async def close(self) -> None:

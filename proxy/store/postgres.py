@@ -654,7 +654,10 @@ class PostgresRepositoryEntries:
         """Call ``on_change()`` after every change any daemon commits, and after the listening
         connection was lost and is back (changes may have been missed); returns the stop."""
         listener = _RegistryListener(self._pool, on_change)
-        await listener.start()
+        try:
+            await listener.start()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise RepositoriesUnavailable(f"the store's database: {_reason(exc)}") from None
         return listener.stop
 
     async def _create_table(self) -> None:
@@ -673,12 +676,16 @@ class _RegistryListener(CatalogListener):
     channel = REGISTRY_CHANNEL
 
     def __init__(self, pool: asyncpg.Pool, on_change: Callable[[], None]) -> None:
-        super().__init__(pool, _no_package, lambda _repository, _package: on_change(), on_change)
+        super().__init__(pool, _no_package, _no_package_change, on_lost=on_change)
         self._reread = on_change
 
     def _notified(self, con: object, pid: int, channel: str, payload: str) -> None:
-        self._reread()
+        self._reread()  # the notice carries nothing: the row is the news
 
 
 def _no_package(_payload: str) -> tuple[str, PackageCoordinate]:
     raise ValueError("a registry notice names no package")
+
+
+def _no_package_change(_repository: str, _package: PackageCoordinate) -> None:
+    """Never called: ``_RegistryListener._notified`` handles every notice."""

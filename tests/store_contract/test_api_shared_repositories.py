@@ -13,9 +13,15 @@ import asyncpg
 import httpx
 import pytest
 
+from proxy.config import load_config
+from proxy.formats.registry import format_names
+from proxy.repository.registry import ConfigDefined, RepositoryExists, RepositoryRegistry
+from proxy.store.keyring import KeyRing
+from proxy.store.postgres import PostgresIndexes, PostgresRepositoryEntries
 from tests.api_cli import Aws, npm_publish
 from tests.fakes.daemon import RunningDaemon, start_daemon, write_config
 from tests.fakes.pypi_index import FakePypiIndex
+from tests.store_contract.postgres import Cluster, new_database
 from tests.store_contract.test_wiring import shared_config  # noqa: F401 - the fixture
 from tests.test_npm_e2e import Npm, node_require, npm_binary, project
 from tests.test_pypi_e2e import Clients
@@ -119,3 +125,40 @@ async def _registry_rows(dsn: str) -> bytes:
         await con.close()
     assert len(rows) == 1
     return b"".join(row["name"].encode() + bytes(row["value"]) for row in rows)
+
+
+# -- the registry on PostgreSQL, two daemons in one process ----------------------------------------
+async def test_concurrent_changes_from_two_daemons_lose_nothing_and_refusals_write_nothing(
+    tmp_path: Path, pg_cluster: Cluster, keyring: KeyRing
+) -> None:
+    config = load_config(
+        write_config(tmp_path, "[repository.base]\n"), {"HOME": str(tmp_path)}, formats=format_names()
+    )
+    async with new_database(pg_cluster) as dsn:
+        pools = [await PostgresIndexes.open(dsn, keyring) for _ in range(2)]
+        first, second = (RepositoryRegistry(config, PostgresRepositoryEntries.of(p.catalog)) for p in pools)
+        heard: list[str] = []
+        second.on_change(heard.append)
+        try:
+            await first.open()
+            await second.open()
+            await asyncio.gather(*(r.create(f"{(r is first and 'one') or 'two'}-{n}") for n in range(5)
+                                   for r in (first, second)))  # fmt: skip
+            with pytest.raises(RepositoryExists):
+                await second.create("one-0")  # decided on the stored state, not on what it has heard
+            with pytest.raises(ConfigDefined):
+                await second.delete("base")
+            made = sorted(f"{who}-{n}" for who in ("one", "two") for n in range(5))
+            stored = await PostgresRepositoryEntries.of(pools[0].catalog).load()
+            assert sorted(r.name for r in stored) == made
+            deadline = time.monotonic() + NOTICE_WAIT
+            while len(first) < 11 or len(second) < 11:  # each hears the other's changes by notice
+                assert time.monotonic() < deadline, (list(first), list(second))
+                await asyncio.sleep(0.02)
+            assert list(first) == list(second) == ["base", *made]
+            assert sorted(heard) == made  # second's own changes and first's, each told once
+        finally:
+            for registry in (first, second):
+                await registry.close()
+            for pool in pools:
+                await pool.close()
