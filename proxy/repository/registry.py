@@ -26,7 +26,12 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from proxy.config.model import Config
-from proxy.store.repositories import RecordsChange, RepositoriesUnavailable, RepositoryRecord
+from proxy.store.repositories import (
+    RecordsChange,
+    RepositoriesUnavailable,
+    RepositoryEntries,
+    RepositoryRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +111,10 @@ class RepositoryRegistry:
         stored = entries.load_now()
         self._records: dict[str, RepositoryRecord] = {}
         self._records = self._view(stored, warn=True)
-        if entries.keeps_config_records and (self._records != {r.name: r for r in stored} or not stored):
-            entries.save(list(self._records.values()))  # type: ignore[attr-defined]
+        if isinstance(entries, RepositoryEntries) and (
+            self._records != {r.name: r for r in stored} or not stored
+        ):
+            entries.save(list(self._records.values()))  # the config's repositories, kept with their times
 
     async def open(self) -> None:
         """Read the stored repositories and follow the changes other daemons make (a shared store;
