@@ -490,6 +490,12 @@ endpoint_url = "http://127.0.0.1:9"
             assert bad.status_code == 400 and bad.headers["x-amzn-ErrorType"] == "ValidationException"
             assert {c.access_key for c in fake.control_requests} == {"AKIDPROXY"}
 
+            # CodeArtifact's throttling reaches the caller with its Retry-After (the proxy's client gave up).
+            fake.fail(r"^/v1/domain$", "throttle", times=2)
+            throttled = httpx.get(f"{running.url}/v1/domain", params={"domain": "corp-domain"}, timeout=60)
+            assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "1"
+            assert throttled.headers["x-amzn-ErrorType"] == "ThrottlingException"
+
             # The proxy's own domain is still answered locally.
             assert aws.ok("describe-domain", "--domain", "local")["domain"]["repositoryCount"] == 1
         finally:

@@ -191,7 +191,10 @@ def _error_response(exc: ClientError) -> web.Response:
     code = str(error.get("Code") or "")
     message = str(error.get("Message") or code)
     if code in {shape.name for shape in service_model().error_shapes}:
-        fields = {k: v for k, v in error.items() if k in ("resourceId", "resourceType", "reason")}
+        # The shape's members: botocore puts body ones in "Error", header ones (ThrottlingException's
+        # retryAfterSeconds, from Retry-After) at the top of the response.
+        members = set(service_model().shape_for(code).members) - {"message"}
+        fields = {k: v for k in members if (v := error.get(k, exc.response.get(k))) is not None}
         return ApiError(code, message, **fields).response()
     return _bad_gateway(f"CodeArtifact answered {code or 'an unknown error'}: {message}")
 
