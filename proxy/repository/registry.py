@@ -108,6 +108,7 @@ class RepositoryRegistry:
         self._lock = asyncio.Lock()
         self._stop_watching: Callable[[], Awaitable[None]] | None = None
         self._rereading: asyncio.Task[None] | None = None
+        self._stale = False  # a change was announced since the last re-read began
         stored = entries.load_now()
         self._records: dict[str, RepositoryRecord] = {}
         self._records = self._view(stored, warn=True)
@@ -227,14 +228,18 @@ class RepositoryRegistry:
 
     def _changed_elsewhere(self) -> None:
         """A daemon of the shared store changed the repositories (or notices may have been missed)."""
+        self._stale = True  # a re-read under way may have read before this change: it reads again
         if self._rereading is None or self._rereading.done():
-            self._rereading = asyncio.get_running_loop().create_task(self._reread_logged())
+            self._rereading = asyncio.get_running_loop().create_task(self._reread_while_stale())
 
-    async def _reread_logged(self) -> None:
-        try:
-            await self._reread()
-        except RegistryUnavailable as exc:
-            log.warning("%s; serving the repositories known before", exc)
+    async def _reread_while_stale(self) -> None:
+        while self._stale:
+            self._stale = False
+            try:
+                await self._reread()
+            except RegistryUnavailable as exc:
+                log.warning("%s; serving the repositories known before", exc)
+                return
 
     async def _reread(self) -> None:
         async with self._lock:
