@@ -32,6 +32,7 @@ from proxy.config.model import (
     CHECKSUM_POLICIES,
     EXTERNAL_CONNECTIONS,
     Anonymous,
+    ApiConfig,
     AuthConfig,
     CacheConfig,
     ChecksumPolicy,
@@ -144,6 +145,7 @@ def redacted(config: Config) -> dict[str, Any]:
         "cache": _plain(config.cache),
         "domain": _plain(config.domain),
         "store": _plain(config.store),
+        "api": _plain(config.api),
         "codeartifact": _plain(config.codeartifact),
         "upstream": _plain(config.upstreams),
         "repository": _plain(config.repositories),
@@ -156,6 +158,7 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
     root = _Table(ctx, "", data)
     server, cache, domain = root.table("server"), root.table("cache"), root.table("domain")
     server, cache, store = root.table("server"), root.table("cache"), root.table("store")
+    api_table = root.table("api")
     domain_tables, upstream_tables = root.tables("codeartifact"), root.tables("upstream")
     repository_tables = root.tables("repository")
     auth_table = root.table("auth") if root.has("auth") else None
@@ -199,6 +202,7 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
         auth=auth,
         principals=principals,
         store=store_config,
+        api=_api(api_table),
     )
 
 
@@ -211,6 +215,17 @@ def _domain(t: _Table) -> DomainConfig:
         raise t.error("owner", f'an AWS account id is 12 digits, e.g. "111122223333"; got {owner!r}')
     t.finish()
     return DomainConfig(name=name or DomainConfig.name, owner=owner or DomainConfig.owner)
+
+
+def _api(t: _Table) -> ApiConfig:
+    rate = t.number("requests_per_second", ApiConfig.requests_per_second)
+    if rate <= 0:
+        raise t.error("requests_per_second", f"must be more than 0, got {rate}")
+    burst = t.number("burst", ApiConfig.burst)
+    if not isinstance(burst, int) or burst < 1:
+        raise t.error("burst", f"must be a whole number of requests, at least 1; got {burst}")
+    t.finish()
+    return ApiConfig(requests_per_second=float(rate), burst=burst)
 
 
 def _server(t: _Table) -> ServerConfig:
@@ -690,6 +705,10 @@ class _Table:
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self._get(name, (bool,), "true or false")
+        return default if value is None else value
+
+    def number(self, name: str, default: float) -> float:
+        value = self._get(name, (int, float), "a number")
         return default if value is None else value
 
     def size(self, name: str, default: int) -> int:

@@ -135,6 +135,17 @@ class DomainConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """``[api]``: the request-rate limit of /v1, per caller (a principal, or an anonymous caller's
+    address). A caller may send ``burst`` requests at once, then ``requests_per_second`` on average;
+    past that a request is answered 429 ThrottlingException. The defaults are far above what people
+    and scripts with the aws CLI send."""
+
+    requests_per_second: float = 50.0
+    burst: int = 200
+
+
+@dataclass(frozen=True)
 class Credentials:
     username: str | None = None
     password: str | None = None
@@ -205,3 +216,4 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     principals: Mapping[str, PrincipalConfig] = field(default_factory=dict)
     store: StoreConfig = field(default_factory=StoreConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)

@@ -51,6 +51,7 @@ def _api_services(daemon: Daemon) -> ApiServices:
         chain=daemon.chain,
         keyring=daemon.serving.keyring,
         public_url=config.server.public_url,
+        limits=config.api,
     )
 
 
