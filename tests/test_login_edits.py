@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from defusedxml import ElementTree
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from proxy.client import credentials, edits, logins
@@ -131,6 +131,8 @@ def test_bad_maven_settings_is_refused() -> None:
 
 
 @given(st.lists(st.sampled_from(["[global]", "[other]", "a = 1", "  cont", "# c", "", "index-url = x"])))
+@example(["[global]", "index-url = x", "# c", "  cont"])  # a value continues past a comment line
+@example(["[global]", "index-url = x", "", "  cont"])
 def test_ini_set_always_leaves_one_value(lines: list[str]) -> None:
     text = "\n".join(lines) + "\n"
     try:

@@ -151,7 +151,10 @@ def ini_set(text: str | None, section: str, values: Mapping[str, str]) -> str:
     end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
     body, done, skipping = [], set(), False
     for line in lines[start + 1 : end]:
-        if skipping and line[:1] in (" ", "\t") and line.strip():
+        if skipping and (not line.strip() or line.lstrip()[:1] in ("#", ";")):
+            body.append(line)  # configparser reads on past blank and comment lines in a value
+            continue
+        if skipping and line[:1] in (" ", "\t"):
             continue  # a continuation line of a value being replaced
         skipping = False
         key = _ini_key(line)
