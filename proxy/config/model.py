@@ -96,6 +96,9 @@ class StoreConfig:
     blobs: str | None = None  # an absolute path on a file system every host mounts, or s3://bucket/prefix
     s3_region: str | None = None
     s3_endpoint_url: str | None = None  # an S3-compatible server instead of AWS's
+    # How long a daemon that died mid-fetch keeps the others from fetching that asset, at most
+    # (a live one renews its lease while it fetches).
+    lease_timeout: float = 30.0
 
     @property
     def shared(self) -> bool:
