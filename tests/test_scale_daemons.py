@@ -1,0 +1,233 @@
+"""Several daemons on one shared store (one PostgreSQL, one blob path), as several hosts run them: three
+daemons behind nginx (round robin), the real npm, pip, twine and mvn through them.
+
+- concurrent misses of one tarball spread over every daemon cost one upstream fetch (the asset's lease);
+- what one daemon publishes (npm publish, twine upload, mvn deploy) the others serve at once, even
+  when they had the package's merged view cached (the change is announced through PostgreSQL);
+- a daemon killed (SIGKILL) mid-fetch holds its lease at most ``[store] lease_timeout``: another
+  daemon fetches the asset after it, the installs through nginx go on, and ``verify`` finds the store
+  clean.
+
+The daemons and nginx are shared by the module's tests, which run in file order (the last kills one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from proxy.store.keyring import KeyRing
+from tests.fakes.clients import real_client
+from tests.fakes.daemon import RunningDaemon, eventually, free_port, start_daemon, write_config
+from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball
+from tests.store_contract.postgres import Cluster, require_bindir
+
+M2 = Path.home() / ".m2" / "repository"
+LEASE_TIMEOUT = 2.0  # seconds a killed daemon's lease holds the others back, at most
+NAMES = ("a", "b", "c")
+
+
+class Nginx:
+    """nginx in front of the daemons, round robin, unprivileged (``nobody`` when the tests run as
+    root), its configuration, pid file, logs and temp files in a directory of its own."""
+
+    def __init__(self, backends: list[str]) -> None:
+        binary = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+        if binary is None:
+            real_client("nginx")  # fails under CI, skips elsewhere
+        self.dir = Path(tempfile.mkdtemp(prefix="proxy-test-nginx-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        servers = "".join(f"    server {backend.split('://', 1)[1]};\n" for backend in backends)
+        temp = "".join(
+            f"  {kind}_temp_path {self.dir / kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        (self.dir / "nginx.conf").write_text(
+            f"""daemon off;
+worker_processes 1;
+pid {self.dir / "nginx.pid"};
+error_log {self.dir / "error.log"} warn;
+events {{ worker_connections 512; }}
+http {{
+  access_log {self.dir / "access.log"};
+{temp}  client_max_body_size 0;
+  upstream daemons {{
+{servers}  }}
+  server {{
+    listen 127.0.0.1:{self.port};
+    location / {{
+      proxy_pass http://daemons;
+      proxy_http_version 1.1;
+      proxy_set_header Host $http_host;
+      proxy_set_header Connection "";
+      proxy_request_buffering off;
+      proxy_buffering off;
+      proxy_next_upstream error timeout;
+      proxy_connect_timeout 2s;
+      proxy_read_timeout 60s;
+    }}
+  }}
+}}
+"""
+        )
+        as_user: list[str] = []
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            for path in (self.dir, *self.dir.iterdir()):
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)
+            as_user = ["runuser", "-u", "nobody", "--"]
+        self.process = subprocess.Popen(
+            [*as_user, str(binary), "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.dir / "stderr").open("wb"),
+        )
+
+        def listening() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"nginx exited: {(self.dir / 'stderr').read_text()}")
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1)
+                return True
+            except httpx.TransportError:
+                return False
+
+        eventually(listening, timeout=15)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass
+class Farm:
+    root: Path
+    registry: FakeNpmRegistry
+    daemons: dict[str, RunningDaemon]
+    nginx: Nginx
+    dsn: str
+
+    def repository(self, url: str, fmt: str) -> str:
+        return f"{url}/{fmt}/team/"
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    root = tmp_path_factory.mktemp("scale")
+    cluster = Cluster(require_bindir())
+    registry = FakeNpmRegistry()
+    daemons: dict[str, RunningDaemon] = {}
+    nginx: Nginx | None = None
+    try:
+        cluster.start()
+        asyncio.run(_create_database(cluster))
+        registry.start_in_thread()
+        key_file = root / "shared-key" / "cache.key"
+        KeyRing.load(key_file)  # one cache key for every daemon of the store
+        store = (
+            f'\n[store]\ncatalog = "{cluster.dsn("farm")}"\nblobs = "{root / "shared-blobs"}"\n'
+            f'lease_timeout = "{LEASE_TIMEOUT}s"\n'
+            + registry.upstream_config()
+            + '\n[repository.team]\nupstreams = ["public"]\npublish = true\n'
+        )
+        configs = {}
+        for name in NAMES:
+            (root / name).mkdir()
+            config = write_config(root / name, store)
+            config.write_text(
+                config.read_text().replace(str(root / name / "keys" / "cache.key"), str(key_file))
+            )
+            configs[name] = config
+        with ThreadPoolExecutor(len(NAMES)) as pool:
+            started = {n: pool.submit(start_daemon, configs[n], root / f"{n}.log") for n in NAMES}
+            for name, future in started.items():
+                daemons[name] = future.result()
+        nginx = Nginx([daemons[n].url for n in NAMES])
+        yield Farm(root, registry, daemons, nginx, cluster.dsn("farm"))
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        for daemon in daemons.values():
+            daemon.stop(signal.SIGKILL if daemon.process.poll() is None else 15)
+        registry.stop_in_thread()
+        cluster.stop()
+
+
+async def _create_database(cluster: Cluster) -> None:
+    admin = await asyncpg.connect(cluster.dsn())
+    try:
+        await admin.execute("CREATE DATABASE farm")
+    finally:
+        await admin.close()
+
+
+def _get_in_thread(
+    url: str, results: dict[str, httpx.Response | BaseException], key: str
+) -> threading.Thread:
+    def get() -> None:
+        try:
+            results[key] = httpx.get(url, timeout=60)
+        except BaseException as exc:  # reported by the test
+            results[key] = exc
+
+    thread = threading.Thread(target=get, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_concurrent_misses_on_every_daemon_cost_one_upstream_fetch(farm: Farm) -> None:
+    data = farm.registry.add(
+        "slow-pkg", "1.0.0", tarball=make_tarball("slow-pkg", "1.0.0", files={"index.js": os.urandom(65536)})
+    )
+    farm.registry.stalled.clear()
+    farm.registry.tarball_faults["slow-pkg-1.0.0.tgz"] = "stall"  # half, then nothing until released
+    path = "npm/team/slow-pkg/-/slow-pkg-1.0.0.tgz"
+    results: dict[str, httpx.Response | BaseException] = {}
+    # The first miss, on daemon a: it takes the asset's lease and fetches; the upstream stalls.
+    threads = [_get_in_thread(f"{farm.daemons['a'].url}/{path}", results, "first")]
+    eventually(lambda: farm.registry.tarball_requests("slow-pkg", "1.0.0") == 1)
+    # Then many more, on every daemon, directly and through nginx's round robin.
+    for n in range(30):
+        url = farm.daemons[NAMES[n % 3]].url if n < 12 else farm.nginx.url
+        threads.append(_get_in_thread(f"{url}/{path}", results, str(n)))
+    for other in ("b", "c"):  # the other daemons got their requests, which wait on the lease
+        eventually(lambda other=other: _in_flight(farm.daemons[other]) >= 4)
+    assert not results, "nothing can be answered while the only fetch stalls"
+    farm.registry.stalled.set()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 31
+    for response in results.values():
+        assert isinstance(response, httpx.Response) and response.status_code == 200, response
+        assert response.content == data
+    assert farm.registry.tarball_requests("slow-pkg", "1.0.0") == 1
+
+
+def _in_flight(daemon: RunningDaemon) -> int:
+    """Connections open to the daemon's port (``/proc/net/tcp``): requests it has been sent and not
+    answered yet, as nothing else holds a connection to it open here."""
+    port = int(daemon.url.rsplit(":", 1)[1])
+    established = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+            established += 1
+    return established
