@@ -34,7 +34,10 @@ from proxy.store.keyring import KeyRing
 from tests.fakes.clients import real_client
 from tests.fakes.daemon import RunningDaemon, eventually, free_port, start_daemon, write_config
 from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball
+from tests.fakes.pypi_index import make_wheel
 from tests.store_contract.postgres import Cluster, require_bindir
+from tests.test_npm_e2e import Npm, project
+from tests.test_pypi_e2e import Clients, write_dist
 
 M2 = Path.home() / ".m2" / "repository"
 LEASE_TIMEOUT = 2.0  # seconds a killed daemon's lease holds the others back, at most
@@ -231,3 +234,32 @@ def _in_flight(daemon: RunningDaemon) -> int:
         if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
             established += 1
     return established
+
+
+def test_an_npm_publish_on_one_daemon_is_served_by_the_others_at_once(farm: Farm) -> None:
+    binary = real_client("npm")
+    on_a = Npm(binary, farm.root / "npm-a", farm.repository(farm.daemons["a"].url, "npm"))
+    on_b = Npm(binary, farm.root / "npm-b", farm.repository(farm.daemons["b"].url, "npm"))
+    package = project(farm.root / "shared-pub", {}, name="shared-pub", version="1.0.0")
+    on_a.run("publish", cwd=package)
+    assert on_b.run("view", "shared-pub", "version", cwd=farm.root).stdout.strip() == "1.0.0"
+
+    # b holds its merged view of shared-pub now; a publishes the next version.
+    project(farm.root / "shared-pub", {}, name="shared-pub", version="1.1.0")
+    on_a.run("publish", cwd=package)
+    on_b.fresh_cache()
+    assert on_b.run("view", "shared-pub", "version", cwd=farm.root).stdout.strip() == "1.1.0"
+
+    through = Npm(binary, farm.root / "npm-nginx", farm.repository(farm.nginx.url, "npm"))
+    app = project(farm.root / "app", {"shared-pub": "1.1.0", "slow-pkg": "1.0.0"})
+    through.run("install", cwd=app)
+    assert (app / "node_modules" / "shared-pub" / "package.json").read_text().count('"1.1.0"') == 1
+
+
+def test_a_twine_upload_on_one_daemon_installs_through_another_at_once(farm: Farm) -> None:
+    on_a = Clients(farm.root / "pypi-a", farm.daemons["a"].url, repository="team")
+    on_b = Clients(farm.root / "pypi-b", farm.daemons["b"].url, repository="team")
+    on_a.twine(write_dist(farm.root / "dist", make_wheel("shared-wheel", "1.0")))
+    assert on_b.install("shared-wheel")[0] == {"shared_wheel-1.0"}
+    on_a.twine(write_dist(farm.root / "dist", make_wheel("shared-wheel", "2.0")))
+    assert on_b.install("shared-wheel")[0] == {"shared_wheel-2.0"}

@@ -308,7 +308,7 @@ async def open_serving(store: StoreConfig, cache: CacheConfig) -> ServingStore:
         )
     keyring = await asyncio.to_thread(KeyRing.load, cache.key_file, cache.old_key_files)
     opened = await open_backends(store, cache)
-    blobs = SharedBlobService(opened.blobs, opened.ledger, cache.max_size)
+    blobs = SharedBlobService(opened.blobs, opened.ledger, cache.max_size, catalog=opened.catalog)
     figures = SharedFigures(opened.ledger)
     try:
         await asyncio.to_thread(lambda: (cache.path / "tmp").mkdir(parents=True, exist_ok=True))
