@@ -14,6 +14,7 @@ The daemons and nginx are shared by the module's tests, which run in file order 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import pwd
 import shutil
@@ -21,6 +22,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +34,9 @@ import pytest
 
 from proxy.store.keyring import KeyRing
 from tests.fakes.clients import real_client
-from tests.fakes.daemon import RunningDaemon, eventually, free_port, start_daemon, write_config
+from tests.fakes.daemon import RunningDaemon, eventually, free_port, run_command, start_daemon, write_config
+from tests.fakes.maven_client import Maven, mvn_binary, write_settings
+from tests.fakes.maven_repository import FakeMavenRepository
 from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball
 from tests.fakes.pypi_index import make_wheel
 from tests.store_contract.postgres import Cluster, require_bindir
@@ -124,6 +128,7 @@ http {{
 class Farm:
     root: Path
     registry: FakeNpmRegistry
+    m2: FakeMavenRepository
     daemons: dict[str, RunningDaemon]
     nginx: Nginx
     dsn: str
@@ -137,19 +142,22 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     root = tmp_path_factory.mktemp("scale")
     cluster = Cluster(require_bindir())
     registry = FakeNpmRegistry()
+    m2 = FakeMavenRepository(M2)
     daemons: dict[str, RunningDaemon] = {}
     nginx: Nginx | None = None
     try:
         cluster.start()
         asyncio.run(_create_database(cluster))
         registry.start_in_thread()
+        m2.start()
         key_file = root / "shared-key" / "cache.key"
         KeyRing.load(key_file)  # one cache key for every daemon of the store
         store = (
             f'\n[store]\ncatalog = "{cluster.dsn("farm")}"\nblobs = "{root / "shared-blobs"}"\n'
             f'lease_timeout = "{LEASE_TIMEOUT}s"\n'
             + registry.upstream_config()
-            + '\n[repository.team]\nupstreams = ["public"]\npublish = true\n'
+            + f'\n[upstream.m2]\nformat = "maven"\nurl = "{m2.url}"\n'
+            + '\n[repository.team]\nupstreams = ["public", "m2"]\npublish = true\n'
         )
         configs = {}
         for name in NAMES:
@@ -164,13 +172,14 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
             for name, future in started.items():
                 daemons[name] = future.result()
         nginx = Nginx([daemons[n].url for n in NAMES])
-        yield Farm(root, registry, daemons, nginx, cluster.dsn("farm"))
+        yield Farm(root, registry, m2, daemons, nginx, cluster.dsn("farm"))
     finally:
         if nginx is not None:
             nginx.stop()
         for daemon in daemons.values():
             daemon.stop(signal.SIGKILL if daemon.process.poll() is None else 15)
         registry.stop_in_thread()
+        m2.close()
         cluster.stop()
 
 
@@ -263,3 +272,111 @@ def test_a_twine_upload_on_one_daemon_installs_through_another_at_once(farm: Far
     assert on_b.install("shared-wheel")[0] == {"shared_wheel-1.0"}
     on_a.twine(write_dist(farm.root / "dist", make_wheel("shared-wheel", "2.0")))
     assert on_b.install("shared-wheel")[0] == {"shared_wheel-2.0"}
+
+
+CONSUMER_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>org.example.scale</groupId>
+  <artifactId>consumer</artifactId>
+  <version>1</version>
+  <properties><maven.compiler.release>17</maven.compiler.release></properties>
+  <dependencies>
+    <dependency>
+      <groupId>org.example.scale</groupId>
+      <artifactId>shared</artifactId>
+      <version>[1.0,)</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+SHARED = "org/example/scale/shared"
+
+
+def test_an_mvn_deploy_on_one_daemon_resolves_through_another_at_once(farm: Farm) -> None:
+    if not (M2 / "org" / "apache" / "maven" / "plugins").is_dir():
+        pytest.fail(f"{M2} does not hold the Maven plugins this test deploys with")
+    on_a = f"{farm.daemons['a'].url}/maven/team/"
+    on_b = f"{farm.daemons['b'].url}/maven/team/"
+    pom = b"<project><modelVersion>4.0.0</modelVersion><groupId>org.example.scale</groupId>"
+    for ext, body in (
+        ("pom", pom + b"<artifactId>shared</artifactId><version>1.0</version></project>"),
+        ("jar", _jar("1.0")),
+    ):
+        assert httpx.put(f"{on_a}{SHARED}/1.0/shared-1.0.{ext}", content=body, timeout=30).status_code == 201
+    # b holds its merged maven-metadata.xml of the artifact now, listing 1.0 only.
+    assert b"<version>1.0</version>" in httpx.get(f"{on_b}{SHARED}/maven-metadata.xml", timeout=30).content
+
+    binary = mvn_binary()
+    jar = farm.root / "shared-1.1.jar"
+    jar.write_bytes(_jar("1.1"))
+    deployer = Maven(binary, write_settings(farm.root / "settings-a.xml", on_a))
+    deployer.run(
+        farm.root,
+        farm.root / "m2-a",
+        "org.apache.maven.plugins:maven-deploy-plugin:3.1.2:deploy-file",
+        f"-Dfile={jar}",
+        "-DgroupId=org.example.scale",
+        "-DartifactId=shared",
+        "-Dversion=1.1",
+        "-Dpackaging=jar",
+        "-DgeneratePom=true",
+        f"-Durl={on_a}",
+        "-DrepositoryId=proxy-deploy",
+    )
+    consumer = farm.root / "consumer"
+    consumer.mkdir()
+    (consumer / "pom.xml").write_text(CONSUMER_POM)
+    resolver = Maven(binary, write_settings(farm.root / "settings-b.xml", on_b))
+    # Compiling resolves the dependency's range [1.0,) from b's maven-metadata.xml: the newest is 1.1.
+    resolver.run(
+        consumer, farm.root / "m2-b", "org.apache.maven.plugins:maven-compiler-plugin:3.13.0:compile"
+    )
+    resolved = farm.root / "m2-b" / SHARED / "1.1" / "shared-1.1.jar"
+    assert resolved.read_bytes() == _jar("1.1")
+
+
+def _jar(version: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as jar:
+        jar.writestr(zipfile.ZipInfo("org/example/scale/version.txt", (2024, 1, 1, 0, 0, 0)), version)
+    return buffer.getvalue()
+
+
+def test_a_daemon_killed_mid_fetch_blocks_the_others_only_for_its_lease(farm: Farm) -> None:
+    data = farm.registry.add(
+        "killed-pkg",
+        "1.0.0",
+        tarball=make_tarball("killed-pkg", "1.0.0", files={"index.js": os.urandom(65536)}),
+    )
+    farm.registry.stalled.clear()
+    farm.registry.tarball_faults["killed-pkg-1.0.0.tgz"] = "stall"
+    path = "npm/team/killed-pkg/-/killed-pkg-1.0.0.tgz"
+    results: dict[str, httpx.Response | BaseException] = {}
+    _get_in_thread(f"{farm.daemons['a'].url}/{path}", results, "on a")
+    eventually(lambda: farm.registry.tarball_requests("killed-pkg", "1.0.0") == 1)  # a holds the lease
+    waiting = _get_in_thread(f"{farm.daemons['b'].url}/{path}", results, "on b")
+    eventually(lambda: _in_flight(farm.daemons["b"]) >= 1)
+    farm.daemons["a"].stop(signal.SIGKILL)
+    assert "on b" not in results and farm.registry.tarball_requests("killed-pkg", "1.0.0") == 1
+    farm.registry.stalled.set()  # the upstream answers whole from now on
+
+    # b waits for a's lease to expire ([store] lease_timeout), then fetches the tarball itself.
+    waiting.join(60)
+    served = results["on b"]
+    assert isinstance(served, httpx.Response) and served.status_code == 200 and served.content == data
+    assert farm.registry.tarball_requests("killed-pkg", "1.0.0") == 2
+
+    # nginx passes over the dead daemon: the clients go on installing, published and fetched packages.
+    npm = Npm(real_client("npm"), farm.root / "npm-after", farm.repository(farm.nginx.url, "npm"))
+    app = project(
+        farm.root / "app-after", {"shared-pub": "1.1.0", "killed-pkg": "1.0.0", "slow-pkg": "1.0.0"}
+    )
+    npm.run("install", cwd=app)
+    assert (app / "node_modules" / "killed-pkg" / "package.json").is_file()
+    pip = Clients(farm.root / "pypi-after", farm.nginx.url, repository="team")
+    assert pip.install("shared-wheel")[0] == {"shared_wheel-2.0"}
+
+    for name in ("b", "c"):
+        assert farm.daemons[name].stop() == 0, farm.daemons[name].log_text()
+    verified = run_command(farm.daemons["b"].config, "verify")
+    assert verified.returncode == 0 and "ok" in verified.stdout, verified.stdout + verified.stderr
