@@ -32,9 +32,10 @@ import asyncpg
 import httpx
 import pytest
 
+from proxy.cli import main
 from proxy.store.keyring import KeyRing
 from tests.fakes.clients import real_client
-from tests.fakes.daemon import RunningDaemon, eventually, free_port, run_command, start_daemon, write_config
+from tests.fakes.daemon import RunningDaemon, eventually, free_port, start_daemon, write_config
 from tests.fakes.maven_client import Maven, mvn_binary, write_settings
 from tests.fakes.maven_repository import FakeMavenRepository
 from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball
@@ -251,25 +252,20 @@ def test_an_npm_publish_on_one_daemon_is_served_by_the_others_at_once(farm: Farm
     on_b = Npm(binary, farm.root / "npm-b", farm.repository(farm.daemons["b"].url, "npm"))
     package = project(farm.root / "shared-pub", {}, name="shared-pub", version="1.0.0")
     on_a.run("publish", cwd=package)
-    assert on_b.run("view", "shared-pub", "version", cwd=farm.root).stdout.strip() == "1.0.0"
+    packument = httpx.get(f"{on_b.registry}shared-pub", timeout=30).json()
+    assert list(packument["versions"]) == ["1.0.0"]  # b holds its merged view of shared-pub now
 
-    # b holds its merged view of shared-pub now; a publishes the next version.
     project(farm.root / "shared-pub", {}, name="shared-pub", version="1.1.0")
     on_a.run("publish", cwd=package)
-    on_b.fresh_cache()
     assert on_b.run("view", "shared-pub", "version", cwd=farm.root).stdout.strip() == "1.1.0"
-
-    through = Npm(binary, farm.root / "npm-nginx", farm.repository(farm.nginx.url, "npm"))
-    app = project(farm.root / "app", {"shared-pub": "1.1.0", "slow-pkg": "1.0.0"})
-    through.run("install", cwd=app)
-    assert (app / "node_modules" / "shared-pub" / "package.json").read_text().count('"1.1.0"') == 1
 
 
 def test_a_twine_upload_on_one_daemon_installs_through_another_at_once(farm: Farm) -> None:
     on_a = Clients(farm.root / "pypi-a", farm.daemons["a"].url, repository="team")
     on_b = Clients(farm.root / "pypi-b", farm.daemons["b"].url, repository="team")
     on_a.twine(write_dist(farm.root / "dist", make_wheel("shared-wheel", "1.0")))
-    assert on_b.install("shared-wheel")[0] == {"shared_wheel-1.0"}
+    page = httpx.get(f"{farm.daemons['b'].url}/pypi/team/simple/shared-wheel/", timeout=30).text
+    assert "shared_wheel-1.0-" in page and "2.0" not in page  # b holds its merged view now
     on_a.twine(write_dist(farm.root / "dist", make_wheel("shared-wheel", "2.0")))
     assert on_b.install("shared-wheel")[0] == {"shared_wheel-2.0"}
 
@@ -342,7 +338,9 @@ def _jar(version: str) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_daemon_killed_mid_fetch_blocks_the_others_only_for_its_lease(farm: Farm) -> None:
+def test_a_daemon_killed_mid_fetch_blocks_the_others_only_for_its_lease(
+    farm: Farm, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = farm.registry.add(
         "killed-pkg",
         "1.0.0",
@@ -376,7 +374,9 @@ def test_a_daemon_killed_mid_fetch_blocks_the_others_only_for_its_lease(farm: Fa
     pip = Clients(farm.root / "pypi-after", farm.nginx.url, repository="team")
     assert pip.install("shared-wheel")[0] == {"shared_wheel-2.0"}
 
+    for name in ("b", "c"):  # stopped together: each drains its requests meanwhile
+        farm.daemons[name].process.send_signal(signal.SIGTERM)
     for name in ("b", "c"):
         assert farm.daemons[name].stop() == 0, farm.daemons[name].log_text()
-    verified = run_command(farm.daemons["b"].config, "verify")
-    assert verified.returncode == 0 and "ok" in verified.stdout, verified.stdout + verified.stderr
+    assert main(["--config", str(farm.daemons["b"].config), "verify"]) == 0
+    assert "ok" in capsys.readouterr().out
