@@ -50,6 +50,13 @@ def test_postgresql_with_a_shared_path_or_s3(tmp_path):
     )
     assert s3.store.s3 == ("team-blobs", "proxy/")
     assert (s3.store.s3_region, s3.store.s3_endpoint_url) == ("eu-west-1", "http://127.0.0.1:9000")
+    assert shared.store.lease_timeout == 30.0
+    assert (
+        load(
+            tmp_path, 'catalog = "postgresql://db.example.com/p"\nblobs = "/b"\nlease_timeout = "5s"'
+        ).store.lease_timeout
+        == 5.0
+    )
     assert redacted(s3)["store"]["catalog"] == "postgresql://proxy@db.example.com/proxy"
 
 
@@ -86,6 +93,12 @@ def test_postgresql_with_a_shared_path_or_s3(tmp_path):
             "store.workers",
             "unknown",
         ),
+        (
+            'catalog = "postgresql://db.example.com/p"\nblobs = "/mnt/b"\nlease_timeout = "0s"',
+            "store.lease_timeout",
+            "must be more than 0",
+        ),
+        ('lease_timeout = "10s"', "store.lease_timeout", "shared store only"),
     ],
 )
 def test_bad_store_settings_name_file_key_and_reason(tmp_path, store, key, reason):
