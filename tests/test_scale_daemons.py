@@ -2,8 +2,9 @@
 daemons behind nginx (round robin), the real npm, pip, twine and mvn through them.
 
 - concurrent misses of one tarball spread over every daemon cost one upstream fetch (the asset's lease);
-- what one daemon publishes (npm publish, twine upload, mvn deploy) the others serve at once, even
-  when they had the package's merged view cached (the change is announced through PostgreSQL);
+- what one daemon publishes (npm publish, twine upload, mvn deploy) or changes through /v1 (a status)
+  the others serve at once, even when they had the package's merged view cached (the change is
+  announced through PostgreSQL);
 - a daemon killed (SIGKILL) mid-fetch holds its lease at most ``[store] lease_timeout``: another
   daemon fetches the asset after it, the installs through nginx go on, and ``verify`` finds the store
   clean.
@@ -34,6 +35,7 @@ import pytest
 
 from proxy.cli import main
 from proxy.store.keyring import KeyRing
+from tests.api_cli import Aws
 from tests.fakes.clients import real_client
 from tests.fakes.daemon import RunningDaemon, eventually, free_port, start_daemon, write_config
 from tests.fakes.maven_client import Maven, mvn_binary, write_settings
@@ -258,6 +260,15 @@ def test_an_npm_publish_on_one_daemon_is_served_by_the_others_at_once(farm: Farm
     project(farm.root / "shared-pub", {}, name="shared-pub", version="1.1.0")
     on_a.run("publish", cwd=package)
     assert on_b.run("view", "shared-pub", "version", cwd=farm.root).stdout.strip() == "1.1.0"
+
+    # A /v1 status change through a is heard by b too: the unlisted version leaves b's packument.
+    changed = Aws(farm.daemons["a"].url)(
+        "update-package-versions-status",
+        *("--repository", "team", "--format", "npm", "--package", "shared-pub"),
+        *("--versions", "1.0.0", "--target-status", "Unlisted"),
+    )
+    assert changed["successfulVersions"]["1.0.0"]["status"] == "Unlisted", changed
+    assert list(httpx.get(f"{on_b.registry}shared-pub", timeout=30).json()["versions"]) == ["1.1.0"]
 
 
 def test_a_twine_upload_on_one_daemon_installs_through_another_at_once(farm: Farm) -> None:
