@@ -169,11 +169,14 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
             config.write_text(
                 config.read_text().replace(str(root / name / "keys" / "cache.key"), str(key_file))
             )
+            if name == "c":  # two processes on one address (SO_REUSEPORT), as [server] workers runs them
+                config.write_text(config.read_text().replace("[server]\n", "[server]\nworkers = 2\n", 1))
             configs[name] = config
         with ThreadPoolExecutor(len(NAMES)) as pool:
             started = {n: pool.submit(start_daemon, configs[n], root / f"{n}.log") for n in NAMES}
             for name, future in started.items():
                 daemons[name] = future.result()
+        eventually(lambda: _listening(daemons["c"]) == 2)  # c's two workers
         nginx = Nginx([daemons[n].url for n in NAMES])
         yield Farm(root, registry, m2, daemons, nginx, cluster.dsn("farm"))
     finally:
@@ -236,16 +239,26 @@ def test_concurrent_misses_on_every_daemon_cost_one_upstream_fetch(farm: Farm) -
     assert farm.registry.tarball_requests("slow-pkg", "1.0.0") == 1
 
 
+def _listening(daemon: RunningDaemon) -> int:
+    """Sockets listening on the daemon's port: one per worker process."""
+    return _sockets(daemon, "0A")
+
+
 def _in_flight(daemon: RunningDaemon) -> int:
     """Connections open to the daemon's port (``/proc/net/tcp``): requests it has been sent and not
     answered yet, as nothing else holds a connection to it open here."""
+    return _sockets(daemon, "01")
+
+
+def _sockets(daemon: RunningDaemon, state: str) -> int:
+    """The daemon's port's TCP sockets in ``state`` (``/proc/net/tcp``: 01 established, 0A listening)."""
     port = int(daemon.url.rsplit(":", 1)[1])
-    established = 0
+    found = 0
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-            established += 1
-    return established
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+            found += 1
+    return found
 
 
 def test_an_npm_publish_on_one_daemon_is_served_by_the_others_at_once(farm: Farm) -> None:

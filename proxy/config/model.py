@@ -49,7 +49,8 @@ class ServerConfig:
     # A publish (npm publish, twine upload, mvn deploy) larger than this is refused, on its
     # Content-Length before any of it is read.
     max_publish_size: int = 1024**3
-
+    # Processes serving one listen address (SO_REUSEPORT), each a daemon of the shared store.
+    workers: int = 1
 
 
 Anonymous = Literal["none", "read", "all"]
