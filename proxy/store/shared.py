@@ -46,7 +46,9 @@ class SharedIngest:
     def __init__(self, service: SharedBlobService) -> None:
         self._service = service
         self._sink: BlobSink = service.blobs.writer()
-        self.created = False  # set by commit: this writer put the blob in the store (none was there)
+        # Set by a published commit: this writer put the blob in the store (none was there). A fetch's
+        # commit does not look (a round trip to the blob store), nor does anything read it after one.
+        self.created = False
 
     def write(self, data: bytes) -> None:
         self._sink.write(data)
@@ -57,12 +59,12 @@ class SharedIngest:
     async def commit(self, *, published: bool) -> BlobInfo:
         """Store the blob (durably when ``published``: the only copy) and record it in the ledger,
         pinned when ``published``."""
-        existed = await self._service.blobs.exists(self._sink.finish().blob_id)
+        existed = published and await self._service.blobs.exists(self._sink.finish().blob_id)
         info = await self._sink.commit(durable=published)
         await self._service.ledger.record(info.blob_id, info.size, pinned=published)
         self._service.claimed(info.blob_id)
         self._service.schedule_eviction()
-        self.created = not existed
+        self.created = published and not existed
         return info
 
     async def abort(self) -> None:
