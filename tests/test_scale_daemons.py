@@ -401,6 +401,6 @@ def test_a_daemon_killed_mid_fetch_blocks_the_others_only_for_its_lease(
     for name in ("b", "c"):  # stopped together: each drains its requests meanwhile
         farm.daemons[name].process.send_signal(signal.SIGTERM)
     for name in ("b", "c"):
-        assert farm.daemons[name].stop() == 0, farm.daemons[name].log_text()
+        assert farm.daemons[name].process.wait(30) == 0, farm.daemons[name].log_text()
     assert main(["--config", str(farm.daemons["b"].config), "verify"]) == 0
     assert "ok" in capsys.readouterr().out

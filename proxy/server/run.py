@@ -168,6 +168,9 @@ def run_workers(config: Config, run_loop: Callable[[Coroutine[Any, Any, None]], 
             if not stopping:
                 workers[_fork_worker(config, run_loop, readiness_w)] = number
         notify("STOPPING=1")
+        # Stopped: the process exits now, and a repeated SIGTERM must not turn its exit into a kill.
+        for signum in _FORWARDED:
+            signal.signal(signum, signal.SIG_IGN)
         return 0
     finally:
         os.close(readiness_r)
