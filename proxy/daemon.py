@@ -67,6 +67,7 @@ class Daemon:
             catalog=storage.catalog,
             blobs=storage.blobs,
             metadata=storage.metadata,
+            leases=serving.leases,
             metadata_ttl=config.cache.metadata_ttl,
             public_url=config.server.public_url,
         )
@@ -81,6 +82,20 @@ class Daemon:
     @classmethod
     async def open(cls, config: Config) -> Daemon:
         store = await open_serving(config.store, config.cache)
+        try:
+            daemon = await cls._open(config, store)
+        except BaseException:
+            await store.close()
+            raise
+        try:
+            await daemon._hear_changes()
+        except BaseException:
+            await daemon.close()
+            raise
+        return daemon
+
+    @classmethod
+    async def _open(cls, config: Config, store: ServingStore) -> Daemon:
         if config.server.offline:
             return cls._open_offline(config, store)
         http = UpstreamHttp(HttpSettings(body=BodyLimits(max_document_size=config.cache.max_document_size)))
@@ -111,6 +126,24 @@ class Daemon:
     def invalidate(self, package: PackageCoordinate) -> None:
         """Forget ``package``'s merged view in every repository (its format's caches)."""
         self.formats[package.format].invalidate(package)
+
+    async def _hear_changes(self) -> None:
+        """A shared store: what any daemon publishes or changes (this one too) drops this daemon's merged
+        views of that package and where its assets were found, as soon as the change commits."""
+        if self.serving.changes is None:
+            return
+        listening = await self.serving.changes.listen(self._package_changed, self._changes_lost)
+        self._closers.insert(0, listening.stop)
+
+    def _package_changed(self, _repository: str, package: PackageCoordinate) -> None:
+        # Every repository's view: the package may reach other repositories through their chains.
+        if package.format in self.formats:
+            self.invalidate(package)
+
+    def _changes_lost(self) -> None:
+        """Changes may have been missed (the store's connection dropped): forget every merged view."""
+        for served in self.formats.values():
+            served.invalidate_all()
 
     def _repository_changed(self, _repository: str) -> None:
         """A repository was created, changed or deleted: every merged view that reached it through a

@@ -22,6 +22,7 @@ from proxy.store.protocols import (
     PackageVersionOrigin,
     PackageVersionRecord,
 )
+from proxy.store.singleflight import OneProcessLeases
 from proxy.upstream.base import UpstreamUnavailable
 
 
@@ -284,7 +285,11 @@ async def test_the_asset_locator_forgets_one_package_or_everything() -> None:
         located.append((repository, key))
         return AssetRecord(name=key[1], size=1, blob_id="b" * 64, hashes={})
 
-    locator: AssetLocator[tuple[str, str]] = AssetLocator(None, locate)  # type: ignore[arg-type]
+    locator: AssetLocator[tuple[str, str]] = AssetLocator(
+        None,  # type: ignore[arg-type]
+        locate,
+        leases=OneProcessLeases(),
+    )
     keys = [("left-pad", "left-pad-1.0.0.tgz"), ("lodash", "lodash-4.0.0.tgz")]
     for key in keys:
         await locator.locate("dev", key)

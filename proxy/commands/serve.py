@@ -10,7 +10,7 @@ import sys
 
 from proxy.config.model import Config
 from proxy.logs import setup_logging
-from proxy.server.run import ListenError, serve
+from proxy.server.run import ListenError, run_workers, serve
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         runner = asyncio.run
     else:
         runner = uvloop.run
+    if config.server.workers > 1:
+        return run_workers(config, runner)
     try:
         runner(serve(config))
     except ListenError as exc:

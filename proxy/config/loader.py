@@ -169,6 +169,12 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
         raise root.error("repository", "no [repository.NAME] table: define at least one repository to serve")
     server_config, cache_config, domain_config = _server(server), _cache(cache), _domain(domain)
     store_config = _store(store)
+    if server_config.workers > 1 and not store_config.shared:
+        raise server.error(
+            "workers",
+            "more than one worker needs a shared store ([store] catalog and blobs): the one-host store "
+            "under [cache] path belongs to one process",
+        )
     domains = _by_name(_codeartifact_domain(t) for t in domain_tables)
     for t in domain_tables:
         if domains[t.name].domain == domain_config.name:
@@ -204,6 +210,18 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
         store=store_config,
         api=_api(api_table),
     )
+
+
+def _workers(t: _Table) -> int:
+    """``[server] workers``: a number of processes, or "auto" for one per core."""
+    value = t.raw("workers", (int, str), 'a number of processes or "auto"')
+    if value is None:
+        return ServerConfig.workers
+    if value == "auto":
+        return os.cpu_count() or 1
+    if isinstance(value, str) or value < 1:
+        raise t.error("workers", f'must be a number of processes (1 or more) or "auto"; got {value!r}')
+    return value
 
 
 def _domain(t: _Table) -> DomainConfig:
@@ -244,7 +262,10 @@ def _server(t: _Table) -> ServerConfig:
         tls_key_file=_optional_path(t, "tls_key_file"),
         audit_log=_optional_path(t, "audit_log"),
         offline=t.boolean("offline", ServerConfig.offline),
+        workers=_workers(t),
     )
+    if config.workers > 1 and config.listen.unix_path is not None:
+        raise t.error("workers", "several workers share a TCP listen address; a unix socket takes one")
     if (config.tls_cert_file is None) != (config.tls_key_file is None):
         given, other = ("tls_cert_file", "tls_key_file")
         if config.tls_key_file is not None:
@@ -419,7 +440,14 @@ def _store(t: _Table) -> StoreConfig:
     for name, value in (("s3_region", region), ("s3_endpoint_url", endpoint)):
         if value is not None and not s3:
             raise t.error(name, 'applies to S3 blobs only (blobs = "s3://bucket/prefix")')
-    config = StoreConfig(catalog=catalog, blobs=blobs, s3_region=region, s3_endpoint_url=endpoint)
+    lease_timeout = t.duration("lease_timeout", StoreConfig.lease_timeout)
+    if lease_timeout <= 0:
+        raise t.error("lease_timeout", "must be more than 0 (a daemon renews its lease within it)")
+    if catalog is None and t.has("lease_timeout"):
+        raise t.error("lease_timeout", 'applies to a shared store only (catalog = "postgresql://...")')
+    config = StoreConfig(
+        catalog=catalog, blobs=blobs, s3_region=region, s3_endpoint_url=endpoint, lease_timeout=lease_timeout
+    )
     t.finish()
     return config
 
@@ -666,6 +694,10 @@ class _Table:
 
     def has(self, name: str) -> bool:
         return name in self._data
+
+    def raw(self, name: str, kinds: tuple[type, ...], expected: str) -> Any:
+        """The value of *name* (None when absent), checked to be one of ``kinds``."""
+        return self._get(name, kinds, expected)
 
     def _get(self, name: str, kinds: tuple[type, ...], expected: str) -> Any:
         """The raw value of *name* (None when absent) after checking its TOML type."""

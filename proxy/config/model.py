@@ -49,6 +49,8 @@ class ServerConfig:
     # A publish (npm publish, twine upload, mvn deploy) larger than this is refused, on its
     # Content-Length before any of it is read.
     max_publish_size: int = 1024**3
+    # Processes serving one listen address (SO_REUSEPORT), each a daemon of the shared store.
+    workers: int = 1
 
 
 Anonymous = Literal["none", "read", "all"]
@@ -98,6 +100,9 @@ class StoreConfig:
     blobs: str | None = None  # an absolute path on a file system every host mounts, or s3://bucket/prefix
     s3_region: str | None = None
     s3_endpoint_url: str | None = None  # an S3-compatible server instead of AWS's
+    # How long a daemon that died mid-fetch keeps the others from fetching that asset, at most
+    # (a live one renews its lease while it fetches).
+    lease_timeout: float = 30.0
 
     @property
     def shared(self) -> bool:

@@ -24,6 +24,7 @@ from proxy.repository.chain import ResolutionChain
 from proxy.repository.details import ReadAsset, VersionDetails
 from proxy.repository.fetch import Fetcher
 from proxy.store.protocols import (
+    AssetLeases,
     BlobService,
     CatalogService,
     MetadataService,
@@ -46,6 +47,7 @@ class Services:
     catalog: CatalogService
     blobs: BlobService
     metadata: MetadataService
+    leases: AssetLeases  # single flight of asset fetches across every daemon of the store (the locator's)
     metadata_ttl: float  # seconds an upstream document is fresh (cache.metadata_ttl)
     public_url: str | None  # server.public_url: the base of every link handed to clients, when set
 

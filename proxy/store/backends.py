@@ -32,9 +32,17 @@ from proxy.store.catalog import PackageRecord
 from proxy.store.keyring import KeyRing
 from proxy.store.local import LocalCatalog, LocalMetadata, StorageServices, local_services
 from proxy.store.postgres import PostgresIndexes, PostgresUnavailable
-from proxy.store.protocols import BlobBackend, CatalogBackend, LedgerBackend, MetadataBackend
+from proxy.store.protocols import (
+    AssetLeases,
+    BlobBackend,
+    CatalogBackend,
+    LedgerBackend,
+    MetadataBackend,
+    PackageChanges,
+)
 from proxy.store.remote_blobs import S3BlobStore, SharedBlobStore, s3_client
 from proxy.store.shared import SharedBlobService
+from proxy.store.singleflight import OneProcessLeases
 from proxy.store.sqlite_backend import AsyncBlobs, SqliteLedger
 from proxy.store.store import GcReport, Store, StoreUnavailable, VerifyReport
 
@@ -58,6 +66,8 @@ class StoreBackends:
     metadata: MetadataBackend
     blobs: BlobBackend
     close: Callable[[], Awaitable[None]]
+    leases: AssetLeases  # single flight of fetches across every process of the store
+    changes: PackageChanges | None = None  # a shared store's announced package changes
 
 
 async def open_backends(store: StoreConfig, cache: CacheConfig) -> StoreBackends:
@@ -68,7 +78,7 @@ async def open_backends(store: StoreConfig, cache: CacheConfig) -> StoreBackends
     keyring = KeyRing.load(cache.key_file, cache.old_key_files)
     assert store.catalog is not None and store.blobs is not None  # the loader requires both
     try:
-        indexes = await PostgresIndexes.open(store.catalog, keyring)
+        indexes = await PostgresIndexes.open(store.catalog, keyring, lease_seconds=store.lease_timeout)
     except PostgresUnavailable as exc:
         raise SharedStoreUnavailable("catalog", str(exc)) from None
     try:
@@ -82,7 +92,9 @@ async def open_backends(store: StoreConfig, cache: CacheConfig) -> StoreBackends
         await blobs.close()
         await indexes.close()
 
-    return StoreBackends(indexes.catalog, indexes.ledger, indexes.metadata, blobs, close)
+    return StoreBackends(
+        indexes.catalog, indexes.ledger, indexes.metadata, blobs, close, indexes.leases, indexes.catalog
+    )
 
 
 def local_backends(store: Store) -> StoreBackends:
@@ -95,6 +107,7 @@ def local_backends(store: Store) -> StoreBackends:
         LocalMetadata(store),
         AsyncBlobs(store.blobs, offload=False),
         close,
+        OneProcessLeases(),
     )
 
 
@@ -263,7 +276,9 @@ class SharedFigures:
 class ServingStore:
     """A store opened for a daemon: its storage services, its figures (``blob_count``,
     ``cached_size``, ``total_size``), the local directory of this daemon (``[cache] path``: its
-    writes in progress, the authorizer's files), the key ring, and ``close``. ``local`` is the
+    writes in progress, the authorizer's files), the key ring, ``close``, its ``leases`` (single
+    flight of fetches across the daemons of a shared store) and ``changes`` (what the other daemons of
+    a shared store publish or change). ``local`` is the
     one-host store when it is one (None for a shared store)."""
 
     services: StorageServices
@@ -271,7 +286,9 @@ class ServingStore:
     root: Path
     keyring: KeyRing
     close: Callable[[], Awaitable[None]]
+    leases: AssetLeases  # single flight of fetches across every daemon of the store
     local: Store | None = None
+    changes: PackageChanges | None = None  # None: one process, which invalidates its views itself
 
 
 async def open_serving(store: StoreConfig, cache: CacheConfig) -> ServingStore:
@@ -286,11 +303,12 @@ async def open_serving(store: StoreConfig, cache: CacheConfig) -> ServingStore:
             local.root,
             local.keyring,
             lambda: asyncio.to_thread(local.close),
+            OneProcessLeases(),
             local,
         )
     keyring = await asyncio.to_thread(KeyRing.load, cache.key_file, cache.old_key_files)
     opened = await open_backends(store, cache)
-    blobs = SharedBlobService(opened.blobs, opened.ledger, cache.max_size)
+    blobs = SharedBlobService(opened.blobs, opened.ledger, cache.max_size, catalog=opened.catalog)
     figures = SharedFigures(opened.ledger)
     try:
         await asyncio.to_thread(lambda: (cache.path / "tmp").mkdir(parents=True, exist_ok=True))
@@ -305,4 +323,4 @@ async def open_serving(store: StoreConfig, cache: CacheConfig) -> ServingStore:
         await opened.close()
 
     services = StorageServices(opened.catalog, blobs, opened.metadata)
-    return ServingStore(services, figures, cache.path, keyring, close)
+    return ServingStore(services, figures, cache.path, keyring, close, opened.leases, changes=opened.changes)

@@ -9,7 +9,8 @@ Tables (created when missing, by the first daemon to open the database)::
     catalog_repository(name, value)
     ledger            (blob_id, size, pinned, last_access)
     metadata          (name, value)
-    lease             (name, holder, expires)         single flight across daemons (PostgresLeases)
+    lease             (name, holder, expires)         single flight of fetches across daemons
+                                                      (PostgresLeases)
 
 PostgreSQL sees what the SQLite indexes hold and nothing more: ``name`` and ``repository`` are keyed
 names (HMAC under the cache key, ``proxy.store.index.entry_namer``), ``value`` and ``coordinate`` are
@@ -21,10 +22,11 @@ Concurrency rule: any number of daemons, each with its own pool. ``update_packag
 advisory lock on the package's name, so read-modify-write never loses a concurrent update from another
 request, process or host. Eviction holds a session advisory lock: one eviction at a time across every
 daemon; a blob's ledger row is deleted only if it is still unpinned and was not read since the eviction
-chose it. Every catalog change is announced (NOTIFY, sealed) when it commits, so every daemon can drop
-its merged view of that package at once (``PostgresCatalog.listen``). Every statement or transaction
-commits on its own (PostgreSQL's default ``synchronous_commit``: durable), so there are no groups to
-commit and ``commit=True`` changes nothing.
+chose it. Every change made with ``commit=True`` (a publish, a /v1 change) and every delete is
+announced (NOTIFY, sealed) when it commits, so every daemon drops its merged view of that package at
+once (``PostgresCatalog.listen``); a fetched asset's record (no ``commit``) is cache and is not
+announced. Every statement or transaction commits on its own (PostgreSQL's default
+``synchronous_commit``: durable), so there are no groups to commit.
 """
 
 from __future__ import annotations
@@ -109,16 +111,19 @@ class PostgresUnavailable(Exception):
 class PostgresIndexes:
     """One daemon's connection pool to the store's database and the three backends on it."""
 
-    def __init__(self, pool: asyncpg.Pool, keyring: KeyRing) -> None:
+    def __init__(self, pool: asyncpg.Pool, keyring: KeyRing, *, lease_seconds: float = LEASE_SECONDS) -> None:
         self.pool = pool
         self.catalog = PostgresCatalog(pool, keyring)
         self.ledger = PostgresLedger(pool)
         self.metadata = PostgresMetadata(pool, keyring)
-        self.leases = PostgresLeases(pool, keyring)
+        self.leases = PostgresLeases(pool, keyring, ttl=lease_seconds)
 
     @classmethod
-    async def open(cls, dsn: str, keyring: KeyRing, *, pool_size: int = POOL_SIZE) -> PostgresIndexes:
-        """Connect, create the tables if missing, check the layout's version."""
+    async def open(
+        cls, dsn: str, keyring: KeyRing, *, pool_size: int = POOL_SIZE, lease_seconds: float = LEASE_SECONDS
+    ) -> PostgresIndexes:
+        """Connect, create the tables if missing, check the layout's version. ``lease_seconds``: how
+        long a daemon that died mid-fetch blocks that asset's fetch for the others, at most."""
         try:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -128,7 +133,7 @@ class PostgresIndexes:
         except BaseException:
             await pool.close()
             raise
-        return cls(pool, keyring)
+        return cls(pool, keyring, lease_seconds=lease_seconds)
 
     async def close(self) -> None:
         try:
@@ -233,9 +238,10 @@ class PostgresCatalog:
                 self._seal(vars(coordinate), f"coordinate {name}"),
                 self._seal(record.to_json(), name),
             )
-            await con.execute(
-                "SELECT pg_notify($1, $2)", CHANGES_CHANNEL, self._change(repository, coordinate)
-            )
+            if commit:  # a publish or a /v1 change; a fetched asset's record changes no merged view
+                await con.execute(
+                    "SELECT pg_notify($1, $2)", CHANGES_CHANNEL, self._change(repository, coordinate)
+                )
             if raw is None:
                 repository_name = self._repository_name(repository)
                 await con.execute(
@@ -287,7 +293,8 @@ class PostgresCatalog:
 
     async def listen(self, on_change: ChangeListener, on_lost: Callable[[], None]) -> CatalogListener:
         """Call ``on_change(repository, coordinate)`` for every package that any daemon of the store
-        updates or deletes from now on (this one included), once the change is committed. The
+        changes with ``commit=True`` or deletes from now on (this one included), once the change is
+        committed. The
         notification carries the package sealed, so PostgreSQL never sees its name. ``on_lost``: the
         listening connection dropped, so changes may have been missed (the listener reconnects)."""
         listener = CatalogListener(self._pool, self._open_change, on_change, on_lost)
@@ -469,8 +476,9 @@ class PostgresLedger:
 
 
 class PostgresLeases:
-    """Single flight across daemons: of all concurrent ``once`` calls for one key, on any host, one runs
-    ``work`` (the upstream fetch and its commit); the others wait, then find its result with ``lookup``.
+    """``AssetLeases`` across daemons: of all concurrent ``exclusive`` calls for one key, on any host,
+    one runs its ``work`` (the locate that fetches and commits) at a time; the others wait, then run
+    theirs, which finds what the first committed.
 
     The runner holds a lease row (its name a keyed hash of the key) and renews it every third of
     ``ttl`` while it works; a daemon that dies mid-fetch stops renewing, and its lease is taken over
@@ -490,30 +498,17 @@ class PostgresLeases:
         self.ttl = ttl
         self.poll = poll
 
-    async def once(
-        self,
-        key: tuple[str, ...],
-        lookup: Callable[[], Awaitable[T | None]],
-        work: Callable[[], Awaitable[T]],
-    ) -> T:
-        """``lookup()`` if it finds something; else ``work()`` here, or, while another daemon holds the
-        lease, wait for it and look again."""
+    async def exclusive(self, key: tuple[str, ...], work: Callable[[], Awaitable[T]]) -> T:
+        """``work()`` while this daemon holds ``key``'s lease (waiting while another one does)."""
         name = self._name(key)
-        while True:
-            found = await lookup()
-            if found is not None:
-                return found
-            if await self._acquire(name):
-                renewing = asyncio.get_running_loop().create_task(self._renew(name))
-                try:
-                    found = await lookup()  # committed by a holder that released just now
-                    return found if found is not None else await work()
-                finally:
-                    renewing.cancel()
-                    await self._pool.execute(
-                        "DELETE FROM lease WHERE name = $1 AND holder = $2", name, self._holder
-                    )
+        while not await self._acquire(name):
             await self._wait(name)
+        renewing = asyncio.get_running_loop().create_task(self._renew(name))
+        try:
+            return await work()
+        finally:
+            renewing.cancel()
+            await self._pool.execute("DELETE FROM lease WHERE name = $1 AND holder = $2", name, self._holder)
 
     async def _acquire(self, name: str) -> bool:
         holder = await self._pool.fetchval(

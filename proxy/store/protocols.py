@@ -6,6 +6,8 @@ Services (what formats, the repository code and the server use):
     CatalogService   repository -> package -> package version -> asset records
     BlobService      encrypted, content-addressed asset bytes: ingest, read, seekable read
     MetadataService  upstream documents cached with their freshness (and "not there" answers)
+    AssetLeases      one locate of an asset at a time across every process serving the store
+    PackageChanges   the packages other daemons of a shared store published or changed
 
 Backends (what ``proxy.store.backends`` opens and maintenance - verify, gc - works on):
 
@@ -38,7 +40,7 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from proxy.store.blobs import BlobCorrupt, BlobError, BlobInfo, BlobMissing
 from proxy.store.catalog import (
@@ -55,6 +57,7 @@ from proxy.store.metadata import CachedDocument
 
 __all__ = [
     "AssetIngest",
+    "AssetLeases",
     "AssetRecord",
     "BlobBackend",
     "BlobCorrupt",
@@ -67,11 +70,14 @@ __all__ = [
     "CachedDocument",
     "CatalogBackend",
     "CatalogService",
+    "ChangeListener",
     "LedgerBackend",
+    "Listening",
     "ListingCursor",
     "MetadataBackend",
     "MetadataService",
     "OriginConfiguration",
+    "PackageChanges",
     "PackageCoordinate",
     "PackageRecord",
     "PackageVersionOrigin",
@@ -107,7 +113,9 @@ class CatalogService(Protocol):
         commit: bool = False,
     ) -> PackageRecord:
         """Apply ``change`` to the package's record (a new, empty one when there is none) and write it.
-        With ``commit`` the write is committed before this returns (not only grouped)."""
+        With ``commit`` (a publish, a /v1 change) the write is committed before this returns (not only
+        grouped) and, in a store several daemons share, announced to every one of them
+        (``PackageChanges``); without it (a fetched asset's record, which is cache) it is not."""
         ...
 
     async def delete_package(self, repository: str, coordinate: PackageCoordinate) -> None: ...
@@ -187,6 +195,46 @@ class BlobService(Protocol):
     async def discard_unreferenced(self, blob_ids: set[str]) -> None:
         """Remove those of ``blob_ids`` that no package version of any repository references any more
         (called after the catalog change that dropped the references)."""
+        ...
+
+
+T = TypeVar("T")
+
+
+class AssetLeases(Protocol):
+    """Single flight of asset fetches across every process that serves one store.
+
+    ``exclusive(key, work)`` runs ``work`` while no other process of the store runs work under the
+    same ``key``: the first of concurrent misses fetches and commits, the others run ``work`` after it,
+    and ``work``, which looks in the catalog before it downloads, finds the committed asset. Within one
+    process the caller's own single flight (``proxy.store.singleflight``) comes first, so one request
+    per process waits here, not every request.
+
+    One-host store: one process owns it, so nothing more is needed (``OneProcessLeases``). Shared
+    store: a lease in the database (``PostgresLeases``), renewed while ``work`` runs; a process that
+    dies mid-fetch blocks the others at most ``[store] lease_timeout``.
+    """
+
+    async def exclusive(self, key: tuple[str, ...], work: Callable[[], Awaitable[T]]) -> T:
+        """``work()``'s result (or what it raises), run under ``key``'s lease."""
+        ...
+
+
+ChangeListener = Callable[[str, PackageCoordinate], None]
+
+
+class Listening(Protocol):
+    async def stop(self) -> None: ...
+
+
+class PackageChanges(Protocol):
+    """The packages that any daemon of a shared store changed (``update_package`` with ``commit``) or
+    deleted, heard by every daemon of the store, so each drops its merged views of them at once."""
+
+    async def listen(self, on_change: ChangeListener, on_lost: Callable[[], None]) -> Listening:
+        """Call ``on_change(repository, coordinate)`` for every change committed from now on, by any
+        daemon (this one too); ``on_lost()`` when changes may have been missed (the connection to the
+        store dropped), so the listener forgets everything it derived from the catalog."""
         ...
 
 

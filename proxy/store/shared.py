@@ -3,8 +3,12 @@
 share (PostgreSQL ledger, blobs on a shared path or in S3).
 
 ``SharedBlobService`` has the methods of the formats' blob service (``ingest``, ``has_blob``,
-``read``); the catalog and metadata backends have those of the formats' catalog and metadata
-services already.
+``read``, ``hold``/``release`` for a publish that may still be refused, ``discard_unreferenced``); the
+catalog and metadata backends have those of the formats' catalog and metadata services already.
+
+A refused publish's blob (``release(refused=True)``) is removed unless this daemon committed the same
+content meanwhile; another daemon committing the very same bytes within that moment would find its
+blob gone at the next read and fetch it again (as after an eviction).
 
 Eviction: after a commit, at most every ``EVICTION_CHECK_SECONDS``, one background task asks the
 ledger for the cached size and evicts past ``max_size``; the ledger's lock makes it one eviction at a
@@ -28,7 +32,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 
 from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing
-from proxy.store.protocols import BlobBackend, BlobSink, LedgerBackend
+from proxy.store.protocols import BlobBackend, BlobSink, CatalogService, LedgerBackend
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,9 @@ class SharedIngest:
     def __init__(self, service: SharedBlobService) -> None:
         self._service = service
         self._sink: BlobSink = service.blobs.writer()
+        # Set by a published commit: this writer put the blob in the store (none was there). A fetch's
+        # commit does not look (a round trip to the blob store), nor does anything read it after one.
+        self.created = False
 
     def write(self, data: bytes) -> None:
         self._sink.write(data)
@@ -52,9 +59,12 @@ class SharedIngest:
     async def commit(self, *, published: bool) -> BlobInfo:
         """Store the blob (durably when ``published``: the only copy) and record it in the ledger,
         pinned when ``published``."""
+        existed = published and await self._service.blobs.exists(self._sink.finish().blob_id)
         info = await self._sink.commit(durable=published)
         await self._service.ledger.record(info.blob_id, info.size, pinned=published)
+        self._service.claimed(info.blob_id)
         self._service.schedule_eviction()
+        self.created = published and not existed
         return info
 
     async def abort(self) -> None:
@@ -78,14 +88,56 @@ class SharedBlobService:
         ledger: LedgerBackend,
         max_size: int,
         *,
+        catalog: CatalogService | None = None,
         check_every: float = EVICTION_CHECK_SECONDS,
     ) -> None:
         self.blobs = blobs
         self.ledger = ledger
         self.max_size = max_size
+        self._catalog = catalog  # for discard_unreferenced
         self._check_every = check_every
         self._last_check = -check_every
         self._task: asyncio.Task[None] | None = None
+        self._provisional: dict[str, bool] = {}  # held blob -> committed again by something else
+        self._discarding: set[asyncio.Task[None]] = set()
+
+    def hold(self, blob_id: str) -> None:
+        """Mark a blob a publish just created (``SharedIngest.created``) provisional until ``release``."""
+        self._provisional[blob_id] = False
+
+    def release(self, blob_id: str, *, refused: bool) -> None:
+        """End ``hold``; a refused publish's blob is removed (in the background) unless this daemon
+        committed the same content meanwhile."""
+        claimed = self._provisional.pop(blob_id, True)
+        if refused and not claimed:
+            task = asyncio.get_running_loop().create_task(self._discard(blob_id))
+            self._discarding.add(task)
+            task.add_done_callback(self._discarding.discard)
+
+    def claimed(self, blob_id: str) -> None:
+        if blob_id in self._provisional:
+            self._provisional[blob_id] = True
+
+    async def _discard(self, blob_id: str) -> None:
+        try:
+            await self.ledger.forget(blob_id)
+            await self.blobs.delete(blob_id)
+        except Exception:  # gc removes it later; nothing references it
+            log.exception("removing a refused publish's blob failed")
+
+    async def discard_unreferenced(self, blob_ids: set[str]) -> None:
+        """Remove those of ``blob_ids`` that no package version of any repository references (after
+        the catalog change that dropped them). Reads every record, as the one-host store does."""
+        if not blob_ids or self._catalog is None:
+            return
+        left = set(blob_ids)
+        async for _repository, record in self._catalog.records():
+            for version in record.versions.values():
+                left -= {asset.blob_id for asset in version.assets.values()}
+            if not left:
+                return
+        for blob_id in left:
+            await self._discard(blob_id)
 
     def ingest(self) -> SharedIngest:
         return SharedIngest(self)
@@ -141,6 +193,9 @@ class SharedBlobService:
         return await self.ledger.evict(self.max_size, delete)
 
     async def close(self) -> None:
+        for task in list(self._discarding):
+            with contextlib.suppress(Exception):
+                await task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

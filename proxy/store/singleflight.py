@@ -1,4 +1,5 @@
-"""Single flight: concurrent callers asking for the same key share one piece of work.
+"""Single flight: concurrent callers asking for the same key share one piece of work (``SingleFlight``,
+within one process); ``OneProcessLeases``, the ``AssetLeases`` of a store one process owns.
 
 Concurrency rule: the work runs in its own task, so a caller that is cancelled (a client that hung up)
 does not cancel it for the others; the key is forgotten as soon as the work ends, so the next call after
@@ -34,3 +35,12 @@ class SingleFlight(Generic[T]):
             del self._inflight[key]
         if not task.cancelled():
             task.exception()  # mark retrieved: a failure with no waiter left must not warn at exit
+
+
+class OneProcessLeases:
+    """``AssetLeases`` of the one-host store: one process owns it (its indexes are locked), and its
+    callers' ``SingleFlight`` already makes concurrent misses of that process one, so ``work`` runs
+    as it is."""
+
+    async def exclusive(self, key: tuple[str, ...], work: Callable[[], Awaitable[T]]) -> T:
+        return await work()

@@ -103,7 +103,11 @@ async def test_every_daemon_hears_of_a_change_once_committed(dsn, keyring):
     listener = await reader.catalog.listen(lambda *change: heard.put_nowait(change), lambda: None)
     try:
         coordinate = PackageCoordinate("npm", "@team", "announced")
-        await writer.catalog.update_package("team-repo", coordinate, lambda record: None)
+        # A fetched asset's record is cache (no ``commit``): not announced; a publish is.
+        await writer.catalog.update_package(
+            "team-repo", PackageCoordinate("npm", "", "fetched"), lambda r: None
+        )
+        await writer.catalog.update_package("team-repo", coordinate, lambda record: None, commit=True)
         assert await asyncio.wait_for(heard.get(), 30) == ("team-repo", coordinate)
         assert await reader.catalog.package("team-repo", coordinate) is not None  # committed by then
 
@@ -111,7 +115,9 @@ async def test_every_daemon_hears_of_a_change_once_committed(dsn, keyring):
             raise ValueError("refused")
 
         with pytest.raises(ValueError):  # a change rolled back is not announced
-            await writer.catalog.update_package("team-repo", PackageCoordinate("npm", "", "never"), refuse)
+            await writer.catalog.update_package(
+                "team-repo", PackageCoordinate("npm", "", "never"), refuse, commit=True
+            )
         await writer.catalog.delete_package("team-repo", coordinate)
         assert await asyncio.wait_for(heard.get(), 30) == ("team-repo", coordinate)
         assert heard.empty()
@@ -138,7 +144,7 @@ async def test_a_dropped_listening_connection_is_reported_and_reopened(dsn, keyr
         assert await asyncio.wait_for(heard.get(), 30) == "lost"
         assert await asyncio.wait_for(heard.get(), 30) == "lost"  # reconnected: what came between is lost
         coordinate = PackageCoordinate("pypi", "", "after-reconnect")
-        await indexes.catalog.update_package("team-repo", coordinate, lambda record: None)
+        await indexes.catalog.update_package("team-repo", coordinate, lambda record: None, commit=True)
         assert await asyncio.wait_for(heard.get(), 30) == ("team-repo", coordinate)
     finally:
         await listener.stop()
@@ -150,22 +156,21 @@ async def test_concurrent_misses_on_several_daemons_run_the_work_once(dsn, keyri
     committed: dict[str, bytes] = {}  # what the store would hold once the fetch committed
     runs: list[int] = []
 
-    async def lookup():
-        return committed.get("asset")
-
-    def work_of(daemon: int):
-        async def work():
+    def locate_on(daemon: int):
+        async def locate():  # what the asset locator runs: the catalog first, else a fetch
+            if "asset" in committed:
+                return committed["asset"]
             runs.append(daemon)
             await asyncio.sleep(0.2)  # the upstream fetch, while the others arrive
             committed["asset"] = b"content"
             return b"content"
 
-        return work
+        return locate
 
     try:
         results = await asyncio.gather(
             *(
-                daemons[n % 3].leases.once(("npm", "team-repo", "left-pad-1.0.0.tgz"), lookup, work_of(n % 3))
+                daemons[n % 3].leases.exclusive(("team-repo", "left-pad-1.0.0.tgz"), locate_on(n % 3))
                 for n in range(30)
             )
         )
@@ -182,49 +187,45 @@ async def test_concurrent_misses_on_several_daemons_run_the_work_once(dsn, keyri
 
 
 async def test_a_dead_daemon_s_lease_blocks_the_others_only_until_it_expires(dsn, keyring):
-    dead, alive = await PostgresIndexes.open(dsn, keyring), await PostgresIndexes.open(dsn, keyring)
-    key = ("maven", "team-repo", "app-1.0.jar")
+    dead = await PostgresIndexes.open(dsn, keyring, lease_seconds=0.5)
+    alive = await PostgresIndexes.open(dsn, keyring)
+    key = ("team-repo", "app-1.0.jar")
     try:
-        dead.leases.ttl = 0.5
         # A daemon that took the lease and died: it never renews nor releases it.
         assert await dead.leases._acquire(dead.leases._name(key))
 
-        async def nothing():
-            return None
-
-        async def work():
+        async def fetch():
             return b"fetched by the daemon still alive"
 
-        assert await alive.leases.once(key, nothing, work) == b"fetched by the daemon still alive"
+        assert await alive.leases.exclusive(key, fetch) == b"fetched by the daemon still alive"
     finally:
         await dead.close()
         await alive.close()
 
 
 async def test_a_long_fetch_keeps_its_lease(dsn, keyring):
-    first, second = await PostgresIndexes.open(dsn, keyring), await PostgresIndexes.open(dsn, keyring)
-    first.leases.ttl = second.leases.ttl = 0.3
-    key = ("pypi", "team-repo", "big.whl")
+    first = await PostgresIndexes.open(dsn, keyring, lease_seconds=0.3)
+    second = await PostgresIndexes.open(dsn, keyring, lease_seconds=0.3)
+    key = ("team-repo", "big.whl")
     committed: list[bytes] = []
     runs: list[str] = []
 
-    async def lookup():
-        return committed[0] if committed else None
-
-    def work_of(name: str):
-        async def work():
+    def locate_on(name: str):
+        async def locate():
+            if committed:
+                return committed[0]
             runs.append(name)
             await asyncio.sleep(1.0)  # longer than the lease: renewed meanwhile
             committed.append(b"wheel")
             return b"wheel"
 
-        return work
+        return locate
 
     try:
-        first_call = asyncio.ensure_future(first.leases.once(key, lookup, work_of("first")))
+        first_call = asyncio.ensure_future(first.leases.exclusive(key, locate_on("first")))
         while not runs:  # the first holds the lease and works
             await asyncio.sleep(0.01)
-        assert await second.leases.once(key, lookup, work_of("second")) == b"wheel"
+        assert await second.leases.exclusive(key, locate_on("second")) == b"wheel"
         assert await first_call == b"wheel"
         assert runs == ["first"]
     finally:

@@ -9,6 +9,13 @@ import os
 import pytest
 
 from proxy.store.blobs import BlobCorrupt, BlobMissing
+from proxy.store.catalog import (
+    AssetRecord,
+    PackageCoordinate,
+    PackageRecord,
+    PackageVersionOrigin,
+    PackageVersionRecord,
+)
 from proxy.store.shared import SharedBlobService
 from tests.store_contract.backends import Backend
 
@@ -86,5 +93,54 @@ async def test_a_commit_past_the_limit_evicts_in_the_background(backend):
             await asyncio.sleep(0.01)
         assert not await service.has_blob(blob_id)
         assert await backend.ledger.entries() == {}
+    finally:
+        await service.close()
+
+
+async def test_a_refused_publish_s_blob_is_removed_unless_committed_again(backend):
+    service = SharedBlobService(backend.blobs, backend.ledger, max_size=10**9, catalog=backend.catalog)
+    try:
+        async with service.ingest() as writer:
+            writer.write(b"a refused upload")
+            writer.finish()
+            refused = (await writer.commit(published=True)).blob_id
+        assert writer.created
+        service.hold(refused)
+        service.release(refused, refused=True)
+        async with service.ingest() as again:  # the same content is no new blob
+            again.write(b"kept: another publish committed it meanwhile")
+            again.finish()
+            kept = (await again.commit(published=True)).blob_id
+        service.hold(kept)
+        async with service.ingest() as same:
+            same.write(b"kept: another publish committed it meanwhile")
+            same.finish()
+            await same.commit(published=True)
+        assert not same.created
+        service.release(kept, refused=True)
+        await service.close()  # waits for the removal in the background
+        assert not await backend.blobs.exists(refused) and refused not in await backend.ledger.entries()
+        assert await backend.blobs.exists(kept)
+    finally:
+        await service.close()
+
+
+async def test_discard_unreferenced_keeps_what_the_catalog_still_names(backend):
+    service = SharedBlobService(backend.blobs, backend.ledger, max_size=10**9, catalog=backend.catalog)
+    try:
+        named, dropped = await ingest(service, b"still named"), await ingest(service, b"no longer named")
+
+        def publish(record: PackageRecord) -> None:
+            record.versions["1.0"] = PackageVersionRecord(
+                "1.0",
+                PackageVersionOrigin("INTERNAL", "team-repo"),
+                assets={"a.whl": AssetRecord("a.whl", 11, named, {})},
+            )
+
+        await backend.catalog.update_package(
+            "team-repo", PackageCoordinate("pypi", "", "a"), publish, commit=True
+        )
+        await service.discard_unreferenced({named, dropped})
+        assert await backend.blobs.exists(named) and not await backend.blobs.exists(dropped)
     finally:
         await service.close()

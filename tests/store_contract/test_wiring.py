@@ -50,6 +50,13 @@ def test_postgresql_with_a_shared_path_or_s3(tmp_path):
     )
     assert s3.store.s3 == ("team-blobs", "proxy/")
     assert (s3.store.s3_region, s3.store.s3_endpoint_url) == ("eu-west-1", "http://127.0.0.1:9000")
+    assert shared.store.lease_timeout == 30.0
+    assert (
+        load(
+            tmp_path, 'catalog = "postgresql://db.example.com/p"\nblobs = "/b"\nlease_timeout = "5s"'
+        ).store.lease_timeout
+        == 5.0
+    )
     assert redacted(s3)["store"]["catalog"] == "postgresql://proxy@db.example.com/proxy"
 
 
@@ -86,6 +93,12 @@ def test_postgresql_with_a_shared_path_or_s3(tmp_path):
             "store.workers",
             "unknown",
         ),
+        (
+            'catalog = "postgresql://db.example.com/p"\nblobs = "/mnt/b"\nlease_timeout = "0s"',
+            "store.lease_timeout",
+            "must be more than 0",
+        ),
+        ('lease_timeout = "10s"', "store.lease_timeout", "shared store only"),
     ],
 )
 def test_bad_store_settings_name_file_key_and_reason(tmp_path, store, key, reason):
@@ -225,3 +238,34 @@ def test_two_daemons_serve_one_shared_store(tmp_path: Path, shared_config: Path)
         for daemon in (a, b):
             if daemon is not None:
                 assert daemon.stop() == 0, daemon.log_text()
+
+
+def load_with_workers(tmp_path: Path, workers: str, store: str) -> Config:
+    path = config_with(tmp_path, store)
+    path.write_text(path.read_text().replace("[server]\n", f"[server]\nworkers = {workers}\n", 1))
+    return load_config(path, {"HOME": str(tmp_path)}, formats=format_names())
+
+
+SHARED = 'catalog = "postgresql://db.example.com/p"\nblobs = "/mnt/b"'
+
+
+def test_workers_serve_a_shared_store(tmp_path):
+    assert load(tmp_path, SHARED).server.workers == 1
+    assert load_with_workers(tmp_path, "3", SHARED).server.workers == 3
+    assert load_with_workers(tmp_path, '"auto"', SHARED).server.workers == (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize(
+    ("workers", "store", "reason"),
+    [
+        ("2", "", "needs a shared store"),
+        ("0", SHARED, "1 or more"),
+        ('"many"', SHARED, "1 or more"),
+        ("2.5", SHARED, 'a number of processes or "auto"'),
+    ],
+)
+def test_bad_workers_name_file_key_and_reason(tmp_path, workers, store, reason):
+    with pytest.raises(ConfigError) as caught:
+        load_with_workers(tmp_path, workers, store)
+    message = str(caught.value)
+    assert str(tmp_path / "config.toml") in message and "server.workers:" in message and reason in message

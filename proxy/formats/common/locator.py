@@ -11,7 +11,9 @@ stored), and record it. The locator adds the rest:
   again, once;
 - single flight: concurrent misses for one asset share one ``locate`` (one download, one catalog
   write); the GET that started it receives the asset as it arrives (``fetch_streaming``), the others
-  are served from the store once it is committed;
+  are served from the store once it is committed. Across the daemons of a shared store the ``locate``
+  runs under the asset's lease (``AssetLeases``): one daemon downloads, the others wait and then
+  locate the committed asset in the catalog, so concurrent misses anywhere cost one upstream fetch;
 - serving: ``blob_response`` (ETag, 304, HEAD, a short read instead of unauthenticated bytes).
 
 Concurrency: on the event loop; the map is only a cache of the catalog.
@@ -27,7 +29,7 @@ from aiohttp import web
 from cachetools import LRUCache
 
 from proxy.formats.common.assets import StreamedAsset, blob_response, fetch_streaming
-from proxy.store.protocols import AssetRecord, BlobService
+from proxy.store.protocols import AssetLeases, AssetRecord, BlobService
 from proxy.store.singleflight import SingleFlight
 
 K = TypeVar("K", bound=Hashable)
@@ -37,9 +39,15 @@ Locate = Callable[[str, K, StreamedAsset | None], Awaitable[AssetRecord]]
 
 
 class AssetLocator(Generic[K]):
-    def __init__(self, blobs: BlobService, locate: Locate[K], known: int = KNOWN_ASSETS) -> None:
+    """``key``s name an asset within a repository; their ``repr`` names it the same way in every
+    daemon (tuples of strings and dataclasses do), which makes the key of its lease."""
+
+    def __init__(
+        self, blobs: BlobService, locate: Locate[K], known: int = KNOWN_ASSETS, *, leases: AssetLeases
+    ) -> None:
         self._blobs = blobs
         self._locate = locate
+        self._leases = leases
         self._known: LRUCache[tuple[str, K], AssetRecord] = LRUCache(known)
         self._locating: SingleFlight[AssetRecord] = SingleFlight()
 
@@ -63,7 +71,12 @@ class AssetLocator(Generic[K]):
         ``sink`` is used). Raises what ``locate`` raises (a refusal, an upstream failure, a 404)."""
         asset = self._known.get((repository, key))
         if asset is None:
-            asset = await self._locating.do((repository, key), lambda: self._locate(repository, key, sink))
+            asset = await self._locating.do(
+                (repository, key),
+                lambda: self._leases.exclusive(
+                    (repository, repr(key)), lambda: self._locate(repository, key, sink)
+                ),
+            )
             self._known[(repository, key)] = asset
         return asset
 

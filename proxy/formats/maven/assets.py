@@ -66,7 +66,9 @@ def coordinate_of(path: ArtifactPath) -> PackageCoordinate:
 class Assets:
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._locator: AssetLocator[ArtifactPath] = AssetLocator(services.blobs, self._locate)
+        self._locator: AssetLocator[ArtifactPath] = AssetLocator(
+            services.blobs, self._locate, leases=services.leases
+        )
 
     async def serve(self, request: web.Request, repository: str, path: ArtifactPath) -> web.StreamResponse:
         return await self._locator.serve(request, repository, _asset(path), content_type(path.filename))

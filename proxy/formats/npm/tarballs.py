@@ -34,7 +34,9 @@ class Tarballs:
     def __init__(self, services: Services, packuments: Packuments) -> None:
         self._services = services
         self._packuments = packuments
-        self._locator: AssetLocator[tuple[PackageName, str]] = AssetLocator(services.blobs, self._locate_key)
+        self._locator: AssetLocator[tuple[PackageName, str]] = AssetLocator(
+            services.blobs, self._locate_key, leases=services.leases
+        )
 
     def forget_package(self, package: str) -> None:
         """Forget where the tarballs of ``package`` (its full name) were found, in every repository."""

@@ -82,7 +82,7 @@ class Files:
         self._views = views
         # Keyed by (project, filename): a file's name is used once, and the project is checked with it.
         self._locator: AssetLocator[tuple[str, str]] = AssetLocator(
-            services.blobs, self._locate, _MAX_REMEMBERED
+            services.blobs, self._locate, _MAX_REMEMBERED, leases=services.leases
         )
 
     def forget_project(self, project: str) -> None:
