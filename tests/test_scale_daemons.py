@@ -1,5 +1,6 @@
 """Several daemons on one shared store (one PostgreSQL, one blob path), as several hosts run them: three
-daemons behind nginx (round robin), the real npm, pip, twine and mvn through them.
+daemons behind nginx (round robin), two of them with `[server] workers = 2`, the real npm, pip, twine
+and mvn through them.
 
 - concurrent misses of one tarball spread over every daemon cost one upstream fetch (the asset's lease);
 - what one daemon publishes (npm publish, twine upload, mvn deploy) or changes through /v1 (a status)
@@ -38,7 +39,7 @@ from proxy.store.keyring import KeyRing
 from tests.api_cli import Aws
 from tests.fakes.clients import real_client
 from tests.fakes.daemon import RunningDaemon, eventually, free_port, start_daemon, write_config
-from tests.fakes.maven_client import Maven, mvn_binary, write_settings
+from tests.fakes.maven_client import Maven, copy_project, mvn_binary, write_settings
 from tests.fakes.maven_repository import FakeMavenRepository
 from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball
 from tests.fakes.pypi_index import make_wheel
@@ -49,6 +50,7 @@ from tests.test_pypi_e2e import Clients, write_dist
 M2 = Path.home() / ".m2" / "repository"
 LEASE_TIMEOUT = 2.0  # seconds a killed daemon's lease holds the others back, at most
 NAMES = ("a", "b", "c")
+WORKERS = ("b", "c")  # these run [server] workers = 2
 
 
 class Nginx:
@@ -169,14 +171,15 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
             config.write_text(
                 config.read_text().replace(str(root / name / "keys" / "cache.key"), str(key_file))
             )
-            if name == "c":  # two processes on one address (SO_REUSEPORT), as [server] workers runs them
+            if name in WORKERS:  # two processes on one address (SO_REUSEPORT)
                 config.write_text(config.read_text().replace("[server]\n", "[server]\nworkers = 2\n", 1))
             configs[name] = config
         with ThreadPoolExecutor(len(NAMES)) as pool:
             started = {n: pool.submit(start_daemon, configs[n], root / f"{n}.log") for n in NAMES}
             for name, future in started.items():
                 daemons[name] = future.result()
-        eventually(lambda: _listening(daemons["c"]) == 2)  # c's two workers
+        for name in WORKERS:
+            eventually(lambda name=name: _listening(daemons[name]) == 2)
         nginx = Nginx([daemons[n].url for n in NAMES])
         yield Farm(root, registry, m2, daemons, nginx, cluster.dsn("farm"))
     finally:
@@ -222,17 +225,17 @@ def test_concurrent_misses_on_every_daemon_cost_one_upstream_fetch(farm: Farm) -
     # The first miss, on daemon a: it takes the asset's lease and fetches; the upstream stalls.
     threads = [_get_in_thread(f"{farm.daemons['a'].url}/{path}", results, "first")]
     eventually(lambda: farm.registry.tarball_requests("slow-pkg", "1.0.0") == 1)
-    # Then many more, on every daemon, directly and through nginx's round robin.
-    for n in range(30):
-        url = farm.daemons[NAMES[n % 3]].url if n < 12 else farm.nginx.url
+    # Then 99 more, on every daemon (and worker), directly and through nginx's round robin.
+    for n in range(99):
+        url = farm.daemons[NAMES[n % 3]].url if n < 30 else farm.nginx.url
         threads.append(_get_in_thread(f"{url}/{path}", results, str(n)))
     for other in ("b", "c"):  # the other daemons got their requests, which wait on the lease
-        eventually(lambda other=other: _in_flight(farm.daemons[other]) >= 4)
+        eventually(lambda other=other: _in_flight(farm.daemons[other]) >= 10)
     assert not results, "nothing can be answered while the only fetch stalls"
     farm.registry.stalled.set()
     for thread in threads:
         thread.join(60)
-    assert len(results) == 31
+    assert len(results) == 100
     for response in results.values():
         assert isinstance(response, httpx.Response) and response.status_code == 200, response
         assert response.content == data
@@ -294,20 +297,12 @@ def test_a_twine_upload_on_one_daemon_installs_through_another_at_once(farm: Far
     assert on_b.install("shared-wheel")[0] == {"shared_wheel-2.0"}
 
 
-CONSUMER_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>org.example.scale</groupId>
-  <artifactId>consumer</artifactId>
-  <version>1</version>
-  <properties><maven.compiler.release>17</maven.compiler.release></properties>
-  <dependencies>
+SHARED_DEPENDENCY = """
     <dependency>
       <groupId>org.example.scale</groupId>
       <artifactId>shared</artifactId>
       <version>[1.0,)</version>
     </dependency>
-  </dependencies>
-</project>
 """
 SHARED = "org/example/scale/shared"
 
@@ -343,16 +338,16 @@ def test_an_mvn_deploy_on_one_daemon_resolves_through_another_at_once(farm: Farm
         f"-Durl={on_a}",
         "-DrepositoryId=proxy-deploy",
     )
-    consumer = farm.root / "consumer"
-    consumer.mkdir()
-    (consumer / "pom.xml").write_text(CONSUMER_POM)
-    resolver = Maven(binary, write_settings(farm.root / "settings-b.xml", on_b))
-    # Compiling resolves the dependency's range [1.0,) from b's maven-metadata.xml: the newest is 1.1.
-    resolver.run(
-        consumer, farm.root / "m2-b", "org.apache.maven.plugins:maven-compiler-plugin:3.13.0:compile"
-    )
-    resolved = farm.root / "m2-b" / SHARED / "1.1" / "shared-1.1.jar"
+    # b had 1.0 alone in its merged maven-metadata.xml: it lists 1.1 at once.
+    assert b"<version>1.1</version>" in httpx.get(f"{on_b}{SHARED}/maven-metadata.xml", timeout=30).content
+    consumer = copy_project("app", farm.root / "consumer", LIB_DEPENDENCY=SHARED_DEPENDENCY)
+    through_nginx = f"{farm.nginx.url}/maven/team/"
+    resolver = Maven(binary, write_settings(farm.root / "settings-nginx.xml", through_nginx))
+    # mvn package through nginx resolves the range [1.0,) from any daemon's maven-metadata.xml: 1.1.
+    resolver.run(consumer, farm.root / "m2-nginx", "package")
+    resolved = farm.root / "m2-nginx" / SHARED / "1.1" / "shared-1.1.jar"
     assert resolved.read_bytes() == _jar("1.1")
+    assert (consumer / "target" / "app-1.0.jar").is_file()
 
 
 def _jar(version: str) -> bytes:
@@ -394,6 +389,8 @@ def test_a_daemon_killed_mid_fetch_blocks_the_others_only_for_its_lease(
         farm.root / "app-after", {"shared-pub": "1.1.0", "killed-pkg": "1.0.0", "slow-pkg": "1.0.0"}
     )
     npm.run("install", cwd=app)
+    shutil.rmtree(app / "node_modules")
+    npm.run("ci", cwd=app)  # from the lockfile the install wrote, as a build agent installs
     assert (app / "node_modules" / "killed-pkg" / "package.json").is_file()
     pip = Clients(farm.root / "pypi-after", farm.nginx.url, repository="team")
     assert pip.install("shared-wheel")[0] == {"shared_wheel-2.0"}
