@@ -12,6 +12,8 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from proxy.auth.policy_store import PolicyStore
+from proxy.auth.policy_store import entry_name as policies_entry
 from proxy.codeartifact.token import DomainHealth
 from proxy.config.model import Config
 from proxy.formats.format import FormatService, Services
@@ -21,7 +23,7 @@ from proxy.repository.fetch import Fetcher
 from proxy.repository.registry import RepositoryRegistry
 from proxy.store.backends import LedgerFigures, ServingStore, SharedFigures, open_serving
 from proxy.store.catalog import PackageCoordinate
-from proxy.store.postgres import PostgresRepositoryEntries
+from proxy.store.postgres import POLICIES_CHANNEL, PostgresEntry, PostgresRepositoryEntries
 from proxy.store.repositories import RepositoryEntries
 from proxy.upstream.base import BodyLimits, Upstream
 from proxy.upstream.http import HttpSettings, UpstreamHttp
@@ -55,6 +57,14 @@ class Daemon:
             else PostgresRepositoryEntries.of(storage.catalog)  # read when the app starts (open)
         )
         self.repositories = RepositoryRegistry(config, entries)
+        self.policies = (
+            PolicyStore.open(serving.root, serving.keyring)
+            if local
+            else PolicyStore(  # read when the app starts (start)
+                PostgresEntry.of(storage.catalog, policies_entry(serving.keyring), POLICIES_CHANNEL),
+                serving.keyring,
+            )
+        )
         self.chain = ResolutionChain(self.repositories, upstreams)
         self.fetcher = Fetcher(
             storage.metadata, storage.blobs, config.cache.metadata_ttl, config.cache.not_found_ttl

@@ -17,6 +17,7 @@ from botocore.credentials import Credentials
 
 from proxy.auth.authorizer import AUTHORIZER, Authorizer
 from proxy.auth.middleware import _control_checks, auth_middleware
+from proxy.auth.policy_store import PolicyStore
 from proxy.auth.principals import Principals
 from proxy.auth.sigv4 import SignatureRefused, SignedRequest, verify
 from proxy.config.loader import embedded_default
@@ -113,7 +114,8 @@ def test_refusals_say_why(tmp_path):
 def test_anonymous_modes(tmp_path, mode, read, write):
     cfg = config(tmp_path, mode)
     keyring = KeyRing.load(tmp_path / "cache.key")
-    authorizer = Authorizer.open(cfg, tmp_path / "cache", keyring, frozenset(cfg.repositories))
+    policies = PolicyStore.open(tmp_path / "cache", keyring)
+    authorizer = Authorizer.open(cfg, policies, frozenset(cfg.repositories))
     anonymous = authorizer.anonymous
     assert authorizer.allowed(anonymous, "ReadFromRepository", "local") is read
     assert authorizer.allowed(anonymous, "ListPackages", "local") is read
@@ -154,9 +156,8 @@ async def test_the_daemons_own_endpoints_answer_other_hosts_only_with_anonymous_
     from the daemon's own host gets them (no request leaves this process: the peer is a mocked socket's)."""
     cfg = config(tmp_path, mode)
     app = web.Application()
-    app[AUTHORIZER] = Authorizer.open(
-        cfg, tmp_path / "cache", KeyRing.load(tmp_path / "cache.key"), frozenset(cfg.repositories)
-    )
+    policies = PolicyStore.open(tmp_path / "cache", KeyRing.load(tmp_path / "cache.key"))
+    app[AUTHORIZER] = Authorizer.open(cfg, policies, frozenset(cfg.repositories))
     transport = mock.Mock()
     transport.get_extra_info.side_effect = lambda name: {"peername": peer, "socket": None}.get(name)
     request = make_mocked_request("GET", "/-/status", app=app, transport=transport)

@@ -16,7 +16,6 @@ import functools
 from collections.abc import Container
 from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 
@@ -27,7 +26,6 @@ from proxy.auth.principals import Principal, Principals
 from proxy.auth.tokens import TokenKeeper
 from proxy.config.loader import ConfigError
 from proxy.config.model import Config
-from proxy.store.keyring import KeyRing
 
 READ_ACTION = "ReadFromRepository"
 # Every principal may get a token for itself (unless a policy denies it): a token carries no more
@@ -51,14 +49,12 @@ class Authorizer:
     repositories: Container[str]  # the domain's repositories, which a policy may be attached to
 
     @classmethod
-    def open(
-        cls, config: Config, cache_path: Path, keyring: KeyRing, repositories: Container[str]
-    ) -> Authorizer:
+    def open(cls, config: Config, policies: PolicyStore, repositories: Container[str]) -> Authorizer:
         principals = Principals(config)
         return cls(
             principals=principals,
             tokens=TokenKeeper.load(config.cache.key_file, principals.domain.name),
-            policies=PolicyStore.open(cache_path, keyring),
+            policies=policies,
             audit=_audit_log(config),
             anonymous_mode=config.auth.anonymous,
             repositories=repositories,

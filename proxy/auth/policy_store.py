@@ -1,24 +1,36 @@
-"""Where permissions policies live: one sealed file, ``auth/policies`` under the cache path, sealed
-with the cache key (proxy.store.sealed), written atomically (temp file, fsync, rename) and fsynced
-before a Put or Delete answers. Policies are few and small, so all of them are held in memory.
+"""Where permissions policies live: one sealed entry, sealed with the cache key (proxy.store.sealed).
+The one-host store keeps it in the file ``auth/policies`` under the cache path (``PolicyFile``: written
+atomically, fsynced before a Put or Delete answers); a shared store in its database
+(``proxy.store.postgres.PostgresEntry``), which announces every change so that every daemon of the
+store enforces a policy as soon as it is stored. Policies are few and small, so all of them are held in
+memory.
 
-Concurrency: reads are of the in-memory copy; writes are serialised by an asyncio lock and done in a
-thread, so the loop never waits on the disk. Use from one event loop.
+Concurrency: reads are of the in-memory copy. A change is a read-modify-write of the stored entry
+(the revision is checked against what is stored, not against the memory), serialised by an asyncio
+lock in this daemon and by the entry's own lock across daemons; the loop never waits on the disk. Use
+from one event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
+from proxy.store.index import entry_namer
 from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
+from proxy.store.protocols import SharedEntryUnavailable
 from proxy.store.sealed import SealError, seal, unseal
 from proxy.store.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 _CONTEXT = b"permissions-policies v1"
 DOMAIN_KEY = ""  # the domain's own policy; repositories are keyed by name
@@ -31,67 +43,51 @@ class StoredPolicy:
     updated: float
 
 
+Policies = dict[str, StoredPolicy]
+
+
 class RevisionMismatch(Exception):
     """A Put or Delete named a revision that is not the current one."""
 
 
-class PolicyStore:
-    def __init__(self, path: Path, keyring: KeyRing) -> None:
+class PoliciesUnavailable(Exception):
+    """The stored policies could not be read or changed (a shared store's database is out of reach)."""
+
+
+class PolicyEntry(Protocol):
+    """Where the sealed policies are kept: ``PolicyFile`` or ``proxy.store.postgres.PostgresEntry``."""
+
+    async def load(self) -> bytes | None: ...
+
+    async def change(self, apply: Callable[[bytes | None], bytes]) -> bytes: ...
+
+    async def watch(self, on_change: Callable[[], None]) -> Callable[[], Awaitable[None]] | None: ...
+
+
+class PolicyFile:
+    """The one-host store's policies: one file, replaced atomically (temp file, fsync, rename)."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._keyring = keyring
-        self._lock = asyncio.Lock()
-        self._policies: dict[str, StoredPolicy] = {}
 
-    @classmethod
-    def open(cls, cache_path: Path, keyring: KeyRing) -> PolicyStore:
-        """The store under ``cache_path``; ``StoreUnavailable`` naming its file when that is unreadable."""
-        store = cls(cache_path / "auth" / "policies", keyring)
+    def read_now(self) -> bytes | None:
         try:
-            raw = store.path.read_bytes()
-            entries = json.loads(unseal(keyring, raw, _CONTEXT))
-            store._policies = {key: StoredPolicy(**value) for key, value in entries.items()}
+            return self.path.read_bytes()
         except FileNotFoundError:
-            return store
-        except OSError as exc:
-            raise StoreUnavailable(cache_path, exc) from None
-        except (SealError, ValueError, TypeError) as exc:
-            reason = f"cannot be opened ({exc}); restore it, or remove it to start with no policies"
-            raise StoreUnavailable(cache_path, OSError(0, reason, str(store.path))) from None
-        return store
+            return None
 
-    def get(self, key: str) -> StoredPolicy | None:
-        """The policy of a repository (by name) or of the domain (``DOMAIN_KEY``)."""
-        return self._policies.get(key)
+    async def load(self) -> bytes | None:
+        return self.read_now()
 
-    def all(self) -> dict[str, StoredPolicy]:
-        return dict(self._policies)
+    async def change(self, apply: Callable[[bytes | None], bytes]) -> bytes:
+        raw = apply(self.read_now())
+        await asyncio.to_thread(self._write, raw)
+        return raw
 
-    async def put(self, key: str, document: str, revision: str | None) -> StoredPolicy:
-        async with self._lock:
-            self._check_revision(key, revision)
-            stored = StoredPolicy(document, secrets.token_hex(16), time.time())
-            await self._write({**self._policies, key: stored})
-            return stored
+    async def watch(self, on_change: Callable[[], None]) -> None:
+        """Nothing to watch: only this process changes a one-host store's policies."""
 
-    async def delete(self, key: str, revision: str | None) -> StoredPolicy | None:
-        async with self._lock:
-            self._check_revision(key, revision)
-            old = self._policies.get(key)
-            if old is not None:
-                await self._write({k: v for k, v in self._policies.items() if k != key})
-            return old
-
-    def _check_revision(self, key: str, revision: str | None) -> None:
-        current = self._policies.get(key)
-        if revision is not None and (current is None or current.revision != revision):
-            raise RevisionMismatch(revision)
-
-    async def _write(self, policies: dict[str, StoredPolicy]) -> None:
-        data = json.dumps({k: asdict(v) for k, v in policies.items()}).encode()
-        await asyncio.to_thread(self._write_file, seal(self._keyring, data, _CONTEXT))
-        self._policies = policies
-
-    def _write_file(self, sealed: bytes) -> None:
+    def _write(self, sealed: bytes) -> None:
         make_private_dirs(self.path.parent)
         temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -105,3 +101,116 @@ class PolicyStore:
         finally:
             temp.unlink(missing_ok=True)
         fsync_dir(self.path.parent)
+
+
+def entry_name(keyring: KeyRing) -> str:
+    """The keyed name of the policies' entry in a shared store's database."""
+    return entry_namer(keyring, "policies")(("permissions-policies",))
+
+
+class PolicyStore:
+    def __init__(self, entry: PolicyEntry, keyring: KeyRing) -> None:
+        self._entry = entry
+        self._keyring = keyring
+        self._lock = asyncio.Lock()
+        self._policies: Policies = {}
+        self._stop_watching: Callable[[], Awaitable[None]] | None = None
+        self._reread: asyncio.Task[None] | None = None
+        self._stale = False
+
+    @classmethod
+    def open(cls, cache_path: Path, keyring: KeyRing) -> PolicyStore:
+        """The one-host store's policies under ``cache_path``, read now; ``StoreUnavailable`` naming
+        the file when it is unreadable."""
+        entry = PolicyFile(cache_path / "auth" / "policies")
+        store = cls(entry, keyring)
+        try:
+            raw = entry.read_now()
+        except OSError as exc:
+            raise StoreUnavailable(cache_path, exc) from None
+        if raw is not None:
+            try:
+                store._policies = store._open(raw)
+            except PoliciesUnavailable as exc:
+                reason = f"cannot be opened ({exc}); restore it, or remove it to start with no policies"
+                raise StoreUnavailable(cache_path, OSError(0, reason, str(entry.path))) from None
+        return store
+
+    async def start(self) -> None:
+        """Read the stored policies and follow the changes other daemons make (a shared store)."""
+        self._policies = self._open(await self._entry.load())
+        self._stop_watching = await self._entry.watch(self._changed_elsewhere)
+
+    async def stop(self) -> None:
+        if self._stop_watching is not None:
+            await self._stop_watching()
+            self._stop_watching = None
+        if self._reread is not None:
+            self._reread.cancel()
+
+    def get(self, key: str) -> StoredPolicy | None:
+        """The policy of a repository (by name) or of the domain (``DOMAIN_KEY``)."""
+        return self._policies.get(key)
+
+    def all(self) -> Policies:
+        return dict(self._policies)
+
+    async def put(self, key: str, document: str, revision: str | None) -> StoredPolicy:
+        stored = StoredPolicy(document, secrets.token_hex(16), time.time())
+        await self._change(key, revision, lambda policies: {**policies, key: stored})
+        return stored
+
+    async def delete(self, key: str, revision: str | None) -> StoredPolicy | None:
+        """Remove ``key``'s policy; the policy removed, None when there was none (nothing written)."""
+        removed: list[StoredPolicy] = []
+
+        def without(policies: Policies) -> Policies:
+            if key in policies:
+                removed.append(policies[key])
+            return {k: v for k, v in policies.items() if k != key}
+
+        await self._change(key, revision, without)
+        return removed[0] if removed else None
+
+    async def _change(self, key: str, revision: str | None, change: Callable[[Policies], Policies]) -> None:
+        def apply(raw: bytes | None) -> bytes:
+            policies = self._open(raw)
+            current = policies.get(key)
+            if revision is not None and (current is None or current.revision != revision):
+                raise RevisionMismatch(revision)
+            return self._seal(change(policies))
+
+        async with self._lock:
+            try:
+                raw = await self._entry.change(apply)
+            except (OSError, PoliciesUnavailable, SharedEntryUnavailable) as exc:
+                raise PoliciesUnavailable(f"the permissions policies cannot be changed now: {exc}") from None
+            self._policies = self._open(raw)
+
+    def _changed_elsewhere(self) -> None:
+        """A daemon of the shared store changed the policies (or notices may have been missed)."""
+        self._stale = True  # a read under way may have begun before this change: it reads again
+        if self._reread is None or self._reread.done():
+            self._reread = asyncio.get_running_loop().create_task(self._read_again())
+
+    async def _read_again(self) -> None:
+        while self._stale:
+            self._stale = False
+            try:
+                self._policies = self._open(await self._entry.load())
+            except (PoliciesUnavailable, SharedEntryUnavailable) as exc:
+                # The policies last read stay in force; the next notice (or reconnection) reads again.
+                log.warning("permissions policies not read again: %s", exc)
+
+    def _open(self, raw: bytes | None) -> Policies:
+        if raw is None:
+            return {}
+        try:
+            entries = json.loads(unseal(self._keyring, raw, _CONTEXT))
+            return {key: StoredPolicy(**value) for key, value in entries.items()}
+        except (SealError, ValueError, TypeError) as exc:
+            raise PoliciesUnavailable(str(exc)) from None
+
+    def _seal(self, policies: Policies) -> bytes:
+        data = json.dumps({k: asdict(v) for k, v in policies.items()}).encode()
+        return seal(self._keyring, data, _CONTEXT)

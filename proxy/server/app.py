@@ -23,9 +23,8 @@ def build_app(daemon: Daemon) -> web.Application:
     limit = body_limit_middleware(max_body)
     middlewares = [metrics.metrics_middleware, error_middleware, limit, auth_middleware(FORMATS)]
     app = web.Application(middlewares=middlewares, client_max_size=max_body)
-    app[AUTHORIZER] = Authorizer.open(
-        daemon.config, daemon.serving.root, daemon.serving.keyring, daemon.repositories
-    )
+    app[AUTHORIZER] = Authorizer.open(daemon.config, daemon.policies, daemon.repositories)
+    app.on_startup.append(lambda app: daemon.policies.start())
     app.on_cleanup.append(lambda app: _close_authorizer(app[AUTHORIZER]))
     health.add_routes(app, daemon.readiness)
     status.add_routes(app, daemon)
@@ -56,4 +55,5 @@ def _api_services(daemon: Daemon) -> ApiServices:
 
 
 async def _close_authorizer(authorizer: Authorizer) -> None:
+    await authorizer.policies.stop()
     authorizer.close()

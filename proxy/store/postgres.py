@@ -50,6 +50,7 @@ from proxy.store.index import entry_namer
 from proxy.store.keyring import KeyRing
 from proxy.store.ledger import LedgerEntry
 from proxy.store.metadata import CachedDocument, check_entry, pack_document, unpack_document
+from proxy.store.protocols import SharedEntryUnavailable
 from proxy.store.repositories import (
     RecordsChange,
     RepositoriesUnavailable,
@@ -579,80 +580,67 @@ class PostgresMetadata:
         """Nothing: ``PostgresIndexes.close`` closes the pool."""
 
 
-# -- the repository registry of a shared store ----------------------------------------------------
+# -- one-entry documents of a shared store: the repository registry, the permissions policies -------
 REGISTRY_CHANNEL = "codeartifact_proxy_repositories"
-_LOCK_REGISTRY = 0x43410004
-_REGISTRY_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS repository_registry (name TEXT PRIMARY KEY, value BYTEA NOT NULL)"
-)
-_REGISTRY_ROW = "SELECT value FROM repository_registry WHERE name = $1"
+POLICIES_CHANNEL = "codeartifact_proxy_policies"
+_LOCK_ENTRY = 0x43410004
+_ENTRY_SCHEMA = "CREATE TABLE IF NOT EXISTS shared_entries (name TEXT PRIMARY KEY, value BYTEA NOT NULL)"
+_ENTRY_ROW = "SELECT value FROM shared_entries WHERE name = $1"
 
 
-class PostgresRepositoryEntries:
-    """The repositories created through /v1 on a shared store: one row of ``repository_registry``
-    (name keyed, value sealed with the cache key, as ``proxy.store.repositories`` seals the one-host
-    entry), so every daemon of the store serves them. The config file's repositories are not stored:
-    each daemon has its own file.
+class PostgresEntry:
+    """One named value every daemon of a shared store reads: a row of ``shared_entries``, its name keyed
+    and its value sealed by the caller (the database sees neither what it is nor what it holds).
 
     Concurrency rule: ``change`` is a read-modify-write in one transaction under an advisory lock, so
-    concurrent changes from any daemon never lose one another; it announces the change (NOTIFY on
-    ``REGISTRY_CHANNEL``, with no payload: the row is the news) when it commits, and ``watch`` hears it
-    on every daemon, this one included."""
+    concurrent changes from any daemon never lose one another; it announces the change (NOTIFY on the
+    entry's channel, with no payload: the row is the news) when it commits, and ``watch`` hears it on
+    every daemon, this one included."""
 
-    keeps_config_records = False
-
-    def __init__(self, pool: asyncpg.Pool, keyring: KeyRing) -> None:
+    def __init__(self, pool: asyncpg.Pool, name: str, channel: str) -> None:
         self._pool = pool
-        self._keyring = keyring
-        self._name = entry_name(keyring)
+        self._name = name
+        self._channel = channel
         self._table_ready = False
 
     @classmethod
-    def of(cls, catalog: object) -> PostgresRepositoryEntries:
-        """The entries in the database of a shared store's catalog."""
-        if not isinstance(catalog, PostgresCatalog):
-            raise TypeError(f"a shared store's catalog is PostgreSQL's, not {type(catalog).__name__}")
-        return cls(catalog._pool, catalog._keyring)
+    def of(cls, catalog: object, name: str, channel: str) -> PostgresEntry:
+        """The entry ``name`` in the database of a shared store's catalog."""
+        return cls(_postgres(catalog)._pool, name, channel)
 
-    def load_now(self) -> list[RepositoryRecord]:
-        """Nothing: the database is read by ``load``, when the daemon starts serving."""
-        return []
-
-    async def load(self) -> list[RepositoryRecord]:
+    async def load(self) -> bytes | None:
         try:
             await self._create_table()
-            raw = await self._pool.fetchval(_REGISTRY_ROW, self._name)
+            return await self._pool.fetchval(_ENTRY_ROW, self._name)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise RepositoriesUnavailable(f"the store's database: {_reason(exc)}") from None
-        return [] if raw is None else open_records(self._keyring, self._name, raw)
+            raise SharedEntryUnavailable(f"the store's database: {_reason(exc)}") from None
 
-    async def change(self, apply: RecordsChange) -> list[RepositoryRecord]:
-        """Store ``apply(stored records)`` (it may raise to refuse: nothing is written) and return it."""
+    async def change(self, apply: Callable[[bytes | None], bytes]) -> bytes:
+        """Store ``apply(stored value)`` (it may raise to refuse: nothing is written) and return it."""
         try:
             await self._create_table()
             async with self._pool.acquire() as con, con.transaction():
-                await con.execute("SELECT pg_advisory_xact_lock($1, 0)", _LOCK_REGISTRY)
-                raw = await con.fetchval(_REGISTRY_ROW, self._name)
-                records = apply([] if raw is None else open_records(self._keyring, self._name, raw))
+                await con.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_ENTRY, self._name)
+                value = apply(await con.fetchval(_ENTRY_ROW, self._name))
                 await con.execute(
-                    "INSERT INTO repository_registry (name, value) VALUES ($1, $2) "
+                    "INSERT INTO shared_entries (name, value) VALUES ($1, $2) "
                     "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
                     self._name,
-                    seal_records(self._keyring, self._name, records),
+                    value,
                 )
-                await con.execute("SELECT pg_notify($1, '')", REGISTRY_CHANNEL)
+                await con.execute("SELECT pg_notify($1, '')", self._channel)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise RepositoriesUnavailable(f"the store's database: {_reason(exc)}") from None
-        return records
+            raise SharedEntryUnavailable(f"the store's database: {_reason(exc)}") from None
+        return value
 
     async def watch(self, on_change: Callable[[], None]) -> Callable[[], Awaitable[None]]:
         """Call ``on_change()`` after every change any daemon commits, and after the listening
         connection was lost and is back (changes may have been missed); returns the stop."""
-        listener = _RegistryListener(self._pool, on_change)
+        listener = _EntryListener(self._pool, self._channel, on_change)
         try:
             await listener.start()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise RepositoriesUnavailable(f"the store's database: {_reason(exc)}") from None
+            raise SharedEntryUnavailable(f"the store's database: {_reason(exc)}") from None
         return listener.stop
 
     async def _create_table(self) -> None:
@@ -660,18 +648,73 @@ class PostgresRepositoryEntries:
             return
         async with self._pool.acquire() as con, con.transaction():
             await con.execute("SELECT pg_advisory_xact_lock($1, 0)", _LOCK_SCHEMA)  # as _prepare's
-            await con.execute(_REGISTRY_SCHEMA)
+            await con.execute(_ENTRY_SCHEMA)
         self._table_ready = True
 
 
-class _RegistryListener(CatalogListener):
-    """The catalog listener's reconnecting connection, on the registry's channel: every notice, and
-    every reconnection, means "read the registry again"."""
+def _postgres(catalog: object) -> PostgresCatalog:
+    if not isinstance(catalog, PostgresCatalog):
+        raise TypeError(f"a shared store's catalog is PostgreSQL's, not {type(catalog).__name__}")
+    return catalog
 
-    channel = REGISTRY_CHANNEL
 
-    def __init__(self, pool: asyncpg.Pool, on_change: Callable[[], None]) -> None:
+class PostgresRepositoryEntries:
+    """The repositories created through /v1 on a shared store: one ``PostgresEntry`` (sealed as
+    ``proxy.store.repositories`` seals the one-host entry), so every daemon of the store serves them.
+    The config file's repositories are not stored: each daemon has its own file."""
+
+    keeps_config_records = False
+
+    def __init__(self, entry: PostgresEntry, keyring: KeyRing) -> None:
+        self._entry = entry
+        self._keyring = keyring
+        self._name = entry_name(keyring)
+
+    @classmethod
+    def of(cls, catalog: object) -> PostgresRepositoryEntries:
+        """The entries in the database of a shared store's catalog."""
+        keyring = _postgres(catalog)._keyring
+        return cls(PostgresEntry.of(catalog, entry_name(keyring), REGISTRY_CHANNEL), keyring)
+
+    def load_now(self) -> list[RepositoryRecord]:
+        """Nothing: the database is read by ``load``, when the daemon starts serving."""
+        return []
+
+    async def load(self) -> list[RepositoryRecord]:
+        try:
+            raw = await self._entry.load()
+        except SharedEntryUnavailable as exc:
+            raise RepositoriesUnavailable(str(exc)) from None
+        return [] if raw is None else open_records(self._keyring, self._name, raw)
+
+    async def change(self, apply: RecordsChange) -> list[RepositoryRecord]:
+        """Store ``apply(stored records)`` (it may raise to refuse: nothing is written) and return it."""
+        changed: list[RepositoryRecord] = []
+
+        def sealed(raw: bytes | None) -> bytes:
+            changed[:] = apply([] if raw is None else open_records(self._keyring, self._name, raw))
+            return seal_records(self._keyring, self._name, changed)
+
+        try:
+            await self._entry.change(sealed)
+        except SharedEntryUnavailable as exc:
+            raise RepositoriesUnavailable(str(exc)) from None
+        return changed
+
+    async def watch(self, on_change: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        try:
+            return await self._entry.watch(on_change)
+        except SharedEntryUnavailable as exc:
+            raise RepositoriesUnavailable(str(exc)) from None
+
+
+class _EntryListener(CatalogListener):
+    """The catalog listener's reconnecting connection, on an entry's channel: every notice, and every
+    reconnection, means "read the entry again"."""
+
+    def __init__(self, pool: asyncpg.Pool, channel: str, on_change: Callable[[], None]) -> None:
         super().__init__(pool, _no_package, _no_package_change, on_lost=on_change)
+        self.channel = channel
         self._reread = on_change
 
     def _notified(self, con: object, pid: int, channel: str, payload: str) -> None:
@@ -683,4 +726,4 @@ def _no_package(_payload: str) -> tuple[str, PackageCoordinate]:
 
 
 def _no_package_change(_repository: str, _package: PackageCoordinate) -> None:
-    """Never called: ``_RegistryListener._notified`` handles every notice."""
+    """Never called: ``_EntryListener._notified`` handles every notice."""

@@ -86,6 +86,11 @@ __all__ = [
 ]
 
 
+class SharedEntryUnavailable(Exception):
+    """A shared store's database could not read or change one of its entries (the repository registry,
+    the permissions policies); the message says why, without credentials."""
+
+
 class StoreDamaged(Exception):
     """A published (pinned) blob is missing or fails to authenticate: the store lost primary data,
     which no upstream can give back. Any backend raises it from ``has_blob`` and ``read``; the server

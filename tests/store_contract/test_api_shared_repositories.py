@@ -120,7 +120,7 @@ def test_a_repository_created_on_one_daemon_is_served_by_the_other(
 async def _registry_rows(dsn: str) -> bytes:
     con = await asyncpg.connect(dsn)
     try:
-        rows = await con.fetch("SELECT name, value FROM repository_registry")
+        rows = await con.fetch("SELECT name, value FROM shared_entries")
     finally:
         await con.close()
     assert len(rows) == 1
