@@ -24,6 +24,7 @@ from __future__ import annotations
 from aiohttp import web
 from cachetools import LRUCache
 
+from proxy.formats.common.http import BodyLimit
 from proxy.formats.format import Services
 from proxy.formats.maven import checksums
 from proxy.formats.maven.assets import Assets, coordinate_of
@@ -72,9 +73,10 @@ class Deployer:
             await self._asset_checksum(repository, path, path.checksum, await _read_small(request))
 
     async def _asset(self, request: web.Request, repository: str, path: ArtifactPath) -> None:
+        limit = BodyLimit(request.client_max_size)
         async with self._services.blobs.ingest() as writer:
             async for chunk in request.content.iter_chunked(CHUNK):
-                writer.write(chunk)
+                writer.write(limit.count(chunk))
             writer.finish()
             info = await writer.commit(published=True)
         asset = asset_record(path.filename, info)

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import StreamReader
 from aiohttp.http_exceptions import HttpProcessingError
 
+from proxy.formats.common.http import BodyLimit
 from proxy.formats.npm.integrity import Digests, mismatch, sri
 from proxy.formats.npm.metadata import Document
 from proxy.formats.npm.names import InvalidName, PackageName, check_version
@@ -140,20 +141,13 @@ async def _chunks(content: StreamReader, max_size: int) -> AsyncIterator[bytes]:
     """The body in chunks of about ``CHUNK`` bytes; 413 once more than ``max_size`` arrived, 400 when
     the body breaks off (the client went away, a malformed chunked encoding)."""
     batch = bytearray()
-    received = 0
+    limit = BodyLimit(max_size)
     while True:
         try:
             data = await content.readany()
         except (ConnectionError, HttpProcessingError):
             raise PublishRefused(400, "the publish request's body ended early; nothing was stored") from None
-        received += len(data)
-        if received > max_size:
-            raise PublishRefused(
-                413,
-                f"the publish request is over the limit of {max_size} bytes "
-                "(server.max_publish_size); nothing was stored",
-            )
-        batch += data
+        batch += limit.count(data)
         if not data or len(batch) >= CHUNK:
             if batch:
                 yield bytes(batch)

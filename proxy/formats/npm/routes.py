@@ -60,6 +60,7 @@ class NpmService:
 
 
 NPM = web.AppKey("npm", NpmService)
+DIST_TAG_BODY = 1024  # the body of a dist-tag PUT: one version, as a JSON string
 Handler = Callable[[web.Request, NpmService, str, Target], Awaitable[web.StreamResponse]]
 
 
@@ -192,8 +193,15 @@ async def put_dist_tag(
     _check_publishable(npm, repository)
     if not target.arg:
         raise web.HTTPBadRequest(reason="which dist-tag? PUT /-/package/{name}/dist-tags/{tag}")
+    body = await request.content.read(DIST_TAG_BODY + 1)
+    if len(body) > DIST_TAG_BODY:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=DIST_TAG_BODY,
+            actual_size=len(body),
+            reason=f"a dist-tag body is a version as a JSON string, at most {DIST_TAG_BODY} bytes",
+        )
     try:
-        version = json.loads(await request.read())
+        version = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         version = None
     if not isinstance(version, str):

@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from proxy.formats.common.http import BodyLimit
 from proxy.formats.pypi.coremeta import (
     form_metadata,
     metadata_mismatch,
@@ -91,7 +92,7 @@ async def publish(
         raise UploadRefused(400, "the upload must be multipart/form-data (the legacy upload API)") from None
     async with blobs.ingest() as writer:
         try:
-            form = await _read_form(reader, writer)
+            form = await _read_form(reader, writer, BodyLimit(request.client_max_size))
         except ValueError as exc:
             raise UploadRefused(400, f"malformed upload: {exc}") from None
         except HttpProcessingError as exc:  # a part's headers that do not parse (control characters)
@@ -165,7 +166,7 @@ def _add_file(
     return change
 
 
-async def _read_form(reader: MultipartReader, writer: AssetIngest) -> _Form:
+async def _read_form(reader: MultipartReader, writer: AssetIngest, limit: BodyLimit) -> _Form:
     form = _Form({})
     budget = _MAX_FIELDS_SIZE
     while (part := await reader.next()) is not None:
@@ -175,13 +176,13 @@ async def _read_form(reader: MultipartReader, writer: AssetIngest) -> _Form:
             if form.filename is not None:
                 raise ValueError("more than one file in one upload")
             form.filename = part.filename or ""
-            form.blake2_256 = await _stream_file(part, writer)
+            form.blake2_256 = await _stream_file(part, writer, limit)
         elif part.filename is not None:
             await part.release()  # other files (a detached signature): not kept
         elif part.name:
             value = bytearray()
             while chunk := await part.read_chunk(_CHUNK):
-                value += chunk
+                value += limit.count(chunk)
                 if len(value) > budget:
                     raise ValueError("form fields too large")
             budget -= len(value)
@@ -189,10 +190,10 @@ async def _read_form(reader: MultipartReader, writer: AssetIngest) -> _Form:
     return form
 
 
-async def _stream_file(part: BodyPartReader, writer: AssetIngest) -> str:
+async def _stream_file(part: BodyPartReader, writer: AssetIngest, limit: BodyLimit) -> str:
     blake2 = hashlib.blake2b(digest_size=32)
     while chunk := await part.read_chunk(_CHUNK):
-        writer.write(chunk)
+        writer.write(limit.count(chunk))
         blake2.update(chunk)
     return blake2.hexdigest()
 
