@@ -96,7 +96,9 @@ def replay_cpu(root: Path, fake: FakePypiIndex) -> None:
     finally:
         proxy.stop()
     for label, cpu, elapsed in figures:
-        print(f"pip install replay ({installed} projects), {label}: proxy CPU {cpu:.2f} s, wall {elapsed:.2f} s")
+        print(
+            f"pip install replay ({installed} projects), {label}: proxy CPU {cpu:.2f} s, wall {elapsed:.2f} s"
+        )
 
 
 def pip_install(root: Path, index_url: str) -> tuple[float, int]:
