@@ -1,6 +1,7 @@
 """Benchmark: the npm format of the proxy, warm and cold, against a fake plain npm registry.
 
     python bench/npm.py [--duration 5] [--connections 64] [--packages 300] [--runs 5]
+    python bench/npm.py --cold-only [--packages 300] [--runs 5]
 
 The proxy runs as a subprocess (``python -m proxy serve``) with one repository whose upstream is the
 fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints:
@@ -251,6 +252,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--packages", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cold-only", action="store_true", help="only the cold npm ci figures")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench-npm-"))
@@ -268,25 +270,19 @@ def main() -> None:
         tarball = f"{base}huge-tarball/-/huge-tarball-1.0.0.tgz"
         httpx.get(tarball).raise_for_status()
         print(f"cpus: {os.cpu_count()}, connections: {args.connections}, {args.duration:.0f} s per load")
-        print(
-            asyncio.run(load(base + "small", headers, args.connections, args.duration)).line(
-                "warm small packument"
-            )
-        )
-        print(
-            asyncio.run(load(base + "big", headers, args.connections, args.duration)).line(
-                "warm ~500 KB packument"
-            )
-        )
-        print(asyncio.run(load(tarball, {}, args.connections, args.duration)).line("warm 1 MiB tarball"))
+        if not args.cold_only:
+            for name, what in (("small", "warm small packument"), ("big", "warm ~500 KB packument")):
+                print(asyncio.run(load(base + name, headers, args.connections, args.duration)).line(what))
+            print(asyncio.run(load(tarball, {}, args.connections, args.duration)).line("warm 1 MiB tarball"))
 
         # A lockfile through the proxy (this also warms its store), then npm ci with empty npm caches.
         npm = Npm(root / "npm-proxy", base)
         app = app_dir(root / "app-proxy")
         npm.run("install", cwd=app)
         installed = len(list((app / "node_modules").glob("tree-*")))
-        warm = statistics.median(ci(npm, app) for _ in range(args.runs))
-        print(f"warm npm ci ({installed} packages, proxy store warm, npm cache empty): {warm:.2f} s")
+        if not args.cold_only:
+            warm = statistics.median(ci(npm, app) for _ in range(args.runs))
+            print(f"warm npm ci ({installed} packages, proxy store warm, npm cache empty): {warm:.2f} s")
 
         direct_npm = Npm(root / "npm-direct", fake.url)
         direct_app = app_dir(root / "app-direct")
