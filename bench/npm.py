@@ -1,7 +1,7 @@
 """Benchmark: the npm format of the proxy, warm and cold, against a fake plain npm registry.
 
     python bench/npm.py [--duration 5] [--connections 64] [--packages 300] [--runs 5]
-    python bench/npm.py --cold-only [--packages 300] [--runs 5]
+    python bench/npm.py --cold-only [--packages 300] [--runs 5] [--history 0]
 
 The proxy runs as a subprocess (``python -m proxy serve``) with one repository whose upstream is the
 fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints:
@@ -9,6 +9,9 @@ fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints
   and a ~500 KB one (gzip asked for, as npm does);
 - warm 1 MiB tarball MB/s (10^6 bytes per second);
 - warm ``npm ci`` wall time for a generated ~300-package tree (store warm, npm cache empty);
+- with ``--history N``, every tree package also lists N older versions (each with a description and
+  a few dependencies, about 0.5 KB), as popular packages do: a cold tarball then costs what reading a
+  real packument costs;
 - cold ``npm ci`` through the proxy (empty store, empty npm cache) against ``npm ci`` straight from the
   fake, and the overhead (medians of ``--runs`` interleaved runs), with the CPU time the proxy process
   spent per cold run (user + system, from /proc) and npm's own CPU time: on a 2-core machine npm keeps
@@ -115,7 +118,7 @@ publish = true
 
 
 # -- content ----------------------------------------------------------------------------------------
-def populate(fake: FakeNpmRegistry, packages: int) -> None:
+def populate(fake: FakeNpmRegistry, packages: int, history: int = 0) -> None:
     fake.add("small", "1.0.0", description="a small package")
     fake.add("small", "1.0.1", description="a small package")
     # ~500 KB: many versions, each with a description and a few dependencies, as popular packages have.
@@ -133,6 +136,15 @@ def populate(fake: FakeNpmRegistry, packages: int) -> None:
         name = f"tree-{i:03d}"
         deps = {f"tree-{j:03d}": "^1.0.0" for j in (2 * i + 1, 2 * i + 2) if j < packages}
         files = {"index.js": f"module.exports = {i};\n".encode(), "data.bin": os.urandom(16 * 1024)}
+        for minor in range(history):  # older versions, never installed: 1.0.0 is the latest
+            fake.add(
+                name,
+                f"0.{minor}.0",
+                tags=(),
+                description="an older version with a long history " * 4,
+                dependencies={f"dep-{d}": f"^{d}.0.0" for d in range(4)},
+                tarball=b"x",
+            )
         fake.add(
             name,
             "1.0.0",
@@ -253,12 +265,13 @@ def main() -> None:
     parser.add_argument("--packages", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cold-only", action="store_true", help="only the cold npm ci figures")
+    parser.add_argument("--history", type=int, default=0, help="older versions listed per tree package")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench-npm-"))
     fake = FakeNpmRegistry()
     fake.start_in_thread()
-    populate(fake, args.packages)
+    populate(fake, args.packages, args.history)
     port = free_port()
     proxy = start_proxy(root / "proxy", fake.url, port)
     try:
