@@ -1,6 +1,6 @@
 """Benchmark: the npm format of the proxy, warm and cold, against a fake plain npm registry.
 
-    python bench/npm.py [--duration 5] [--connections 64] [--packages 300] [--runs 5]
+    python bench/npm.py [--duration 5] [--connections 64] [--packages 300] [--runs 5] [--history 0]
     python bench/npm.py --cold-only [--packages 300] [--runs 5] [--history 0]
 
 The proxy runs as a subprocess (``python -m proxy serve``) with one repository whose upstream is the
@@ -8,6 +8,8 @@ fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints
 - warm packument req/s, p50 and p99 latency at ``--connections`` connections, for a small packument
   and a ~500 KB one (gzip asked for, as npm does);
 - warm 1 MiB tarball MB/s (10^6 bytes per second);
+- with each of these, the proxy's CPU time per request (user + system, from /proc): the figure the
+  machine's load changes least;
 - warm ``npm ci`` wall time for a generated ~300-package tree (store warm, npm cache empty);
 - with ``--history N``, every tree package also lists N older versions (each with a description and
   a few dependencies, about 0.5 KB), as popular packages do: a cold tarball then costs what reading a
@@ -284,9 +286,15 @@ def main() -> None:
         httpx.get(tarball).raise_for_status()
         print(f"cpus: {os.cpu_count()}, connections: {args.connections}, {args.duration:.0f} s per load")
         if not args.cold_only:
-            for name, what in (("small", "warm small packument"), ("big", "warm ~500 KB packument")):
-                print(asyncio.run(load(base + name, headers, args.connections, args.duration)).line(what))
-            print(asyncio.run(load(tarball, {}, args.connections, args.duration)).line("warm 1 MiB tarball"))
+            for url, asked, what in (
+                (base + "small", headers, "warm small packument"),
+                (base + "big", headers, "warm ~500 KB packument"),
+                (tarball, {}, "warm 1 MiB tarball"),
+            ):
+                before = proxy.cpu_seconds()
+                result = asyncio.run(load(url, asked, args.connections, args.duration))
+                cpu = (proxy.cpu_seconds() - before) / result.requests * 1e6
+                print(f"{result.line(what)}; proxy CPU {cpu:,.0f} us per request")
 
         # A lockfile through the proxy (this also warms its store), then npm ci with empty npm caches.
         npm = Npm(root / "npm-proxy", base)
