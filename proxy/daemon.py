@@ -21,7 +21,8 @@ from proxy.repository.fetch import Fetcher
 from proxy.repository.registry import RepositoryRegistry
 from proxy.store.backends import LedgerFigures, ServingStore, SharedFigures, open_serving
 from proxy.store.catalog import PackageCoordinate
-from proxy.store.repositories import ConfigOnlyEntries, RepositoryEntries
+from proxy.store.postgres import PostgresRepositoryEntries
+from proxy.store.repositories import RepositoryEntries
 from proxy.upstream.base import BodyLimits, Upstream
 from proxy.upstream.http import HttpSettings, UpstreamHttp
 from proxy.upstream.offline import build_offline_upstreams
@@ -48,10 +49,16 @@ class Daemon:
         storage = serving.services
         # The domain's repositories: the data plane looks a repository up here, never in the config.
         local = serving.local
-        entries = RepositoryEntries(local.catalog.index, local.keyring) if local else ConfigOnlyEntries()
+        entries = (
+            RepositoryEntries(local.catalog.index, local.keyring)
+            if local
+            else PostgresRepositoryEntries.of(storage.catalog)  # read when the app starts (open)
+        )
         self.repositories = RepositoryRegistry(config, entries)
         self.chain = ResolutionChain(self.repositories, upstreams)
-        self.fetcher = Fetcher(storage.metadata, storage.blobs, config.cache.metadata_ttl)
+        self.fetcher = Fetcher(
+            storage.metadata, storage.blobs, config.cache.metadata_ttl, config.cache.not_found_ttl
+        )
         self.services = Services(
             repositories=self.repositories,
             chain=self.chain,

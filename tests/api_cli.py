@@ -28,6 +28,7 @@ class Aws:
 
     url: str
     domain: str = "local"
+    retries: int = 0  # the CLI's own retries (standard mode) of throttled or failed calls
 
     def __post_init__(self) -> None:
         if not AWS.exists():
@@ -47,7 +48,8 @@ class Aws:
             "AWS_SECRET_ACCESS_KEY": "dummy",
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_MAX_ATTEMPTS": "1",
+            "AWS_MAX_ATTEMPTS": str(1 + self.retries),
+            "AWS_RETRY_MODE": "standard",
         }
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 

@@ -448,6 +448,54 @@ endpoint_url = "http://127.0.0.1:9"
                 and "unreachable" in unreachable.json()["message"]
             )
 
+            # A version's readme and dependencies (paged by 2 by CodeArtifact) come from CodeArtifact.
+            corp.repositories["beta"].add_npm_package(
+                {"name": "@corp/app", "versions": {"2.0.0": {
+                    "name": "@corp/app", "version": "2.0.0", "readme": "# app\n",
+                    "dependencies": {"lib": "^1.0.0", "@corp/util": "~2.1"}, "devDependencies": {"jest": "*"},
+                }}},
+                {"2.0.0": b"app tarball"},
+            )  # fmt: skip
+            version = ("--domain", "corp-domain", "--repository", "beta", "--format", "npm",
+                       "--namespace", "corp", "--package", "app", "--package-version", "2.0.0")  # fmt: skip
+            readme = aws.ok("get-package-version-readme", *version)
+            assert readme == {"format": "npm", "namespace": "corp", "package": "app", "version": "2.0.0",
+                              "versionRevision": "rev-1", "readme": "# app\n"}  # fmt: skip
+            first = aws.ok("list-package-version-dependencies", *version)
+            rest = aws.ok("list-package-version-dependencies", *version, "--next-token", first["nextToken"])
+            assert "nextToken" not in rest
+            assert first["dependencies"] + rest["dependencies"] == [
+                {"package": "lib", "dependencyType": "regular", "versionRequirement": "^1.0.0"},
+                {"namespace": "corp", "package": "util", "dependencyType": "regular",
+                 "versionRequirement": "~2.1"},
+                {"package": "jest", "dependencyType": "dev", "versionRequirement": "*"},
+            ]  # fmt: skip
+            missing = (*version[:-1], "9.9.9")
+            aws.fails("ResourceNotFoundException", "get-package-version-readme", *missing)
+            aws.fails("ResourceNotFoundException", "list-package-version-dependencies", *missing)
+            assert fake.operations("GetPackageVersionReadme") == 2
+            assert fake.operations("ListPackageVersionDependencies") == 3
+
+            # ListDomains: the proxy's own and the fronted ones, paged through the proxy (the CLI follows
+            # the proxy's nextToken); a domain the proxy does not front is not listed, and an unreachable
+            # fronted one is left out with a line in the log.
+            fake.add_domain("other-domain", "111122223333")
+            listed = aws.ok("list-domains", "--page-size", "2")["domains"]
+            assert [(d["name"], d["owner"]) for d in listed] == [
+                ("corp-domain", "111122223333"), ("local", "000000000000"), ("open-domain", "111122223333")
+            ]  # fmt: skip
+            assert all(d["status"] == "Active" and d["arn"].endswith(f"domain/{d['name']}") for d in listed)
+            assert "[codeartifact.gone] (domain gone-domain) left out of the listing" in running.log_text()
+            bad = httpx.post(f"{running.url}/v1/domains", json={"nextToken": "forged"}, timeout=30)
+            assert bad.status_code == 400 and bad.headers["x-amzn-ErrorType"] == "ValidationException"
+            assert {c.access_key for c in fake.control_requests} == {"AKIDPROXY"}
+
+            # CodeArtifact's throttling reaches the caller with its Retry-After (the proxy's client gave up).
+            fake.fail(r"^/v1/domain$", "throttle", times=2)
+            throttled = httpx.get(f"{running.url}/v1/domain", params={"domain": "corp-domain"}, timeout=60)
+            assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "1"
+            assert throttled.headers["x-amzn-ErrorType"] == "ThrottlingException"
+
             # The proxy's own domain is still answered locally.
             assert aws.ok("describe-domain", "--domain", "local")["domain"]["repositoryCount"] == 1
         finally:

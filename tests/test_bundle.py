@@ -11,7 +11,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from proxy.bundle import BundleError, BundleWriter, Entry, load_private_key, load_public_key, open_bundle
+from proxy.bundle import (
+    BlobChanged,
+    BundleError,
+    BundleWriter,
+    Entry,
+    VerifiedBlob,
+    load_private_key,
+    load_public_key,
+    open_bundle,
+)
 
 DATA = b"tarball bytes"
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -35,7 +44,7 @@ def test_round_trip_signed(tmp_path: Path) -> None:
     with open_bundle(path, key.public_key()) as bundle:
         (entry,) = bundle.entries
         assert bundle.repository == "dev" and entry.label == "npm a@1.0.0"
-        assert bundle.broken(entry) == [] and bundle.blob(SHA) == DATA
+        assert bundle.broken(entry) == [] and b"".join(bundle.open_blob(SHA)) == DATA
 
 
 def test_refusals(tmp_path: Path) -> None:
@@ -89,3 +98,28 @@ def test_keys(tmp_path: Path) -> None:
         load_private_key(public)
     with pytest.raises(BundleError, match="not a PEM public key"):
         load_public_key(tmp_path / "missing")
+
+
+def test_a_blob_is_read_in_pieces_and_its_last_piece_held_back_until_its_digest_matched() -> None:
+    data = bytes(range(256)) * 4000  # about 1 MB: several pieces
+    digest = hashlib.sha256(data).hexdigest()
+    blob = VerifiedBlob(io.BytesIO(data), digest, len(data))
+    assert blob.seek(0, io.SEEK_END) == len(data) and blob.tell() == 0  # the size, for a Content-Length
+    pieces = []
+    while piece := blob.read(64 * 1024):
+        pieces.append(piece)
+    assert b"".join(pieces) == data and max(map(len, pieces)) <= 64 * 1024
+    blob.seek(0)  # as httpx rewinds a file before sending it
+    assert b"".join(blob) == data
+
+    changed = bytearray(data)
+    changed[-1] ^= 1  # the bundle changed after it was checked
+    blob = VerifiedBlob(io.BytesIO(bytes(changed)), digest, len(data))
+    sent = bytearray()
+    with pytest.raises(BlobChanged, match=digest):
+        for piece in blob:
+            sent += piece
+    assert len(sent) < len(data)  # never a whole copy
+    shorter = VerifiedBlob(io.BytesIO(data[:-1]), digest, len(data))
+    with pytest.raises(BlobChanged):
+        b"".join(shorter)

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
 
+from proxy.client.prefetch import Candidates, _pom
 from proxy.lockfiles import LockfileError, MavenEntry, NpmEntry, PypiEntry, read_lockfile
 from tests.fakes.daemon import start_daemon, write_config
 from tests.fakes.maven_repository import FakeMavenRepository
@@ -286,3 +287,30 @@ def test_prefetch_refuses_a_tarball_that_does_not_match_the_lockfile(tmp_path: P
             daemon.stop()
     assert done.returncode == 1
     assert "its sha512 does not match the lockfile's" in done.stderr, done.stderr
+
+
+def test_prefetch_candidates_are_declared_dependencies_at_every_version_some_management_gives() -> None:
+    library = b"""<project><groupId>org.example</groupId><artifactId>lib</artifactId><version>1.0</version>
+<properties><core.version>3.1.0</core.version></properties><dependencies>
+<dependency><groupId>org.example</groupId><artifactId>core</artifactId><version>${core.version}</version></dependency>
+<dependency><groupId>org.example</groupId><artifactId>tested</artifactId><version>1</version><scope>test</scope></dependency>
+<dependency><groupId>org.example</groupId><artifactId>extra</artifactId><version>1</version><optional>true</optional></dependency>
+<dependency><groupId>org.example</groupId><artifactId>ranged</artifactId><version>[1,2)</version></dependency>
+</dependencies></project>"""
+    managing = b"""<project><groupId>org.example</groupId>
+<artifactId>plugin-parent</artifactId><version>3</version><properties><v>3.2.5</v></properties><dependencyManagement><dependencies>
+<dependency><groupId>org.example</groupId><artifactId>core</artifactId><version>${v}</version></dependency>
+<dependency><groupId>org.example</groupId><artifactId>unused</artifactId><version>9</version></dependency>
+<dependency><groupId>org.example</groupId><artifactId>ranged</artifactId><version>1.5</version></dependency>
+</dependencies></dependencyManagement></project>"""
+    candidates = Candidates()
+    first = candidates.learn(_pom(managing, "plugin-parent-3.pom"))
+    assert first == []  # nothing declares what it manages yet
+    probes = candidates.learn(_pom(library, "lib-1.0.pom"))
+    assert {(p.artifact, p.version) for p in probes} == {
+        ("core", "3.1.0"),
+        ("core", "3.2.5"),
+        ("ranged", "1.5"),
+    }
+    assert all(p.probe and p.packaging == "pom" for p in probes)
+    assert candidates.learn(_pom(library, "lib-1.0.pom")) == []  # each once

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.clients import real_client
+from tests.fakes.clients import real_client, yarn_berry_command
 from tests.fakes.daemon import ROOT, RunningDaemon, start_daemon, write_config
 from tests.fakes.maven_client import MAVEN_OPTS, copy_project, mvn_binary
 from tests.fakes.maven_repository import FakeMavenRepository
@@ -118,6 +118,7 @@ def proxy(setup: Setup, home: Path, command: str, *args: str) -> subprocess.Comp
 # What login and logout may touch (the clients leave caches of their own elsewhere in HOME).
 CONFIG_FILES = (
     ".npmrc*",
+    ".yarnrc.yml*",
     ".pypirc*",
     ".config/pip/*",
     ".config/uv/*",
@@ -131,12 +132,20 @@ def snapshot(home: Path) -> dict[str, bytes]:
     return {str(p.relative_to(home)): p.read_bytes() for p in sorted(found)}
 
 
-def test_npm_install_and_publish(setup: Setup, tmp_path: Path) -> None:
-    binary = npm_binary()
+def user_home(tmp_path: Path, name: str, text: str) -> Path:
+    """A temporary HOME holding the user's own ``name`` with ``text``."""
     home = tmp_path / "home"
     home.mkdir()
-    (home / ".npmrc").write_text(
-        "# mine\nupdate-notifier=false\nfund=false\nregistry=https://registry.example.com/\n"
+    (home / name).write_text(text)
+    return home
+
+
+def test_npm_install_and_publish(setup: Setup, tmp_path: Path) -> None:
+    binary = npm_binary()
+    home = user_home(
+        tmp_path,
+        ".npmrc",
+        "# mine\nupdate-notifier=false\nfund=false\nregistry=https://registry.example.com/\n",
     )
     before = snapshot(home)
     dry = proxy(setup, home, "login", "--tool", "npm", "--dry-run")
@@ -272,6 +281,28 @@ def test_pnpm_and_yarn_install(setup: Setup, tmp_path: Path, tool: str) -> None:
         assert tarball in (app / "yarn.lock").read_text()
 
     proxy(setup, home, "logout", "--tool", tool)
+    assert snapshot(home) == before
+
+
+def test_yarn_berry_install(setup: Setup, tmp_path: Path) -> None:
+    yarn = yarn_berry_command()
+    # The user's own file: its settings stay (telemetry off keeps yarn from calling out).
+    text = "# mine\nenableTelemetry: false\nnpmRegistryServer: https://registry.example.com\n"
+    home = user_home(tmp_path, ".yarnrc.yml", text)
+    before = snapshot(home)
+    proxy(setup, home, "login", "--tool", "yarn-berry")
+    written = (home / ".yarnrc.yml").read_text()
+    assert written.startswith("# mine\nenableTelemetry: false\n") and "registry.example.com" not in written
+    app = project(tmp_path / "app", {"e2e-hello": "^1.0.0"})
+    # --no-immutable: under CI yarn refuses to write a lockfile by default.
+    run([*yarn, "install", "--no-immutable"], home, app)
+    required = run([*yarn, "node", "-p", "require('e2e-hello')"], home, app)
+    assert required.stdout.strip() == "e2e-hello@1.0.0"
+    assert "e2e-hello@npm:1.0.0" in (app / "yarn.lock").read_text()
+    asked = [line for line in setup.daemon.log_text().splitlines() if "/npm/dev/e2e-hello" in line]
+    assert any('"got (' in line for line in asked), asked  # yarn asked the proxy (its HTTP library)
+
+    proxy(setup, home, "logout", "--tool", "yarn-berry")
     assert snapshot(home) == before
 
 

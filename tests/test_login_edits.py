@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from defusedxml import ElementTree
 from hypothesis import given
 from hypothesis import strategies as st
@@ -29,6 +30,29 @@ def test_npmrc_replaces_the_registry_and_keeps_the_rest() -> None:
         "//127.0.0.1:5080/npm/dev/:_authToken=tok\n"
     )
     assert edits.npmrc(out, f"{URL}npm/dev/", "tok") == out
+
+
+def test_yarnrc_yml_sets_registry_token_and_http_host_and_keeps_the_rest() -> None:
+    text = (
+        "# mine\nnodeLinker: node-modules\nunsafeHttpWhitelist:\n  - '*.corp.example.com'\n"
+        "npmRegistryServer: https://registry.example.com\nnpmScopes:\n  corp:\n    npmAlwaysAuth: false\n"
+    )
+    out = edits.yarnrc_yml(text, f"{URL}npm/dev/", "tok")
+    assert out.startswith("# mine\nnodeLinker: node-modules\nnpmScopes:\n  corp:\n    npmAlwaysAuth: false\n")
+    assert yaml.safe_load(out) == {
+        "nodeLinker": "node-modules",
+        "npmScopes": {"corp": {"npmAlwaysAuth": False}},
+        "npmRegistryServer": "http://127.0.0.1:5080/npm/dev/",
+        "npmAuthToken": "tok",
+        "npmAlwaysAuth": True,
+        "unsafeHttpWhitelist": ["*.corp.example.com", "127.0.0.1"],
+    }
+    assert edits.yarnrc_yml(out, f"{URL}npm/dev/", "tok") == out
+    https = yaml.safe_load(edits.yarnrc_yml(None, "https://proxy.example.com/npm/dev/", "tok"))
+    assert "unsafeHttpWhitelist" not in https  # only plain http needs it
+    for bad in ("a: [1\n", "- a list\n"):
+        with pytest.raises(edits.EditError, match=r"\.yarnrc\.yml"):
+            edits.yarnrc_yml(bad, f"{URL}npm/dev/", "tok")
 
 
 def test_pip_conf_replaces_index_url_and_its_continuation_lines() -> None:

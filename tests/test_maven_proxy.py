@@ -22,7 +22,6 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from proxy.config.loader import load_config
 from proxy.daemon import Daemon
-from proxy.formats.maven import assets as maven_assets
 from proxy.formats.maven.metadata import parse
 from proxy.formats.registry import format_names
 from proxy.server.app import build_app
@@ -288,13 +287,12 @@ def test_concurrent_misses_cost_one_download(proxy: httpx.Client, upstream: Fake
 
 
 async def test_a_known_miss_stays_a_miss_while_upstreams_fail(
-    tmp_path: Path, upstream: FakeMavenRepository, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, upstream: FakeMavenRepository
 ) -> None:
-    # In process, so the "not there" memory can be made stale at once (it is fresh for a minute).
-    monkeypatch.setattr(maven_assets, "NOT_FOUND_TTL", 0.0)
-    daemon = await Daemon.open(
-        load_config(write_config(tmp_path, proxy_config(upstream)), formats=format_names())
-    )
+    # The "not there" memory is stale at once, so the upstream is asked again each time.
+    config = write_config(tmp_path, proxy_config(upstream))
+    config.write_text(config.read_text().replace("[cache]\n", '[cache]\nnot_found_ttl = "0s"\n', 1))
+    daemon = await Daemon.open(load_config(config, formats=format_names()))
     missing, never = "org/example/hello/0.1/hello-0.1.pom", "org/example/hello/0.2/hello-0.2.pom"
     try:
         async with TestClient(TestServer(build_app(daemon))) as client:

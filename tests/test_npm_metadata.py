@@ -20,9 +20,10 @@ from proxy.formats.npm.metadata import (
     tarball_prefix,
 )
 from proxy.formats.npm.names import PackageName, parse_name
-from proxy.formats.npm.publish import PublishRefused, parse_publish
+from proxy.formats.npm.publish import PublishRefused
 from proxy.repository.origin import PUBLISHED_DEFAULT
 from proxy.store.catalog import PackageRecord, PackageVersionOrigin, PackageVersionRecord
+from tests.npm_publish import parse_publish
 
 PKG = PackageName("", "web-helper")
 BASE = "http://proxy.test:5080/"
@@ -227,10 +228,10 @@ def publish_body(name: str = "@e2e/dep", v: str = "1.0.1", data: bytes = DATA, *
 
 
 def test_parse_publish_takes_npms_document():
-    parsed = parse_publish(parse_name("@e2e/dep"), publish_body())
+    parsed, tarballs = parse_publish(parse_name("@e2e/dep"), publish_body())
     assert parsed.dist_tags == {"latest": "1.0.1"}  # tags naming versions not in the request are ignored
     (new,) = parsed.versions
-    assert (new.version, new.tarball) == ("1.0.1", DATA)
+    assert (new.version, tarballs[new.attachment]) == ("1.0.1", DATA)
     assert new.document["dist"]["integrity"] == sri("sha512", GOT.sha512)
     assert "tarball" not in new.document["dist"]
 

@@ -24,10 +24,11 @@ from proxy.formats.maven.metadata import parse as parse_maven_metadata
 from proxy.formats.maven.metadata import render as render_maven_metadata
 from proxy.formats.npm.metadata import PlaceDocument, merge, parse_packument, render_abbreviated, render_full
 from proxy.formats.npm.names import parse_name
-from proxy.formats.npm.publish import PublishRefused, parse_publish
+from proxy.formats.npm.publish import PublishRefused
 from proxy.formats.pypi.coremeta import metadata_mismatch
 from proxy.formats.pypi.pages import parse_page
 from tests.fakes.daemon import RunningDaemon, start_daemon, write_config
+from tests.npm_publish import parse_publish
 
 FAST = settings(
     max_examples=60,

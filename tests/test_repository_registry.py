@@ -74,13 +74,13 @@ def opened(tmp_path: Path):  # type: ignore[no-untyped-def]
         handle.close()
 
 
-def test_changes_survive_a_reopen(opened) -> None:  # type: ignore[no-untyped-def]
+async def test_changes_survive_a_reopen(opened) -> None:  # type: ignore[no-untyped-def]
     first = opened()
-    created = first.registry.create("team", "shared", ["base", "public"])
+    created = await first.registry.create("team", "shared", ["base", "public"])
     assert created.publish and not created.config_defined and created.created_time > 0
-    first.registry.update("team", description="changed")
-    first.registry.create("gone")
-    first.registry.delete("gone")
+    await first.registry.update("team", description="changed")
+    await first.registry.create("gone")
+    await first.registry.delete("gone")
 
     again = opened().registry
     assert [r.name for r in again.list()] == ["base", "team"]
@@ -94,51 +94,51 @@ def test_changes_survive_a_reopen(opened) -> None:  # type: ignore[no-untyped-de
     assert "gone" not in again
 
 
-def test_the_store_holds_no_readable_names(opened, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_store_holds_no_readable_names(opened, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     handle = opened()
-    handle.registry.create("secret-team-name", "a description nobody reads")
+    await handle.registry.create("secret-team-name", "a description nobody reads")
     handle.close()
     index = (tmp_path / "cache" / "index" / "catalog" / "entries.sqlite").read_bytes()
     assert b"secret-team-name" not in index and b"nobody reads" not in index
 
 
-def test_refusals(opened) -> None:  # type: ignore[no-untyped-def]
+async def test_refusals(opened) -> None:  # type: ignore[no-untyped-def]
     registry = opened().registry
-    registry.create("a1")
-    registry.create("b1", upstreams=["a1"])
+    await registry.create("a1")
+    await registry.create("b1", upstreams=["a1"])
     with pytest.raises(RepositoryExists):
-        registry.create("a1")
+        await registry.create("a1")
     with pytest.raises(RepositoryExists, match=r"\[upstream.public\]"):
-        registry.create("public")
+        await registry.create("public")
     with pytest.raises(RepositoryNotFound):
-        registry.update("zz", description="x")
+        await registry.update("zz", description="x")
     with pytest.raises(ConfigDefined, match=r"configuration file .*config.toml.*\[repository.base\]"):
-        registry.update("base", description="x")
+        await registry.update("base", description="x")
     with pytest.raises(ConfigDefined):
-        registry.delete("base")
+        await registry.delete("base")
     with pytest.raises(InvalidUpstreams, match="a1 -> b1 -> a1"):
-        registry.update("a1", upstreams=["b1"])
+        await registry.update("a1", upstreams=["b1"])
     with pytest.raises(InvalidUpstreams, match="own upstream"):
-        registry.update("a1", upstreams=["a1"])
+        await registry.update("a1", upstreams=["a1"])
     with pytest.raises(InvalidUpstreams, match="listed twice"):
-        registry.update("a1", upstreams=["base", "base"])
+        await registry.update("a1", upstreams=["base", "base"])
     with pytest.raises(InvalidUpstreams, match="nowhere"):
-        registry.update("a1", upstreams=["nowhere"])
+        await registry.update("a1", upstreams=["nowhere"])
     names = [f"r{n}" for n in range(11)]
     for name in names:
-        registry.create(name)
+        await registry.create(name)
     with pytest.raises(InvalidUpstreams, match="at most 10"):
-        registry.update("a1", upstreams=names)
-    registry.update("a1", upstreams=names[:10])
+        await registry.update("a1", upstreams=names)
+    await registry.update("a1", upstreams=names[:10])
     with pytest.raises(InUse, match="upstream of b1"):
-        registry.delete("a1")
+        await registry.delete("a1")
     assert registry["a1"].upstreams == tuple(names[:10])  # a refused change changed nothing
 
 
-def test_the_config_file_wins_at_start(opened, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+async def test_the_config_file_wins_at_start(opened, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     first = opened(UPSTREAMS + "[repository.base]\n[repository.old]\n")
-    first.registry.create("api", upstreams=["old", "other"])
-    first.registry.create("later")
+    await first.registry.create("api", upstreams=["old", "other"])
+    await first.registry.create("later")
     # The file now drops "old", defines "later" itself (it becomes config-defined) and no longer has
     # [upstream.other].
     body = (
@@ -152,18 +152,18 @@ def test_the_config_file_wins_at_start(opened, caplog: pytest.LogCaptureFixture)
     assert registry["api"].upstreams == () and "old, other" in caplog.text
 
 
-def test_the_chain_follows_the_registry(opened) -> None:  # type: ignore[no-untyped-def]
+async def test_the_chain_follows_the_registry(opened) -> None:  # type: ignore[no-untyped-def]
     handle = opened()
     upstreams = {name: object() for name in handle.config.upstreams}
     chain = ResolutionChain(handle.registry, upstreams)  # type: ignore[arg-type]
-    handle.registry.create("team", upstreams=["base"])
+    await handle.registry.create("team", upstreams=["base"])
     assert [p.name for p in chain.places("team")] == ["team", "base"]
-    handle.registry.update("team", upstreams=["public", "base"])
+    await handle.registry.update("team", upstreams=["public", "base"])
     assert [p.name for p in chain.places("team")] == ["team", "public", "base"]
     assert chain.places("team")[1].upstream is upstreams["public"]
     changes: list[str] = []
     handle.registry.on_change(changes.append)
-    handle.registry.delete("team")
+    await handle.registry.delete("team")
     assert changes == ["team"]
 
 

@@ -5,7 +5,8 @@ The proxy is one CodeArtifact domain, named by ``[domain] name`` (default ``loca
 (it exists), of any other name a ServiceQuotaExceededException (one domain per proxy; a second one is
 another proxy, or another ``[domain] name``). DeleteDomain is a ConflictException while the domain has
 repositories, which it always has (the config file defines at least one, and only the file removes
-those). ``[codeartifact.X]`` domains the proxy fronts are answered by CodeArtifact (``proxy.api.fronted``).
+those). ``[codeartifact.X]`` domains the proxy fronts are answered by CodeArtifact (``proxy.api.fronted``);
+ListDomains lists them beside the proxy's own.
 
 ``check_domain`` is the check every operation that names a domain makes first.
 """
@@ -17,6 +18,8 @@ from typing import Any
 
 from proxy.api.binding import Call, operation
 from proxy.api.errors import ApiError, conflict, not_found
+from proxy.api.fronted import fronted_summaries
+from proxy.api.paging import DEFAULT_PAGE, make_token, open_token
 from proxy.api.services import ApiServices, services
 from proxy.config.model import DomainConfig
 
@@ -79,12 +82,25 @@ async def describe_domain(call: Call) -> dict[str, Any]:
 
 @operation("ListDomains")
 async def list_domains(call: Call) -> dict[str, Any]:
-    if call.params.get("nextToken"):
-        # One domain: the first page holds it, so there is never a token to come back with.
-        raise ApiError(
-            "ValidationException", "nextToken is not a token this proxy handed out", reason="OTHER"
-        )
-    return {"domains": [_summary(services(call))]}
+    """The proxy's own domain and the fronted ones their CodeArtifact lists, by name, ``maxResults`` a
+    page; ``nextToken`` holds the last name of the page before (sealed), so the pages stay in order
+    however the fronted listings change between them."""
+    api = services(call)
+    query = {"operation": "ListDomains"}
+    after = open_token(api.keyring, query, call.params.get("nextToken"))
+    fronted = await fronted_summaries(call.request.app)
+    summaries = sorted([_summary(api), *fronted], key=lambda summary: (summary["name"], summary["owner"]))
+    if after is not None:
+        summaries = [s for s in summaries if [s["name"], s["owner"]] > after]
+    size = call.params.get("maxResults", DEFAULT_PAGE)
+    page = summaries[:size]
+    last = page[-1] if page else None
+    token = (
+        make_token(api.keyring, query, [last["name"], last["owner"]])
+        if last and len(summaries) > size
+        else None
+    )
+    return {"domains": page, "nextToken": token}
 
 
 @operation("CreateDomain")

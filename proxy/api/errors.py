@@ -23,8 +23,18 @@ class ApiError(Exception):
         return int(service_model().shape_for(self.code).metadata["error"]["httpStatusCode"])
 
     def response(self) -> web.Response:
-        body = {"message": self.message, **self.fields}
-        return web.json_response(body, status=self.status, headers={"x-amzn-ErrorType": self.code})
+        """The answer: ``fields`` the shape places in a header (ThrottlingException's
+        ``retryAfterSeconds`` is ``Retry-After``) go there, the others in the JSON body."""
+        members = service_model().shape_for(self.code).members
+        headers = {"x-amzn-ErrorType": self.code}
+        body: dict[str, str | int] = {"message": self.message}
+        for name, value in self.fields.items():
+            member = members.get(name)
+            if member is not None and member.serialization.get("location") == "header":
+                headers[member.serialization.get("name", name)] = str(value)
+            else:
+                body[name] = value
+        return web.json_response(body, status=self.status, headers=headers)
 
 
 def validation(message: str, reason: str = "FIELD_VALIDATION_FAILED") -> ApiError:

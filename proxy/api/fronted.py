@@ -1,7 +1,8 @@
 """Fronted domains on /v1: a request whose ``domain`` query parameter names a ``[codeartifact.X]``
 domain is answered by CodeArtifact, not by the proxy's own domain.
 
-Read operations (List*, Describe*, GetPackageVersionReadme, GetPackageVersionAsset) are forwarded,
+Read operations (List*, Describe*, GetPackageVersionReadme, GetPackageVersionAsset; so also
+ListPackageVersionDependencies) are forwarded,
 signed by botocore with the proxy's own credentials (the credential chain of that domain's token
 provider), so a build agent with no AWS credentials can look into the real domain. Everything else is a
 write and refused with AccessDeniedException, unless ``allow_writes = true`` on that
@@ -11,6 +12,11 @@ The layer sits before every local handler (a middleware on /v1): the request is 
 the service model as a local one would be, the call goes through botocore (off the event loop), and
 botocore's parsed answer is serialised back by the same model; CodeArtifact's errors keep their code,
 message and status. Concurrency: botocore clients are thread-safe; one per fronted domain.
+
+ListDomains names no domain: ``fronted_summaries`` asks each fronted CodeArtifact for its domains (the
+proxy's own domain is merged in by ``proxy.api.domains``). A fronted CodeArtifact that cannot be asked
+is left out of the listing with a warning in the log, so one unreachable domain does not hide the
+others.
 """
 
 from __future__ import annotations
@@ -50,6 +56,9 @@ class FrontedDomains:
     def get(self, domain: str | None) -> DomainClient | None:
         return self._clients.get(domain or "")
 
+    def clients(self) -> list[DomainClient]:
+        return list(self._clients.values())
+
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
@@ -70,6 +79,47 @@ def install(app: web.Application) -> None:
         app[FRONTED].close()
 
     app.on_cleanup.append(close)
+
+
+async def fronted_summaries(app: web.Application) -> list[dict[str, Any]]:
+    """The DomainSummary of every fronted domain that its CodeArtifact lists, in botocore's parsed form;
+    a domain whose CodeArtifact cannot be asked is left out (logged)."""
+    fronted = app.get(FRONTED)
+    if fronted is None:
+        return []
+    found = await asyncio.gather(*(_summary_of(client) for client in fronted.clients()))
+    return [summary for summary in found if summary is not None]
+
+
+async def _summary_of(client: DomainClient) -> dict[str, Any] | None:
+    """The fronted domain's summary from CodeArtifact's ListDomains (every page), or None."""
+    domain = client.config
+    params: dict[str, Any] = {}
+    try:
+        while True:
+            result = await asyncio.to_thread(client.call_as_is, "list_domains", params)
+            for summary in result.get("domains", []):
+                if summary.get("name") == domain.domain and summary.get("owner") == domain.domain_owner:
+                    return summary
+            if not result.get("nextToken"):
+                break
+            params = {"nextToken": result["nextToken"]}
+    except (BotoCoreError, ClientError) as exc:
+        reason, _detail = classify(exc)
+        log.warning(
+            "ListDomains: [codeartifact.%s] (domain %s) left out of the listing: %s",
+            domain.name,
+            domain.domain,
+            reason,
+        )
+        return None
+    log.warning(
+        "ListDomains: [codeartifact.%s]: CodeArtifact does not list domain %s of owner %s; left out",
+        domain.name,
+        domain.domain,
+        domain.domain_owner,
+    )
+    return None
 
 
 def is_read(operation: str) -> bool:
@@ -141,7 +191,10 @@ def _error_response(exc: ClientError) -> web.Response:
     code = str(error.get("Code") or "")
     message = str(error.get("Message") or code)
     if code in {shape.name for shape in service_model().error_shapes}:
-        fields = {k: v for k, v in error.items() if k in ("resourceId", "resourceType", "reason")}
+        # The shape's members: botocore puts body ones in "Error", header ones (ThrottlingException's
+        # retryAfterSeconds, from Retry-After) at the top of the response.
+        members = set(service_model().shape_for(code).members) - {"message"}
+        fields = {k: v for k in members if (v := error.get(k, exc.response.get(k))) is not None}
         return ApiError(code, message, **fields).response()
     return _bad_gateway(f"CodeArtifact answered {code or 'an unknown error'}: {message}")
 

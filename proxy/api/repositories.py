@@ -33,6 +33,7 @@ from proxy.repository.registry import (
     InUse,
     InvalidUpstreams,
     RegistryError,
+    RegistryUnavailable,
     RepositoryExists,
     RepositoryNotFound,
     RepositoryRegistry,
@@ -106,6 +107,8 @@ def _refusal(exc: RegistryError) -> ApiError:
         return conflict("repository", exc.name, str(exc))
     if isinstance(exc, InvalidUpstreams):
         return validation(str(exc))
+    if isinstance(exc, RegistryUnavailable):
+        return ApiError("InternalServerException", str(exc))
     return validation(str(exc), "OTHER")
 
 
@@ -118,12 +121,12 @@ def _record(call: Call) -> RepositoryRecord:
     return record
 
 
-def _changed(
+async def _changed(
     call: Call, name: str, description: str | None = None, upstreams: list[str] | None = None
 ) -> dict[str, Any]:
     """Update the repository in the registry; the output of the operations that change one."""
     try:
-        record = _registry(call).update(name, description, upstreams)
+        record = await _registry(call).update(name, description, upstreams)
     except RegistryError as exc:
         raise _refusal(exc) from None
     return {"repository": _description(call, record)}
@@ -151,7 +154,7 @@ async def create_repository(call: Call) -> dict[str, Any]:
             # A repository deleted before starts empty, even if its packages' removal was cut short.
             await _drop_packages(services(call).catalog, name)
         try:
-            record = _registry(call).create(
+            record = await _registry(call).create(
                 name, call.params.get("description", ""), _upstream_names(call) or ()
             )
         except RegistryError as exc:
@@ -175,7 +178,7 @@ async def update_repository(call: Call) -> dict[str, Any]:
                 "an external connection is not an upstream repository: use AssociateExternalConnection"
             )
         upstreams += [name for name in record.upstreams if name in external]  # kept last
-    return _changed(call, record.name, call.params.get("description"), upstreams)
+    return await _changed(call, record.name, call.params.get("description"), upstreams)
 
 
 @operation("DeleteRepository")
@@ -184,7 +187,7 @@ async def delete_repository(call: Call) -> dict[str, Any]:
     description = _description(call, record)
     async with _PACKAGE_REMOVAL:
         try:
-            _registry(call).delete(record.name)
+            await _registry(call).delete(record.name)
         except RegistryError as exc:
             raise _refusal(exc) from None
         await _drop_packages(services(call).catalog, record.name)
@@ -207,7 +210,7 @@ async def associate_external_connection(call: Call) -> dict[str, Any]:
         raise conflict(
             "repository", record.name, f"repository {record.name} already has an external connection"
         )
-    return _changed(call, record.name, upstreams=[*record.upstreams, upstream.name])
+    return await _changed(call, record.name, upstreams=[*record.upstreams, upstream.name])
 
 
 @operation("DisassociateExternalConnection")
@@ -220,7 +223,7 @@ async def disassociate_external_connection(call: Call) -> dict[str, Any]:
         raise not_found(
             "repository", record.name, f"repository {record.name} has no external connection {wanted}"
         )
-    return _changed(call, record.name, upstreams=[n for n in record.upstreams if n not in names])
+    return await _changed(call, record.name, upstreams=[n for n in record.upstreams if n not in names])
 
 
 @operation("GetRepositoryEndpoint")

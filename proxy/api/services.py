@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy.api.binding import Call
-from proxy.config.model import CodeArtifactDomain, DomainConfig, Upstream
+from proxy.config.model import ApiConfig, CodeArtifactDomain, DomainConfig, Upstream
 from proxy.repository.chain import ResolutionChain
 from proxy.repository.registry import RepositoryRegistry
 from proxy.store.backends import LedgerFigures, SharedFigures
@@ -31,6 +31,7 @@ class ApiServices:
     public_url: str | None  # server.public_url, the base of GetRepositoryEndpoint's answer
     chain: ResolutionChain  # CopyPackageVersions' includeFromUpstream looks along it
     keyring: KeyRing  # seals paging tokens (opaque, tamper-checked)
+    limits: ApiConfig  # [api]: the request-rate limit (proxy.api.throttle)
 
 
 API = web.AppKey("api_services", ApiServices)

@@ -11,7 +11,8 @@ A bundle is a tar archive (uncompressed: tarballs, wheels and jars are compresse
 
 Reading checks the signature (when a trust key is given) before anything else, and each blob against
 the manifest's digest and size; an entry with a broken or missing blob is reported, the others stay
-usable. Keys are PEM: PKCS#8 private, SubjectPublicKeyInfo public.
+usable. A blob is then read as a stream (``Bundle.open_blob``), checked again while it is read: memory
+stays a few pieces whatever the asset's size. Keys are PEM: PKCS#8 private, SubjectPublicKeyInfo public.
 """
 
 from __future__ import annotations
@@ -138,10 +139,75 @@ class Bundle:
         """Names of ``entry``'s assets whose blob is missing or damaged."""
         return [asset["name"] for asset in entry.assets if asset["sha256"] not in self.intact]
 
-    def blob(self, sha256: str) -> bytes:
-        member = self.tar.extractfile(f"blobs/{sha256}")
-        assert member is not None
-        return member.read()
+    def open_blob(self, sha256: str) -> VerifiedBlob:
+        """The blob's bytes as a stream, checked against ``sha256`` while they are read (see
+        VerifiedBlob); the blob must be intact (checked when the bundle was opened)."""
+        member = self.tar.getmember(f"blobs/{sha256}")
+        file = self.tar.extractfile(member)
+        assert file is not None
+        return VerifiedBlob(file, sha256, member.size)
+
+
+class BlobChanged(Exception):
+    """A blob's bytes no longer match its digest (the bundle changed since it was opened)."""
+
+
+class VerifiedBlob:
+    """A blob read in pieces, hashed as it is read: the read that reaches its end raises BlobChanged
+    instead of returning the last piece when the digest or the size does not match, so whoever sends
+    the pieces on never sends a complete wrong copy. Memory: a piece or two at a time."""
+
+    PIECE = 256 * 1024
+
+    def __init__(self, file: IO[bytes], sha256: str, size: int) -> None:
+        self._file = file
+        self.sha256 = sha256
+        self.size = size
+        self._restart()
+
+    def _restart(self) -> None:
+        self._hasher = hashlib.sha256()
+        self._read = 0
+        self._held = b""
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (a piece when -1); b"" at the end, once the digest matched."""
+        want = self.PIECE if size is None or size < 0 else max(size, 1)
+        while len(self._held) <= want:
+            chunk = self._file.read(max(want, self.PIECE))
+            if not chunk:
+                self._check()
+                out, self._held = self._held, b""
+                return out
+            self._hasher.update(chunk)
+            self._read += len(chunk)
+            self._held += chunk
+        out, self._held = self._held[:want], self._held[want:]
+        return out
+
+    def _check(self) -> None:
+        if self._read != self.size or self._hasher.hexdigest() != self.sha256:
+            raise BlobChanged(f"blob {self.sha256} does not match its digest any more; nothing sent whole")
+
+    def __iter__(self) -> Iterator[bytes]:
+        while piece := self.read():
+            yield piece
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Back to the start (``seek(0)``), or where it is; ``seek(0, SEEK_END)`` only tells the size
+        (how httpx learns a file's length for a Content-Length), the position stays."""
+        if whence == io.SEEK_END and offset == 0:
+            return self.size
+        if whence == io.SEEK_SET and offset == self.tell():
+            return offset
+        if (offset, whence) != (0, io.SEEK_SET):
+            raise io.UnsupportedOperation("a verified blob is read from its start only")
+        self._file.seek(0)
+        self._restart()
+        return 0
+
+    def tell(self) -> int:
+        return self._read - len(self._held)
 
 
 def manifest_digests(path: Path) -> set[str]:

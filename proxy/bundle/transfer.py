@@ -6,9 +6,12 @@ assets the way clients do (npm tarballs, PyPI files, Maven files) with the metad
 publish them again (npm's version document, PyPI's ``requires_python``), checking every asset against
 the catalog's SHA-256. Import publishes each intact entry through the formats' own publish endpoints
 (``npm publish``'s PUT, the upload API's POST, Maven PUTs), so imported versions are published ones:
-served like them, never evicted, protected by the same rules. An entry already in the repository with
-the same digests is "already there" (importing twice changes nothing); one with other digests is a
-conflict, reported.
+served like them, never evicted, protected by the same rules. Each asset streams from the bundle to
+the daemon (npm's base64 attachment made piece by piece inside the JSON document), its digest checked
+while it goes and its last piece held back until it matched: a blob changed since the bundle was
+checked is refused, and the daemon, short of its last bytes, stores nothing. An entry already in the
+repository with the same digests is "already there" (importing twice changes nothing); one with other
+digests is a conflict, reported.
 
 Concurrency: sequential, one httpx client; a bundle is written or read by one command.
 """
@@ -17,15 +20,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from proxy.bundle import Bundle, BundleWriter, Entry
+from proxy.bundle import BlobChanged, Bundle, BundleWriter, Entry, VerifiedBlob
 
 Key = tuple[str, str, str, str]  # format, namespace, name, version
 
@@ -206,7 +210,7 @@ def import_bundle(
             if there is not None and any(name in there and there[name] != d for name, d in wanted.items()):
                 raise TransferError("the repository holds this version with other contents")
             _publish(client, base, repository, entry, bundle, skip=set(there or ()))
-        except (TransferError, httpx.HTTPError) as error:
+        except (TransferError, BlobChanged, httpx.HTTPError) as error:
             report.failed.append((label, str(error)))
             progress(f"failed: {label}: {error}")
             continue
@@ -217,24 +221,21 @@ def import_bundle(
 def _publish(
     client: httpx.Client, base: str, repository: str, entry: Entry, bundle: Bundle, skip: set[str]
 ) -> None:
+    """Publish ``entry`` with its assets streamed from the bundle (``VerifiedBlob``: checked while
+    sent, the last piece held back until it matched, so the daemon never gets a whole wrong copy)."""
     if entry.format == "npm":
         name = _npm_name(entry.namespace, entry.name)
         (asset,) = entry.assets
-        data = bundle.blob(asset["sha256"])
-        body = {
-            "_id": name,
-            "name": name,
-            "dist-tags": entry.metadata.get("dist_tags") or {},
-            "versions": {entry.version: entry.metadata["document"]},
-            "_attachments": {
-                f"{name}-{entry.version}.tgz": {
-                    "content_type": "application/octet-stream",
-                    "data": base64.b64encode(data).decode(),
-                    "length": len(data),
-                }
-            },
-        }
-        _check(client.put(_npm_path(base, repository, entry.namespace, entry.name), json=body))
+        prefix, suffix = _npm_document(name, entry, asset)
+        blob = bundle.open_blob(asset["sha256"])
+        length = len(prefix) + 4 * -(-blob.size // 3) + len(suffix)
+        _check(
+            client.put(
+                _npm_path(base, repository, entry.namespace, entry.name),
+                content=_npm_body(prefix, blob, suffix),
+                headers={"Content-Type": "application/json", "Content-Length": str(length)},
+            )
+        )
     elif entry.format == "pypi":
         for asset in entry.assets:
             if asset["name"] in skip:
@@ -253,11 +254,47 @@ def _publish(
             }
             if entry.metadata.get("requires_python"):
                 form["requires_python"] = entry.metadata["requires_python"]
-            content = {"content": (filename, bundle.blob(asset["sha256"]), "application/octet-stream")}
+            blob = bundle.open_blob(asset["sha256"])
+            content = {"content": (filename, blob, "application/octet-stream")}
             _check(client.post(f"{base}pypi/{repository}/", data=form, files=content))
     else:
         # The POM last: a version is complete once its POM is there.
         for asset in sorted(entry.assets, key=lambda a: a["name"].endswith(".pom")):
             if asset["name"] not in skip:
                 url = _maven_path(base, repository, entry, asset["name"])
-                _check(client.put(url, content=bundle.blob(asset["sha256"])))
+                blob = bundle.open_blob(asset["sha256"])
+                _check(client.put(url, content=iter(blob), headers={"Content-Length": str(blob.size)}))
+
+
+_ATTACHMENT = "codeartifact-proxy-bundle-attachment"  # stands for the base64 data while the JSON is made
+
+
+def _npm_document(name: str, entry: Entry, asset: dict[str, Any]) -> tuple[bytes, bytes]:
+    """``npm publish``'s JSON document for ``entry``, cut where the attachment's base64 data goes."""
+    body = {
+        "_id": name,
+        "name": name,
+        "dist-tags": entry.metadata.get("dist_tags") or {},
+        "versions": {entry.version: entry.metadata["document"]},
+        "_attachments": {
+            f"{name}-{entry.version}.tgz": {
+                "content_type": "application/octet-stream",
+                "data": _ATTACHMENT,
+                "length": asset["size"],
+            }
+        },
+    }
+    prefix, suffix = json.dumps(body).rsplit(f'"{_ATTACHMENT}"', 1)
+    return f'{prefix}"'.encode(), f'"{suffix}'.encode()
+
+
+def _npm_body(prefix: bytes, blob: VerifiedBlob, suffix: bytes) -> Iterator[bytes]:
+    """The document's bytes with the blob's base64 in its place, a piece at a time."""
+    yield prefix
+    rest = b""
+    for piece in blob:
+        data = rest + piece
+        cut = len(data) - len(data) % 3  # base64 of whole 3-byte groups joins without padding
+        yield base64.b64encode(data[:cut])
+        rest = data[cut:]
+    yield base64.b64encode(rest) + suffix

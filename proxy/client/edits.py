@@ -8,10 +8,13 @@ text, or raises ``EditError`` when the file cannot be understood (so nothing is 
 from __future__ import annotations
 
 import configparser
+import json
 import re
 import tomllib
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
+import yaml
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
@@ -55,6 +58,74 @@ def _npmrc_set(text: str | None, values: Mapping[str, str]) -> str:
         kept.append(line)
     kept += [f"{key}={value}" for key, value in values.items() if key not in done]
     return _join(kept)
+
+
+# yarn 2 and later: ~/.yarnrc.yml ------------------------------------------------------------------
+
+_YARN_BEGIN = f"# {ENTRY_ID} login: begin"
+_YARN_END = f"# {ENTRY_ID} login: end"
+_YARN_KEYS = ("npmRegistryServer", "npmAuthToken", "npmAlwaysAuth", "unsafeHttpWhitelist")
+_YAML_KEY = re.compile(r"([A-Za-z0-9_]+)\s*:")
+
+
+def yarnrc_yml(text: str | None, registry_url: str, token: str) -> str:
+    """``npmRegistryServer``, ``npmAuthToken`` and ``npmAlwaysAuth`` (the token on every request, reads
+    too, as a daemon closed to anonymous clients needs), and, for an ``http:`` URL, its host added to
+    ``unsafeHttpWhitelist`` (yarn refuses plain HTTP elsewhere), in one block; the file's other
+    settings are kept as they were. The file is read with a YAML parser before and after (a file it
+    cannot read, or an edit that does not read back as intended, is refused, nothing written)."""
+    before = _yaml(text)
+    values: dict[str, object] = {
+        "npmRegistryServer": registry_url,
+        "npmAuthToken": token,
+        "npmAlwaysAuth": True,
+    }
+    host = urlsplit(registry_url).hostname if registry_url.startswith("http:") else None
+    allowed = before.get("unsafeHttpWhitelist")
+    allowed = [str(h) for h in allowed] if isinstance(allowed, list) else []
+    if host is not None:
+        values["unsafeHttpWhitelist"] = allowed if host in allowed else [*allowed, host]
+    lines = _remove_block(_lines(text), _YARN_BEGIN, _YARN_END)
+    lines = _without_top_level(lines, set(values))
+    while lines and not lines[-1].strip():
+        lines.pop()
+    block = [_YARN_BEGIN, *(f"{key}: {json.dumps(value)}" for key, value in values.items()), _YARN_END]
+    after = _join([*lines, *([""] if lines else []), *block])
+    read_back = _yaml(after)
+    expected = {**{k: v for k, v in before.items() if k not in values}, **values}
+    if read_back != expected:
+        raise EditError(".yarnrc.yml could not be edited safely (its layout is not one login can change)")
+    return after
+
+
+def _yaml(text: str | None) -> dict[str, object]:
+    try:
+        data = yaml.safe_load(text or "") or {}
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise EditError(f".yarnrc.yml is not valid YAML: {problem}{where}") from None
+    if not isinstance(data, dict):
+        raise EditError(".yarnrc.yml does not hold a mapping of settings")
+    return data
+
+
+def _without_top_level(lines: list[str], keys: set[str]) -> list[str]:
+    """``lines`` without the top-level entries of ``keys``: the key's line and the lines of its value
+    (indented, or ``- `` items at the key's level). Blank lines and comments are kept."""
+    kept: list[str] = []
+    dropping = False
+    for line in lines:
+        if not line.strip() or line.startswith("#"):
+            kept.append(line)
+            continue
+        if line[0] not in " \t-":  # a top-level key
+            match = _YAML_KEY.match(line)
+            dropping = match is not None and match[1] in keys
+        if not dropping:
+            kept.append(line)
+    return kept
 
 
 # pip.conf and .pypirc: INI ----------------------------------------------------------------------

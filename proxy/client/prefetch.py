@@ -3,9 +3,17 @@
 Each entry asks what its client would: npm the packument, then the tarball (checked against the
 lockfile's ``integrity``); pip the project's simple page (PEP 691 JSON), then the chosen files (checked
 against the page's sha256) and their PEP 658 ``.metadata``; Maven the POM, its parent POMs and imported
-BOMs (followed, each once), the artifact, and each file's ``.sha1``. Requests run concurrently, at most
-``concurrency`` at a time, on one httpx client; bodies are streamed and dropped (only the daemon keeps
-them). Whether the daemon had a file already comes from its ``X-Codeartifact-Proxy-Store`` header.
+BOMs (followed, each once), the artifact, and each file's ``.sha1``; then the POMs Maven reads while
+it collects dependencies (``Candidates``): for each dependency a POM declares (compile or runtime, not
+optional), the version it names and every version some POM's dependency management gives it. Maven
+goes on without such a POM when no upstream has it, and so does prefetch (``Outcome.absent``); asking
+is what makes the daemon remember that no upstream has it, so a build with the upstreams gone gets
+the same 404 (negative lookups) instead of a 502. A candidate's POM is fetched with its parents (Maven
+reads them together), but what it declares is not followed: a candidate Maven picks is in the list.
+
+Requests run concurrently, at most ``concurrency`` at a time, on one httpx client; bodies are streamed
+and dropped (only the daemon keeps them). Whether the daemon had a file already comes from its
+``X-Codeartifact-Proxy-Store`` header.
 
 Concurrency: one event loop (``asyncio.run`` in the command); ``Prefetch`` is not shared between runs.
 """
@@ -17,7 +25,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urljoin
 
@@ -46,7 +54,12 @@ EXTENSIONS = {
 
 
 class FetchFailed(Exception):
-    """One request failed; the message is the reason shown to the user."""
+    """One request failed; the message is the reason shown to the user, ``status`` the daemon's answer
+    (None when there was none to read)."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 @dataclass
@@ -57,11 +70,14 @@ class Outcome:
     files: int = 0  # files fetched through the daemon
     downloaded: int = 0  # of which the daemon did not have before
     error: str | None = None
+    absent: bool = False  # a probe no upstream has (the daemon now remembers that)
 
     @property
     def status(self) -> str:
         if self.error is not None:
             return "failed"
+        if self.absent:
+            return "not in upstreams"
         return "fetched" if self.downloaded else "already there"
 
 
@@ -84,7 +100,8 @@ class Prefetch:
         self._slots = asyncio.Semaphore(concurrency)
         self._on_start = on_start
         self._on_done = on_done
-        self._poms: set[tuple[str, str, str]] = set()
+        self._poms: dict[tuple[str, str, str], bool] = {}  # asked for, and whether as a probe only
+        self._candidates = Candidates()
         self.outcomes: list[Outcome] = []
         self._tasks: asyncio.TaskGroup | None = None
 
@@ -98,9 +115,10 @@ class Prefetch:
     def _spawn(self, entry: Entry) -> None:
         if isinstance(entry, MavenEntry):
             key = (entry.group, entry.artifact, entry.version)
-            if key in self._poms and entry.packaging == "pom":
+            # A POM asked for as a probe is asked again as a listed one: that one is followed.
+            if key in self._poms and entry.packaging == "pom" and (entry.probe or not self._poms[key]):
                 return
-            self._poms.add(key)
+            self._poms[key] = entry.probe and self._poms.get(key, True)
         assert self._tasks is not None
         self._on_start(entry)
         self._tasks.create_task(self._one(entry))
@@ -126,7 +144,7 @@ class Prefetch:
         async with self._slots:
             response = await self._client.get(url, headers={"Accept": accept})
         if response.status_code != 200:
-            raise FetchFailed(_failure(response))
+            raise FetchFailed(_failure(response), response.status_code)
         try:
             return response.json()
         except ValueError:
@@ -139,7 +157,7 @@ class Prefetch:
         async with self._slots, self._client.stream("GET", url) as response:
             if response.status_code != 200:
                 await response.aread()
-                raise FetchFailed(_failure(response))
+                raise FetchFailed(_failure(response), response.status_code)
             hasher = hashlib.new(digest[0]) if digest else None
             body = bytearray()
             async for chunk in response.aiter_bytes():
@@ -193,10 +211,22 @@ class Prefetch:
         group = entry.group.replace(".", "/")
         directory = f"{self._base}maven/{self._repository}/{group}/{entry.artifact}/{entry.version}/"
         stem = f"{directory}{entry.artifact}-{entry.version}"
-        pom = await self._file(f"{stem}.pom", outcome)
+        try:
+            pom = await self._file(f"{stem}.pom", outcome)
+        except FetchFailed as failed:
+            if entry.probe and failed.status == 404:
+                outcome.absent = True
+                return
+            raise
         await self._file(f"{stem}.pom.sha1", outcome)
         project = _pom(pom or b"", f"{stem}.pom")
-        for related in project.related:
+        if entry.probe:
+            # Maven reads a candidate's parents with it, but what it declares only if it wins: that
+            # one would be in the list.
+            for related in project.related:
+                self._spawn(replace(related, probe=True))
+            return
+        for related in (*project.related, *self._candidates.learn(project)):
             self._spawn(related)
         packaging = entry.packaging or project.packaging
         if packaging == "pom":
@@ -246,6 +276,44 @@ def _wanted(entry: PypiEntry, file: dict[str, Any]) -> bool:
 class _Project:
     packaging: str
     related: list[MavenEntry]  # the parent and imported BOMs, as POM-only entries
+    declared: list[tuple[str, str, str | None]]  # dependencies Maven follows; version None: managed
+    managed: list[tuple[str, str, str]]  # dependency management (not imports)
+
+
+# Scopes whose dependencies Maven follows in a dependency's POM (test and provided ones it does not).
+_FOLLOWED_SCOPES = frozenset({"compile", "runtime"})
+
+
+class Candidates:
+    """The dependency versions Maven may read a POM of: for every (group, artifact) some POM declares
+    as a dependency, the version declared and each version a dependency management gives it (the
+    management of the project being built wins in Maven, and prefetch does not know which project
+    that is, so it asks for all of them). Used from the event loop only."""
+
+    def __init__(self) -> None:
+        self._declared: set[tuple[str, str]] = set()
+        self._versions: dict[tuple[str, str], set[str]] = {}
+
+    def learn(self, project: _Project) -> list[MavenEntry]:
+        """What ``project`` adds; returns the new candidates, as probes."""
+        new: list[tuple[str, str, str]] = []
+        for group, artifact, version in project.declared:
+            if (group, artifact) not in self._declared:
+                self._declared.add((group, artifact))
+                new.extend((group, artifact, v) for v in self._versions.get((group, artifact), ()))
+            if version is not None:
+                new.extend(self._add(group, artifact, version))
+        for group, artifact, version in project.managed:
+            added = self._add(group, artifact, version)
+            new.extend(added if (group, artifact) in self._declared else [])
+        return [MavenEntry(*coordinate, packaging="pom", probe=True) for coordinate in dict.fromkeys(new)]
+
+    def _add(self, group: str, artifact: str, version: str) -> list[tuple[str, str, str]]:
+        versions = self._versions.setdefault((group, artifact), set())
+        if version in versions:
+            return []
+        versions.add(version)
+        return [(group, artifact, version)]
 
 
 def _pom(data: bytes, url: str) -> _Project:
@@ -280,11 +348,37 @@ def _pom(data: bytes, url: str) -> _Project:
         coordinates = [text(parent, name) for name in ("groupId", "artifactId", "version")]
         if all(coordinates):
             related.append(MavenEntry(*coordinates, packaging="pom"))  # type: ignore[misc]
+    managed = []
     management = child(root, "dependencyManagement")
-    dependencies = child(management, "dependencies") if management is not None else None
-    for dependency in dependencies if dependencies is not None else []:
+    for dependency in _dependencies(child(management, "dependencies") if management is not None else None):
+        group, artifact, version = (
+            resolved(text(dependency, n)) for n in ("groupId", "artifactId", "version")
+        )
+        if not (group and artifact and version):
+            continue
         if text(dependency, "scope") == "import" and text(dependency, "type") == "pom":
-            coordinates = [resolved(text(dependency, name)) for name in ("groupId", "artifactId", "version")]
-            if all(coordinates):
-                related.append(MavenEntry(*coordinates, packaging="pom"))  # type: ignore[misc]
-    return _Project(text(root, "packaging") or "jar", related)
+            related.append(MavenEntry(group, artifact, version, packaging="pom"))
+        elif _exact(version):
+            managed.append((group, artifact, version))
+    declared = []
+    for dependency in _dependencies(child(root, "dependencies")):
+        if (text(dependency, "scope") or "compile") not in _FOLLOWED_SCOPES:
+            continue
+        if text(dependency, "optional") == "true":
+            continue
+        group, artifact, version = (
+            resolved(text(dependency, n)) for n in ("groupId", "artifactId", "version")
+        )
+        if group and artifact:
+            # No version, or one that names a range or a parent's property: Maven's to pick.
+            declared.append((group, artifact, version if version and _exact(version) else None))
+    return _Project(text(root, "packaging") or "jar", related, declared, managed)
+
+
+def _dependencies(element: Any) -> list[Any]:
+    return [] if element is None else [d for d in element if d.tag.rsplit("}", 1)[-1] == "dependency"]
+
+
+def _exact(version: str) -> bool:
+    """Whether ``version`` is one version (not a range)."""
+    return not version.startswith(("[", "("))

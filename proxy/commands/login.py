@@ -4,6 +4,8 @@ user-level configuration at the proxy, and take that back.
 | tool | file | what login sets |
 | --- | --- | --- |
 | npm, pnpm, yarn (1.x) | ``~/.npmrc`` | ``registry`` and ``//HOST/npm/R/:_authToken`` |
+| yarn-berry (2+) | ``~/.yarnrc.yml`` | ``npmRegistryServer``, ``npmAuthToken``, ``npmAlwaysAuth``, |
+| | | the host in ``unsafeHttpWhitelist`` (http) |
 | pip | ``$XDG_CONFIG_HOME/pip/pip.conf`` | ``[global] index-url`` |
 | uv | ``$XDG_CONFIG_HOME/uv/uv.toml`` | a default ``[[index]]`` |
 | twine | ``~/.pypirc`` | a ``codeartifact`` repository in ``index-servers`` |
@@ -28,7 +30,7 @@ from proxy.client.credentials import ClientCredentials, CredentialsError, creden
 from proxy.client.daemon import DaemonAddressError, base_url, repository_name
 from proxy.config.model import Config
 
-TOOLS = ("npm", "pnpm", "yarn", "pip", "uv", "twine", "maven")
+TOOLS = ("npm", "pnpm", "yarn", "yarn-berry", "pip", "uv", "twine", "maven")
 _DRY_RUN_TOKEN = "<token issued by the daemon>"  # shown instead of a token
 
 
@@ -44,6 +46,8 @@ def tool_file(tool: str) -> Path:
     """The user-level file ``tool`` reads (and login edits)."""
     if tool in ("npm", "pnpm", "yarn"):
         return Path.home() / ".npmrc"
+    if tool == "yarn-berry":
+        return Path.home() / ".yarnrc.yml"
     if tool == "pip":
         return logins.config_home() / "pip" / "pip.conf"
     if tool == "uv":
@@ -62,6 +66,8 @@ def target(tool: str, base: str, repository: str, credentials: ClientCredentials
     edit: Callable[[str | None], str]
     if tool in ("npm", "pnpm", "yarn"):
         edit = lambda text: edits.npmrc(text, f"{base}npm/{repository}/", token)  # noqa: E731
+    elif tool == "yarn-berry":
+        edit = lambda text: edits.yarnrc_yml(text, f"{base}npm/{repository}/", token)  # noqa: E731
     elif tool == "pip":
         edit = lambda text: edits.pip_conf(text, f"{secured}pypi/{repository}/simple/")  # noqa: E731
     elif tool == "uv":

@@ -94,13 +94,16 @@ def _report(bar: tqdm | None, outcome: Outcome) -> None:
 
 
 def _summary(outcomes: list[Outcome]) -> int:
-    counts = {status: 0 for status in ("fetched", "already there", "failed")}
+    counts = {status: 0 for status in ("fetched", "already there", "failed", "not in upstreams")}
     for outcome in outcomes:
         counts[outcome.status] += 1
     files = sum(outcome.files for outcome in outcomes)
+    # POMs of declared dependencies that no upstream has: Maven goes on without them, so no failure.
+    absent = counts["not in upstreams"]
     print(
         f"prefetch: {len(outcomes)} entries ({files} files): {counts['fetched']} fetched, "
         f"{counts['already there']} already there, {counts['failed']} failed"
+        + (f", {absent} dependency POMs in no upstream (Maven does without them)" if absent else "")
     )
     failed = [outcome for outcome in outcomes if outcome.error]
     for outcome in failed:

@@ -22,7 +22,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeVar, cast
@@ -32,6 +32,7 @@ from proxy.config.model import (
     CHECKSUM_POLICIES,
     EXTERNAL_CONNECTIONS,
     Anonymous,
+    ApiConfig,
     AuthConfig,
     CacheConfig,
     ChecksumPolicy,
@@ -144,6 +145,7 @@ def redacted(config: Config) -> dict[str, Any]:
         "cache": _plain(config.cache),
         "domain": _plain(config.domain),
         "store": _plain(config.store),
+        "api": _plain(config.api),
         "codeartifact": _plain(config.codeartifact),
         "upstream": _plain(config.upstreams),
         "repository": _plain(config.repositories),
@@ -156,6 +158,7 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
     root = _Table(ctx, "", data)
     server, cache, domain = root.table("server"), root.table("cache"), root.table("domain")
     server, cache, store = root.table("server"), root.table("cache"), root.table("store")
+    api_table = root.table("api")
     domain_tables, upstream_tables = root.tables("codeartifact"), root.tables("upstream")
     repository_tables = root.tables("repository")
     auth_table = root.table("auth") if root.has("auth") else None
@@ -199,6 +202,7 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
         auth=auth,
         principals=principals,
         store=store_config,
+        api=_api(api_table),
     )
 
 
@@ -211,6 +215,17 @@ def _domain(t: _Table) -> DomainConfig:
         raise t.error("owner", f'an AWS account id is 12 digits, e.g. "111122223333"; got {owner!r}')
     t.finish()
     return DomainConfig(name=name or DomainConfig.name, owner=owner or DomainConfig.owner)
+
+
+def _api(t: _Table) -> ApiConfig:
+    rate = t.number("requests_per_second", ApiConfig.requests_per_second)
+    if rate <= 0:
+        raise t.error("requests_per_second", f"must be more than 0, got {rate}")
+    burst = t.number("burst", ApiConfig.burst)
+    if not isinstance(burst, int) or burst < 1:
+        raise t.error("burst", f"must be a whole number of requests, at least 1; got {burst}")
+    t.finish()
+    return ApiConfig(requests_per_second=float(rate), burst=burst)
 
 
 def _server(t: _Table) -> ServerConfig:
@@ -290,34 +305,48 @@ def _principal(t: _Table) -> PrincipalConfig:
     return PrincipalConfig(t.name, access_key_id, secret_file, secret, admin)
 
 
-def _read_secret_file(t: _Table, name: str, path: Path) -> str:
-    """The secret in ``path``; refused unless it is a regular file only its owner may read."""
+def _read_secret_file(t: _Table, name: str, path: Path, what: str = "secret access key") -> str:
+    """The secret (``what``) in ``path``; refused unless it is a regular file only its owner may read."""
+    try:
+        return read_secret_file(path, what)[0]
+    except SecretFileError as error:
+        raise t.error(name, str(error)) from None
+
+
+class SecretFileError(Exception):
+    """A secret file that cannot be used; the message names the file and why, never its content."""
+
+
+def read_secret_file(path: Path, what: str) -> tuple[str, os.stat_result]:
+    """The secret (``what``: what the file holds, for messages) in ``path``, and the file's status when
+    read. Raises SecretFileError unless it is a regular file only its owner may read, holding one
+    secret on one line."""
     try:
         # O_NONBLOCK: a FIFO planted at the path must not hang the start.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
-        raise t.error(name, f"cannot open {path}: {error.strerror or error}") from None
+        raise SecretFileError(f"cannot open {path}: {error.strerror or error}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise t.error(name, f"{path} is not a regular file")
+            raise SecretFileError(f"{path} is not a regular file")
         if info.st_mode & 0o077:
             mode = stat.S_IMODE(info.st_mode)
-            raise t.error(
-                name, f"{path} may be read by group or others (mode {mode:04o}); run: chmod 600 {path}"
+            raise SecretFileError(
+                f"{path} may be read by group or others (mode {mode:04o}); run: chmod 600 {path}"
             )
         raw = os.read(fd, 4097)
     except OSError as error:
-        raise t.error(name, f"cannot read {path}: {error.strerror or error}") from None
+        raise SecretFileError(f"cannot read {path}: {error.strerror or error}") from None
     finally:
         os.close(fd)
     try:
         secret = raw.decode("ascii").strip()
     except UnicodeDecodeError:
-        raise t.error(name, f"{path} does not hold a secret access key (not ASCII text)") from None
+        raise SecretFileError(f"{path} does not hold a {what} (not ASCII text)") from None
     if not secret or len(raw) > 4096 or any(c.isspace() for c in secret):
-        raise t.error(name, f"{path} must hold one secret access key on one line")
-    return secret
+        raise SecretFileError(f"{path} must hold one {what} on one line")
+    return secret, info
 
 
 def _check_access_keys(ctx: _Context, principals: Mapping[str, PrincipalConfig]) -> None:
@@ -361,6 +390,7 @@ def _cache(t: _Table) -> CacheConfig:
         key_file=t.path("key_file", _xdg_dir(environ, "XDG_CONFIG_HOME", ".config") / APP_DIR / "cache.key"),
         max_size=t.size("max_size", CacheConfig.max_size),
         metadata_ttl=t.duration("metadata_ttl", CacheConfig.metadata_ttl),
+        not_found_ttl=t.duration("not_found_ttl", CacheConfig.not_found_ttl),
         old_key_files=t.paths("old_key_files"),
         max_document_size=_positive(
             t, "max_document_size", t.size("max_document_size", CacheConfig.max_document_size)
@@ -388,7 +418,7 @@ def _store(t: _Table) -> StoreConfig:
     region, endpoint = t.string("s3_region"), t.url("s3_endpoint_url", trailing_slash=False)
     for name, value in (("s3_region", region), ("s3_endpoint_url", endpoint)):
         if value is not None and not s3:
-            raise t.error(name, "applies to S3 blobs only (blobs = \"s3://bucket/prefix\")")
+            raise t.error(name, 'applies to S3 blobs only (blobs = "s3://bucket/prefix")')
     config = StoreConfig(catalog=catalog, blobs=blobs, s3_region=region, s3_endpoint_url=endpoint)
     t.finish()
     return config
@@ -482,8 +512,15 @@ def _registry_upstream(t: _Table) -> RegistryUpstream:
     credentials = Credentials(
         username=t.string("username"), password=t.string("password"), token=t.string("token")
     )
+    if t.has("token_file"):
+        if credentials.token:
+            raise t.fail("set either token or token_file, not both")
+        token_file = t.path("token_file", Path())
+        token = _read_secret_file(t, "token_file", token_file, what="token")
+        credentials = replace(credentials, token=token, token_file=token_file)
     if credentials.token and (credentials.username or credentials.password):
-        raise t.fail("set either token or username/password, not both")
+        given = " (token_file gives a token)" if credentials.token_file else ""
+        raise t.fail(f"set either token or username/password, not both{given}")
     if credentials.username and not credentials.password:
         raise t.error("password", "username needs a password")
     if credentials.password and not credentials.username:
@@ -670,6 +707,10 @@ class _Table:
         value = self._get(name, (bool,), "true or false")
         return default if value is None else value
 
+    def number(self, name: str, default: float) -> float:
+        value = self._get(name, (int, float), "a number")
+        return default if value is None else value
+
     def size(self, name: str, default: int) -> int:
         value = self._get(name, (int, str), 'a size such as "20GiB"')
         return default if value is None else self._parse(name, parse_size, value)
@@ -795,11 +836,12 @@ def _xdg_dir(environ: Mapping[str, str], variable: str, fallback: str) -> Path:
 def _plain(value: object) -> Any:
     """*value* as JSON-ready data, with secrets masked."""
     if isinstance(value, Credentials):
-        return {
+        shown = {
             "username": value.username,
             "password": "***" if value.password else None,
             "token": "***" if value.token else None,
         }
+        return shown | ({"token_file": str(value.token_file)} if value.token_file else {})
     if isinstance(value, PrincipalConfig):
         return {
             "access_key_id": value.access_key_id,

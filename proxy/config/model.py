@@ -51,7 +51,6 @@ class ServerConfig:
     max_publish_size: int = 1024**3
 
 
-
 Anonymous = Literal["none", "read", "all"]
 
 
@@ -79,6 +78,9 @@ class CacheConfig:
     key_file: Path
     max_size: int = 20 * 1024**3
     metadata_ttl: float = 300.0
+    # A remembered "not found" (upstream 404s) saves asking again this long; past it, it still answers
+    # for upstreams that cannot be reached (proxy.repository.fetch).
+    not_found_ttl: float = 60.0
     old_key_files: tuple[Path, ...] = ()
     # An upstream metadata document (packument, simple page, maven-metadata, checksum file) past this
     # many decoded bytes is refused while it streams.
@@ -133,10 +135,22 @@ class DomainConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """``[api]``: the request-rate limit of /v1, per caller (a principal, or an anonymous caller's
+    address). A caller may send ``burst`` requests at once, then ``requests_per_second`` on average;
+    past that a request is answered 429 ThrottlingException. The defaults are far above what people
+    and scripts with the aws CLI send."""
+
+    requests_per_second: float = 50.0
+    burst: int = 200
+
+
+@dataclass(frozen=True)
 class Credentials:
     username: str | None = None
     password: str | None = None
-    token: str | None = None
+    token: str | None = None  # with token_file: the token the file held at start
+    token_file: Path | None = None  # read again whenever it changes (a token refreshed outside)
 
     def __repr__(self) -> str:
         # Secrets never reach logs, even through a stray repr().
@@ -202,3 +216,4 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     principals: Mapping[str, PrincipalConfig] = field(default_factory=dict)
     store: StoreConfig = field(default_factory=StoreConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)

@@ -42,13 +42,15 @@ class PypiEntry:
 @dataclass(frozen=True)
 class MavenEntry:
     """A POM and, unless the packaging is ``pom``, its artifact; ``packaging`` ``None`` means the POM's
-    own (``jar`` when it names none)."""
+    own (``jar`` when it names none). A ``probe`` is a POM that Maven asks for while it collects
+    dependencies (one a POM declares), which no upstream need have: Maven goes on without it."""
 
     group: str
     artifact: str
     version: str
     packaging: str | None = None
     classifier: str | None = None
+    probe: bool = False
 
     def __str__(self) -> str:
         extra = "".join(f":{part}" for part in (self.packaging, self.classifier) if part)

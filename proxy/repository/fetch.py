@@ -1,5 +1,12 @@
 """Fetching from upstreams through the store: metadata documents with freshness, revalidation,
-not-found caching and stale-if-error; assets downloaded into the store, verified before commit.
+not-found caching and stale-if-error; assets downloaded into the store, verified before commit; and
+the memory of "not found" answers (``NotFoundMemory``) that the chain walk consults.
+
+Negative lookups: a remembered "not found" (an upstream's 404 for a document, or every upstream of a
+repository's chain answering 404 for an asset path) saves asking again while it is fresh
+(``[cache] not_found_ttl``); past that the upstreams are asked again, and when they cannot be reached
+the remembered answer stands in for theirs, a 404 like the one they gave. Only an answer somebody
+gave is ever repeated: a miss no upstream ever answered stays a failure (a 502), never a 404.
 
 Concurrency rule: concurrent misses for one document or one asset cost one upstream request (single
 flight keyed by upstream and URL). An asset is committed to the store only after its digests matched
@@ -11,9 +18,13 @@ verification. The other requests wait for the commit and are served from the sto
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -29,7 +40,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-NOT_FOUND_TTL = 60.0
+NOT_FOUND_TTL = 60.0  # seconds a remembered "not found" saves asking again ([cache] not_found_ttl)
+_ABSENT = "not-found"  # metadata entries of NotFoundMemory: (this, repository, format, bucket)
 
 
 class AssetSink(Protocol):
@@ -65,11 +77,121 @@ class Fetched(Generic[T]):
         return self._parsed
 
 
+@dataclass(frozen=True)
+class Absence:
+    """A remembered "not found": when it was last confirmed, and the upstreams that all answered so."""
+
+    recorded_at: float
+    upstreams: frozenset[str]
+
+    def covers(self, failed: Iterable[str]) -> bool:
+        """Whether it may stand in for the answers of the ``failed`` upstreams: each of them said "not
+        found" then (a chain that gained an upstream since has one nobody heard from)."""
+        return set(failed) <= self.upstreams
+
+
+class NotFoundMemory:
+    """Asset paths that no upstream of a repository's chain has, per repository and format.
+
+    Sealed in the store's metadata like every cached document, so it outlives a restart and is shared
+    by the processes of a shared store. Bounded: a path falls in one of ``BUCKETS`` entries (by a hash
+    of the path) that keeps at most ``PER_BUCKET`` paths, the oldest confirmed dropped first.
+
+    Concurrency: writes of one process are serialised by a lock (read, change, write one bucket);
+    processes sharing a store may overwrite each other's bucket, which loses a memory (the next miss
+    asks the upstreams again), never invents one."""
+
+    BUCKETS = 1024
+    PER_BUCKET = 64
+
+    def __init__(self, metadata: MetadataService, ttl: float) -> None:
+        self._metadata = metadata
+        self.ttl = ttl
+        self._lock = asyncio.Lock()
+
+    def lookup(self, repository: str, format: Format, path: str) -> AssetLookup:
+        """The memory of one asset path of a repository's chain (``path`` as the repository serves it)."""
+        return AssetLookup(self, repository, format, path)
+
+    def fresh(self, absence: Absence, now: float | None = None) -> bool:
+        return (now if now is not None else time.time()) - absence.recorded_at < self.ttl
+
+    async def recall(self, lookup: AssetLookup) -> Absence | None:
+        entry = (await self._bucket(lookup)).get(lookup.path)
+        return None if entry is None else Absence(entry[0], frozenset(entry[1]))
+
+    async def remember(self, lookup: AssetLookup, upstreams: Iterable[str]) -> None:
+        async with self._lock:
+            bucket = await self._bucket(lookup)
+            bucket[lookup.path] = (time.time(), sorted(upstreams))
+            while len(bucket) > self.PER_BUCKET:
+                del bucket[min(bucket, key=lambda path: bucket[path][0])]
+            await self._store(lookup, bucket)
+
+    async def forget(self, lookup: AssetLookup) -> None:
+        async with self._lock:
+            bucket = await self._bucket(lookup)
+            if bucket.pop(lookup.path, None) is not None:
+                await self._store(lookup, bucket)
+
+    def _key(self, lookup: AssetLookup) -> tuple[str, ...]:
+        number = int.from_bytes(hashlib.sha256(lookup.path.encode()).digest()[:4], "big") % self.BUCKETS
+        return (_ABSENT, lookup.repository, lookup.format, str(number))
+
+    async def _bucket(self, lookup: AssetLookup) -> dict[str, tuple[float, list[str]]]:
+        doc = await self._metadata.get(*self._key(lookup))
+        if doc is None:
+            return {}
+        try:
+            entries = json.loads(doc.body)
+            return {path: (float(at), [str(u) for u in names]) for path, (at, names) in entries.items()}
+        except (ValueError, TypeError, AttributeError):
+            log.warning("unreadable not-found memory of repository %s: dropped", lookup.repository)
+            return {}
+
+    async def _store(self, lookup: AssetLookup, bucket: dict[str, tuple[float, list[str]]]) -> None:
+        key = self._key(lookup)
+        if bucket:
+            await self._metadata.put(CachedDocument(200, json.dumps(bucket).encode()), *key)
+        else:
+            await self._metadata.delete(*key)
+
+
+@dataclass(frozen=True)
+class AssetLookup:
+    """One asset path of a repository's chain, as ``NotFoundMemory`` remembers it."""
+
+    memory: NotFoundMemory
+    repository: str
+    format: Format
+    path: str
+
+    async def recall(self) -> Absence | None:
+        return await self.memory.recall(self)
+
+    async def remember(self, upstreams: Iterable[str]) -> None:
+        await self.memory.remember(self, upstreams)
+
+    async def forget(self) -> None:
+        await self.memory.forget(self)
+
+
 class Fetcher:
-    def __init__(self, metadata: MetadataService, blobs: BlobService, metadata_ttl: float) -> None:
+    """Upstream documents and assets through the store. ``not_found_ttl``: seconds a remembered "not
+    found" (a document's 404, an asset path of ``not_found``) is taken as it is before asking again."""
+
+    def __init__(
+        self,
+        metadata: MetadataService,
+        blobs: BlobService,
+        metadata_ttl: float,
+        not_found_ttl: float = NOT_FOUND_TTL,
+    ) -> None:
         self._metadata = metadata
         self._blobs = blobs
         self._ttl = metadata_ttl
+        self._not_found_ttl = not_found_ttl
+        self.not_found = NotFoundMemory(metadata, not_found_ttl)
         self._documents: SingleFlight[Fetched[Any] | None] = SingleFlight()
         self._assets: SingleFlight[BlobInfo | None] = SingleFlight()
 
@@ -92,7 +214,7 @@ class Fetcher:
         """
         key = ("metadata", upstream.name, format, url)
         cached = await self._metadata.get(*key)
-        if cached is not None and cached.age() < (self._ttl if cached.status == 200 else NOT_FOUND_TTL):
+        if cached is not None and cached.age() < (self._ttl if cached.status == 200 else self._not_found_ttl):
             return Fetched(cached, False, parse) if cached.status == 200 else None
         return await self._documents.do(
             key, lambda: self._refresh(key, upstream, format, url, cached, parse, accept)
@@ -146,6 +268,9 @@ class Fetcher:
             if cached is not None and cached.status == 200:
                 log.warning("serving stale metadata: %s", exc)
                 return Fetched(cached, True, parse)
+            if cached is not None and isinstance(exc, UpstreamUnavailable):
+                log.warning("%s; it had no %s when last asked, taken as still missing", exc, asset_name(url))
+                return None
             raise
         await self._metadata.put(doc, *key)
         return Fetched(doc, False, parse, parsed) if doc.status == 200 else None

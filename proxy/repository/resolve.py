@@ -16,6 +16,12 @@ Statuses (``proxy.repository.status``) are applied here too, once for every form
 chain's repositories keep out of listings (the format's merge drops them from upstream documents as
 well: a cached upstream version with a local status); ``first_found`` for one version answers None
 when the first repository of the chain that has the version forbids fetching it.
+
+Negative lookups (``proxy.repository.fetch.NotFoundMemory``) are kept here too: when every upstream
+``first_found`` asked answered "not found", the asset path is remembered for the repository; while
+that is fresh the upstreams are not asked again, and past it, when the upstreams that answered then
+cannot be reached now, the walk answers "not found" again (a 404) instead of failing (a 502). A miss
+that no upstream ever answered still fails: the proxy never makes up a 404.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Generic, TypeVar
 
 from proxy.repository.chain import Place
 from proxy.repository.errors import NoUpstreamAnswered, UpstreamInvalid
+from proxy.repository.fetch import AssetLookup
 from proxy.repository.origin import upstream_blocked
 from proxy.repository.status import listed_record, unfetchable, unlisted_versions
 from proxy.store.protocols import CatalogService, PackageCoordinate, PackageRecord
@@ -41,7 +48,7 @@ T = TypeVar("T")
 @dataclass
 class Resolution(Generic[T]):
     found: list[tuple[Place, T]] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # reasons of the upstreams that could not answer
+    failed: list[Exception] = field(default_factory=list)  # why the upstreams that could not answer
     stale: bool = False  # some answer was served from cache past its TTL
     unlisted: frozenset[str] = frozenset()  # versions kept out of listings by the chain's repositories
 
@@ -75,7 +82,7 @@ async def resolve(
         answer = by_name[place.name]
         if isinstance(answer, UpstreamUnavailable | UpstreamInvalid):
             log.warning("%s", answer)
-            result.failed.append(str(answer))
+            result.failed.append(answer)
         elif isinstance(answer, BaseException):
             raise answer
         elif answer is not None:
@@ -83,7 +90,7 @@ async def resolve(
             result.found.append((place, doc))
             result.stale = result.stale or stale
     if not result.found and result.failed:
-        raise NoUpstreamAnswered("; ".join(result.failed))
+        raise NoUpstreamAnswered.of(result.failed)
     return result
 
 
@@ -116,13 +123,16 @@ async def first_found(
     remote: Callable[[Upstream], Awaitable[T | None]],
     go_on: Callable[[], bool] = lambda: True,
     version: str | None = None,
+    lookup: AssetLookup | None = None,
 ) -> T | None:
     """The first place of the chain that has something: ``local(record)`` for each local repository
     that holds the package, then, unless one of them blocks upstreams (UpstreamsBlocked), ``remote``
     for each upstream in order. An upstream that fails (UpstreamUnavailable) is skipped while
     ``go_on()`` (the caller can still take another upstream's answer); when none has it and some
-    failed, NoUpstreamAnswered. None: no place has it, or ``version`` (the version the asset belongs
-    to, when the caller knows it) is Archived or Disposed in the first repository that has it."""
+    failed, NoUpstreamAnswered, unless ``lookup`` (the asset path in the repository asked) remembers
+    that each of the failed upstreams answered "not found" before. None: no place has it, or
+    ``version`` (the version the asset belongs to, when the caller knows it) is Archived or Disposed
+    in the first repository that has it."""
     records = await local_records(catalog, places, coordinate)
     if version is not None and unfetchable((r for r in records.values() if r is not None), version):
         return None
@@ -132,7 +142,19 @@ async def first_found(
     blocking = next((name for name, record in records.items() if upstream_blocked(record)), None)
     if blocking is not None:
         raise UpstreamsBlocked(blocking)
-    failures: list[str] = []
+    absence = await lookup.recall() if lookup is not None else None
+    upstreams = [place.name for place in places if serves(place, coordinate)]
+    # Fresh, and every upstream of the chain said so (one added since has not been asked).
+    if (
+        absence is not None
+        and lookup is not None
+        and lookup.memory.fresh(absence)
+        and absence.covers(upstreams)
+    ):
+        return None
+    failures: list[Exception] = []
+    failed: list[str] = []
+    answered: list[str] = []  # the upstreams that answered "not found"
     for place in places:
         if place.upstream is None or not serves(place, coordinate):
             continue
@@ -142,10 +164,24 @@ async def first_found(
             if not go_on():
                 raise
             log.warning("%s", exc)
-            failures.append(str(exc))
+            failures.append(exc)
+            failed.append(place.name)
             continue
         if found is not None:
+            if absence is not None and lookup is not None:
+                await lookup.forget()
             return found
+        answered.append(place.name)
     if failures:
-        raise NoUpstreamAnswered("; ".join(failures))
+        if absence is not None and absence.covers(failed):
+            assert lookup is not None
+            log.warning(
+                "%s of repository %s was in none of its upstreams when last asked: still missing",
+                lookup.path,
+                lookup.repository,
+            )
+            return None
+        raise NoUpstreamAnswered.of(failures)
+    if lookup is not None and answered:
+        await lookup.remember(answered)
     return None

@@ -14,7 +14,6 @@ from proxy.formats.registry import FORMATS
 from proxy.server import health, metrics, status
 from proxy.server.errors import error_middleware
 from proxy.server.limits import body_limit_middleware
-from proxy.server.offline import offline_middleware
 
 
 def build_app(daemon: Daemon) -> web.Application:
@@ -23,8 +22,6 @@ def build_app(daemon: Daemon) -> web.Application:
     max_body = daemon.config.server.max_publish_size
     limit = body_limit_middleware(max_body)
     middlewares = [metrics.metrics_middleware, error_middleware, limit, auth_middleware(FORMATS)]
-    if daemon.config.server.offline:
-        middlewares.insert(1, offline_middleware)  # sees the error middleware's JSON answers
     app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app[AUTHORIZER] = Authorizer.open(
         daemon.config, daemon.serving.root, daemon.serving.keyring, daemon.repositories
@@ -54,6 +51,7 @@ def _api_services(daemon: Daemon) -> ApiServices:
         chain=daemon.chain,
         keyring=daemon.serving.keyring,
         public_url=config.server.public_url,
+        limits=config.api,
     )
 
 

@@ -1,7 +1,9 @@
 """Error responses: every failure a client sees is a short JSON reason with the right status, never a
 traceback. A refusal (``Refused``) is its own status and reason; an upstream that failed
-(``UPSTREAM_FAILURES``) is 502, here and nowhere else; a store that is out of disk space is 507 (see
-proxy.store.space); other unexpected exceptions are logged here with their traceback and answered 500."""
+(``UPSTREAM_FAILURES``) is 502, here and nowhere else, unless the daemon is offline and no upstream was
+asked (``NoUpstreamAnswered.offline``, ``UpstreamOffline``): that miss is a 404 whose reason says the
+proxy is offline; a store that is out of disk space is 507 (see proxy.store.space); other unexpected
+exceptions are logged here with their traceback and answered 500."""
 
 from __future__ import annotations
 
@@ -11,13 +13,16 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from proxy.formats.common.http import error_response
-from proxy.repository.errors import UPSTREAM_FAILURES, Refused
+from proxy.repository.errors import UPSTREAM_FAILURES, NoUpstreamAnswered, Refused
 from proxy.store.protocols import StoreDamaged
 from proxy.store.space import out_of_space
+from proxy.upstream.offline import UpstreamOffline
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+OFFLINE_REASON = "the proxy is offline: it asks no upstream, and serves only what its store holds"
 
 
 def one_line(text: str) -> str:
@@ -40,6 +45,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Refused as exc:
         return error_response(exc.status, exc.reason)
     except UPSTREAM_FAILURES as exc:
+        if isinstance(exc, UpstreamOffline) or (isinstance(exc, NoUpstreamAnswered) and exc.offline):
+            return error_response(404, f"not found in the store: {request.path} ({OFFLINE_REASON})")
         return error_response(502, one_line(str(exc)))
     except Exception as exc:
         if out_of_space(exc):

@@ -3,8 +3,9 @@ deploy``, a dist-tag), so one limit, ``server.max_publish_size``, bounds them al
 
 A body that announces a larger ``Content-Length`` is refused with 413 before any of it is read; the
 client gets the answer at once instead of after uploading it. A chunked body has no length to look
-at; ``client_max_size`` (set to the same limit) stops whatever reads it whole, and the streaming
-readers (multipart uploads, Maven deploys) are bounded by the store's space.
+at; ``client_max_size`` (set to the same limit) stops whatever reads it whole, the npm publish reader
+counts what streams in against it, and the other streaming readers (multipart uploads, Maven deploys)
+are bounded by the store's space.
 
 Concurrency: a stateless middleware on the event loop.
 """

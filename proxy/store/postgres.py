@@ -48,6 +48,14 @@ from proxy.store.index import entry_namer
 from proxy.store.keyring import KeyRing
 from proxy.store.ledger import LedgerEntry
 from proxy.store.metadata import CachedDocument, check_entry, pack_document, unpack_document
+from proxy.store.repositories import (
+    RecordsChange,
+    RepositoriesUnavailable,
+    RepositoryRecord,
+    entry_name,
+    open_records,
+    seal_records,
+)
 from proxy.store.sealed import SealError, seal, unseal
 
 log = logging.getLogger(__name__)
@@ -297,6 +305,8 @@ class CatalogListener:
     """One connection that LISTENs for catalog changes (``PostgresCatalog.listen``); ``stop`` ends it.
     When the connection drops it reports ``on_lost`` and connects again, every ``RECONNECT_SECONDS``."""
 
+    channel = CHANGES_CHANNEL
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -315,7 +325,7 @@ class CatalogListener:
     async def start(self) -> None:
         con = await self._pool.acquire()
         try:
-            await con.add_listener(CHANGES_CHANNEL, self._notified)
+            await con.add_listener(self.channel, self._notified)
         except BaseException:
             await self._pool.release(con)
             raise
@@ -359,7 +369,7 @@ class CatalogListener:
         con, self._con = self._con, None
         if con is not None:
             con.remove_termination_listener(self._terminated)
-            await con.remove_listener(CHANGES_CHANNEL, self._notified)
+            await con.remove_listener(self.channel, self._notified)
             await self._pool.release(con)
 
 
@@ -572,3 +582,110 @@ class PostgresMetadata:
 
     async def close(self) -> None:
         """Nothing: ``PostgresIndexes.close`` closes the pool."""
+
+
+# -- the repository registry of a shared store ----------------------------------------------------
+REGISTRY_CHANNEL = "codeartifact_proxy_repositories"
+_LOCK_REGISTRY = 0x43410004
+_REGISTRY_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS repository_registry (name TEXT PRIMARY KEY, value BYTEA NOT NULL)"
+)
+_REGISTRY_ROW = "SELECT value FROM repository_registry WHERE name = $1"
+
+
+class PostgresRepositoryEntries:
+    """The repositories created through /v1 on a shared store: one row of ``repository_registry``
+    (name keyed, value sealed with the cache key, as ``proxy.store.repositories`` seals the one-host
+    entry), so every daemon of the store serves them. The config file's repositories are not stored:
+    each daemon has its own file.
+
+    Concurrency rule: ``change`` is a read-modify-write in one transaction under an advisory lock, so
+    concurrent changes from any daemon never lose one another; it announces the change (NOTIFY on
+    ``REGISTRY_CHANNEL``, with no payload: the row is the news) when it commits, and ``watch`` hears it
+    on every daemon, this one included."""
+
+    keeps_config_records = False
+
+    def __init__(self, pool: asyncpg.Pool, keyring: KeyRing) -> None:
+        self._pool = pool
+        self._keyring = keyring
+        self._name = entry_name(keyring)
+        self._table_ready = False
+
+    @classmethod
+    def of(cls, catalog: object) -> PostgresRepositoryEntries:
+        """The entries in the database of a shared store's catalog."""
+        if not isinstance(catalog, PostgresCatalog):
+            raise TypeError(f"a shared store's catalog is PostgreSQL's, not {type(catalog).__name__}")
+        return cls(catalog._pool, catalog._keyring)
+
+    def load_now(self) -> list[RepositoryRecord]:
+        """Nothing: the database is read by ``load``, when the daemon starts serving."""
+        return []
+
+    async def load(self) -> list[RepositoryRecord]:
+        try:
+            await self._create_table()
+            raw = await self._pool.fetchval(_REGISTRY_ROW, self._name)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise RepositoriesUnavailable(f"the store's database: {_reason(exc)}") from None
+        return [] if raw is None else open_records(self._keyring, self._name, raw)
+
+    async def change(self, apply: RecordsChange) -> list[RepositoryRecord]:
+        """Store ``apply(stored records)`` (it may raise to refuse: nothing is written) and return it."""
+        try:
+            await self._create_table()
+            async with self._pool.acquire() as con, con.transaction():
+                await con.execute("SELECT pg_advisory_xact_lock($1, 0)", _LOCK_REGISTRY)
+                raw = await con.fetchval(_REGISTRY_ROW, self._name)
+                records = apply([] if raw is None else open_records(self._keyring, self._name, raw))
+                await con.execute(
+                    "INSERT INTO repository_registry (name, value) VALUES ($1, $2) "
+                    "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                    self._name,
+                    seal_records(self._keyring, self._name, records),
+                )
+                await con.execute("SELECT pg_notify($1, '')", REGISTRY_CHANNEL)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise RepositoriesUnavailable(f"the store's database: {_reason(exc)}") from None
+        return records
+
+    async def watch(self, on_change: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """Call ``on_change()`` after every change any daemon commits, and after the listening
+        connection was lost and is back (changes may have been missed); returns the stop."""
+        listener = _RegistryListener(self._pool, on_change)
+        try:
+            await listener.start()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise RepositoriesUnavailable(f"the store's database: {_reason(exc)}") from None
+        return listener.stop
+
+    async def _create_table(self) -> None:
+        if self._table_ready:
+            return
+        async with self._pool.acquire() as con, con.transaction():
+            await con.execute("SELECT pg_advisory_xact_lock($1, 0)", _LOCK_SCHEMA)  # as _prepare's
+            await con.execute(_REGISTRY_SCHEMA)
+        self._table_ready = True
+
+
+class _RegistryListener(CatalogListener):
+    """The catalog listener's reconnecting connection, on the registry's channel: every notice, and
+    every reconnection, means "read the registry again"."""
+
+    channel = REGISTRY_CHANNEL
+
+    def __init__(self, pool: asyncpg.Pool, on_change: Callable[[], None]) -> None:
+        super().__init__(pool, _no_package, _no_package_change, on_lost=on_change)
+        self._reread = on_change
+
+    def _notified(self, con: object, pid: int, channel: str, payload: str) -> None:
+        self._reread()  # the notice carries nothing: the row is the news
+
+
+def _no_package(_payload: str) -> tuple[str, PackageCoordinate]:
+    raise ValueError("a registry notice names no package")
+
+
+def _no_package_change(_repository: str, _package: PackageCoordinate) -> None:
+    """Never called: ``_RegistryListener._notified`` handles every notice."""

@@ -1,17 +1,20 @@
-"""The repository registry's persistence: the domain's repositories as one sealed entry in the catalog's
-index (``index/catalog``), named and sealed with the cache key like every catalog entry.
+"""The repository registry's persistence: the domain's repositories as one sealed entry, named and
+sealed with the cache key like every catalog entry. A one-host store keeps it in the catalog's index
+(``RepositoryEntries``); a shared store in PostgreSQL (``proxy.store.postgres.PostgresRepositoryEntries``,
+which announces every change to the other daemons).
 
-One entry holds every repository (a domain has tens, not thousands), so a change is one atomic write.
-Each write commits and is synced before it returns: an API call that created, changed or deleted a
-repository is acknowledged only once the change survives a power failure.
+One entry holds every repository (a domain has tens, not thousands), so a change is one atomic
+read-modify-write. Each change is durable before it returns: an API call that created, changed or
+deleted a repository is acknowledged only once the change survives a power failure.
 
-Concurrency: called from the daemon's event loop (the registry serialises changes); the index's own lock
-guards the connection against the daemon's other threads.
+Concurrency: called from the daemon's event loop (the registry serialises its own changes); the index's
+own lock guards the connection against the daemon's other threads.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,41 +46,62 @@ class RepositoryRecord:
         return cls(**{**doc, "upstreams": tuple(doc["upstreams"])})
 
 
+RecordsChange = Callable[[list[RepositoryRecord]], list[RepositoryRecord]]
+
+
+class RepositoriesUnavailable(Exception):
+    """The stored repositories could not be read or changed (a shared store's database is out of
+    reach); the message says why, without credentials."""
+
+
 class RepositoryEntries:
-    """Load and save the domain's repository records in ``index`` (the catalog's), sealed with ``keyring``."""
+    """Load and change the domain's repository records in ``index`` (the one-host catalog's), sealed with
+    ``keyring``. It keeps the config file's repositories too (marked ``config_defined``), so their
+    description and creation time survive a restart."""
+
+    keeps_config_records = True
 
     def __init__(self, index: Index, keyring: KeyRing) -> None:
         self._index = index
         self._keyring = keyring
-        self._name = entry_namer(self._keyring, "repositories")(_KEY)
+        self._name = entry_name(keyring)
 
-    def load(self) -> list[RepositoryRecord]:
+    def load_now(self) -> list[RepositoryRecord]:
         raw = self._index.get(self._name)
         if raw is None:
             return []
-        docs = json.loads(unseal(self._keyring, raw, context=self._name.encode()))
-        return [RepositoryRecord.from_json(doc) for doc in docs]
+        return open_records(self._keyring, self._name, raw)
+
+    async def load(self) -> list[RepositoryRecord]:
+        return self.load_now()
 
     def save(self, records: list[RepositoryRecord]) -> None:
         """Replace the stored records; durable when this returns."""
-        value = json.dumps([record.to_json() for record in records]).encode()
-        self._index.set(self._name, seal(self._keyring, value, context=self._name.encode()))
+        self._index.set(self._name, seal_records(self._keyring, self._name, records))
         self._index.sync()
 
+    async def change(self, apply: RecordsChange) -> list[RepositoryRecord]:
+        """Store ``apply(stored records)`` (it may raise to refuse) and return it; durable when this
+        returns. No await inside: one process's changes never interleave."""
+        records = apply(self.load_now())
+        self.save(records)
+        return records
 
-class ConfigOnlyEntries:
-    """For a store shared by several daemons, which has no index of this daemon's: the config file's
-    repositories only. ``save`` refuses, so no daemon holds repositories the others do not know."""
-
-    def load(self) -> list[RepositoryRecord]:
-        return []
-
-    def save(self, records: list[RepositoryRecord]) -> None:
-        raise RepositoriesFixed(
-            "repositories are created and changed through the API only on a one-host store; with a "
-            "shared [store], define them in the configuration file of every daemon"
-        )
+    async def watch(self, on_change: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
+        """Nothing to watch: only this process changes a one-host store's repositories."""
+        return None
 
 
-class RepositoriesFixed(Exception):
-    """This store cannot keep repositories created through the API (``ConfigOnlyEntries``)."""
+def entry_name(keyring: KeyRing) -> str:
+    """The keyed name of the registry's one entry, in the index or the shared store's table."""
+    return entry_namer(keyring, "repositories")(_KEY)
+
+
+def seal_records(keyring: KeyRing, name: str, records: list[RepositoryRecord]) -> bytes:
+    value = json.dumps([record.to_json() for record in records]).encode()
+    return seal(keyring, value, context=name.encode())
+
+
+def open_records(keyring: KeyRing, name: str, raw: bytes) -> list[RepositoryRecord]:
+    docs = json.loads(unseal(keyring, raw, context=name.encode()))
+    return [RepositoryRecord.from_json(doc) for doc in docs]

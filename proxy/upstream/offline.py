@@ -1,10 +1,11 @@
 """Offline mode (``[server] offline = true`` or ``serve --offline``): no upstream connection at all.
 
 Every configured upstream is replaced by an ``OfflineUpstream`` that opens nothing: asking it raises
-``UpstreamUnavailable`` with the reason ``offline``, so the format handlers serve what the store holds
-(metadata past its TTL as stale-if-error) and treat a miss as an upstream failure, which
-``proxy.server.offline`` answers as a 404 saying the proxy is offline. No CodeArtifact client, token
-provider or HTTP session is created, so not even CodeArtifact's API is called.
+``UpstreamOffline`` (an ``UpstreamUnavailable`` with the reason ``offline``), so the format handlers
+serve what the store holds (metadata past its TTL as stale-if-error) and treat a miss as an upstream
+failure; when only offline upstreams failed (``NoUpstreamAnswered.offline``), the server's one error
+mapping (``proxy.server.errors``) answers the 404 it is, saying the proxy is offline. No CodeArtifact
+client, token provider or HTTP session is created, so not even CodeArtifact's API is called.
 
 Concurrency: built once at start; stateless.
 """
@@ -23,15 +24,22 @@ from proxy.upstream.registry import Upstreams
 OFFLINE = "offline"
 
 
+class UpstreamOffline(UpstreamUnavailable):
+    """Asked an upstream of an offline daemon: not a failure of the upstream, there is none to ask."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream, OFFLINE)
+
+
 class OfflineUpstream:
-    """An upstream of an offline daemon: never connects; every use raises ``UpstreamUnavailable``."""
+    """An upstream of an offline daemon: never connects; every use raises ``UpstreamOffline``."""
 
     def __init__(self, name: str, formats: frozenset[Format]) -> None:
         self.name = name
         self.formats = formats
 
     async def endpoint(self, format: Format) -> str:
-        raise UpstreamUnavailable(self.name, OFFLINE)
+        raise UpstreamOffline(self.name)
 
     @asynccontextmanager
     async def open(
@@ -43,7 +51,7 @@ class OfflineUpstream:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
     ) -> AsyncIterator[UpstreamResponse]:
-        raise UpstreamUnavailable(self.name, OFFLINE)
+        raise UpstreamOffline(self.name)
         yield  # an async generator, as the protocol's context manager needs  # pragma: no cover
 
 

@@ -25,3 +25,15 @@ def npm_binary() -> str:
 
 def mvn_binary() -> str:
     return real_client("mvn")
+
+
+def yarn_berry_command() -> list[str]:
+    """Yarn 2+ (``@yarnpkg/cli-dist``, installed by .ci/setup under .venv) run by node."""
+    script = (
+        Path(__file__).resolve().parents[2] / ".venv/yarn-berry/node_modules/@yarnpkg/cli-dist/bin/yarn.js"
+    )
+    if not script.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"yarn 2+ is not installed at {script}, and CI requires the real client")
+        pytest.skip(f"yarn 2+ is not installed at {script} (run .ci/setup)")
+    return [real_client("node"), str(script)]

@@ -2,7 +2,9 @@
 
 Two aiohttp servers:
 - the service on 127.0.0.1 (random port): the control-plane calls with the paths and JSON shapes of
-  botocore's ``codeartifact`` model (GetAuthorizationToken, GetRepositoryEndpoint, DescribeRepository),
+  botocore's ``codeartifact`` model (GetAuthorizationToken, GetRepositoryEndpoint, DescribeRepository,
+  DescribeDomain, ListDomains, ListRepositoriesInDomain, CreateRepository, and for npm versions
+  GetPackageVersionAsset, GetPackageVersionReadme, ListPackageVersionDependencies),
   and the repository endpoints ``/{domain}-{owner}/{format}/{repository}/`` for npm, pypi and maven;
 - "S3" on 127.0.0.2 (another host, as in AWS): asset downloads answer 307 to a pre-signed-style URL
   there, and like S3 it rejects (400) any request that carries an ``Authorization`` header.
@@ -284,8 +286,11 @@ class FakeCodeArtifact(FakeServer):
         service.router.add_get("/v1/repository", self._describe_repository)
         service.router.add_post("/v1/repository", self._create_repository)
         service.router.add_get("/v1/domain", self._describe_domain)
+        service.router.add_post("/v1/domains", self._list_domains)
         service.router.add_post("/v1/domain/repositories", self._list_repositories_in_domain)
         service.router.add_get("/v1/package/version/asset", self._get_package_version_asset)
+        service.router.add_get("/v1/package/version/readme", self._get_package_version_readme)
+        service.router.add_post("/v1/package/version/dependencies", self._list_package_version_dependencies)
         service.router.add_route("*", "/{domain_owner}/{format}/{repository}/{tail:.*}", self._repository)
         s3 = web.Application(middlewares=[self._faults_middleware])
         s3.router.add_get("/s3/{blob}", self._s3_object)
@@ -450,6 +455,35 @@ class FakeCodeArtifact(FakeServer):
         }
         return web.json_response({"domain": description})
 
+    async def _list_domains(self, request: web.Request) -> web.Response:
+        """Every domain of the fake, by name, ``maxResults`` a page (default 2 here, so tests see a
+        second page); ``nextToken`` is the last name of the page before."""
+        call = self._authenticate(request, "ListDomains")
+        if isinstance(call, web.Response):
+            return call
+        asked = await request.json() if request.can_read_body else {}
+        domains = sorted(self.domains.values(), key=lambda d: d.name)
+        after = asked.get("nextToken")
+        if after is not None:
+            domains = [d for d in domains if d.name > after]
+        size = int(asked.get("maxResults", 2))
+        page = domains[:size]
+        summaries = [
+            {
+                "name": d.name,
+                "owner": d.owner,
+                "arn": f"arn:aws:codeartifact:{call.region}:{d.owner}:domain/{d.name}",
+                "status": "Active",
+                "createdTime": 1700000000.0,
+                "encryptionKey": f"arn:aws:kms:{call.region}:{d.owner}:key/fake",
+            }
+            for d in page
+        ]
+        body: dict[str, Any] = {"domains": summaries}
+        if len(domains) > size:
+            body["nextToken"] = page[-1].name
+        return web.json_response(body)
+
     @_controlled("ListRepositoriesInDomain")
     async def _list_repositories_in_domain(
         self, request: web.Request, _call: ControlRequest, domain: FakeDomain
@@ -493,6 +527,54 @@ class FakeCodeArtifact(FakeServer):
             "X-PackageVersionRevision": "rev-1",
         }
         return web.Response(body=repository.npm_tarballs[key], headers=headers)
+
+    @_controlled("GetPackageVersionReadme")
+    async def _get_package_version_readme(
+        self, request: web.Request, _call: ControlRequest, domain: FakeDomain
+    ) -> web.Response:
+        """An npm version's readme (its own, else the packument's), as GetPackageVersionReadme answers."""
+        found = _npm_version(domain, request.query)
+        if isinstance(found, web.Response):
+            return found
+        packument, entry = found
+        return web.json_response(
+            {
+                **_version_coordinate(request.query),
+                "versionRevision": "rev-1",
+                "readme": entry.get("readme", packument.get("readme", "")),
+            }
+        )
+
+    @_controlled("ListPackageVersionDependencies")
+    async def _list_package_version_dependencies(
+        self, request: web.Request, _call: ControlRequest, domain: FakeDomain
+    ) -> web.Response:
+        """An npm version's dependencies of every type (package.json order), paged by 2 so that tests
+        see a ``nextToken`` (an index here; opaque to callers, as the service's)."""
+        found = _npm_version(domain, request.query)
+        if isinstance(found, web.Response):
+            return found
+        _packument, entry = found
+        dependencies = []
+        for field_name, kind in _NPM_DEPENDENCY_TYPES.items():
+            for name, requirement in entry.get(field_name, {}).items():
+                scope, _, bare = name.rpartition("/")
+                item = {"package": bare, "dependencyType": kind, "versionRequirement": requirement}
+                if scope:
+                    item["namespace"] = scope.removeprefix("@")
+                dependencies.append(item)
+        token = request.query.get("next-token", "0")
+        if not token.isdigit():
+            return _aws_error(400, "ValidationException", "Invalid nextToken")
+        start = int(token)
+        body: dict[str, Any] = {
+            **_version_coordinate(request.query),
+            "versionRevision": "rev-1",
+            "dependencies": dependencies[start : start + 2],
+        }
+        if start + 2 < len(dependencies):
+            body["nextToken"] = str(start + 2)
+        return web.json_response(body)
 
     @_controlled("CreateRepository")
     async def _create_repository(
@@ -744,6 +826,38 @@ def _pypi_json(project: str, files: Mapping[str, PypiFile]) -> web.Response:
         entries.append(entry)
     body = {"meta": {"api-version": "1.0"}, "name": project, "files": entries}
     return web.Response(text=json.dumps(body), content_type=_PYPI_JSON)
+
+
+_NPM_DEPENDENCY_TYPES = {
+    "dependencies": "regular",
+    "devDependencies": "dev",
+    "peerDependencies": "peer",
+    "optionalDependencies": "optional",
+}
+
+
+def _npm_version(
+    domain: FakeDomain, query: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]] | web.Response:
+    """The packument and version entry a package-version call names (npm, the repository itself)."""
+    repository = domain.repositories.get(query.get("repository", ""))
+    if repository is None:
+        return _aws_error(404, "ResourceNotFoundException", "Repository not found")
+    if query.get("format") != "npm":
+        return _aws_error(404, "ResourceNotFoundException", "Package not found")
+    scope = f"@{query['namespace']}/" if query.get("namespace") else ""
+    packument = repository.npm.get(f"{scope}{query.get('package', '')}")
+    entry = (packument or {}).get("versions", {}).get(query.get("version", ""))
+    if packument is None or entry is None:
+        return _aws_error(404, "ResourceNotFoundException", "Package version not found")
+    return packument, entry
+
+
+def _version_coordinate(query: Mapping[str, str]) -> dict[str, str]:
+    coordinate = {"format": query["format"], "package": query["package"], "version": query["version"]}
+    if query.get("namespace"):
+        coordinate["namespace"] = query["namespace"]
+    return coordinate
 
 
 def _aws_error(

@@ -10,9 +10,10 @@ downloading, the upstream's ``.sha1`` (or ``.sha256`` when it has no ``.sha1``) 
 (``Fetcher.asset``) is committed only if the digests match, else it is a 502 and nothing is stored. The
 GET that starts a download receives it as it arrives, its last piece only after the check; once bytes
 went out, a failure cuts the transfer short instead of moving on to the next upstream. The asset is
-recorded in the catalog of the repository the client asked. An upstream's "not there" is remembered in
-the store's metadata cache (see ``_fetch``), so a build that went through while the upstreams were up
-also goes through while they are down.
+recorded in the catalog of the repository the client asked. A path no upstream has is remembered by
+the chain walk (negative lookups, ``proxy.repository.resolve``), so a build that went through while
+the upstreams were up also goes through while they are down: Maven goes on without a POM that is
+missing (it asks for some while it picks versions), but stops on an error.
 
 The shared asset locator (``proxy.formats.common.locator``) keeps the warm map and the single flight
 (one checksum read, one download, one catalog write per asset) and serves the bytes.
@@ -31,15 +32,13 @@ from proxy.formats.format import Services
 from proxy.formats.maven import checksums
 from proxy.formats.maven.paths import ArtifactPath, ChecksumAlgorithm, upstream_url
 from proxy.repository.errors import NoUpstreamAnswered, UpstreamInvalid
-from proxy.repository.fetch import NOT_FOUND_TTL
 from proxy.repository.packages import asset_record, record_fetched_asset
 from proxy.repository.resolve import UpstreamsBlocked, first_found
-from proxy.store.protocols import AssetRecord, BlobInfo, CachedDocument, PackageCoordinate, PackageRecord
+from proxy.store.protocols import AssetRecord, BlobInfo, PackageCoordinate, PackageRecord
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
-_NOT_FOUND = "maven-asset-not-found"  # metadata cache entries: (this, upstream, asset path) -> a 404
 VERIFIED_BY: tuple[ChecksumAlgorithm, ...] = (
     "sha1",
     "sha256",
@@ -95,7 +94,7 @@ class Assets:
             return await held(self._services.blobs, _held(record, path))
 
         async def remote(upstream: Upstream) -> AssetRecord | None:
-            info = await self._fetch(upstream, path, sink)
+            info = await self._download(upstream, path, sink)
             if info is None:
                 return None
             taken_from.append(upstream.name)
@@ -106,9 +105,17 @@ class Assets:
             return sink is None or not sink.started
 
         places = self._services.chain.places(repository)
+        lookup = self._services.fetcher.not_found.lookup(repository, "maven", path.asset_path)
         try:
             asset = await first_found(
-                self._services.catalog, places, coordinate, local, remote, go_on, version=path.version
+                self._services.catalog,
+                places,
+                coordinate,
+                local,
+                remote,
+                go_on,
+                version=path.version,
+                lookup=lookup,
             )
         except UpstreamsBlocked as exc:
             raise web.HTTPNotFound(
@@ -117,7 +124,7 @@ class Assets:
                 "versions"
             ) from None
         except NoUpstreamAnswered as exc:
-            raise NoUpstreamAnswered(f"{path.asset_path}: {exc}") from None
+            raise exc.about(path.asset_path) from None
         if asset is None:
             raise web.HTTPNotFound(
                 reason=f"{path.asset_path} is not in repository {repository} or its upstreams"
@@ -126,32 +133,6 @@ class Assets:
             catalog = self._services.catalog
             await record_fetched_asset(catalog, repository, coordinate, path.version, asset, taken_from[0])
         return asset
-
-    async def _fetch(
-        self, upstream: Upstream, path: ArtifactPath, sink: StreamedAsset | None
-    ) -> BlobInfo | None:
-        """The asset from this upstream; None when it does not have it. A "not there" is remembered: for
-        NOT_FOUND_TTL it saves asking again, and past that it stands in for the answer while the upstream
-        cannot be reached (Maven goes on without an optional POM that is missing, but stops on an error)."""
-        metadata = self._services.metadata
-        key = (_NOT_FOUND, upstream.name, path.asset_path)
-        absent = await metadata.get(*key)
-        if absent is not None and absent.age() < NOT_FOUND_TTL:
-            return None
-        try:
-            info = await self._download(upstream, path, sink)
-        except UpstreamUnavailable as exc:
-            if absent is None or (sink is not None and sink.started):
-                raise
-            log.warning(
-                "%s; %s was not there when last asked, so it is taken as still missing", exc, path.asset_path
-            )
-            return None
-        if info is None:
-            await metadata.put(CachedDocument(404, b""), *key)
-        elif absent is not None:
-            await metadata.delete(*key)
-        return info
 
     async def _download(
         self, upstream: Upstream, path: ArtifactPath, sink: StreamedAsset | None

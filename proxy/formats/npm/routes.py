@@ -30,10 +30,9 @@ from proxy.formats.npm.names import (
     parse_path,
 )
 from proxy.formats.npm.packuments import Packuments
-from proxy.formats.npm.publish import parse_publish, publish, set_dist_tag
+from proxy.formats.npm.publish import publish, set_dist_tag
 from proxy.formats.npm.tarballs import Tarballs
 from proxy.store.protocols import PackageCoordinate
-from proxy.store.store import offload
 
 
 class NpmService:
@@ -163,10 +162,11 @@ async def put_packument(
         package = parse_name(_package(target).full, new=True)
     except InvalidName as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
-    body = await request.read()
-    parsed = await offload(len(body), lambda: parse_publish(package, body))  # large ones off the loop
-    try:
-        await publish(npm.services.catalog, npm.services.blobs, repository, package, parsed)
+    services = npm.services
+    try:  # the body streams into the store: a publish is never held whole
+        await publish(
+            services.catalog, services.blobs, repository, package, request.content, request.client_max_size
+        )
     finally:
         npm.packuments.invalidate(package.full)
     return _json({"ok": True, "id": package.full}, status=201)
