@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -360,3 +361,27 @@ async def test_invalidate_resolves_again_and_keeps_the_renderings_of_an_unchange
     docs.invalidate("lodash")  # e.g. a file was cached: the chain answers the same
     again = await docs.get("dev", "lodash")
     assert again is entry and chain.calls == 2 and again.renders[None] is rendered
+
+
+async def test_variants_sharing_a_sealed_slot_are_never_served_for_each_other() -> None:
+    metadata = Metadata()
+    made: list[str] = []
+
+    def render_for(variant: str) -> Callable[[str], Rendered]:
+        def render(value: str) -> Rendered:
+            made.append(variant)
+            return Rendered.of(f"{value}@{variant}".encode(), "text/plain")
+
+        return render
+
+    def restarted() -> MergedDocuments[str, str]:
+        store = RenderStore(metadata, "test", lambda key: key, lambda variant: "one slot")
+        return documents(DigestChain(), store=store)  # type: ignore[arg-type]
+
+    for variant in ("http://a/", "http://b/", "http://b/"):
+        docs = restarted()
+        served = await docs.rendered(
+            "dev", "lodash", await docs.get("dev", "lodash"), variant, render_for(variant)
+        )
+        assert served.body == f"lodash:one@{variant}".encode()
+    assert made == ["http://a/", "http://b/"] and len(metadata.docs) == 1  # the last one kept the slot

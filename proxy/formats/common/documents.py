@@ -122,22 +122,35 @@ class Entry(Generic[V]):
 
 
 class RenderStore:
-    """Renderings sealed in the store's metadata, one entry per (repository, document, variant), each
-    saying the fingerprint it was rendered from; a rendering of another fingerprint is never served.
-    Only the gzipped form is kept: the plain one is decompressed when read back. ``name`` turns a
-    document's key into text; ``namespace`` (the format) keeps formats apart."""
+    """Renderings sealed in the store's metadata, each saying the fingerprint and the variant it was
+    rendered for; a rendering of another fingerprint or variant is never served. One entry per
+    (repository, document, ``slot(variant)``): variants that clients choose freely (a base URL taken
+    from the Host header) share a slot, the last one rendered wins it, so what is kept stays bounded
+    by the documents. Only the gzipped form is kept: the plain one is decompressed when read back.
+    ``name`` turns a document's key into text; ``namespace`` (the format) keeps formats apart."""
 
-    def __init__(self, metadata: MetadataService, namespace: str, name: Callable[[K], str]) -> None:
+    def __init__(
+        self,
+        metadata: MetadataService,
+        namespace: str,
+        name: Callable[[K], str],
+        slot: Callable[[Hashable], Hashable] = lambda variant: variant,
+    ) -> None:
         self._metadata = metadata
         self._namespace = namespace
         self._name = name
+        self._slot = slot
 
     def _key(self, repository: str, key: K, variant: Hashable) -> tuple[str, ...]:
-        return ("rendered", self._namespace, repository, self._name(key), repr(variant))
+        return ("rendered", self._namespace, repository, self._name(key), repr(self._slot(variant)))
+
+    @staticmethod
+    def _made_from(fingerprint: bytes, variant: Hashable) -> str:
+        return hashlib.sha1(fingerprint + b"\0" + repr(variant).encode()).hexdigest()
 
     async def get(self, repository: str, key: K, variant: Hashable, fingerprint: bytes) -> Rendered | None:
         doc = await self._metadata.get(*self._key(repository, key, variant))
-        if doc is None or doc.status != 200 or doc.etag != fingerprint.hex():
+        if doc is None or doc.status != 200 or doc.etag != self._made_from(fingerprint, variant):
             return None
         head_len = int.from_bytes(doc.body[:4], "big")
         head = json.loads(doc.body[4 : 4 + head_len])
@@ -156,7 +169,8 @@ class RenderStore:
             }
         ).encode()
         body = len(packed).to_bytes(4, "big") + packed + rendered.gzipped
-        doc = CachedDocument(200, body, etag=fingerprint.hex(), content_type=rendered.content_type)
+        made_from = self._made_from(fingerprint, variant)
+        doc = CachedDocument(200, body, etag=made_from, content_type=rendered.content_type)
         await self._metadata.put(doc, *self._key(repository, key, variant))
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from proxy.formats.common.documents import Entry, MergedDocuments, Rendered, RenderStore, Resolution
@@ -64,7 +64,8 @@ class Packuments:
             lambda package: package.full,
             budget=budget,
             keep_on_failure=RETRY_AFTER,
-            store=RenderStore(services.metadata, "npm", lambda package: package.full),
+            # One slot per form: the base URL (from the Host header) is checked, not kept apart.
+            store=RenderStore(services.metadata, "npm", lambda package: package.full, _form),
         )
 
     @property
@@ -147,6 +148,12 @@ class Packuments:
         return Resolution(
             fingerprint, expires, resolution.stale, size, merged, resolution.unlisted, found=bool(documents)
         )
+
+
+def _form(variant: Hashable) -> Hashable:
+    """A packument's variant is (base URL, abbreviated)."""
+    assert isinstance(variant, tuple)
+    return variant[1]
 
 
 def _render(packument: Packument, tarballs: str, abbreviated: bool) -> Rendered:

@@ -28,7 +28,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -119,6 +119,12 @@ def _completions(names: Iterable[str], held: Mapping[str, AssetRecord]) -> bytes
     return "\n".join(parts).encode()
 
 
+def _representation(variant: Hashable) -> Hashable:
+    """A page's variant is (base URL, representation)."""
+    assert isinstance(variant, tuple)
+    return variant[1]
+
+
 def file_url(base: str, repository: str, project: str, filename: str) -> str:
     """Where clients fetch a file (``.metadata`` appended: its core metadata, PEP 658)."""
     return f"{base}pypi/{repository}/files/{project}/{quote(filename, safe='')}"
@@ -136,7 +142,8 @@ class ProjectViews:
             self._resolve,
             lambda project: project,
             budget=budget,
-            store=RenderStore(services.metadata, "pypi", lambda project: project),
+            # One slot per representation: the base URL (from the Host header) is checked, not kept apart.
+            store=RenderStore(services.metadata, "pypi", lambda project: project, _representation),
         )
 
     @property
