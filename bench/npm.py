@@ -8,6 +8,8 @@ fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints
 - warm packument req/s, p50 and p99 latency at ``--connections`` connections, for a small packument
   and a ~500 KB one (gzip asked for, as npm does);
 - warm 1 MiB tarball MB/s (10^6 bytes per second);
+- with ``--wrk`` (wrk installed), the tarball loaded by wrk first, on a daemon that served nothing else
+  yet: req/s and the proxy's CPU per request;
 - with each of these, the proxy's CPU time per request (user + system, from /proc): the figure the
   machine's load changes least;
 - warm ``npm ci`` wall time for a generated ~300-package tree (store warm, npm cache empty);
@@ -199,6 +201,17 @@ async def load(url: str, headers: dict[str, str], connections: int, duration: fl
     return Load(len(latencies), received, elapsed, latencies)
 
 
+def wrk_line(proxy: Proxy, url: str, connections: int, duration: float, what: str) -> str:
+    """``url`` loaded by wrk (another process: the load generator takes no CPU from this one's loop)."""
+    before = proxy.cpu_seconds()
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration:.0f}s", url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu = proxy.cpu_seconds() - before
+    requests = int(next(line for line in output.splitlines() if "requests in" in line).split()[0])
+    rate = float(next(line for line in output.splitlines() if "Requests/sec" in line).split()[1])
+    return f"{what}: {rate:,.0f} req/s; proxy CPU {cpu / requests * 1e6:,.0f} us per request"
+
+
 # -- npm --------------------------------------------------------------------------------------------
 class Npm:
     def __init__(self, root: Path, registry: str) -> None:
@@ -267,6 +280,7 @@ def main() -> None:
     parser.add_argument("--packages", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cold-only", action="store_true", help="only the cold npm ci figures")
+    parser.add_argument("--wrk", action="store_true", help="also load the tarball with wrk, first")
     parser.add_argument("--history", type=int, default=0, help="older versions listed per tree package")
     args = parser.parse_args()
 
@@ -285,6 +299,8 @@ def main() -> None:
         tarball = f"{base}huge-tarball/-/huge-tarball-1.0.0.tgz"
         httpx.get(tarball).raise_for_status()
         print(f"cpus: {os.cpu_count()}, connections: {args.connections}, {args.duration:.0f} s per load")
+        if args.wrk and not args.cold_only:
+            print(wrk_line(proxy, tarball, args.connections, args.duration, "warm 1 MiB tarball, wrk"))
         if not args.cold_only:
             for url, asked, what in (
                 (base + "small", headers, "warm small packument"),
