@@ -1,13 +1,21 @@
 """Benchmark: the npm format of the proxy, warm and cold, against a fake plain npm registry.
 
-    python bench/npm.py [--duration 5] [--connections 64] [--packages 300] [--runs 5]
+    python bench/npm.py [--duration 5] [--connections 64] [--packages 300] [--runs 5] [--history 0]
+    python bench/npm.py --cold-only [--packages 300] [--runs 5] [--history 0]
 
 The proxy runs as a subprocess (``python -m proxy serve``) with one repository whose upstream is the
 fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints:
 - warm packument req/s, p50 and p99 latency at ``--connections`` connections, for a small packument
   and a ~500 KB one (gzip asked for, as npm does);
 - warm 1 MiB tarball MB/s (10^6 bytes per second);
+- with ``--wrk`` (wrk installed), the tarball loaded by wrk first, on a daemon that served nothing else
+  yet: req/s and the proxy's CPU per request;
+- with each of these, the proxy's CPU time per request (user + system, from /proc): the figure the
+  machine's load changes least;
 - warm ``npm ci`` wall time for a generated ~300-package tree (store warm, npm cache empty);
+- with ``--history N``, every tree package also lists N older versions (each with a description and
+  a few dependencies, about 0.5 KB), as popular packages do: a cold tarball then costs what reading a
+  real packument costs;
 - cold ``npm ci`` through the proxy (empty store, empty npm cache) against ``npm ci`` straight from the
   fake, and the overhead (medians of ``--runs`` interleaved runs), with the CPU time the proxy process
   spent per cold run (user + system, from /proc) and npm's own CPU time: on a 2-core machine npm keeps
@@ -114,7 +122,7 @@ publish = true
 
 
 # -- content ----------------------------------------------------------------------------------------
-def populate(fake: FakeNpmRegistry, packages: int) -> None:
+def populate(fake: FakeNpmRegistry, packages: int, history: int = 0) -> None:
     fake.add("small", "1.0.0", description="a small package")
     fake.add("small", "1.0.1", description="a small package")
     # ~500 KB: many versions, each with a description and a few dependencies, as popular packages have.
@@ -132,6 +140,15 @@ def populate(fake: FakeNpmRegistry, packages: int) -> None:
         name = f"tree-{i:03d}"
         deps = {f"tree-{j:03d}": "^1.0.0" for j in (2 * i + 1, 2 * i + 2) if j < packages}
         files = {"index.js": f"module.exports = {i};\n".encode(), "data.bin": os.urandom(16 * 1024)}
+        for minor in range(history):  # older versions, never installed: 1.0.0 is the latest
+            fake.add(
+                name,
+                f"0.{minor}.0",
+                tags=(),
+                description="an older version with a long history " * 4,
+                dependencies={f"dep-{d}": f"^{d}.0.0" for d in range(4)},
+                tarball=b"x",
+            )
         fake.add(
             name,
             "1.0.0",
@@ -182,6 +199,17 @@ async def load(url: str, headers: dict[str, str], connections: int, duration: fl
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - began
     return Load(len(latencies), received, elapsed, latencies)
+
+
+def wrk_line(proxy: Proxy, url: str, connections: int, duration: float, what: str) -> str:
+    """``url`` loaded by wrk (another process: the load generator takes no CPU from this one's loop)."""
+    before = proxy.cpu_seconds()
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration:.0f}s", url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu = proxy.cpu_seconds() - before
+    requests = int(next(line for line in output.splitlines() if "requests in" in line).split()[0])
+    rate = float(next(line for line in output.splitlines() if "Requests/sec" in line).split()[1])
+    return f"{what}: {rate:,.0f} req/s; proxy CPU {cpu / requests * 1e6:,.0f} us per request"
 
 
 # -- npm --------------------------------------------------------------------------------------------
@@ -251,12 +279,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--packages", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cold-only", action="store_true", help="only the cold npm ci figures")
+    parser.add_argument("--wrk", action="store_true", help="also load the tarball with wrk, first")
+    parser.add_argument("--history", type=int, default=0, help="older versions listed per tree package")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench-npm-"))
     fake = FakeNpmRegistry()
     fake.start_in_thread()
-    populate(fake, args.packages)
+    populate(fake, args.packages, args.history)
     port = free_port()
     proxy = start_proxy(root / "proxy", fake.url, port)
     try:
@@ -268,25 +299,27 @@ def main() -> None:
         tarball = f"{base}huge-tarball/-/huge-tarball-1.0.0.tgz"
         httpx.get(tarball).raise_for_status()
         print(f"cpus: {os.cpu_count()}, connections: {args.connections}, {args.duration:.0f} s per load")
-        print(
-            asyncio.run(load(base + "small", headers, args.connections, args.duration)).line(
-                "warm small packument"
-            )
-        )
-        print(
-            asyncio.run(load(base + "big", headers, args.connections, args.duration)).line(
-                "warm ~500 KB packument"
-            )
-        )
-        print(asyncio.run(load(tarball, {}, args.connections, args.duration)).line("warm 1 MiB tarball"))
+        if args.wrk and not args.cold_only:
+            print(wrk_line(proxy, tarball, args.connections, args.duration, "warm 1 MiB tarball, wrk"))
+        if not args.cold_only:
+            for url, asked, what in (
+                (base + "small", headers, "warm small packument"),
+                (base + "big", headers, "warm ~500 KB packument"),
+                (tarball, {}, "warm 1 MiB tarball"),
+            ):
+                before = proxy.cpu_seconds()
+                result = asyncio.run(load(url, asked, args.connections, args.duration))
+                cpu = (proxy.cpu_seconds() - before) / result.requests * 1e6
+                print(f"{result.line(what)}; proxy CPU {cpu:,.0f} us per request")
 
         # A lockfile through the proxy (this also warms its store), then npm ci with empty npm caches.
         npm = Npm(root / "npm-proxy", base)
         app = app_dir(root / "app-proxy")
         npm.run("install", cwd=app)
         installed = len(list((app / "node_modules").glob("tree-*")))
-        warm = statistics.median(ci(npm, app) for _ in range(args.runs))
-        print(f"warm npm ci ({installed} packages, proxy store warm, npm cache empty): {warm:.2f} s")
+        if not args.cold_only:
+            warm = statistics.median(ci(npm, app) for _ in range(args.runs))
+            print(f"warm npm ci ({installed} packages, proxy store warm, npm cache empty): {warm:.2f} s")
 
         direct_npm = Npm(root / "npm-direct", fake.url)
         direct_app = app_dir(root / "app-direct")

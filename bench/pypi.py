@@ -1,6 +1,7 @@
 """Benchmark: the PyPI format of the proxy, warm and cold, against a fake plain simple index.
 
-    python bench/pypi.py [--duration 5] [--connections 64] [--projects 40] [--runs 5]
+    python bench/pypi.py [--duration 5] [--connections 64] [--projects 40] [--runs 5] [--history 250]
+    python bench/pypi.py --replay-only [--projects 40] [--history 250]
 
 The proxy runs as a subprocess (``python -m proxy serve``) with one repository whose upstream is the
 fake index (tests/fakes/pypi_index.py, on a thread of this process). Prints:
@@ -10,6 +11,10 @@ fake index (tests/fakes/pypi_index.py, on a thread of this process). Prints:
 - ``pip install`` (``--no-cache-dir``, into an empty ``--target``) of ``--projects`` generated
   projects that depend on each other: straight from the fake, cold through the proxy (empty store)
   and warm (store warm; the pages then carry PEP 658 metadata taken from the cached wheels).
+- the proxy's own CPU time (user + system, from /proc) for one ``pip install`` replay in each state of
+  one store: cold (empty store), the first warm run after it, a second warm run, and the first run
+  after a restart of the proxy on that store. Every tree project lists ``--history`` older versions
+  (4 files each), as popular projects do, so a page costs what a real one costs to merge and render.
 Nothing is deleted until the end: every install gets a new target and every cold run a new store
 (deleting files makes later creations slower on some file systems; see bench/npm.py).
 The load generator is bench/npm.py's (an aiohttp client in this process); on a 2-core machine it
@@ -61,6 +66,41 @@ def populate(fake: FakePypiIndex, projects: int) -> None:
         fake.add_wheel(f"tree-{i:02d}", "1.0", requires_dist=deps, payload_size=16 * 1024, pep658=True)
 
 
+def add_history(fake: FakePypiIndex, projects: int, history: int) -> None:
+    """``history`` older versions of every tree project, 4 files each (never installed: 1.0 is newer)."""
+    for i in range(projects):
+        name = f"tree-{i:02d}"
+        for minor in range(history):
+            stem = f"tree_{i:02d}-0.{minor}"
+            for tag in ("py3-none-any", "cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-win_amd64"):
+                fake.add(name, f"{stem}-{tag}.whl", b"x", requires_python=">=3.8", metadata=b"m")
+            fake.add(name, f"{stem}.tar.gz", b"x")
+
+
+def replay_cpu(root: Path, fake: FakePypiIndex) -> None:
+    """The proxy's CPU for one pip install replay: cold, first warm, second warm, after a restart."""
+    port = free_port()
+    index_url = f"http://user:pass@127.0.0.1:{port}/pypi/dev/simple/"
+    proxy = start_proxy(root / "proxy-replay", fake.url, port, "pypi")
+    figures = []
+    try:
+        for label in ("cold (empty store)", "first warm after cold", "second warm"):
+            before = proxy.cpu_seconds()
+            elapsed, installed = pip_install(root, index_url)
+            figures.append((label, proxy.cpu_seconds() - before, elapsed))
+        proxy.stop()
+        proxy = start_proxy(root / "proxy-replay", fake.url, port, "pypi")
+        before = proxy.cpu_seconds()
+        elapsed, installed = pip_install(root, index_url)
+        figures.append(("first after a restart", proxy.cpu_seconds() - before, elapsed))
+    finally:
+        proxy.stop()
+    for label, cpu, elapsed in figures:
+        print(
+            f"pip install replay ({installed} projects), {label}: proxy CPU {cpu:.2f} s, wall {elapsed:.2f} s"
+        )
+
+
 def pip_install(root: Path, index_url: str) -> tuple[float, int]:
     """``pip install tree-00`` into a new empty target, isolated; (wall time, projects installed)."""
     target = Path(tempfile.mkdtemp(prefix="target-", dir=root))
@@ -82,12 +122,22 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--projects", type=int, default=40)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--history", type=int, default=250, help="older versions listed per tree project")
+    parser.add_argument("--replay-only", action="store_true", help="only the CPU figures of the replay")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench-pypi-"))
     fake = FakePypiIndex()
     fake.start_in_thread()
     populate(fake, args.projects)
+    if args.replay_only:
+        add_history(fake, args.projects, args.history)
+        try:
+            replay_cpu(root, fake)
+        finally:
+            fake.stop_in_thread()
+            shutil.rmtree(root, ignore_errors=True)
+        return
     port = free_port()
     proxy = start_proxy(root / "proxy", fake.url, port, "pypi")
     try:
@@ -132,6 +182,8 @@ def main() -> None:
                 f"pip install through the proxy, {label}: {median:.2f} s, {overhead:+.0f} % vs direct "
                 f"(runs: {spread(times)})"
             )
+        add_history(fake, args.projects, args.history)
+        replay_cpu(root, fake)
     finally:
         proxy.stop()
         fake.stop_in_thread()

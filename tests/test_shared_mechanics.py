@@ -4,11 +4,13 @@ chain walk for assets (proxy.repository.resolve.first_found), and the format reg
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+from collections.abc import Callable
 
 import pytest
 
-from proxy.formats.common.documents import MergedDocuments, Rendered, Resolution
+from proxy.formats.common.documents import MergedDocuments, Rendered, RenderStore, Resolution
 from proxy.formats.common.locator import AssetLocator
 from proxy.formats.registry import FORMATS, format_names, token_schemes
 from proxy.repository.chain import Place
@@ -17,6 +19,7 @@ from proxy.repository.origin import PUBLISHED_DEFAULT
 from proxy.repository.resolve import UpstreamsBlocked, first_found, resolve
 from proxy.store.protocols import (
     AssetRecord,
+    CachedDocument,
     PackageCoordinate,
     PackageRecord,
     PackageVersionOrigin,
@@ -301,3 +304,89 @@ async def test_the_asset_locator_forgets_one_package_or_everything() -> None:
     for key in keys:
         await locator.locate("dev", key)
     assert located[3:] == [("dev", keys[0]), ("dev", keys[1])]
+
+
+class Metadata:
+    """An in-memory metadata service (the store's, without sealing)."""
+
+    def __init__(self) -> None:
+        self.docs: dict[tuple[str, ...], CachedDocument] = {}
+
+    async def get(self, *key: str) -> CachedDocument | None:
+        return self.docs.get(key)
+
+    async def put(self, doc: CachedDocument, *key: str) -> None:
+        self.docs[key] = doc
+
+    async def delete(self, *key: str) -> None:
+        self.docs.pop(key, None)
+
+
+class DigestChain(Chain):
+    async def resolve(self, repository: str, key: str) -> Resolution[str]:
+        resolution = await super().resolve(repository, key)
+        resolution.fingerprint = hashlib.sha1(str(resolution.fingerprint).encode()).digest()
+        resolution.found = self.answer is not None  # known without merging
+        return resolution
+
+
+async def test_sealed_renderings_serve_a_new_cache_until_the_fingerprint_changes() -> None:
+    metadata = Metadata()
+    renders: list[str] = []
+
+    def render(value: str) -> Rendered:
+        renders.append(value)
+        return Rendered.of(value.encode(), "text/plain")
+
+    def restarted(chain: Chain) -> MergedDocuments[str, str]:
+        return documents(chain, store=RenderStore(metadata, "test", lambda key: key))  # type: ignore[arg-type]
+
+    chain = DigestChain()
+    first = restarted(chain)
+    made = await first.rendered("dev", "lodash", await first.get("dev", "lodash"), "base", render)
+    assert renders == ["lodash:one"] and len(metadata.docs) == 1
+
+    again = restarted(chain)  # a restart: nothing in memory, the same store
+    entry = await again.get("dev", "lodash")
+    served = await again.rendered("dev", "lodash", entry, "base", render)
+    assert (served.body, served.gzipped, served.etag) == (made.body, made.gzipped, made.etag)
+    assert renders == ["lodash:one"] and again.renders == 0 and chain.merges == 1  # not merged either
+
+    chain.answer = "two"  # what the view lists changed: the sealed rendering is not served
+    changed = restarted(chain)
+    served = await changed.rendered("dev", "lodash", await changed.get("dev", "lodash"), "base", render)
+    assert served.body == b"lodash:two" and renders == ["lodash:one", "lodash:two"]
+
+
+async def test_invalidate_resolves_again_and_keeps_the_renderings_of_an_unchanged_view() -> None:
+    chain = Chain()
+    docs = documents(chain)
+    entry = await docs.get("dev", "lodash")
+    rendered = await docs.rendered("dev", "lodash", entry, None, lambda v: Rendered.of(v.encode(), "x"))
+    docs.invalidate("lodash")  # e.g. a file was cached: the chain answers the same
+    again = await docs.get("dev", "lodash")
+    assert again is entry and chain.calls == 2 and again.renders[None] is rendered
+
+
+async def test_variants_sharing_a_sealed_slot_are_never_served_for_each_other() -> None:
+    metadata = Metadata()
+    made: list[str] = []
+
+    def render_for(variant: str) -> Callable[[str], Rendered]:
+        def render(value: str) -> Rendered:
+            made.append(variant)
+            return Rendered.of(f"{value}@{variant}".encode(), "text/plain")
+
+        return render
+
+    def restarted() -> MergedDocuments[str, str]:
+        store = RenderStore(metadata, "test", lambda key: key, lambda variant: "one slot")
+        return documents(DigestChain(), store=store)  # type: ignore[arg-type]
+
+    for variant in ("http://a/", "http://b/", "http://b/"):
+        docs = restarted()
+        served = await docs.rendered(
+            "dev", "lodash", await docs.get("dev", "lodash"), variant, render_for(variant)
+        )
+        assert served.body == f"lodash:one@{variant}".encode()
+    assert made == ["http://a/", "http://b/"] and len(metadata.docs) == 1  # the last one kept the slot

@@ -11,6 +11,7 @@ import sys
 from proxy.config.model import Config
 from proxy.logs import setup_logging
 from proxy.server.run import ListenError, run_workers, serve
+from proxy.store.allocator import tune_allocator
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +26,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if args.offline:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, offline=True))
     setup_logging(args.log_format or config.server.log_format, logging.DEBUG if args.debug else logging.INFO)
+    tune_allocator()
     try:
         import uvloop
     except ImportError:  # uvloop is not built for every platform; asyncio's loop serves the same

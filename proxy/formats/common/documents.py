@@ -3,21 +3,28 @@ the repository's chain answers (npm packuments, PyPI project pages, maven-metada
 and rendered and compressed once per change.
 
 A format gives ``resolve(repository, key)``: it walks the chain (``proxy.repository.resolve``) and
-returns a ``Resolution``: a fingerprint of the answers, when to ask again, whether a stale copy was
-used, the versions the chain's statuses hide from listings, and ``merge(hidden)`` to build the merged
-view without them (None: no place has the document). The cache adds the
-rest, the same for every format:
+returns a ``Resolution``: a fingerprint of what the view lists (the places' documents, not how they
+are held), whether any place has the document, when to ask again, whether a stale copy was used, the
+versions the chain's statuses hide from listings, and ``merge(hidden)`` to build the merged view
+without them. The cache adds the rest, the same for every format:
 
 - freshness: a view is served from memory until its ``expires``; a warm request costs a dictionary
   look-up. A refresh whose fingerprint equals the kept view's keeps that view and its renderings (only
   the deadline moves), so a 304 upstream costs no merge and no render;
+- lazy merging: a view is merged when something needs it (a rendering not kept, a format reading the
+  merged value), not when it is resolved;
+- sealed renderings: with a ``RenderStore`` and a ``bytes`` fingerprint, every rendering is also kept
+  in the store's metadata (sealed like every entry) under its fingerprint, so a restarted daemon, or a
+  view dropped from memory, serves it again without merging or rendering while the fingerprint holds;
 - retry policy: with ``keep_on_failure``, a refresh that fails with ``NoUpstreamAnswered`` serves the
   last view marked stale and asks again after ``keep_on_failure`` seconds; without, the failure goes
   to the client (a 502);
 - single flight: one refresh per (repository, document) at a time, one render per (view, variant);
-- invalidation: ``invalidate(package)`` drops the package's views in every repository (a publish into
-  one repository shows through every chain that has it) and bumps a generation, checked before a
-  refresh's result is kept, so no refresh started before a publish can put the old view back;
+- invalidation: ``invalidate(package)`` marks the package's views in every repository due (a publish
+  into one repository shows through every chain that has it: the next request resolves again, and a
+  view whose fingerprint did not change keeps its renderings) and bumps a generation, checked before a
+  refresh's result is kept, so no refresh started before a publish can put the old view back; a view
+  marked so is never served as the stale fallback;
 - memory: an LRU bounded by ``budget`` bytes (merged inputs plus renderings); a view larger than the
   whole budget is served, never kept;
 - rendering: ``rendered(entry, variant, render)`` makes a variant (a base URL, a representation) once;
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
@@ -39,6 +47,7 @@ from typing import Generic, TypeVar
 from cachetools import LRUCache
 
 from proxy.repository.errors import NoUpstreamAnswered
+from proxy.store.protocols import CachedDocument, MetadataService
 from proxy.store.singleflight import SingleFlight
 from proxy.store.store import offload
 
@@ -73,29 +82,96 @@ class Rendered:
 class Resolution(Generic[V]):
     """What a format's ``resolve`` found along the chain, before merging."""
 
-    fingerprint: object  # equal (==) fingerprints merge to equal views
+    # Equal (==) fingerprints merge to equal views. A ``bytes`` digest of what the view lists (stable
+    # across restarts) lets renderings be kept in the store; any other value keeps them in memory only.
+    fingerprint: object
     expires: float  # time.time() after which the chain is asked again
     stale: bool  # some answer is a cached copy served because its upstream failed
     size: int  # bytes of the answers: the memory they take, and whether merging is offloaded
     # merge(hidden): the merged view without the hidden versions; None when no place has the document.
     merge: Callable[[frozenset[str]], V | None]
     hidden: frozenset[str] = frozenset()  # versions the chain's statuses keep out of listings
+    found: bool | None = None  # whether some place has the document; None: merge to know
 
 
 @dataclass
 class Entry(Generic[V]):
-    """One repository's merged view of one document."""
+    """One repository's merged view of one document, merged on first use."""
 
-    value: V | None  # None: no place in the chain has the document
+    found: bool  # False: no place in the chain has the document
     fingerprint: object
     expires: float
     stale: bool = False
     size: int = 0
     renders: dict[Hashable, Rendered] = field(default_factory=dict)
+    pending: Callable[[], V | None] | None = None  # the merge, until it ran
+    merged: V | None = None
+    invalidated: bool = False  # something it lists changed: resolve again, never serve it stale
+
+    @property
+    def value(self) -> V | None:
+        """The merged view (None: not found), merged here, on the caller's thread, if nobody did yet;
+        ``MergedDocuments.value`` merges a large view in a worker thread instead."""
+        if self.pending is not None:
+            self.merged, self.pending = self.pending(), None
+        return self.merged
 
     def weight(self) -> int:
         # ENTRY_OVERHEAD: a view made of local records only (size 0) still counts.
         return ENTRY_OVERHEAD + self.size + sum(len(r.body) + len(r.gzipped) for r in self.renders.values())
+
+
+class RenderStore:
+    """Renderings sealed in the store's metadata, each saying the fingerprint and the variant it was
+    rendered for; a rendering of another fingerprint or variant is never served. One entry per
+    (repository, document, ``slot(variant)``): variants that clients choose freely (a base URL taken
+    from the Host header) share a slot, the last one rendered wins it, so what is kept stays bounded
+    by the documents. Only the gzipped form is kept: the plain one is decompressed when read back.
+    ``name`` turns a document's key into text; ``namespace`` (the format) keeps formats apart."""
+
+    def __init__(
+        self,
+        metadata: MetadataService,
+        namespace: str,
+        name: Callable[[K], str],
+        slot: Callable[[Hashable], Hashable] = lambda variant: variant,
+    ) -> None:
+        self._metadata = metadata
+        self._namespace = namespace
+        self._name = name
+        self._slot = slot
+
+    def _key(self, repository: str, key: K, variant: Hashable) -> tuple[str, ...]:
+        return ("rendered", self._namespace, repository, self._name(key), repr(self._slot(variant)))
+
+    @staticmethod
+    def _made_from(fingerprint: bytes, variant: Hashable) -> str:
+        return hashlib.sha1(fingerprint + b"\0" + repr(variant).encode()).hexdigest()
+
+    async def get(self, repository: str, key: K, variant: Hashable, fingerprint: bytes) -> Rendered | None:
+        doc = await self._metadata.get(*self._key(repository, key, variant))
+        if doc is None or doc.status != 200 or doc.etag != self._made_from(fingerprint, variant):
+            return None
+        head_len = int.from_bytes(doc.body[:4], "big")
+        head = json.loads(doc.body[4 : 4 + head_len])
+        gzipped = doc.body[4 + head_len :]
+        body = await offload(len(gzipped) * 4, lambda: gzip.decompress(gzipped))
+        return Rendered(body, gzipped, head["etag"], head["content_type"], head["checksums"])
+
+    async def put(
+        self, repository: str, key: K, variant: Hashable, fingerprint: bytes, rendered: Rendered
+    ) -> None:
+        packed = json.dumps(
+            {
+                "etag": rendered.etag,
+                "content_type": rendered.content_type,
+                "checksums": dict(rendered.checksums),
+            }
+        ).encode()
+        body = len(packed).to_bytes(4, "big") + packed + rendered.gzipped
+        made_from = self._made_from(fingerprint, variant)
+        doc = CachedDocument(200, body, etag=made_from, content_type=rendered.content_type)
+        await self._metadata.put(doc, *self._key(repository, key, variant))
 
 
 class MergedDocuments(Generic[K, V]):
@@ -108,20 +184,25 @@ class MergedDocuments(Generic[K, V]):
         *,
         budget: int,
         keep_on_failure: float | None = None,
+        store: RenderStore | None = None,
     ) -> None:
         self._resolve = resolve
         self._package = package
         self._keep_on_failure = keep_on_failure
+        self._store = store
         self._entries: LRUCache[tuple[str, K], Entry[V]] = LRUCache(budget, getsizeof=Entry.weight)
         self._refreshing: SingleFlight[Entry[V]] = SingleFlight()
         self._rendering: SingleFlight[Rendered] = SingleFlight()
+        self._merging: SingleFlight[V | None] = SingleFlight()
         self._generation = 0
+        self.renders = 0  # renderings made (not found in memory or in the store), for tests and figures
 
     def invalidate(self, package: str) -> None:
-        """Forget ``package`` in every repository."""
+        """``package`` changed: its views in every repository are resolved again before next use."""
         self._generation += 1
         for key in [key for key in self._entries if self._package(key[1]) == package]:
-            self._entries.pop(key, None)
+            entry = self._entries[key]
+            entry.expires, entry.invalidated = 0.0, True
 
     def invalidate_all(self) -> None:
         """Forget every merged view (a repository's upstream list changed: any chain may differ now)."""
@@ -146,7 +227,12 @@ class MergedDocuments(Generic[K, V]):
         try:
             entry = await self._rebuild(repository, key, previous)
         except NoUpstreamAnswered as exc:
-            if self._keep_on_failure is None or previous is None or previous.value is None:
+            if (
+                self._keep_on_failure is None
+                or previous is None
+                or not previous.found
+                or previous.invalidated
+            ):
                 raise
             log.warning("serving the last merged view of %s in %s: %s", self._package(key), repository, exc)
             entry = previous
@@ -157,13 +243,37 @@ class MergedDocuments(Generic[K, V]):
 
     async def _rebuild(self, repository: str, key: K, previous: Entry[V] | None) -> Entry[V]:
         resolution = await self._resolve(repository, key)
-        # A status change hides or shows versions with the same answers: it is part of the fingerprint.
-        fingerprint = (resolution.fingerprint, resolution.hidden)
+        fingerprint = _with_hidden(resolution.fingerprint, resolution.hidden)
         if previous is not None and previous.fingerprint == fingerprint:
             previous.expires, previous.stale = resolution.expires, resolution.stale
+            previous.invalidated = False
             return previous
-        value = await offload(resolution.size, lambda: resolution.merge(resolution.hidden))
-        return Entry(value, fingerprint, resolution.expires, resolution.stale, resolution.size)
+        hidden = resolution.hidden
+        entry: Entry[V] = Entry(
+            bool(resolution.found),
+            fingerprint,
+            resolution.expires,
+            resolution.stale,
+            resolution.size,
+            pending=lambda: resolution.merge(hidden),
+        )
+        if resolution.found is None:  # the format knows only by merging
+            await self.value(entry)
+            entry.found = entry.merged is not None
+        return entry
+
+    async def value(self, entry: Entry[V]) -> V | None:
+        """``entry``'s merged view (None: not found), merged once, a large one in a worker thread."""
+        pending = entry.pending
+        if pending is None:
+            return entry.merged
+
+        async def merge() -> V | None:
+            if entry.pending is not None:
+                entry.merged, entry.pending = await offload(entry.size, pending), None
+            return entry.merged
+
+        return await self._merging.do(id(entry), merge)
 
     def _keep(self, slot: tuple[str, K], entry: Entry[V]) -> None:
         try:
@@ -185,9 +295,19 @@ class MergedDocuments(Generic[K, V]):
     async def _render(
         self, repository: str, key: K, entry: Entry[V], variant: Hashable, render: Callable[[V], Rendered]
     ) -> Rendered:
-        value = entry.value
-        assert value is not None, "only found documents are rendered"
-        rendered = await offload(entry.size, lambda: render(value))
+        sealed = self._store if isinstance(entry.fingerprint, bytes) else None
+        rendered = None
+        if sealed is not None:
+            assert isinstance(entry.fingerprint, bytes)
+            rendered = await sealed.get(repository, key, variant, entry.fingerprint)
+        if rendered is None:
+            value = await self.value(entry)
+            assert value is not None, "only found documents are rendered"
+            rendered = await offload(entry.size, lambda: render(value))
+            self.renders += 1
+            if sealed is not None:
+                assert isinstance(entry.fingerprint, bytes)
+                await sealed.put(repository, key, variant, entry.fingerprint, rendered)
         if len(entry.renders) >= MAX_RENDERINGS:
             entry.renders.clear()
         entry.renders[variant] = rendered
@@ -195,3 +315,11 @@ class MergedDocuments(Generic[K, V]):
         if self._entries.get(slot) is entry:
             self._keep(slot, entry)  # counts the rendering against the memory budget
         return rendered
+
+
+def _with_hidden(fingerprint: object, hidden: frozenset[str]) -> object:
+    """The fingerprint of a view: a status change hides or shows versions with the same answers."""
+    if isinstance(fingerprint, bytes):
+        listed = b"\0".join(sorted(v.encode() for v in hidden))
+        return hashlib.sha1(fingerprint + b"\0hidden\0" + listed).digest()
+    return (fingerprint, hidden)

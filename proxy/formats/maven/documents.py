@@ -63,7 +63,7 @@ class MetadataDocuments:
         the chain has one. Raises NoUpstreamAnswered when every upstream failed and nothing is known."""
         key = replace(path, checksum=None)
         entry = await self._documents.get(repository, key)
-        if entry.value is None:
+        if not entry.found:
             return None
         return await self._documents.rendered(repository, key, entry, None, _render), entry.stale
 
@@ -79,7 +79,15 @@ class MetadataDocuments:
         hidden = resolution.unlisted
         merged = merge((doc for _, doc in resolution.found), hidden) if resolution.found else None
         # The merged document is its own fingerprint: an unchanged one keeps its rendering and ETag.
-        return Resolution(merged, time.time() + self._recheck, resolution.stale, 0, lambda _: merged, hidden)
+        return Resolution(
+            merged,
+            time.time() + self._recheck,
+            resolution.stale,
+            0,
+            lambda _: merged,
+            hidden,
+            merged is not None,
+        )
 
     async def _remote_document(
         self, upstream: Upstream, path: MetadataPath

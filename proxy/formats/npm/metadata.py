@@ -16,7 +16,7 @@ Rendering rewrites every ``dist.tarball`` to the proxy. Pure functions on plain 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -81,7 +81,7 @@ class Packument:
 
     package: PackageName
     versions: dict[str, Document]
-    sources: dict[str, VersionSource]
+    sources: Mapping[str, VersionSource]
     dist_tags: dict[str, str]
     time: dict[str, str]
     fields: Document
@@ -145,7 +145,7 @@ def merge(package: PackageName, found: Iterable[PlaceDocument], hidden: Collecti
     """Merge the places' packuments (in chain order) by the rules in the module docstring, without the
     ``hidden`` versions (see proxy.repository.status)."""
     versions: dict[str, Document] = {}
-    sources: dict[str, VersionSource] = {}
+    origins: dict[str, PlaceDocument] = {}
     times: dict[str, str] = {}
     tag_candidates: dict[str, list[str]] = {}
     created: list[str] = []
@@ -160,7 +160,7 @@ def merge(package: PackageName, found: Iterable[PlaceDocument], hidden: Collecti
             if version in versions or version in hidden or not isinstance(vdoc, dict):
                 continue
             versions[version] = vdoc
-            sources[version] = _source(item, vdoc)
+            origins[version] = item
             if version in doc_time:
                 times[version] = doc_time[version]
         created.extend(doc_time[k] for k in ("created",) if k in doc_time)
@@ -178,7 +178,25 @@ def merge(package: PackageName, found: Iterable[PlaceDocument], hidden: Collecti
     if modified:
         merged_time["modified"] = max(modified)
     merged_time.update(times)
-    return Packument(package, versions, sources, dist_tags, merged_time, fields or {})
+    return Packument(package, versions, _Sources(origins, versions), dist_tags, merged_time, fields or {})
+
+
+class _Sources(Mapping[str, VersionSource]):
+    """Where each version of a merged packument comes from, made when asked for: serving a tarball
+    needs one version's, and a packument lists hundreds."""
+
+    def __init__(self, origins: dict[str, PlaceDocument], versions: dict[str, Document]) -> None:
+        self._origins = origins
+        self._versions = versions
+
+    def __getitem__(self, version: str) -> VersionSource:
+        return _source(self._origins[version], self._versions[version])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._origins)
+
+    def __len__(self) -> int:
+        return len(self._origins)
 
 
 def _source(item: PlaceDocument, vdoc: Document) -> VersionSource:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from proxy.formats.common.documents import Entry, MergedDocuments, Rendered, Resolution
+from proxy.formats.common.documents import Entry, MergedDocuments, Rendered, RenderStore, Resolution
 from proxy.formats.format import Services
 from proxy.formats.npm.metadata import (
     ABBREVIATED_TYPE,
@@ -60,8 +60,18 @@ class Packuments:
         self._services = services
         self._ttl = services.metadata_ttl
         self._documents: MergedDocuments[PackageName, Packument] = MergedDocuments(
-            self._resolve, lambda package: package.full, budget=budget, keep_on_failure=RETRY_AFTER
+            self._resolve,
+            lambda package: package.full,
+            budget=budget,
+            keep_on_failure=RETRY_AFTER,
+            # One slot per form: the base URL (from the Host header) is checked, not kept apart.
+            store=RenderStore(services.metadata, "npm", lambda package: package.full, _form),
         )
+
+    @property
+    def renders(self) -> int:
+        """Packuments rendered so far (not found in memory or in the store)."""
+        return self._documents.renders
 
     def invalidate(self, package: str) -> None:
         """Forget the package (its full name) in every repository."""
@@ -72,9 +82,13 @@ class Packuments:
         self._documents.invalidate_all()
 
     async def lookup(self, repository: str, package: PackageName) -> Entry[Packument]:
-        """The merged packument (``value``; None when no place has it), fresh or refreshed. Raises
+        """The merged view (``found`` False when no place has it), fresh or refreshed. Raises
         NoUpstreamAnswered when every place failed and nothing was merged before."""
         return await self._documents.get(repository, package)
+
+    async def value(self, entry: Entry[Packument]) -> Packument | None:
+        """The merged packument of ``entry`` (merged on first use, a large one in a worker thread)."""
+        return await self._documents.value(entry)
 
     async def rendered(
         self, entry: Entry[Packument], repository: str, package: PackageName, base: str, abbreviated: bool
@@ -131,7 +145,15 @@ class Packuments:
             return merge(package, [PlaceDocument(name, up, load()) for name, up, load in documents], hidden)
 
         size = sum(a.size for _, a in found)
-        return Resolution(fingerprint, expires, resolution.stale, size, merged, resolution.unlisted)
+        return Resolution(
+            fingerprint, expires, resolution.stale, size, merged, resolution.unlisted, found=bool(documents)
+        )
+
+
+def _form(variant: Hashable) -> Hashable:
+    """A packument's variant is (base URL, abbreviated)."""
+    assert isinstance(variant, tuple)
+    return variant[1]
 
 
 def _render(packument: Packument, tarballs: str, abbreviated: bool) -> Rendered:

@@ -94,7 +94,7 @@ def _package(target: Target) -> PackageName:
 
 async def _found(npm: NpmService, repository: str, package: PackageName) -> Entry[Packument]:
     entry = await npm.packuments.lookup(repository, package)
-    if entry.value is None:
+    if not entry.found:
         raise web.HTTPNotFound(
             reason=f"package {package.full} is not in repository {repository} or its upstreams"
         )
@@ -131,7 +131,7 @@ async def get_version(
     request: web.Request, npm: NpmService, repository: str, target: Target
 ) -> web.StreamResponse:
     package = _package(target)
-    packument = (await _found(npm, repository, package)).value
+    packument = await npm.packuments.value(await _found(npm, repository, package))
     assert packument is not None
     version = packument.version_for(target.arg)
     if version is None:
@@ -177,9 +177,9 @@ async def get_dist_tags(
     request: web.Request, npm: NpmService, repository: str, target: Target
 ) -> web.StreamResponse:
     package = _package(target)
-    entry = await _found(npm, repository, package)
-    assert entry.value is not None
-    tags = entry.value.dist_tags
+    packument = await npm.packuments.value(await _found(npm, repository, package))
+    assert packument is not None
+    tags = packument.dist_tags
     if not target.arg:
         return _json(tags)
     if target.arg not in tags:

@@ -65,8 +65,7 @@ class Tarballs:
         stored = await self._stored(repository, package, version, file)
         if stored is not None:
             return stored
-        entry = await self._packuments.lookup(repository, package)
-        packument = entry.value
+        packument = await self._packuments.value(await self._packuments.lookup(repository, package))
         if packument is None or version not in packument.versions:
             raise web.HTTPNotFound(
                 reason=f"package {package.full} has no version {version} in repository {repository}"

@@ -132,13 +132,13 @@ class Files:
 
     async def _listed(self, repository: str, project: str, filename: str) -> tuple[Offer, Project]:
         """The offer of ``filename`` on the merged page, and that page's project; 404 when not listed."""
-        view = await self._views.get(repository, project)
-        offer = view.value.offers.get(filename) if view.value is not None else None
-        if offer is None or view.value is None:
+        listed = await self._views.value(await self._views.get(repository, project))
+        offer = listed.offers.get(filename) if listed is not None else None
+        if offer is None or listed is None:
             raise web.HTTPNotFound(
                 reason=f"{filename} is not listed for project {project} in repository {repository}"
             )
-        return offer, view.value
+        return offer, listed
 
     async def _download(
         self, repository: str, project: str, offer: Offer, sink: StreamedAsset | None
@@ -209,11 +209,12 @@ class Files:
         self, repository: str, project: str, filename: str, sink: StreamedAsset | None
     ) -> AssetRecord:
         """The chain's copy when its sha256 is the one the page declares, else the upstream's own."""
-        offer, listed = await self._listed(repository, project, filename[: -len(METADATA_SUFFIX)])
+        offer, _ = await self._listed(repository, project, filename[: -len(METADATA_SUFFIX)])
         declared = offer.file.core_metadata
         if declared is None:
             raise web.HTTPNotFound(reason=f"no core metadata is known for {offer.file.filename}")
-        copy = listed.held.get(filename)
+        # From the catalog, not the view: a view kept across a download does not list what it held.
+        copy = await self._find_held(repository, project, _version(offer.file.filename), filename)
         if copy is not None and declared.get("sha256") not in (None, copy.hashes["SHA-256"]):
             copy = None  # not the file the page declares
         if (stored := await held(self._services.blobs, copy)) is not None:

@@ -62,11 +62,15 @@ def merge(
             if parsed is not None and parsed.version in hidden:
                 continue
             if offer.file.filename not in offers:
-                offers[offer.file.filename] = replace(offer, file=complete(offer.file, held))
+                completed = complete(offer.file, held)
+                offers[offer.file.filename] = (
+                    offer if completed is offer.file else replace(offer, file=completed)
+                )
     return Project(name, offers, held)
 
 
 def complete(file: DistFile, held: Mapping[str, AssetRecord]) -> DistFile:
+    """``file`` with what the held copy adds to its listing; ``file`` itself when it adds nothing."""
     asset = held.get(file.filename)
     if asset is None:
         return file
@@ -79,4 +83,6 @@ def complete(file: DistFile, held: Mapping[str, AssetRecord]) -> DistFile:
     is_wheel = file.filename.endswith(".whl")  # an sdist's metadata is only what its record declares
     if metadata is None and is_wheel and extracted is not None and hashes.get("sha256") == held_sha256:
         metadata = {"sha256": extracted.hashes["SHA-256"]}
+    if hashes is file.hashes and metadata is file.core_metadata:
+        return file
     return replace(file, hashes=hashes, core_metadata=metadata)

@@ -6,30 +6,47 @@ An upstream's page is ``simple/<project>/`` under its PyPI endpoint, or ``<proje
 endpoint already is a ``.../simple/`` index URL (a plain index configured the way pip is).
 
 Views live in the shared merged-document cache (``proxy.formats.common.documents``: single flight,
-generation, memory budget), keyed by repository and project, until the first of their upstream
-documents goes stale (at most ``metadata_ttl``; a few seconds when an upstream failed or a stale copy
-was served, so the next request tries again). Renderings are made per base URL and representation on
-first use and kept with the view, compressed once. ``invalidate(project)`` drops every repository's
-view of a project when something changes it here (a publish, a file or metadata newly held).
+generation, memory budget, renderings sealed in the store), keyed by repository and project, until the
+first of their upstream documents goes stale (at most ``metadata_ttl``; a few seconds when an upstream
+failed or a stale copy was served, so the next request tries again). Renderings are made per base URL
+and representation on first use and kept with the view, compressed once. ``invalidate(project)`` has
+every repository's view of a project resolved again when something may change it here (a publish, a
+file or metadata newly held).
+
+A view's fingerprint is what its page lists: the bytes of every upstream page, the files published
+here, and what held files add to the listing (a sha256 for a file listed without one, PEP 658 metadata
+for a wheel listed without it; see ``merge.complete``). Which listed files such a held file can
+complete is read from the upstream page once per page body (``completable``) and remembered: caching a
+file the page already describes fully changes nothing, so it neither merges nor renders again. With it,
+the page's files are kept in the store's metadata (``LISTING``, under the page's digest), so a restarted
+daemon reads them back instead of parsing the page again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
-from proxy.formats.common.documents import Entry, MergedDocuments, Rendered, Resolution
+from cachetools import LRUCache
+
+from proxy.formats.common.documents import Entry, MergedDocuments, Rendered, RenderStore, Resolution
 from proxy.formats.format import Services
 from proxy.formats.pypi.merge import Offer, Project, Source, merge
-from proxy.formats.pypi.names import coordinate
+from proxy.formats.pypi.names import METADATA_SUFFIX, coordinate
 from proxy.formats.pypi.negotiate import HTML_V1, JSON_V1, TEXT_HTML, Representation
 from proxy.formats.pypi.pages import DistFile, parse_page
 from proxy.formats.pypi.records import held_assets, published_offers
 from proxy.formats.pypi.simple import render_project
-from proxy.repository.fetch import NOT_FOUND_TTL
+from proxy.repository.fetch import NOT_FOUND_TTL, Fetched
 from proxy.repository.resolve import resolve
-from proxy.store.protocols import PackageRecord
+from proxy.store.protocols import AssetRecord, CachedDocument, PackageRecord
+from proxy.store.store import offload
 from proxy.upstream.base import Upstream, UpstreamUnavailable
 
 # PEP 691 JSON where the upstream has it: read several times faster than PEP 503 HTML (a 1,000-file
@@ -37,6 +54,75 @@ from proxy.upstream.base import Upstream, UpstreamUnavailable
 UPSTREAM_ACCEPT = f"{JSON_V1}, {HTML_V1}; q=0.1, {TEXT_HTML}; q=0.01"
 RETRY_AFTER_FAILURE = 5.0  # seconds a view built without some upstream (failed or stale) is kept
 CACHE_BUDGET = 64 * 1024**2  # bytes of merged project views and their renderings kept in memory
+LISTING = "pypi-listing"  # the metadata entries keeping an upstream page's files, per page digest
+COMPLETABLE_BUDGET = 4 * 1024**2  # bytes of remembered completable file names (usually none a page)
+
+
+@dataclass
+class _Page:
+    """An upstream's page as resolve hands it over: its digest, read only when needed, from its
+    listing kept in the store when there is one (several times faster than parsing the page)."""
+
+    source: Source
+    digest: bytes
+    fetched: Fetched[list[DistFile]]
+    listing: list[list[Any]] | None = None  # the page's files as ``_listing`` wrote them
+
+    def offers(self) -> list[Offer]:
+        if self.listing is not None:
+            files = [DistFile(f, u, h, r, y, m) for f, u, h, r, y, m in self.listing]
+        else:
+            files = self.fetched.parsed()
+        return [Offer(f, self.source) for f in files]
+
+
+def _listing(files: Iterable[DistFile]) -> list[list[Any]]:
+    """A page's files as plain JSON values, in listing order."""
+    return [
+        [
+            f.filename,
+            f.url,
+            dict(f.hashes),
+            f.requires_python,
+            f.yanked,
+            f.core_metadata and dict(f.core_metadata),
+        ]
+        for f in files
+    ]
+
+
+def completable(files: Iterable[DistFile]) -> frozenset[str]:
+    """The listed files a held copy can add to (``merge.complete``): no sha256, or a wheel without
+    PEP 658 metadata."""
+    return frozenset(
+        f.filename
+        for f in files
+        if "sha256" not in f.hashes or (f.core_metadata is None and f.filename.endswith(".whl"))
+    )
+
+
+def _completions(names: Iterable[str], held: Mapping[str, AssetRecord]) -> bytes:
+    """What the held files add to the listing of ``names``, as bytes to fingerprint."""
+    parts = []
+    for name in sorted(names):
+        asset, extracted = held.get(name), held.get(name + METADATA_SUFFIX)
+        if asset is not None or extracted is not None:
+            parts.append(
+                "\0".join(
+                    (
+                        name,
+                        asset.hashes.get("SHA-256", "") if asset else "",
+                        extracted.hashes.get("SHA-256", "") if extracted else "",
+                    )
+                )
+            )
+    return "\n".join(parts).encode()
+
+
+def _representation(variant: Hashable) -> Hashable:
+    """A page's variant is (base URL, representation)."""
+    assert isinstance(variant, tuple)
+    return variant[1]
 
 
 def file_url(base: str, repository: str, project: str, filename: str) -> str:
@@ -49,14 +135,30 @@ class ProjectViews:
 
     def __init__(self, services: Services, budget: int = CACHE_BUDGET) -> None:
         self._services = services
+        self._completable: LRUCache[tuple[str, bytes], frozenset[str]] = LRUCache(
+            COMPLETABLE_BUDGET, getsizeof=lambda names: 128 + sum(64 + len(n) for n in names)
+        )
         self._documents: MergedDocuments[str, Project] = MergedDocuments(
-            self._resolve, lambda project: project, budget=budget
+            self._resolve,
+            lambda project: project,
+            budget=budget,
+            # One slot per representation: the base URL (from the Host header) is checked, not kept apart.
+            store=RenderStore(services.metadata, "pypi", lambda project: project, _representation),
         )
 
+    @property
+    def renders(self) -> int:
+        """Pages rendered so far (not found in memory or in the store)."""
+        return self._documents.renders
+
     async def get(self, repository: str, project: str) -> Entry[Project]:
-        """The view of ``project`` (normalized) through ``repository`` (``value`` None: no place has
+        """The view of ``project`` (normalized) through ``repository`` (``found`` False: no place has
         it); raises NoUpstreamAnswered."""
         return await self._documents.get(repository, project)
+
+    async def value(self, view: Entry[Project]) -> Project | None:
+        """The merged project of ``view`` (merged on first use)."""
+        return await self._documents.value(view)
 
     async def rendered(
         self, repository: str, project: str, view: Entry[Project], base: str, representation: Representation
@@ -91,7 +193,7 @@ class ProjectViews:
             records[name] = record
             return published_offers(name, record) or None
 
-        async def remote(upstream: Upstream) -> tuple[list[Offer], bool] | None:
+        async def remote(upstream: Upstream) -> tuple[_Page, bool] | None:
             if "pypi" not in upstream.formats:
                 return None
             path = await _page_path(upstream, project)
@@ -103,22 +205,74 @@ class ProjectViews:
                 return None
             expiries.append(fetched.doc.fetched_at + ttl)
             sizes.append(len(fetched.doc.body))
-            source = Source(upstream.name, upstream, path)
-            return [Offer(f, source) for f in fetched.parsed()], fetched.stale
+            digest = hashlib.sha1(fetched.doc.body).digest()
+            return _Page(Source(upstream.name, upstream, path), digest, fetched), fetched.stale
 
         places = services.chain.places(repository)
         resolution = await resolve(services.catalog, places, coordinate(project), local, remote)
         if resolution.failed or resolution.stale:
             expiries.append(time.time() + RETRY_AFTER_FAILURE)
+        held = held_assets(records[p.name] for p in places if p.name in records)
+        size = sum(sizes)
+        fingerprint = hashlib.sha1()
+        names: set[str] = set()
+        for place, answer in resolution.found:
+            if isinstance(answer, _Page):
+                path = answer.source.page_path.encode()
+                fingerprint.update(b"page\0%s\0%s\0%s\n" % (place.name.encode(), path, answer.digest))
+                names |= await self._completable_names(project, answer, size)
+            else:
+                listed = repr([offer.file for offer in answer]).encode()
+                fingerprint.update(b"local\0%s\0%s\n" % (place.name.encode(), listed))
+                names |= completable(offer.file for offer in answer)
+        fingerprint.update(b"held\0" + _completions(names, held))
+        answers = [answer for _, answer in resolution.found]
 
         def merged(hidden: frozenset[str]) -> Project | None:
-            if not resolution.found:
+            if not answers:
                 return None
-            held = held_assets(records[p.name] for p in places if p.name in records)
-            return merge(project, (offers for _, offers in resolution.found), held, hidden)
+            offers = (a.offers() if isinstance(a, _Page) else a for a in answers)
+            return merge(project, offers, held, hidden)
 
-        # Every refresh merges again (object(): no two resolutions compare equal).
-        return Resolution(object(), min(expiries), resolution.stale, sum(sizes), merged, resolution.unlisted)
+        return Resolution(
+            fingerprint.digest(),
+            min(expiries),
+            resolution.stale,
+            size,
+            merged,
+            resolution.unlisted,
+            found=bool(answers),
+        )
+
+    async def _completable_names(self, project: str, page: _Page, size: int) -> frozenset[str]:
+        """The files of an upstream page that a held copy can complete: remembered in memory, else
+        read from the page's listing in the store, else from the page (which is then listed there)."""
+        key = (project, page.digest)
+        names = self._completable.get(key)
+        if names is None:
+            names = await self._read_listing(page, size)
+            with contextlib.suppress(ValueError):  # more names than the whole budget: read again next time
+                self._completable[key] = names
+        return names
+
+    async def _read_listing(self, page: _Page, size: int) -> frozenset[str]:
+        metadata = self._services.metadata
+        key = (LISTING, page.source.place, page.source.page_path)
+        kept = await metadata.get(*key)
+        if kept is not None and kept.status == 200 and kept.etag == page.digest.hex():
+            record = await offload(len(kept.body), lambda: json.loads(kept.body))
+            page.listing = record["files"]
+            return frozenset(record["completable"])
+
+        def read() -> tuple[frozenset[str], bytes]:
+            files = page.fetched.parsed()
+            names = completable(files)
+            record = {"completable": sorted(names), "files": _listing(files)}
+            return names, json.dumps(record, separators=(",", ":")).encode()
+
+        names, body = await offload(size, read)
+        await metadata.put(CachedDocument(200, body, etag=page.digest.hex()), *key)
+        return names
 
 
 def _parser(project: str) -> Callable[[bytes], list[DistFile]]:

@@ -137,7 +137,7 @@ async def project_page(request: web.Request) -> web.StreamResponse:
     choice = _choice(request)
     views = request.app[PYPI].views
     view = await views.get(repository.name, project)
-    if view.value is None:
+    if not view.found:
         raise web.HTTPNotFound(
             reason=f"project {project} not found in repository {repository.name} or its upstreams"
         )

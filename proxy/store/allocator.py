@@ -1,0 +1,38 @@
+"""The C allocator's thresholds, for a process that moves assets in sealed chunks.
+
+Every chunk of a blob read or written (``sealed.CHUNK_SIZE``, 256 KiB) is a new buffer of that size.
+glibc's malloc serves an allocation past its mmap threshold (128 KiB at first) with a fresh mmap,
+hands it back with munmap, and trims the heap's top past 128 KiB of free memory: each chunk then costs
+system calls and a page fault per 4 KiB of it, more CPU than decrypting it. Raising both thresholds
+past a chunk lets freed chunks be reused from the heap. Where ``mallopt`` is not glibc's (musl,
+macOS), nothing changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+
+from proxy.store.sealed import CHUNK_SIZE
+
+log = logging.getLogger(__name__)
+
+M_TRIM_THRESHOLD = -1  # glibc's malloc.h
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 4 * CHUNK_SIZE  # allocations up to this come from the heap, freed ones reused
+TRIM_THRESHOLD = 16 * 1024 * 1024  # free bytes at the heap's top kept before giving them back
+
+
+def tune_allocator() -> bool:
+    """Set the thresholds for this process (call once, early); False where they cannot be set."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    tuned = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+    if not tuned:
+        log.debug("the C allocator's thresholds were left as they are")
+    return tuned
