@@ -27,6 +27,7 @@ from typing import Protocol
 from proxy.store.index import entry_namer
 from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
 from proxy.store.protocols import SharedEntryUnavailable
+from proxy.store.rereads import Rereads
 from proxy.store.sealed import SealError, seal, unseal
 from proxy.store.store import StoreUnavailable
 
@@ -115,8 +116,7 @@ class PolicyStore:
         self._lock = asyncio.Lock()
         self._policies: Policies = {}
         self._stop_watching: Callable[[], Awaitable[None]] | None = None
-        self._reread: asyncio.Task[None] | None = None
-        self._stale = False
+        self._rereads = Rereads(self._read_again)
 
     @classmethod
     def open(cls, cache_path: Path, keyring: KeyRing) -> PolicyStore:
@@ -139,14 +139,13 @@ class PolicyStore:
     async def start(self) -> None:
         """Read the stored policies and follow the changes other daemons make (a shared store)."""
         self._policies = self._open(await self._entry.load())
-        self._stop_watching = await self._entry.watch(self._changed_elsewhere)
+        self._stop_watching = await self._entry.watch(self._rereads.notice)
 
     async def stop(self) -> None:
         if self._stop_watching is not None:
             await self._stop_watching()
             self._stop_watching = None
-        if self._reread is not None:
-            self._reread.cancel()
+        self._rereads.stop()
 
     def get(self, key: str) -> StoredPolicy | None:
         """The policy of a repository (by name) or of the domain (``DOMAIN_KEY``)."""
@@ -187,20 +186,13 @@ class PolicyStore:
                 raise PoliciesUnavailable(f"the permissions policies cannot be changed now: {exc}") from None
             self._policies = self._open(raw)
 
-    def _changed_elsewhere(self) -> None:
-        """A daemon of the shared store changed the policies (or notices may have been missed)."""
-        self._stale = True  # a read under way may have begun before this change: it reads again
-        if self._reread is None or self._reread.done():
-            self._reread = asyncio.get_running_loop().create_task(self._read_again())
-
     async def _read_again(self) -> None:
-        while self._stale:
-            self._stale = False
-            try:
-                self._policies = self._open(await self._entry.load())
-            except (PoliciesUnavailable, SharedEntryUnavailable) as exc:
-                # The policies last read stay in force; the next notice (or reconnection) reads again.
-                log.warning("permissions policies not read again: %s", exc)
+        """A daemon of the shared store changed the policies (or notices may have been missed)."""
+        try:
+            self._policies = self._open(await self._entry.load())
+        except (PoliciesUnavailable, SharedEntryUnavailable) as exc:
+            # The policies last read stay in force; the next notice (or reconnection) reads again.
+            log.warning("permissions policies not read again: %s", exc)
 
     def _open(self, raw: bytes | None) -> Policies:
         if raw is None:

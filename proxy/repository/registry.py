@@ -32,6 +32,7 @@ from proxy.store.repositories import (
     RepositoryEntries,
     RepositoryRecord,
 )
+from proxy.store.rereads import Rereads
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,7 @@ class RepositoryRegistry:
         self._callbacks: list[Callable[[str], None]] = []
         self._lock = asyncio.Lock()
         self._stop_watching: Callable[[], Awaitable[None]] | None = None
-        self._rereading: asyncio.Task[None] | None = None
-        self._stale = False  # a change was announced since the last re-read began
+        self._rereads = Rereads(self._reread_or_keep)
         stored = entries.load_now()
         self._records: dict[str, RepositoryRecord] = {}
         self._records = self._view(stored, warn=True)
@@ -123,7 +123,7 @@ class RepositoryRegistry:
         if self._entries.keeps_config_records:
             return
         try:
-            self._stop_watching = await self._entries.watch(self._changed_elsewhere)
+            self._stop_watching = await self._entries.watch(self._rereads.notice)
         except RepositoriesUnavailable as exc:
             raise RegistryUnavailable(f"the stored repositories cannot be followed: {exc}") from None
         await self._reread()
@@ -132,8 +132,7 @@ class RepositoryRegistry:
         if self._stop_watching is not None:
             await self._stop_watching()
             self._stop_watching = None
-        if self._rereading is not None:
-            self._rereading.cancel()
+        self._rereads.stop()
 
     # -- reads (the data plane asks these on every request) ---------------------------------------
     def get(self, name: str) -> RepositoryRecord | None:
@@ -226,20 +225,12 @@ class RepositoryRegistry:
             self._serve(stored)
         return decided[-1]
 
-    def _changed_elsewhere(self) -> None:
+    async def _reread_or_keep(self) -> None:
         """A daemon of the shared store changed the repositories (or notices may have been missed)."""
-        self._stale = True  # a re-read under way may have read before this change: it reads again
-        if self._rereading is None or self._rereading.done():
-            self._rereading = asyncio.get_running_loop().create_task(self._reread_while_stale())
-
-    async def _reread_while_stale(self) -> None:
-        while self._stale:
-            self._stale = False
-            try:
-                await self._reread()
-            except RegistryUnavailable as exc:
-                log.warning("%s; serving the repositories known before", exc)
-                return
+        try:
+            await self._reread()
+        except RegistryUnavailable as exc:
+            log.warning("%s; serving the repositories known before", exc)
 
     async def _reread(self) -> None:
         async with self._lock:
