@@ -4,6 +4,7 @@ on each store for npm's warm and cold workloads.
 
     python bench/scale.py [--packages 200] [--size 20000] [--concurrency 32] [--copies 8] [--daemons 2]
     python bench/scale.py --workloads npm [--packages 300] [--runs 3] [--duration 5] [--connections 64]
+                          [--load aiohttp|wrk]
 
 Each setting gets a fresh store (a new database and blob directory, or a new cache directory), its
 daemons (``python -m proxy serve`` subprocesses; one repository whose upstream is a fake npm registry
@@ -31,9 +32,10 @@ them alike) get a fresh, empty store and one daemon, then:
   the parent process and every worker it forked); each tarball must reach the upstream exactly once;
 - warm small packument: ``--connections`` connections for ``--duration`` seconds, with npm's Accept
   and Accept-Encoding: requests/s, p50 and p99 latency, and the daemon's CPU time per request (the
-  figure the machine's load changes least). The load generator is an aiohttp client on one event loop
-  in this process, sharing the cores with the daemon: with two workers on two cores it is as likely
-  to be the ceiling as the daemon is.
+  figure the machine's load changes least). ``--load aiohttp`` (bench/npm.py's load generator, on one
+  event loop in this process) needs about as much CPU per request as the daemon does, so on a small
+  machine it is the ceiling before a second worker can show; ``--load wrk`` (one thread of a C load
+  generator) leaves the cores to the daemon.
 
 The table shows the medians over the rounds. Every daemon listens on one port, as the lockfile's
 URLs name it.
@@ -44,8 +46,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -229,6 +233,55 @@ def cold_ci(npm: Npm, app: Path, target: Path, packages: int) -> float:
     return seconds
 
 
+@dataclass
+class Warm:
+    """What a warm load measured."""
+
+    requests: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+def aiohttp_load(url: str, headers: dict[str, str], connections: int, duration: float) -> Warm:
+    """bench/npm.py's load generator (this process, one event loop); exits on a non-200."""
+    result = asyncio.run(load(url, headers, connections, duration))
+    ordered = sorted(result.latencies)
+    return Warm(
+        result.requests,
+        result.requests / result.seconds,
+        ordered[len(ordered) // 2] * 1000,
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+    )
+
+
+WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, headers: dict[str, str], connections: int, duration: float) -> Warm:
+    """wrk (one thread, a C load generator that leaves the cores to the daemon); exits on any non-2xx
+    answer or socket error, or on output it cannot read."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    result = subprocess.run([*command, url], capture_output=True, text=True, timeout=duration + 60)
+    output = result.stdout
+    if result.returncode != 0 or "Non-2xx or 3xx responses" in output or "Socket errors" in output:
+        raise SystemExit(f"wrk on {url} failed ({result.returncode}):\n{output}{result.stderr}")
+
+    def latency(percentile: str) -> float:
+        found = re.search(rf"^\s*{percentile}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        if found is None:
+            raise SystemExit(f"no {percentile}% latency in wrk's output:\n{output}")
+        return float(found[1]) * WRK_UNITS[found[2]]
+
+    requests = re.search(r"^\s*(\d+) requests in ", output, re.M)
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    if requests is None or rate is None:
+        raise SystemExit(f"no request count in wrk's output:\n{output}")
+    return Warm(int(requests[1]), float(rate[1]), latency("50"), latency("99"))
+
+
 def check_small_packument(url: str, headers: dict[str, str]) -> None:
     """Exits unless ``url`` answers the small packument with both of its versions (the load that
     follows checks only the status)."""
@@ -272,14 +325,14 @@ def measure_npm(
         url = f"{daemon.url}/npm/team/small"
         check_small_packument(url, headers)
         cpu = tree_cpu_seconds(daemon.process.pid)
-        result = asyncio.run(load(url, headers, args.connections, args.duration))
-        figures.cpu_per_request_us.append(
-            (tree_cpu_seconds(daemon.process.pid) - cpu) / result.requests * 1e6
-        )
-        ordered = sorted(result.latencies)
-        figures.requests_per_second.append(result.requests / result.seconds)
-        figures.p50_ms.append(ordered[len(ordered) // 2] * 1000)
-        figures.p99_ms.append(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000)
+        if args.load == "wrk":
+            warm = wrk(url, headers, args.connections, args.duration)
+        else:
+            warm = aiohttp_load(url, headers, args.connections, args.duration)
+        figures.cpu_per_request_us.append((tree_cpu_seconds(daemon.process.pid) - cpu) / warm.requests * 1e6)
+        figures.requests_per_second.append(warm.requests_per_second)
+        figures.p50_ms.append(warm.p50_ms)
+        figures.p99_ms.append(warm.p99_ms)
 
 
 def lockfile(root: Path, registry: FakeNpmRegistry, port: int) -> tuple[Npm, Path]:
@@ -318,7 +371,8 @@ def npm_workloads(args: argparse.Namespace, bindir: Path) -> None:
 
     print(
         f"{args.packages}-package npm ci (empty store, empty npm cache) and the small packument warm at "
-        f"{args.connections} connections for {args.duration:.0f} s; medians of {args.runs} interleaved rounds"
+        f"{args.connections} connections for {args.duration:.0f} s ({args.load}); "
+        f"medians of {args.runs} interleaved rounds"
     )
     before, after = (", ".join(f"{v:.2f}" for v in loads) for loads in (load_before, load_after))
     print(f"cpus: {os.cpu_count()}; load average (1, 5, 15 min) before {before}, after {after}")
@@ -398,10 +452,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="npm: interleaved rounds")
     parser.add_argument("--duration", type=float, default=5.0, help="npm: seconds of warm load")
     parser.add_argument("--connections", type=int, default=64, help="npm: warm load connections")
+    parser.add_argument(
+        "--load",
+        choices=("aiohttp", "wrk"),
+        default="aiohttp",
+        help="npm: the warm load generator, bench/npm.py's (in this process) or wrk (when installed)",
+    )
     args = parser.parse_args()
     bindir = find_bindir()
     if bindir is None:
         sys.exit("PostgreSQL's initdb is not installed (bash .ci/setup installs it)")
+    if args.workloads == "npm" and args.load == "wrk" and shutil.which("wrk") is None:
+        sys.exit("--load wrk: wrk is not installed")
     if args.workloads == "npm":
         args.packages = args.packages or 300
         npm_workloads(args, bindir)
