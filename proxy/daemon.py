@@ -81,7 +81,7 @@ class Daemon:
 
     @classmethod
     async def open(cls, config: Config) -> Daemon:
-        store = await open_serving(config.store, config.cache)
+        store = await open_serving(config.store, config.cache, workers=config.server.workers)
         try:
             daemon = await cls._open(config, store)
         except BaseException:
