@@ -4,6 +4,7 @@ processes on one address (SO_REUSEPORT) sharing the store through ``proxy.store.
 - concurrent misses of one tarball, held by both workers, cost one upstream fetch (the host's lease);
 - an ``npm publish`` is served by both workers at once, though both held the package's merged view;
 - concurrent publishes of different versions of one package through both workers lose none;
+- a lease whose holder died (never renewed, never released) is taken over once it expires;
 - ``verify`` is refused while the workers run, and after SIGTERM finds the store clean.
 
 One daemon serves the module's tests, which run in file order (the last stops it).
@@ -11,6 +12,7 @@ One daemon serves the module's tests, which run in file order (the last stops it
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -21,6 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from proxy.store.host import HostLeases
+from proxy.store.keyring import KeyRing
 from tests.fakes.clients import real_client
 from tests.fakes.daemon import RunningDaemon, eventually, run_command, start_daemon, write_config
 from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball
@@ -146,6 +150,31 @@ def test_concurrent_publishes_of_one_package_lose_no_version(workers: Workers) -
     for _ in range(8):  # whichever worker answers
         packument = httpx.get(f"{workers.npm}many-pub", timeout=30).json()
         assert sorted(packument["versions"]) == sorted(versions)
+
+
+def test_a_dead_workers_lease_holds_the_others_back_until_it_expires(tmp_path: Path) -> None:
+    keyring = KeyRing.load(tmp_path / "cache.key")
+    dead = HostLeases(tmp_path / "leases", keyring, ttl=1.0)
+    alive = HostLeases(tmp_path / "leases", keyring, ttl=1.0, poll=0.01)
+    key = ("npm", "team", "pkg-1.0.0.tgz")
+    assert dead._cache.add(dead._name(key), "a worker killed mid-fetch", expire=dead.ttl)
+    ran: list[str] = []
+
+    async def work() -> str:
+        ran.append("fetched")
+        return "committed"
+
+    async def take_over() -> None:
+        waiting = asyncio.ensure_future(alive.exclusive(key, work))
+        await asyncio.sleep(0.05)
+        assert not ran  # held: the other worker waits
+        assert await waiting == "committed"
+
+    asyncio.run(take_over())
+    assert ran == ["fetched"]
+    assert not alive._cache.get(alive._name(key))  # released after the work
+    dead.close()
+    alive.close()
 
 
 def test_verify_is_refused_while_the_workers_run_and_finds_the_store_clean_after(workers: Workers) -> None:
