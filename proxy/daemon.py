@@ -50,7 +50,7 @@ class Daemon:
         # The domain's repositories: the data plane looks a repository up here, never in the config.
         local = serving.local
         entries = (
-            RepositoryEntries(local.catalog.index, local.keyring)
+            (serving.repositories or RepositoryEntries(local.catalog.index, local.keyring))
             if local
             else PostgresRepositoryEntries.of(storage.catalog)  # read when the app starts (open)
         )

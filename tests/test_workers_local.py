@@ -3,6 +3,7 @@ processes on one address (SO_REUSEPORT) sharing the store through ``proxy.store.
 
 - concurrent misses of one tarball, held by both workers, cost one upstream fetch (the host's lease);
 - an ``npm publish`` is served by both workers at once, though both held the package's merged view;
+- a repository created through /v1 on one worker is served by both at once;
 - concurrent publishes of different versions of one package through both workers lose none;
 - a lease whose holder died (never renewed, never released) is taken over once it expires;
 - ``verify`` is refused while the workers run, and after SIGTERM finds the store clean.
@@ -25,6 +26,7 @@ import pytest
 
 from proxy.store.host import HostLeases
 from proxy.store.keyring import KeyRing
+from tests.api_cli import Aws
 from tests.fakes.clients import real_client
 from tests.fakes.daemon import RunningDaemon, eventually, run_command, start_daemon, write_config
 from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball
@@ -134,6 +136,17 @@ def test_an_npm_publish_is_served_by_every_worker_at_once(workers: Workers) -> N
             "1.0.0",
             "1.1.0",
         ]
+
+
+def test_a_repository_created_on_one_worker_is_served_by_every_worker_at_once(workers: Workers) -> None:
+    created = Aws(workers.daemon.url)(
+        "create-repository", "--repository", "fresh", "--upstreams", "repositoryName=team"
+    )
+    assert created["repository"]["name"] == "fresh", created
+    for _ in range(16):  # new connections, to either worker
+        response = httpx.get(f"{workers.daemon.url}/npm/fresh/worker-pub", timeout=30)
+        assert response.status_code == 200, response.text
+        assert sorted(response.json()["versions"]) == ["1.0.0", "1.1.0"]
 
 
 def test_concurrent_publishes_of_one_package_lose_no_version(workers: Workers) -> None:

@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from proxy.config.model import CacheConfig, StoreConfig
 from proxy.store.blobs import BlobStore
 from proxy.store.catalog import PackageRecord
-from proxy.store.host import AnnouncingCatalog, HostChanges, HostLeases
+from proxy.store.host import AnnouncingCatalog, HostChanges, HostLeases, HostRepositoryEntries
 from proxy.store.keyring import KeyRing
 from proxy.store.local import LocalBlobs, LocalCatalog, LocalMetadata, StorageServices, local_services
 from proxy.store.postgres import PostgresIndexes, PostgresUnavailable
@@ -42,6 +42,7 @@ from proxy.store.protocols import (
     PackageChanges,
 )
 from proxy.store.remote_blobs import S3BlobStore, SharedBlobStore, s3_client
+from proxy.store.repositories import RepositoryEntries
 from proxy.store.shared import SharedBlobService
 from proxy.store.singleflight import OneProcessLeases
 from proxy.store.sqlite_backend import AsyncBlobs, SqliteLedger
@@ -290,6 +291,7 @@ class ServingStore:
     leases: AssetLeases  # single flight of fetches across every daemon of the store
     local: Store | None = None
     changes: PackageChanges | None = None  # None: one process, which invalidates its views itself
+    repositories: RepositoryEntries | None = None  # a worker's on the one-host store (else the daemon's)
 
 
 async def open_serving(store: StoreConfig, cache: CacheConfig, *, workers: int = 1) -> ServingStore:
@@ -355,8 +357,9 @@ async def open_worker(store: StoreConfig, cache: CacheConfig) -> ServingStore:
         await asyncio.to_thread(local.close)
 
     services = StorageServices(AnnouncingCatalog(local, changes), LocalBlobs(local), LocalMetadata(local))
+    repositories = HostRepositoryEntries(local.catalog.index, local.keyring, changes)
     return ServingStore(
-        services, LedgerFigures(local), local.root, local.keyring, close, leases, local, changes
+        services, LedgerFigures(local), local.root, local.keyring, close, leases, local, changes, repositories
     )
 
 

@@ -12,6 +12,8 @@ renews it every third of ``ttl`` while it fetches and deletes it after, the othe
 Publish visibility: a worker that commits a package change (a publish, a status change, a deletion)
 sends the package's name, before it answers its client, as a datagram to every worker's socket (its
 own too); each worker reads its socket on its event loop and drops its merged views of that package.
+A change of the domain's repositories through /v1 (``HostRepositoryEntries``) is announced the same
+way, and every worker reads the stored repositories again.
 A unix datagram is queued in the receiver's socket as soon as ``sendto`` returns, so a request that
 reaches another worker after the publish was answered finds it there: the change is heard at once,
 not after a TTL. The sockets are files in the private store root: only its owner can send.
@@ -36,10 +38,11 @@ from typing import TypeVar
 import diskcache
 
 from proxy.store.catalog import PackageCoordinate, PackageRecord
-from proxy.store.index import entry_namer
+from proxy.store.index import Index, entry_namer
 from proxy.store.keyring import KeyRing, make_private_dirs
 from proxy.store.local import LocalCatalog
 from proxy.store.protocols import ChangeListener, Listening
+from proxy.store.repositories import RecordsChange, RepositoryEntries, RepositoryRecord, seal_records
 from proxy.store.store import Store
 
 T = TypeVar("T")
@@ -49,6 +52,7 @@ POLL_SECONDS = 0.05  # how often a worker waiting for another's lease looks agai
 BUSY_SECONDS = 2.0  # how long a diskcache call waits for another worker's write
 SEND_SECONDS = 1.0  # how long an announcement waits for a worker whose socket is full
 _MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with its NUL
+_REPOSITORIES = "repositories"  # the announcement of a change of the domain's repositories
 
 
 class HostLeases:
@@ -103,10 +107,22 @@ class HostChanges:
             raise OSError(f"{directory}: too long a path for the workers' sockets (at most ~90 characters)")
         self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sender.settimeout(SEND_SECONDS)
+        self._on_repositories: list[Callable[[], None]] = []
 
     def announce(self, repository: str, coordinate: PackageCoordinate) -> None:
         """Tell every worker (this one too) that ``coordinate`` changed in ``repository``."""
-        message = json.dumps([repository, coordinate.format, coordinate.namespace, coordinate.name]).encode()
+        self._send([repository, coordinate.format, coordinate.namespace, coordinate.name], coordinate.name)
+
+    def announce_repositories(self) -> None:
+        """Tell every worker (this one too) that the domain's stored repositories changed."""
+        self._send([_REPOSITORIES], "the repositories")
+
+    def on_repositories(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change()`` whenever a worker announces a change of the repositories."""
+        self._on_repositories.append(on_change)
+
+    def _send(self, change: list[str], what: str) -> None:
+        message = json.dumps(change).encode()
         for entry in os.scandir(self._directory):
             try:
                 self._sender.sendto(message, entry.path)
@@ -114,7 +130,7 @@ class HostChanges:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
             except OSError as exc:
-                log.error("worker %s was not told of a change to %s: %s", entry.name, coordinate.name, exc)
+                log.error("worker %s was not told of a change to %s: %s", entry.name, what, exc)
 
     async def listen(self, on_change: ChangeListener, on_lost: Callable[[], None]) -> Listening:
         with contextlib.suppress(FileNotFoundError):
@@ -123,25 +139,27 @@ class HostChanges:
         receiver.setblocking(False)
         receiver.bind(str(self._path))
         loop = asyncio.get_running_loop()
-        loop.add_reader(receiver.fileno(), _receive, receiver, on_change)
+        loop.add_reader(receiver.fileno(), self._receive, receiver, on_change)
         return _Listening(loop, receiver, self._path)
 
     def close(self) -> None:
         self._sender.close()
 
-
-def _receive(receiver: socket.socket, on_change: ChangeListener) -> None:
-    while True:
-        try:
-            message = receiver.recv(65536)
-        except BlockingIOError:
-            return
-        try:
-            repository, format_, namespace, name = json.loads(message)
-        except ValueError:
-            log.error("a malformed change announcement was ignored")
-            continue
-        on_change(repository, PackageCoordinate(format_, namespace, name))
+    def _receive(self, receiver: socket.socket, on_change: ChangeListener) -> None:
+        while True:
+            try:
+                change = json.loads(receiver.recv(65536))
+            except BlockingIOError:
+                return
+            except ValueError:
+                log.error("a malformed change announcement was ignored")
+                continue
+            if change == [_REPOSITORIES]:
+                for reread in self._on_repositories:
+                    reread()
+            else:
+                repository, format_, namespace, name = change
+                on_change(repository, PackageCoordinate(format_, namespace, name))
 
 
 class _Listening:
@@ -178,3 +196,26 @@ class AnnouncingCatalog(LocalCatalog):
     async def delete_package(self, repository: str, coordinate: PackageCoordinate) -> None:
         await super().delete_package(repository, coordinate)
         self._changes.announce(repository, coordinate)
+
+
+class HostRepositoryEntries(RepositoryEntries):
+    """The domain's repositories in the one-host catalog of a worker: a change reads and writes them
+    under the index's write lock (no other worker's change is lost) and is announced to every worker;
+    ``watch`` hears the others' changes."""
+
+    def __init__(self, index: Index, keyring: KeyRing, changes: HostChanges) -> None:
+        super().__init__(index, keyring)
+        self._changes = changes
+
+    async def change(self, apply: RecordsChange) -> list[RepositoryRecord]:
+        with self._index.transaction():
+            records = apply(self.load_now())
+            self._index.set(self._name, seal_records(self._keyring, self._name, records))
+        self._index.sync()
+        self._changes.announce_repositories()
+        return records
+
+    async def watch(self, on_change: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
+        self._changes.on_repositories(on_change)
+        on_change()  # what another worker changed before this one listened
+        return None  # nothing to stop: the worker's socket closes with the store
