@@ -6,6 +6,7 @@ processes on one address (SO_REUSEPORT) sharing the store through ``proxy.store.
 - a repository created through /v1 on one worker is served by both at once;
 - concurrent publishes of different versions of one package through both workers lose none;
 - a lease whose holder died (never renewed, never released) is taken over once it expires;
+- eviction runs in one worker at a time;
 - ``verify`` is refused while the workers run, and after SIGTERM finds the store clean.
 
 One daemon serves the module's tests, which run in file order (the last stops it).
@@ -24,8 +25,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from proxy.config.model import CacheConfig
 from proxy.store.host import HostLeases
 from proxy.store.keyring import KeyRing
+from proxy.store.store import Store, _file_lock
 from tests.api_cli import Aws
 from tests.fakes.clients import real_client
 from tests.fakes.daemon import RunningDaemon, eventually, run_command, start_daemon, write_config
@@ -197,3 +200,29 @@ def test_verify_is_refused_while_the_workers_run_and_finds_the_store_clean_after
     checked = run_command(workers.daemon.config, "verify")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert not list((workers.root / "cache" / "tmp").iterdir())  # no write in progress was left
+
+
+def test_eviction_runs_in_one_worker_at_a_time(tmp_path: Path) -> None:
+    cache = CacheConfig(path=tmp_path / "cache", key_file=tmp_path / "cache.key")
+    Store.prepare_workers(cache).release()
+    one, other = Store.open(cache, workers=True), Store.open(cache, workers=True)
+
+    async def fill() -> None:
+        for n in range(4):
+            async with one.ingest() as writer:
+                writer.write(os.urandom(1000) + bytes([n]))
+                writer.finish()
+                await writer.commit(published=False)
+
+    asyncio.run(fill())
+    other.max_size = 0  # over: every cached blob may go
+    other.ledger.refresh()  # the figures as the other worker left them
+    assert other.ledger.blob_count == 4
+    with _file_lock(tmp_path / "cache" / "workers" / "evict.lock") as held:  # a third worker evicting
+        assert held
+        assert other.evict() == []
+    assert len(other.evict()) == 4
+    one.ledger.refresh()
+    assert one.ledger.blob_count == 0 and not list(one.blobs.ids())
+    one.close()
+    other.close()
