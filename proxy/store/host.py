@@ -79,9 +79,9 @@ class HostLeases:
             return await work()
         finally:
             renewing.cancel()
-            with self._cache.transact():
-                if self._cache.get(name) == self._holder:
-                    self._cache.delete(name)
+            # Renewed, the lease is still this worker's (unless its loop stalled past ``ttl``: then at
+            # worst another fetch starts early); one delete costs half a compare-and-delete.
+            self._cache.delete(name)
 
     async def _renew(self, name: str) -> None:
         while True:
