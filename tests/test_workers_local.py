@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +34,7 @@ from tests.fakes.daemon import RunningDaemon, eventually, run_command, start_dae
 from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball
 from tests.test_npm_e2e import Npm, project
 from tests.test_npm_http import publish_body
+from tests.test_scale_daemons import _get_in_thread
 
 
 class Workers:
@@ -83,20 +83,6 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
     finally:
         daemon.stop(signal.SIGKILL if daemon.process.poll() is None else 15)
         registry.stop_in_thread()
-
-
-def _get_in_thread(
-    url: str, results: dict[str, httpx.Response | BaseException], key: str
-) -> threading.Thread:
-    def get() -> None:
-        try:
-            results[key] = httpx.get(url, timeout=60)
-        except BaseException as exc:  # reported by the test
-            results[key] = exc
-
-    thread = threading.Thread(target=get, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_concurrent_misses_on_both_workers_cost_one_upstream_fetch(workers: Workers) -> None:
