@@ -52,7 +52,7 @@ class Daemon:
         # The domain's repositories: the data plane looks a repository up here, never in the config.
         local = serving.local
         entries = (
-            RepositoryEntries(local.catalog.index, local.keyring)
+            (serving.repositories or RepositoryEntries(local.catalog.index, local.keyring))
             if local
             else PostgresRepositoryEntries.of(storage.catalog)  # read when the app starts (open)
         )
@@ -91,7 +91,7 @@ class Daemon:
 
     @classmethod
     async def open(cls, config: Config) -> Daemon:
-        store = await open_serving(config.store, config.cache)
+        store = await open_serving(config.store, config.cache, workers=config.server.workers)
         try:
             daemon = await cls._open(config, store)
         except BaseException:

@@ -169,12 +169,6 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
         raise root.error("repository", "no [repository.NAME] table: define at least one repository to serve")
     server_config, cache_config, domain_config = _server(server), _cache(cache), _domain(domain)
     store_config = _store(store)
-    if server_config.workers > 1 and not store_config.shared:
-        raise server.error(
-            "workers",
-            "more than one worker needs a shared store ([store] catalog and blobs): the one-host store "
-            "under [cache] path belongs to one process",
-        )
     domains = _by_name(_codeartifact_domain(t) for t in domain_tables)
     for t in domain_tables:
         if domains[t.name].domain == domain_config.name:

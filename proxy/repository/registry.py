@@ -118,9 +118,10 @@ class RepositoryRegistry:
             entries.save(list(self._records.values()))  # the config's repositories, kept with their times
 
     async def open(self) -> None:
-        """Read the stored repositories and follow the changes other daemons make (a shared store;
-        nothing to do for a one-host store, read at construction). Raises ``RegistryUnavailable``."""
+        """Read the stored repositories and follow the changes other daemons make (a shared store), or
+        the other workers of a one-host store (read at construction). Raises ``RegistryUnavailable``."""
         if self._entries.keeps_config_records:
+            self._stop_watching = await self._entries.watch(self._changed_elsewhere)
             return
         try:
             self._stop_watching = await self._entries.watch(self._rereads.notice)

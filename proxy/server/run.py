@@ -2,10 +2,12 @@
 accepting, let in-flight requests finish (up to ``server.shutdown_timeout``), then exit 0. Connections
 get a request-head deadline and accept failures are logged (see proxy.server.connections).
 
-``[server] workers = N`` (a shared store only): ``run_workers`` forks N processes before any event
-loop exists, each a whole daemon of the shared store listening on the same address with
-SO_REUSEPORT (the kernel spreads connections over them); what they share goes through the store
-(single flight, publish visibility, eviction), as between hosts. The parent forwards SIGTERM, SIGINT
+``[server] workers = N``: ``run_workers`` forks N processes before any event loop exists, each a
+whole daemon of the store listening on the same address with SO_REUSEPORT (the kernel spreads
+connections over them). What they share goes through the store (single flight, publish visibility,
+eviction): a shared store's database, as between hosts; on the one-host store, the parent first takes
+the store's lock and cleans it up once (``Store.prepare_workers``), and the workers share it through
+``proxy.store.host``. The parent forwards SIGTERM, SIGINT
 and SIGHUP, tells systemd READY=1 once every worker listens, and starts a worker again when one dies
 while serving; a worker that exits before it listens stops them all."""
 
@@ -33,6 +35,7 @@ from proxy.server.access_log import AccessLogger, access_logger
 from proxy.server.app import build_app
 from proxy.server.connections import GuardedAppRunner, log_loop_exceptions, watch_file_descriptors
 from proxy.server.systemd import notify
+from proxy.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +133,15 @@ def run_workers(config: Config, run_loop: Callable[[Coroutine[Any, Any, None]], 
     """``[server] workers`` processes serving ``config`` (``run_loop`` runs each one's event loop);
     returns the exit status: 0 once every worker stopped after SIGTERM/SIGINT, 1 when a worker could
     not start (its reason is on stderr). Call it before any event loop or thread exists: it forks."""
+    root_lock = None if config.store.shared else Store.prepare_workers(config.cache)
+    try:
+        return _run_workers(config, run_loop)
+    finally:
+        if root_lock is not None:
+            root_lock.release()
+
+
+def _run_workers(config: Config, run_loop: Callable[[Coroutine[Any, Any, None]], object]) -> int:
     readiness_r, readiness_w = os.pipe()
     workers: dict[int, int] = {}  # pid -> worker number
     for number in range(config.server.workers):

@@ -29,8 +29,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from proxy.config.model import CacheConfig, StoreConfig
 from proxy.store.blobs import BlobStore
 from proxy.store.catalog import PackageRecord
+from proxy.store.host import AnnouncingCatalog, HostChanges, HostLeases, HostRepositoryEntries
 from proxy.store.keyring import KeyRing
-from proxy.store.local import LocalCatalog, LocalMetadata, StorageServices, local_services
+from proxy.store.local import LocalBlobs, LocalCatalog, LocalMetadata, StorageServices, local_services
 from proxy.store.postgres import PostgresIndexes, PostgresUnavailable
 from proxy.store.protocols import (
     AssetLeases,
@@ -41,6 +42,7 @@ from proxy.store.protocols import (
     PackageChanges,
 )
 from proxy.store.remote_blobs import S3BlobStore, SharedBlobStore, s3_client
+from proxy.store.repositories import RepositoryEntries
 from proxy.store.shared import SharedBlobService
 from proxy.store.singleflight import OneProcessLeases
 from proxy.store.sqlite_backend import AsyncBlobs, SqliteLedger
@@ -289,11 +291,15 @@ class ServingStore:
     leases: AssetLeases  # single flight of fetches across every daemon of the store
     local: Store | None = None
     changes: PackageChanges | None = None  # None: one process, which invalidates its views itself
+    repositories: RepositoryEntries | None = None  # a worker's on the one-host store (else the daemon's)
 
 
-async def open_serving(store: StoreConfig, cache: CacheConfig) -> ServingStore:
+async def open_serving(store: StoreConfig, cache: CacheConfig, *, workers: int = 1) -> ServingStore:
     """The store ``store`` and ``cache`` name, for a daemon to serve from; ``StoreUnavailable`` when
-    a part cannot be opened. One-host: index writes commit in groups on the running loop."""
+    a part cannot be opened. One-host: index writes commit in groups on the running loop; as one of
+    ``workers`` > 1 (``open_worker``), shared with the other workers of this host."""
+    if not store.shared and workers > 1:
+        return await open_worker(store, cache)
     if not store.shared:
         local = await asyncio.to_thread(Store.open, cache)
         local.group_commits(asyncio.get_running_loop())
@@ -324,3 +330,45 @@ async def open_serving(store: StoreConfig, cache: CacheConfig) -> ServingStore:
 
     services = StorageServices(opened.catalog, blobs, opened.metadata)
     return ServingStore(services, figures, cache.path, keyring, close, opened.leases, changes=opened.changes)
+
+
+async def open_worker(store: StoreConfig, cache: CacheConfig) -> ServingStore:
+    """The one-host store for one of several workers whose parent prepared it (``Store.prepare_workers``):
+    indexes shared with the other workers (no grouped commits), single flight through ``HostLeases``,
+    package changes announced through ``HostChanges`` (``proxy.store.host``), eviction one worker at a
+    time, and the ledger's figures recounted every ``USAGE_REFRESH_SECONDS`` (each worker counts only
+    its own writes in between)."""
+    local = await asyncio.to_thread(Store.open, cache, workers=True)
+    shared = local.root / "workers"
+    try:
+        changes = HostChanges(shared / "changes")
+        leases = HostLeases(shared / "leases", local.keyring, ttl=store.lease_timeout)
+    except OSError as exc:
+        await asyncio.to_thread(local.close)
+        raise StoreUnavailable(cache.path, exc) from None
+    refreshing = asyncio.get_running_loop().create_task(_recount(local))
+
+    async def close() -> None:
+        refreshing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refreshing
+        leases.close()
+        changes.close()
+        await asyncio.to_thread(local.close)
+
+    services = StorageServices(AnnouncingCatalog(local, changes), LocalBlobs(local), LocalMetadata(local))
+    repositories = HostRepositoryEntries(local.catalog.index, local.keyring, changes)
+    return ServingStore(
+        services, LedgerFigures(local), local.root, local.keyring, close, leases, local, changes, repositories
+    )
+
+
+async def _recount(local: Store) -> None:
+    """Every ``USAGE_REFRESH_SECONDS``: the ledger's figures as every worker left them; evict if due."""
+    while True:
+        await asyncio.sleep(USAGE_REFRESH_SECONDS)
+        try:
+            await asyncio.to_thread(local.ledger.refresh)
+            local.schedule_eviction()
+        except Exception:  # the figures stay as they were; the next round tries again
+            log.exception("recounting the store's figures failed")

@@ -27,7 +27,8 @@ before the rename and its directory after it, so it also survives a power failur
 not: a power failure can leave such a blob empty or torn, and it then fails authentication when read,
 is removed and is fetched again. One process at a time has a root open (the small blobs' index is
 held exclusively; a second process is refused with ``IndexInUse``), so whatever is in ``tmp/`` when a
-store opens was left by one that died, and is removed.
+store opens was left by one that died, and is removed. Several workers of one daemon (``shared``)
+leave that to their parent, which opens the store once before it starts them.
 
 A blob's last chunk also authenticates its id (the sealed ``final_context``), so a valid blob
 file put in another's place fails when read, without hashing. A blob that fails authentication
@@ -118,18 +119,23 @@ class BlobStore:
 
     small_blob_bytes = SMALL_BLOB_BYTES  # fetched content up to this size goes to ``small``
 
-    def __init__(self, root: Path, keyring: KeyRing, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self, root: Path, keyring: KeyRing, chunk_size: int = CHUNK_SIZE, *, shared: bool = False
+    ) -> None:
+        """``shared``: one of several workers of this host (``proxy.store.index``); the temp files
+        are then the other workers' writes in progress, and their parent removed the dead ones."""
         self.root = root
         self.keyring = keyring
         self.chunk_size = chunk_size
         self._blobs = root / "blobs"
         self._tmp = root / "tmp"
         self._blobs_dir, self._tmp_dir = str(self._blobs), str(self._tmp)
-        self.small = Index(self._blobs / "small")  # first: it refuses a second process
+        self.small = Index(self._blobs / "small", shared=shared)  # first: it refuses a second process
         try:
             make_private_dirs(self._tmp)
             self._make_fanouts()
-            self._remove_dead_temp_files()
+            if not shared:
+                self._remove_dead_temp_files()
         except BaseException:
             self.small.close()
             raise

@@ -135,8 +135,8 @@ class ListingCursor:
 
 
 class Catalog:
-    def __init__(self, root: Path, keyring: KeyRing) -> None:
-        self.index = Index(root)
+    def __init__(self, root: Path, keyring: KeyRing, *, shared: bool = False) -> None:
+        self.index = Index(root, shared=shared)
         self._keyring = keyring
         self._entry_name = entry_namer(keyring, "catalog")
         self._lock = threading.RLock()
@@ -196,7 +196,7 @@ class Catalog:
 
     def delete_package(self, repository: str, coordinate: PackageCoordinate) -> None:
         entry = [coordinate.format, coordinate.namespace, coordinate.name]
-        with self._lock:
+        with self._lock, self.index.transaction():  # the record and its listing together
             self._delete(*self._package_key(repository, coordinate))
             key = self._listing_key(repository, coordinate)
             listed = self._get(*key) or []
@@ -221,7 +221,7 @@ class Catalog:
         entry = [coordinate.format, coordinate.namespace, coordinate.name]
         if entry not in listed:
             self._set([*listed, entry], *key)
-        if self._known_repositories is None:
+        if self._known_repositories is None or self.index.shared:  # workers: another may have added one
             self._known_repositories = set(self.repositories())
         if repository not in self._known_repositories:
             self._known_repositories.add(repository)

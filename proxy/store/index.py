@@ -14,6 +14,15 @@ threads share under a lock. SQLite then needs no shared-memory index and no file
 and no other process can open the index while the daemon has it: ``gc``, ``verify`` or a second daemon
 on the same cache is refused (``IndexInUse``) instead of changing the store under the daemon's feet.
 
+Several workers (``[server] workers`` > 1 on this store, ``shared=True``): each worker process opens
+the file in SQLite's normal locking mode instead (WAL with its shared-memory index), and every
+``transaction`` begins with ``BEGIN IMMEDIATE``: its reads are made under the write lock, so a
+read-modify-write (a package record, a listing) never loses another worker's update. Writes then
+commit one by one (no groups: a group holds the write lock until it commits, which would stall the
+other workers' event loops that long), and a worker waits for another's write at most
+``BUSY_MILLISECONDS`` (each write is a few entries: far less). The workers' parent holds the root's
+lock (``proxy.store.store``), so ``gc`` and ``verify`` are still refused while they run.
+
 Durability: a commit does not wait for the disk (write-ahead log, ``synchronous=NORMAL``): a process
 that dies loses nothing committed, but a power failure can roll back the last commits. Changes that
 must survive it (a publish) call ``sync`` before they are acknowledged.
@@ -44,6 +53,7 @@ from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
 log = logging.getLogger(__name__)
 
 FILE_NAME = "entries.sqlite"
+BUSY_MILLISECONDS = 2000  # several workers: how long a write waits for another worker's write
 NAMES_REMEMBERED = 8192  # keyed entry names kept in memory per index owner (64 hex digits each)
 
 
@@ -67,9 +77,11 @@ def entry_namer(keyring: KeyRing, purpose: str) -> Callable[[tuple[str, ...]], s
 
 
 class Index:
-    def __init__(self, directory: Path) -> None:
-        """Open (or create) the index in ``directory``."""
+    def __init__(self, directory: Path, *, shared: bool = False) -> None:
+        """Open (or create) the index in ``directory``; ``shared``: with the other workers of this
+        host (see the module docstring), else exclusively."""
         make_private_dirs(directory)
+        self.shared = shared
         self.path = directory / FILE_NAME
         self._lock = threading.RLock()
         self._depth = 0  # transaction blocks open
@@ -77,10 +89,12 @@ class Index:
         self._closed = False
         # check_same_thread off: the lock, not the thread, guards the connection.
         private_file(self.path)  # SQLite gives its -wal and -shm files the database file's mode
-        self._con = sqlite3.connect(self.path, isolation_level=None, timeout=0, check_same_thread=False)
+        timeout = BUSY_MILLISECONDS / 1000 if shared else 0
+        self._con = sqlite3.connect(self.path, isolation_level=None, timeout=timeout, check_same_thread=False)
         try:
-            # Exclusive mode must be set before WAL is entered, or SQLite makes the shared-memory index.
-            self._con.execute("PRAGMA locking_mode = EXCLUSIVE")
+            if not shared:
+                # Exclusive mode must be set before WAL is entered, or SQLite makes the shared-memory index.
+                self._con.execute("PRAGMA locking_mode = EXCLUSIVE")
             self._con.execute("PRAGMA journal_mode = WAL")
             self._con.execute("PRAGMA synchronous = NORMAL")
             # A rowid table: names are random (keyed hashes), so rows keyed by name would land all
@@ -156,6 +170,9 @@ class Index:
         the outermost block commits."""
         with self._lock:
             self._join_group()
+            if self.shared and not self._con.in_transaction:
+                # The write lock before the first read: no other worker writes between them.
+                self._con.execute("BEGIN IMMEDIATE")
             self._depth += 1
             self._con.execute("SAVEPOINT block")
             try:
@@ -164,10 +181,14 @@ class Index:
                 if self._con.in_transaction:  # after some errors (a full disk) SQLite rolled back already
                     self._con.execute("ROLLBACK TO block")
                     self._con.execute("RELEASE block")
+                    if self.shared and self._depth == 1 and self._on_group is None:
+                        self._con.execute("ROLLBACK")  # the BEGIN IMMEDIATE above
                 raise
             else:
                 if self._depth == 1 and self._on_group is None:
                     self._commit("RELEASE block")  # the outermost savepoint's release is the commit
+                    if self.shared and self._con.in_transaction:
+                        self._commit("COMMIT")  # the BEGIN IMMEDIATE above
                 else:
                     self._con.execute("RELEASE block")
             finally:

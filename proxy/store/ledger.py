@@ -13,6 +13,7 @@ Concurrency rule: safe from several threads; eviction runs under the ledger's lo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import struct
 import threading
@@ -45,8 +46,8 @@ class LedgerEntry:
 
 
 class BlobLedger:
-    def __init__(self, root: Path) -> None:
-        self.index = Index(root)
+    def __init__(self, root: Path, *, shared: bool = False) -> None:
+        self.index = Index(root, shared=shared)
         self._lock = threading.Lock()
         self._touched: dict[str, float] = {}
         entries = self.entries()
@@ -73,7 +74,8 @@ class BlobLedger:
 
     def record(self, blob_id: str, size: int, *, pinned: bool) -> None:
         """Note a committed blob; pinning is sticky (cached content that is later published stays pinned)."""
-        with self._lock:
+        # Several workers: read and write under the index's write lock, or a pin could be lost.
+        with self._lock, self.index.transaction() if self.index.shared else contextlib.nullcontext():
             old = self._entry(blob_id)
             now_pinned = pinned or bool(old and old.pinned)
             self.index.set(blob_id, LedgerEntry(size, now_pinned, time.time()).pack())
@@ -117,6 +119,17 @@ class BlobLedger:
         value = self.index.get(blob_id)
         return None if value is None else LedgerEntry.unpack(value)
 
+    def _unpinned_now(self, blob_id: str) -> bool:
+        entry = self._entry(blob_id)
+        return entry is not None and not entry.pinned
+
+    def refresh(self) -> None:
+        """Recount the figures from the index: several workers write it, each counting only its own."""
+        with self._lock:
+            entries = self.entries()
+            self._cached_total = sum(e.size for e in entries.values() if not e.pinned)
+            self._count = len(entries)
+
     def set_pins(self, pinned: Iterable[str]) -> None:
         """Recompute pins from the catalog (gc): exactly the blobs of published assets are pinned."""
         wanted = set(pinned)
@@ -139,6 +152,8 @@ class BlobLedger:
             for _, blob_id, size in cached:
                 if total <= max_size:
                     break
+                if self.index.shared and not self._unpinned_now(blob_id):
+                    continue  # another worker published it meanwhile
                 delete_blob(blob_id)
                 self.index.delete(blob_id)
                 self._count -= 1

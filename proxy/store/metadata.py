@@ -72,8 +72,8 @@ def check_entry(keyring: KeyRing, name: str, raw: bytes | None) -> str | None:
 
 
 class MetadataCache:
-    def __init__(self, root: Path, keyring: KeyRing) -> None:
-        self.index = Index(root)
+    def __init__(self, root: Path, keyring: KeyRing, *, shared: bool = False) -> None:
+        self.index = Index(root, shared=shared)
         self._keyring = keyring
         self._name = entry_namer(keyring, "metadata")
 

@@ -4,6 +4,8 @@
     ROOT/blobs/     encrypted, content-addressed blobs (BlobStore): one per distinct content
     ROOT/tmp/       writes in progress; emptied at start (what a crash left there never became visible)
     ROOT/index/     catalog (repository -> package -> package version -> asset), blob ledger, metadata
+    ROOT/lock       held (flock) by the process that has the store open: one daemon, ``gc`` or ``verify``
+    ROOT/workers/   what the workers of one daemon share (``proxy.store.host``); emptied at start
 
 Writing an asset: ``ingest()`` gives an AssetWriter; bytes stream into a temp file while being hashed;
 the caller checks the digests its metadata declared, then commits (the blob becomes visible by an atomic
@@ -20,6 +22,11 @@ readers take that as a miss (a corrupt blob is removed) and fetch it again. The 
 (``group_commits``): what a cold package writes to the index is committed with what other requests
 wrote in the same ``GROUP_SECONDS``, and lost if the process dies before; a publish commits at once.
 
+Several workers (``[server] workers`` > 1): their parent takes the root's lock and opens the store once
+(``prepare_workers``: the indexes are created, the temp files of a dead run removed), then each worker
+opens it with ``workers=True``: its indexes shared with the others (see ``proxy.store.index``), no
+temp files removed, eviction one worker at a time (a lock file under ``ROOT/workers``).
+
 Concurrency rule: one Store per process, used from the event loop. Work that waits on the disk's
 durability (fsync) or handles more than ``INLINE_BYTES`` at once runs in a worker thread (``offload``);
 everything else (opening and reading files, catalog and metadata entries of a few KB in SQLite's WAL,
@@ -32,13 +39,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import logging
 import os
+import shutil
 import sqlite3
 import stat
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -46,7 +55,7 @@ from typing import TypeVar
 from proxy.config.model import CacheConfig
 from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing, BlobStore
 from proxy.store.catalog import Catalog
-from proxy.store.index import IndexUnavailable
+from proxy.store.index import IndexInUse, IndexUnavailable
 from proxy.store.keyring import KeyRing, make_private_dirs
 from proxy.store.ledger import BlobLedger
 from proxy.store.metadata import MetadataCache
@@ -152,22 +161,46 @@ def private_root(root: Path) -> None:
         os.chmod(root, mode & 0o700)
 
 
+class RootLock:
+    """The root's lock (``ROOT/lock``, an flock): held by whatever has the store open, so that a second
+    daemon, ``gc`` or ``verify`` is refused while one runs. Forked workers share their parent's."""
+
+    def __init__(self, root: Path) -> None:
+        self._fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise IndexInUse("in use by another process (a running daemon?); stop it first") from None
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 class Store:
-    def __init__(self, root: Path, keyring: KeyRing, max_size: int) -> None:
+    def __init__(self, root: Path, keyring: KeyRing, max_size: int, *, workers: bool = False) -> None:
+        """Open the store under ``root``; ``workers``: as one of several workers whose parent holds the
+        root's lock (see ``prepare_workers``), else alone."""
         self.root = root
         self.keyring = keyring
         self.max_size = max_size
+        self.workers = workers
         private_root(root)
         check_store_format(root)
-        # The index first: it refuses a second process before anything under ``tmp/`` is touched.
+        # The lock first: it refuses a second process before anything under ``tmp/`` is touched.
+        self._root_lock = None if workers else RootLock(root)
         with contextlib.ExitStack() as opened:
-            self.catalog = Catalog(root / "index" / "catalog", keyring)
+            if self._root_lock is not None:
+                opened.callback(self._root_lock.release)
+            self.catalog = Catalog(root / "index" / "catalog", keyring, shared=workers)
             opened.callback(self.catalog.close)
-            self.ledger = BlobLedger(root / "index" / "ledger")
+            self.ledger = BlobLedger(root / "index" / "ledger", shared=workers)
             opened.callback(self.ledger.close)
-            self.metadata = MetadataCache(root / "index" / "metadata", keyring)
+            self.metadata = MetadataCache(root / "index" / "metadata", keyring, shared=workers)
             opened.callback(self.metadata.close)
-            self.blobs = BlobStore(root, keyring)
+            self.blobs = BlobStore(root, keyring, shared=workers)
             opened.pop_all()
         self._indexes = (self.catalog.index, self.ledger.index, self.metadata.index, self.blobs.small)
         self._eviction_lock = threading.Lock()
@@ -175,13 +208,30 @@ class Store:
         self._provisional: dict[str, bool] = {}  # held blob -> committed again by someone else since
 
     @classmethod
-    def open(cls, cache: CacheConfig) -> Store:
+    def open(cls, cache: CacheConfig, *, workers: bool = False) -> Store:
         """The store of ``cache``; StoreUnavailable when its directory or index cannot be opened."""
         keyring = KeyRing.load(cache.key_file, cache.old_key_files)
         try:
-            return cls(cache.path, keyring, cache.max_size)
+            return cls(cache.path, keyring, cache.max_size, workers=workers)
         except (OSError, sqlite3.Error, IndexUnavailable, StoreFormatError) as exc:
             raise StoreUnavailable(cache.path, exc) from None
+
+    @classmethod
+    def prepare_workers(cls, cache: CacheConfig) -> RootLock:
+        """For a parent about to start workers on ``cache``'s store: open it alone once (creating its
+        indexes, removing what a dead run left in ``tmp/`` and ``workers/``), close it, and return the
+        root's lock, which the parent (and its workers, through fork) hold while they serve."""
+        store = cls.open(cache)
+        lock, store._root_lock = store._root_lock, None
+        assert lock is not None
+        try:
+            store.close()
+            shutil.rmtree(cache.path / "workers", ignore_errors=True)
+            make_private_dirs(cache.path / "workers")
+        except BaseException:
+            lock.release()
+            raise
+        return lock
 
     def group_commits(self, loop: asyncio.AbstractEventLoop) -> None:
         """From now on index writes commit in groups (see proxy.store.index), each ``GROUP_SECONDS``
@@ -199,10 +249,14 @@ class Store:
         self.blobs.small.sync()  # a publish of content fetched before is stored as that small blob
 
     def close(self) -> None:
-        self.ledger.close()
-        self.catalog.close()
-        self.metadata.close()
-        self.blobs.close()
+        try:
+            self.ledger.close()
+            self.catalog.close()
+            self.metadata.close()
+            self.blobs.close()
+        finally:
+            if self._root_lock is not None:
+                self._root_lock.release()
 
     # -- assets -----------------------------------------------------------------------------------
     def ingest(self) -> AssetWriter:
@@ -274,7 +328,11 @@ class Store:
 
     def evict(self) -> list[str]:
         with self._eviction_lock:
-            return self.ledger.evict(self.max_size, self.blobs.delete)
+            if not self.workers:
+                return self.ledger.evict(self.max_size, self.blobs.delete)
+            with _file_lock(self.root / "workers" / "evict.lock") as locked:
+                # Another worker evicting now frees the space for every worker: nothing to do here.
+                return self.ledger.evict(self.max_size, self.blobs.delete) if locked else []
 
     def published_blobs(self) -> set[str]:
         return {
@@ -336,3 +394,18 @@ class Store:
                             f"({record.coordinate.name} {version.version}): blob {asset.blob_id} missing"
                         )
         return VerifyReport(checked, broken)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[bool]:
+    """Hold an flock on ``path`` if no other process does; yields whether it was taken."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

@@ -253,12 +253,12 @@ def test_workers_serve_a_shared_store(tmp_path):
     assert load(tmp_path, SHARED).server.workers == 1
     assert load_with_workers(tmp_path, "3", SHARED).server.workers == 3
     assert load_with_workers(tmp_path, '"auto"', SHARED).server.workers == (os.cpu_count() or 1)
+    assert load_with_workers(tmp_path, "2", "").server.workers == 2  # the one-host store too
 
 
 @pytest.mark.parametrize(
     ("workers", "store", "reason"),
     [
-        ("2", "", "needs a shared store"),
         ("0", SHARED, "1 or more"),
         ('"many"', SHARED, "1 or more"),
         ("2.5", SHARED, 'a number of processes or "auto"'),
