@@ -58,7 +58,7 @@ class Daemon:
         )
         self.repositories = RepositoryRegistry(config, entries)
         self.policies = (
-            PolicyStore.open(serving.root, serving.keyring)
+            PolicyStore.open(serving.root, serving.keyring, serving.policies)
             if local
             else PolicyStore(  # read when the app starts (start)
                 PostgresEntry.of(storage.catalog, policies_entry(serving.keyring), POLICIES_CHANNEL),

@@ -15,6 +15,7 @@ One daemon serves the module's tests, which run in file order (the last stops it
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -136,6 +137,30 @@ def test_a_repository_created_on_one_worker_is_served_by_every_worker_at_once(wo
         response = httpx.get(f"{workers.daemon.url}/npm/fresh/worker-pub", timeout=30)
         assert response.status_code == 200, response.text
         assert sorted(response.json()["versions"]) == ["1.0.0", "1.1.0"]
+
+
+def test_a_policy_stored_through_one_worker_is_every_workers_at_once(workers: Workers) -> None:
+    statement = {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["codeartifact:ReadFromRepository"]}
+    document = json.dumps({"Version": "2012-10-17", "Statement": [{**statement, "Resource": "*"}]})
+    stored = Aws(workers.daemon.url)("put-domain-permissions-policy", "--policy-document", document)["policy"]
+    for _ in range(16):  # new connections, to either worker
+        answer = httpx.get(f"{workers.daemon.url}/v1/domain/permissions/policy?domain=local", timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["policy"]["revision"] == stored["revision"]
+    # Each worker checks a revision against what is stored: a stale one is a conflict on either.
+    replaced = Aws(workers.daemon.url)(
+        "put-domain-permissions-policy",
+        "--policy-document",
+        document,
+        "--policy-revision",
+        stored["revision"],
+    )["policy"]
+    assert replaced["revision"] != stored["revision"]
+    for _ in range(8):
+        stale = Aws(workers.daemon.url).run(
+            "delete-domain-permissions-policy", "--policy-revision", stored["revision"]
+        )
+        assert stale.returncode != 0 and "ConflictException" in stale.stderr
 
 
 def test_concurrent_publishes_of_one_package_lose_no_version(workers: Workers) -> None:

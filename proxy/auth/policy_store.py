@@ -1,6 +1,7 @@
 """Where permissions policies live: one sealed entry, sealed with the cache key (proxy.store.sealed).
-The one-host store keeps it in the file ``auth/policies`` under the cache path (``PolicyFile``: written
-atomically, fsynced before a Put or Delete answers); a shared store in its database
+The one-host store keeps it in the file ``auth/policies`` under the cache path (``EntryFile``: written
+atomically, fsynced before a Put or Delete answers; its workers announce a change to one another); a
+shared store in its database
 (``proxy.store.postgres.PostgresEntry``), which announces every change so that every daemon of the
 store enforces a policy as soon as it is stored. Policies are few and small, so all of them are held in
 memory.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from proxy.store.entry_file import POLICIES_FILE, EntryFile
 from proxy.store.index import entry_namer
-from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
+from proxy.store.keyring import KeyRing
 from proxy.store.protocols import SharedEntryUnavailable
 from proxy.store.rereads import Rereads
 from proxy.store.sealed import SealError, seal, unseal
@@ -56,52 +57,14 @@ class PoliciesUnavailable(Exception):
 
 
 class PolicyEntry(Protocol):
-    """Where the sealed policies are kept: ``PolicyFile`` or ``proxy.store.postgres.PostgresEntry``."""
+    """Where the sealed policies are kept: ``proxy.store.entry_file.EntryFile`` (one-host; its workers'
+    ``proxy.store.host.HostEntryFile``) or ``proxy.store.postgres.PostgresEntry`` (shared)."""
 
     async def load(self) -> bytes | None: ...
 
     async def change(self, apply: Callable[[bytes | None], bytes]) -> bytes: ...
 
     async def watch(self, on_change: Callable[[], None]) -> Callable[[], Awaitable[None]] | None: ...
-
-
-class PolicyFile:
-    """The one-host store's policies: one file, replaced atomically (temp file, fsync, rename)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def read_now(self) -> bytes | None:
-        try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    async def load(self) -> bytes | None:
-        return self.read_now()
-
-    async def change(self, apply: Callable[[bytes | None], bytes]) -> bytes:
-        raw = apply(self.read_now())
-        await asyncio.to_thread(self._write, raw)
-        return raw
-
-    async def watch(self, on_change: Callable[[], None]) -> None:
-        """Nothing to watch: only this process changes a one-host store's policies."""
-
-    def _write(self, sealed: bytes) -> None:
-        make_private_dirs(self.path.parent)
-        temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                os.write(fd, sealed)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, self.path)
-        finally:
-            temp.unlink(missing_ok=True)
-        fsync_dir(self.path.parent)
 
 
 def entry_name(keyring: KeyRing) -> str:
@@ -119,10 +82,10 @@ class PolicyStore:
         self._rereads = Rereads(self._read_again)
 
     @classmethod
-    def open(cls, cache_path: Path, keyring: KeyRing) -> PolicyStore:
-        """The one-host store's policies under ``cache_path``, read now; ``StoreUnavailable`` naming
-        the file when it is unreadable."""
-        entry = PolicyFile(cache_path / "auth" / "policies")
+    def open(cls, cache_path: Path, keyring: KeyRing, entry: EntryFile | None = None) -> PolicyStore:
+        """The one-host store's policies in ``entry`` (default: the file ``POLICIES_FILE`` under
+        ``cache_path``), read now; ``StoreUnavailable`` naming the file when it is unreadable."""
+        entry = entry or EntryFile(cache_path / POLICIES_FILE)
         store = cls(entry, keyring)
         try:
             raw = entry.read_now()

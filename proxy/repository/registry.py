@@ -121,7 +121,7 @@ class RepositoryRegistry:
         """Read the stored repositories and follow the changes other daemons make (a shared store), or
         the other workers of a one-host store (read at construction). Raises ``RegistryUnavailable``."""
         if self._entries.keeps_config_records:
-            self._stop_watching = await self._entries.watch(self._changed_elsewhere)
+            self._stop_watching = await self._entries.watch(self._rereads.notice)
             return
         try:
             self._stop_watching = await self._entries.watch(self._rereads.notice)

@@ -29,7 +29,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from proxy.config.model import CacheConfig, StoreConfig
 from proxy.store.blobs import BlobStore
 from proxy.store.catalog import PackageRecord
-from proxy.store.host import AnnouncingCatalog, HostChanges, HostLeases, HostRepositoryEntries
+from proxy.store.entry_file import POLICIES_FILE, EntryFile
+from proxy.store.host import (
+    POLICIES,
+    AnnouncingCatalog,
+    HostChanges,
+    HostEntryFile,
+    HostLeases,
+    HostRepositoryEntries,
+)
 from proxy.store.keyring import KeyRing
 from proxy.store.local import LocalBlobs, LocalCatalog, LocalMetadata, StorageServices, local_services
 from proxy.store.postgres import PostgresIndexes, PostgresUnavailable
@@ -292,6 +300,7 @@ class ServingStore:
     local: Store | None = None
     changes: PackageChanges | None = None  # None: one process, which invalidates its views itself
     repositories: RepositoryEntries | None = None  # a worker's on the one-host store (else the daemon's)
+    policies: EntryFile | None = None  # a worker's policies file on the one-host store (else the default)
 
 
 async def open_serving(store: StoreConfig, cache: CacheConfig, *, workers: int = 1) -> ServingStore:
@@ -358,8 +367,18 @@ async def open_worker(store: StoreConfig, cache: CacheConfig) -> ServingStore:
 
     services = StorageServices(AnnouncingCatalog(local, changes), LocalBlobs(local), LocalMetadata(local))
     repositories = HostRepositoryEntries(local.catalog.index, local.keyring, changes)
+    policies = HostEntryFile(local.root / POLICIES_FILE, POLICIES, changes)
     return ServingStore(
-        services, LedgerFigures(local), local.root, local.keyring, close, leases, local, changes, repositories
+        services,
+        LedgerFigures(local),
+        local.root,
+        local.keyring,
+        close,
+        leases,
+        local,
+        changes,
+        repositories,
+        policies,
     )
 
 

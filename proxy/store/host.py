@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ from typing import TypeVar
 import diskcache
 
 from proxy.store.catalog import PackageCoordinate, PackageRecord
+from proxy.store.entry_file import EntryFile
 from proxy.store.index import Index, entry_namer
 from proxy.store.keyring import KeyRing, make_private_dirs
 from proxy.store.local import LocalCatalog
@@ -52,7 +54,7 @@ POLL_SECONDS = 0.05  # how often a worker waiting for another's lease looks agai
 BUSY_SECONDS = 2.0  # how long a diskcache call waits for another worker's write
 SEND_SECONDS = 1.0  # how long an announcement waits for a worker whose socket is full
 _MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with its NUL
-_REPOSITORIES = "repositories"  # the announcement of a change of the domain's repositories
+REPOSITORIES, POLICIES = "repositories", "policies"  # the entries whose changes are announced
 
 
 class HostLeases:
@@ -107,19 +109,20 @@ class HostChanges:
             raise OSError(f"{directory}: too long a path for the workers' sockets (at most ~90 characters)")
         self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sender.settimeout(SEND_SECONDS)
-        self._on_repositories: list[Callable[[], None]] = []
+        self._on_entry: dict[str, list[Callable[[], None]]] = {}
 
     def announce(self, repository: str, coordinate: PackageCoordinate) -> None:
         """Tell every worker (this one too) that ``coordinate`` changed in ``repository``."""
         self._send([repository, coordinate.format, coordinate.namespace, coordinate.name], coordinate.name)
 
-    def announce_repositories(self) -> None:
-        """Tell every worker (this one too) that the domain's stored repositories changed."""
-        self._send([_REPOSITORIES], "the repositories")
+    def announce_entry(self, name: str) -> None:
+        """Tell every worker (this one too) that the stored entry ``name`` (``REPOSITORIES``,
+        ``POLICIES``) changed."""
+        self._send([name], f"the {name}")
 
-    def on_repositories(self, on_change: Callable[[], None]) -> None:
-        """Call ``on_change()`` whenever a worker announces a change of the repositories."""
-        self._on_repositories.append(on_change)
+    def on_entry(self, name: str, on_change: Callable[[], None]) -> None:
+        """Call ``on_change()`` whenever a worker announces a change of the entry ``name``."""
+        self._on_entry.setdefault(name, []).append(on_change)
 
     def _send(self, change: list[str], what: str) -> None:
         message = json.dumps(change).encode()
@@ -154,8 +157,8 @@ class HostChanges:
             except ValueError:
                 log.error("a malformed change announcement was ignored")
                 continue
-            if change == [_REPOSITORIES]:
-                for reread in self._on_repositories:
+            if len(change) == 1:
+                for reread in self._on_entry.get(change[0], []):
                     reread()
             else:
                 repository, format_, namespace, name = change
@@ -212,10 +215,46 @@ class HostRepositoryEntries(RepositoryEntries):
             records = apply(self.load_now())
             self._index.set(self._name, seal_records(self._keyring, self._name, records))
         self._index.sync()
-        self._changes.announce_repositories()
+        self._changes.announce_entry(REPOSITORIES)
         return records
 
     async def watch(self, on_change: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
-        self._changes.on_repositories(on_change)
-        on_change()  # what another worker changed before this one listened
-        return None  # nothing to stop: the worker's socket closes with the store
+        return _watch_entry(self._changes, REPOSITORIES, on_change)
+
+
+class HostEntryFile(EntryFile):
+    """An entry file of the one-host store (the permissions policies) in a worker: a change reads and
+    writes it under an exclusive lock on a file beside it (no other worker's change is lost) and is
+    announced to every worker; ``watch`` hears the others' changes."""
+
+    def __init__(self, path: Path, name: str, changes: HostChanges) -> None:
+        super().__init__(path)
+        self._name = name
+        self._changes = changes
+
+    async def change(self, apply: Callable[[bytes | None], bytes]) -> bytes:
+        raw = await asyncio.to_thread(self._change_locked, apply)
+        self._changes.announce_entry(self._name)
+        return raw
+
+    def _change_locked(self, apply: Callable[[bytes | None], bytes]) -> bytes:
+        make_private_dirs(self.path.parent)
+        fd = os.open(
+            self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = apply(self.read_now())
+            self.write(raw)
+            return raw
+        finally:
+            os.close(fd)  # releases the lock
+
+    async def watch(self, on_change: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
+        return _watch_entry(self._changes, self._name, on_change)
+
+
+def _watch_entry(changes: HostChanges, name: str, on_change: Callable[[], None]) -> None:
+    changes.on_entry(name, on_change)
+    on_change()  # what another worker changed before this one listened
+    # nothing to stop: the worker's socket closes with the store
