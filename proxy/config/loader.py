@@ -437,8 +437,6 @@ def _store(t: _Table) -> StoreConfig:
     lease_timeout = t.duration("lease_timeout", StoreConfig.lease_timeout)
     if lease_timeout <= 0:
         raise t.error("lease_timeout", "must be more than 0 (a daemon renews its lease within it)")
-    if catalog is None and t.has("lease_timeout"):
-        raise t.error("lease_timeout", 'applies to a shared store only (catalog = "postgresql://...")')
     config = StoreConfig(
         catalog=catalog, blobs=blobs, s3_region=region, s3_endpoint_url=endpoint, lease_timeout=lease_timeout
     )

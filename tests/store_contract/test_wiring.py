@@ -57,6 +57,8 @@ def test_postgresql_with_a_shared_path_or_s3(tmp_path):
         ).store.lease_timeout
         == 5.0
     )
+    one_host = load(tmp_path, 'lease_timeout = "10s"').store  # for workers on the one-host store
+    assert one_host.lease_timeout == 10.0 and not one_host.shared
     assert redacted(s3)["store"]["catalog"] == "postgresql://proxy@db.example.com/proxy"
 
 
@@ -98,7 +100,6 @@ def test_postgresql_with_a_shared_path_or_s3(tmp_path):
             "store.lease_timeout",
             "must be more than 0",
         ),
-        ('lease_timeout = "10s"', "store.lease_timeout", "shared store only"),
     ],
 )
 def test_bad_store_settings_name_file_key_and_reason(tmp_path, store, key, reason):
