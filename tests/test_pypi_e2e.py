@@ -25,8 +25,8 @@ import pytest
 
 from proxy.formats.pypi.negotiate import JSON_V1
 from tests.fakes.codeartifact import FakeCodeArtifact, isolate_aws
-from tests.fakes.daemon import RunningDaemon, start_daemon, write_config
-from tests.fakes.pypi_index import FakePypiIndex, make_sdist, make_wheel
+from tests.fakes.daemon import RunningDaemon, eventually, start_daemon, write_config
+from tests.fakes.pypi_index import FakeFile, FakePypiIndex, make_sdist, make_wheel
 
 OWNER = "111122223333"
 VENV_BIN = Path(sys.executable).parent
@@ -201,6 +201,16 @@ def proxy(tmp_path_factory, plain) -> Iterator[RunningDaemon]:
     running.stop()
 
 
+def listed(proxy: RunningDaemon, project: str, file: FakeFile) -> dict:
+    """How the proxy's PEP 691 page of ``project`` lists ``file``."""
+    page = httpx.get(
+        f"{proxy.url}/pypi/dev/simple/{project}/",
+        headers={"Accept": JSON_V1},
+        timeout=30,
+    ).json()
+    return next(f for f in page["files"] if f["filename"] == file.filename)
+
+
 def test_pip_resolves_a_cached_wheel_from_its_metadata_alone(tmp_path, proxy, plain):
     top = plain.add_wheel("meta-top", "1.0", requires_dist=["meta-dep>=1"])
     dep = plain.add_wheel("meta-dep", "1.0")
@@ -208,6 +218,9 @@ def test_pip_resolves_a_cached_wheel_from_its_metadata_alone(tmp_path, proxy, pl
     installed, _ = clients.install("meta-top")  # the index has no PEP 658: pip downloads both wheels
     assert installed == {"meta_top-1.0", "meta_dep-1.0"}
 
+    # The pages list the metadata taken out of the wheels once rendered again, in the background.
+    for project, file in (("meta-top", top), ("meta-dep", dep)):
+        eventually(lambda project=project, file=file: "core-metadata" in listed(proxy, project, file))
     seen = len(access_log_paths(proxy))
     report = tmp_path / "report.json"
     clients.pip("install", "--dry-run", "--ignore-installed", "--report", str(report), "meta-top")

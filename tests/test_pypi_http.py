@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from proxy.formats.pypi.negotiate import JSON_V1
-from tests.fakes.daemon import RunningDaemon, download_past_a_stall, start_daemon, write_config
+from tests.fakes.daemon import RunningDaemon, download_past_a_stall, eventually, start_daemon, write_config
 from tests.fakes.pypi_index import FakePypiIndex, make_sdist, make_wheel, wheel_core_metadata
 
 PIP_ACCEPT = {"Accept": f"{JSON_V1}, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"}
@@ -298,6 +298,8 @@ def test_metadata_is_taken_from_a_downloaded_wheel(proxy, second):
     assert httpx.get(url + ".metadata").status_code == 404
     assert httpx.get(url).content == file.data
     metadata = wheel_core_metadata(file.data)
+    # The page lists it once rendered again, in the background (the page as it was is served meanwhile).
+    eventually(lambda: "core-metadata" in files_of(page(proxy, "extracted"))[file.filename])
     entry = files_of(page(proxy, "extracted"))[file.filename]
     assert entry["core-metadata"] == {"sha256": hashlib.sha256(metadata).hexdigest()}
     assert httpx.get(url + ".metadata").content == metadata

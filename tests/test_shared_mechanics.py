@@ -390,3 +390,62 @@ async def test_variants_sharing_a_sealed_slot_are_never_served_for_each_other() 
         )
         assert served.body == f"lodash:one@{variant}".encode()
     assert made == ["http://a/", "http://b/"] and len(metadata.docs) == 1  # the last one kept the slot
+
+
+class DetailChain(DigestChain):
+    """A chain whose answers have a listing and a detail (PyPI: what held files complete)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.detail = "a"
+
+    async def resolve(self, repository: str, key: str) -> Resolution[str]:
+        resolution = await super().resolve(repository, key)
+        assert isinstance(resolution.fingerprint, bytes)
+        resolution.listing = resolution.fingerprint
+        resolution.fingerprint = hashlib.sha1(resolution.fingerprint + self.detail.encode()).digest()
+        detail = self.detail
+        merge = resolution.merge
+        resolution.merge = lambda hidden: f"{merge(hidden)}+{detail}"
+        return resolution
+
+
+async def test_a_change_of_detail_only_serves_the_last_rendering_while_the_new_one_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("proxy.formats.common.documents.REFINE_SECONDS", 0.01)
+    metadata = Metadata()
+
+    def render(value: str) -> Rendered:
+        return Rendered.of(value.encode(), "text/plain")
+
+    def restarted(chain: Chain) -> MergedDocuments[str, str]:
+        return documents(chain, store=RenderStore(metadata, "test", lambda key: key))  # type: ignore[arg-type]
+
+    async def page(docs: MergedDocuments[str, str]) -> bytes:
+        return (await docs.rendered("dev", "lodash", await docs.get("dev", "lodash"), "base", render)).body
+
+    chain = DetailChain()
+    docs = restarted(chain)
+    assert await page(docs) == b"lodash:one+a"
+    chain.detail = "b"  # e.g. a wheel was cached and its metadata taken out
+    docs.invalidate("lodash")
+    assert await page(docs) == b"lodash:one+a"  # still true, if less complete: served at once
+    for _ in range(500):
+        if docs.renders == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert await page(docs) == b"lodash:one+b" and docs.renders == 2
+
+    chain.detail = "c"  # changed while no daemon held the view: the store's rendering stands in
+    fresh = restarted(chain)
+    assert await page(fresh) == b"lodash:one+b" and fresh.renders == 0
+    for _ in range(500):
+        if fresh.renders == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert await page(fresh) == b"lodash:one+c"
+
+    chain.answer = "two"  # what is listed changed: nothing stale is served
+    listed = restarted(chain)
+    assert await page(listed) == b"lodash:two+c"

@@ -16,6 +16,10 @@ without them. The cache adds the rest, the same for every format:
 - sealed renderings: with a ``RenderStore`` and a ``bytes`` fingerprint, every rendering is also kept
   in the store's metadata (sealed like every entry) under its fingerprint, so a restarted daemon, or a
   view dropped from memory, serves it again without merging or rendering while the fingerprint holds;
+- refinement: when only what ``Resolution.listing`` leaves out changed (a detail, e.g. the core metadata a
+  held wheel adds to a PyPI page), the last rendering of the same listing, from memory or the store, is
+  still true and is served while the view's own is made ``REFINE_SECONDS`` later, off the request's path:
+  the first warm install after a cold one is not held up by rendering large pages again;
 - retry policy: with ``keep_on_failure``, a refresh that fails with ``NoUpstreamAnswered`` serves the
   last view marked stale and asks again after ``keep_on_failure`` seconds; without, the failure goes
   to the client (a 502);
@@ -35,6 +39,7 @@ Concurrency: everything else runs on the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
@@ -59,6 +64,7 @@ K = TypeVar("K", bound=Hashable)
 GZIP_LEVEL = 6
 ENTRY_OVERHEAD = 1024  # bytes counted for a view besides its inputs and renderings
 MAX_RENDERINGS = 8  # per view: base URLs x variants; more means Host headers vary wildly
+REFINE_SECONDS = 1.0  # how long a provisional rendering is served before its refinement is made
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,10 @@ class Resolution(Generic[V]):
     merge: Callable[[frozenset[str]], V | None]
     hidden: frozenset[str] = frozenset()  # versions the chain's statuses keep out of listings
     found: bool | None = None  # whether some place has the document; None: merge to know
+    # The fingerprint without what only adds detail to the listing (PyPI: what held files complete).
+    # When only that detail changed, the previous renderings stay correct, if less complete: they are
+    # served while the new ones are made in the background. None: every change renders before serving.
+    listing: object = None
 
 
 @dataclass
@@ -107,6 +117,10 @@ class Entry(Generic[V]):
     pending: Callable[[], V | None] | None = None  # the merge, until it ran
     merged: V | None = None
     invalidated: bool = False  # something it lists changed: resolve again, never serve it stale
+    listing: object = None  # the fingerprint without detail (``Resolution.listing``)
+    # Renderings of the view this one refines (same listing, less detail), served until each variant's
+    # own is made in the background.
+    provisional: dict[Hashable, Rendered] = field(default_factory=dict)
 
     @property
     def value(self) -> V | None:
@@ -118,7 +132,8 @@ class Entry(Generic[V]):
 
     def weight(self) -> int:
         # ENTRY_OVERHEAD: a view made of local records only (size 0) still counts.
-        return ENTRY_OVERHEAD + self.size + sum(len(r.body) + len(r.gzipped) for r in self.renders.values())
+        renders = [*self.renders.values(), *self.provisional.values()]
+        return ENTRY_OVERHEAD + self.size + sum(len(r.body) + len(r.gzipped) for r in renders)
 
 
 class RenderStore:
@@ -148,24 +163,38 @@ class RenderStore:
     def _made_from(fingerprint: bytes, variant: Hashable) -> str:
         return hashlib.sha1(fingerprint + b"\0" + repr(variant).encode()).hexdigest()
 
-    async def get(self, repository: str, key: K, variant: Hashable, fingerprint: bytes) -> Rendered | None:
+    async def get(
+        self, repository: str, key: K, variant: Hashable, fingerprint: bytes, listing: object = None
+    ) -> tuple[Rendered, bool] | None:
+        """The rendering kept for ``fingerprint`` (and True), else one kept for an earlier view with the
+        same ``listing`` (and False: correct, if less complete), else None."""
         doc = await self._metadata.get(*self._key(repository, key, variant))
-        if doc is None or doc.status != 200 or doc.etag != self._made_from(fingerprint, variant):
+        if doc is None or doc.status != 200:
             return None
         head_len = int.from_bytes(doc.body[:4], "big")
         head = json.loads(doc.body[4 : 4 + head_len])
+        exact = doc.etag == self._made_from(fingerprint, variant)
+        if not exact and (not isinstance(listing, bytes) or head.get("listing") != _listed(listing, variant)):
+            return None
         gzipped = doc.body[4 + head_len :]
         body = await offload(len(gzipped) * 4, lambda: gzip.decompress(gzipped))
-        return Rendered(body, gzipped, head["etag"], head["content_type"], head["checksums"])
+        return Rendered(body, gzipped, head["etag"], head["content_type"], head["checksums"]), exact
 
     async def put(
-        self, repository: str, key: K, variant: Hashable, fingerprint: bytes, rendered: Rendered
+        self,
+        repository: str,
+        key: K,
+        variant: Hashable,
+        fingerprint: bytes,
+        rendered: Rendered,
+        listing: object = None,
     ) -> None:
         packed = json.dumps(
             {
                 "etag": rendered.etag,
                 "content_type": rendered.content_type,
                 "checksums": dict(rendered.checksums),
+                "listing": _listed(listing, variant) if isinstance(listing, bytes) else None,
             }
         ).encode()
         body = len(packed).to_bytes(4, "big") + packed + rendered.gzipped
@@ -195,6 +224,8 @@ class MergedDocuments(Generic[K, V]):
         self._rendering: SingleFlight[Rendered] = SingleFlight()
         self._merging: SingleFlight[V | None] = SingleFlight()
         self._generation = 0
+        self._background: set[asyncio.Task[Rendered]] = set()
+        self._refining: set[tuple[int, Hashable]] = set()  # (entry, variant) refinements scheduled
         self.renders = 0  # renderings made (not found in memory or in the store), for tests and figures
 
     def invalidate(self, package: str) -> None:
@@ -249,6 +280,7 @@ class MergedDocuments(Generic[K, V]):
             previous.invalidated = False
             return previous
         hidden = resolution.hidden
+        listing = None if resolution.listing is None else _with_hidden(resolution.listing, hidden)
         entry: Entry[V] = Entry(
             bool(resolution.found),
             fingerprint,
@@ -256,7 +288,10 @@ class MergedDocuments(Generic[K, V]):
             resolution.stale,
             resolution.size,
             pending=lambda: resolution.merge(hidden),
+            listing=listing,
         )
+        if previous is not None and listing is not None and previous.listing == listing:
+            entry.provisional = {**previous.provisional, **previous.renders}
         if resolution.found is None:  # the format knows only by merging
             await self.value(entry)
             entry.found = entry.merged is not None
@@ -288,9 +323,63 @@ class MergedDocuments(Generic[K, V]):
         cached = entry.renders.get(variant)
         if cached is not None:
             return cached
-        return await self._rendering.do(
-            (id(entry), variant), lambda: self._render(repository, key, entry, variant, render)
-        )
+        provisional = entry.provisional.get(variant)
+        if provisional is None and entry.listing is not None:
+            provisional = await self._kept_for_listing(repository, key, entry, variant)
+            if variant in entry.renders:  # the store kept this very view's
+                return entry.renders[variant]
+
+        def make() -> Awaitable[Rendered]:
+            return self._rendering.do(
+                (id(entry), variant), lambda: self._render(repository, key, entry, variant, render)
+            )
+
+        if provisional is None:
+            return await make()
+        self._refine_later(entry, variant, make)
+        return provisional
+
+    def _refine_later(
+        self, entry: Entry[V], variant: Hashable, make: Callable[[], Awaitable[Rendered]]
+    ) -> None:
+        """Make ``entry``'s own rendering of ``variant`` ``REFINE_SECONDS`` from now, off the request's
+        path: a burst of requests (an install) is answered first, then the rendering is made."""
+        if (id(entry), variant) in self._refining:
+            return
+        self._refining.add((id(entry), variant))
+
+        def start() -> None:
+            self._refining.discard((id(entry), variant))
+            if variant in entry.renders:
+                return
+            task = asyncio.ensure_future(make())
+            self._background.add(task)
+            task.add_done_callback(self._rendered_in_background)
+
+        asyncio.get_running_loop().call_later(REFINE_SECONDS, start)
+
+    async def _kept_for_listing(
+        self, repository: str, key: K, entry: Entry[V], variant: Hashable
+    ) -> Rendered | None:
+        """A sealed rendering of an earlier view with ``entry``'s listing (a restart, or a view the
+        memory budget dropped), to serve while ``entry``'s own is made; one of ``entry``'s own view goes
+        to its renderings instead (and None is returned)."""
+        if self._store is None or not isinstance(entry.fingerprint, bytes):
+            return None
+        kept = await self._store.get(repository, key, variant, entry.fingerprint, entry.listing)
+        if kept is None:
+            return None
+        rendered, exact = kept
+        if exact:
+            entry.renders[variant] = rendered
+            return None
+        entry.provisional[variant] = rendered
+        return rendered
+
+    def _rendered_in_background(self, task: asyncio.Task[Rendered]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a merged document was not rendered again: %s", task.exception())
 
     async def _render(
         self, repository: str, key: K, entry: Entry[V], variant: Hashable, render: Callable[[V], Rendered]
@@ -299,7 +388,8 @@ class MergedDocuments(Generic[K, V]):
         rendered = None
         if sealed is not None:
             assert isinstance(entry.fingerprint, bytes)
-            rendered = await sealed.get(repository, key, variant, entry.fingerprint)
+            kept = await sealed.get(repository, key, variant, entry.fingerprint)
+            rendered = kept[0] if kept is not None else None
         if rendered is None:
             value = await self.value(entry)
             assert value is not None, "only found documents are rendered"
@@ -307,14 +397,19 @@ class MergedDocuments(Generic[K, V]):
             self.renders += 1
             if sealed is not None:
                 assert isinstance(entry.fingerprint, bytes)
-                await sealed.put(repository, key, variant, entry.fingerprint, rendered)
+                await sealed.put(repository, key, variant, entry.fingerprint, rendered, entry.listing)
         if len(entry.renders) >= MAX_RENDERINGS:
             entry.renders.clear()
         entry.renders[variant] = rendered
+        entry.provisional.pop(variant, None)
         slot = (repository, key)
         if self._entries.get(slot) is entry:
             self._keep(slot, entry)  # counts the rendering against the memory budget
         return rendered
+
+
+def _listed(listing: bytes, variant: Hashable) -> str:
+    return hashlib.sha1(listing + b"\0" + repr(variant).encode()).hexdigest()
 
 
 def _with_hidden(fingerprint: object, hidden: frozenset[str]) -> object:

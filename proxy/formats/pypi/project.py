@@ -225,6 +225,7 @@ class ProjectViews:
                 listed = repr([offer.file for offer in answer]).encode()
                 fingerprint.update(b"local\0%s\0%s\n" % (place.name.encode(), listed))
                 names |= completable(offer.file for offer in answer)
+        listing = fingerprint.digest()  # what is listed, before what held files complete
         fingerprint.update(b"held\0" + _completions(names, held))
         answers = [answer for _, answer in resolution.found]
 
@@ -242,6 +243,7 @@ class ProjectViews:
             merged,
             resolution.unlisted,
             found=bool(answers),
+            listing=listing,
         )
 
     async def _completable_names(self, project: str, page: _Page, size: int) -> frozenset[str]:
