@@ -1,31 +1,18 @@
 """``server.max_publish_size`` bounds every publish body as it streams, not only one that announces its
 Content-Length: a chunked Maven deploy or twine upload past the limit is a 413 and leaves no blob; a
-dist-tag body is one version, read up to 1 KiB. (npm publishes: tests/test_npm_publish_stream.py.)"""
+dist-tag body is one version, read up to 1 KiB. (npm publishes: tests/test_npm_publish_stream.py, whose
+daemon these tests share.)"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.fakes.daemon import RunningDaemon, start_daemon, write_config
+from tests.fakes.daemon import RunningDaemon
 from tests.fakes.pypi_index import make_wheel
-
-LIMIT = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    home: Path = tmp_path_factory.mktemp("publish-limits")
-    config = write_config(home, "[repository.local]\npublish = true\n")
-    config.write_text(config.read_text().replace("[server]\n", f"[server]\nmax_publish_size = {LIMIT}\n"))
-    running = start_daemon(config, home / "d.log")
-    yield running
-    running.stop()
-    assert "Traceback" not in running.log_text()
+from tests.test_npm_publish_stream import LIMIT, daemon  # noqa: F401 - the fixture (a small limit)
 
 
 def chunked(body: bytes) -> Iterator[bytes]:
@@ -34,13 +21,13 @@ def chunked(body: bytes) -> Iterator[bytes]:
         yield body[at : at + 64 * 1024]
 
 
-def assert_refused_whole(response: httpx.Response, daemon: RunningDaemon, blobs_before: int) -> None:
+def assert_refused_whole(response: httpx.Response, running: RunningDaemon, blobs_before: int) -> None:
     assert response.status_code == 413, response.text
     assert "max_publish_size" in response.text
-    assert daemon.blob_count() == blobs_before
+    assert running.blob_count() == blobs_before
 
 
-def test_a_chunked_maven_deploy_past_the_limit_is_413_and_leaves_no_blob(daemon: RunningDaemon) -> None:
+def test_a_chunked_maven_deploy_past_the_limit_is_413_and_leaves_no_blob(daemon: RunningDaemon) -> None:  # noqa: F811
     before = daemon.blob_count()
     url = f"{daemon.url}/maven/local/org/example/big/1.0/big-1.0.jar"
     response = httpx.put(url, content=chunked(os.urandom(LIMIT + 1)), timeout=30)
@@ -50,7 +37,7 @@ def test_a_chunked_maven_deploy_past_the_limit_is_413_and_leaves_no_blob(daemon:
     assert small.status_code == 201, small.text
 
 
-def test_a_chunked_twine_upload_past_the_limit_is_413_and_leaves_no_blob(daemon: RunningDaemon) -> None:
+def test_a_chunked_twine_upload_past_the_limit_is_413_and_leaves_no_blob(daemon: RunningDaemon) -> None:  # noqa: F811
     before = daemon.blob_count()
     filename, wheel = make_wheel("big-wheel", "1.0", payload_size=LIMIT + 1)
     assert len(wheel) > LIMIT
@@ -68,7 +55,7 @@ def test_a_chunked_twine_upload_past_the_limit_is_413_and_leaves_no_blob(daemon:
     assert_refused_whole(response, daemon, before)
 
 
-def test_a_dist_tag_body_is_one_version(daemon: RunningDaemon) -> None:
+def test_a_dist_tag_body_is_one_version(daemon: RunningDaemon) -> None:  # noqa: F811
     url = f"{daemon.url}/npm/local/-/package/some-package/dist-tags/beta"
     response = httpx.put(url, content=chunked(b'"' + b"1" * 4096 + b'"'), timeout=30)
     assert response.status_code == 413, response.text

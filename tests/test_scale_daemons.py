@@ -233,13 +233,21 @@ def test_concurrent_misses_on_every_daemon_cost_one_upstream_fetch(farm: Farm) -
         eventually(lambda other=other: _in_flight(farm.daemons[other]) >= 10)
     assert not results, "nothing can be answered while the only fetch stalls"
     farm.registry.stalled.set()
+    _all_served(threads, results, 100, data)
+    assert farm.registry.tarball_requests("slow-pkg", "1.0.0") == 1
+
+
+Results = dict[str, httpx.Response | BaseException]
+
+
+def _all_served(threads: list[threading.Thread], results: Results, count: int, data: bytes) -> None:
+    """Once ``threads`` end, each of the ``count`` requests was answered 200 with ``data``."""
     for thread in threads:
         thread.join(60)
-    assert len(results) == 100
+    assert len(results) == count
     for response in results.values():
         assert isinstance(response, httpx.Response) and response.status_code == 200, response
         assert response.content == data
-    assert farm.registry.tarball_requests("slow-pkg", "1.0.0") == 1
 
 
 def _listening(daemon: RunningDaemon) -> int:

@@ -35,7 +35,7 @@ from tests.fakes.daemon import RunningDaemon, eventually, run_command, start_dae
 from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball
 from tests.test_npm_e2e import Npm, project
 from tests.test_npm_http import publish_body
-from tests.test_scale_daemons import _get_in_thread
+from tests.test_scale_daemons import _all_served, _get_in_thread
 
 
 class Workers:
@@ -102,12 +102,7 @@ def test_concurrent_misses_on_both_workers_cost_one_upstream_fetch(workers: Work
         eventually(lambda pid=pid: workers.connections(pid) >= 3)
     assert not results, "nothing can be answered while the only fetch stalls"
     workers.registry.stalled.set()
-    for thread in threads:
-        thread.join(60)
-    assert len(results) == 30
-    for response in results.values():
-        assert isinstance(response, httpx.Response) and response.status_code == 200, response
-        assert response.content == data
+    _all_served(threads, results, 30, data)
     assert workers.registry.tarball_requests("slow-pkg", "1.0.0") == 1
 
 

@@ -73,7 +73,6 @@ def install(app: web.Application) -> None:
     if not domains:
         return
     app[FRONTED] = FrontedDomains(domains)
-    app.middlewares.append(_middleware)
 
     async def close(app: web.Application) -> None:
         app[FRONTED].close()
@@ -126,11 +125,10 @@ def is_read(operation: str) -> bool:
     return operation.startswith(("List", "Describe")) or operation in READS
 
 
-@web.middleware
-async def _middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    client = (
-        request.app[FRONTED].get(request.query.get("domain")) if request.path.startswith("/v1/") else None
-    )
+async def answer(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A /v1 request: forwarded when it names a fronted domain, else ``handler``'s."""
+    fronted = request.app.get(FRONTED)
+    client = fronted.get(request.query.get("domain")) if fronted is not None else None
     op = _operation(request) if client is not None else None
     if client is None or op is None:
         return await handler(request)

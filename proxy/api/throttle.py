@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -68,9 +68,8 @@ THROTTLE = web.AppKey("api_throttle", Throttle)
 
 
 def install(app: web.Application, limits: ApiConfig) -> None:
-    """Throttle /v1 requests in ``app``; call before any /v1 middleware it must shield (forwarding)."""
+    """Throttle the /v1 requests of ``app`` (``refusal``, asked by ``proxy.api.routes``' middleware)."""
     app[THROTTLE] = Throttle(limits)
-    app.middlewares.append(_middleware)
 
 
 def caller_key(request: web.Request) -> str:
@@ -92,14 +91,8 @@ def throttled(limits: ApiConfig, wait: float) -> ApiError:
     )
 
 
-@web.middleware
-async def _middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    if not request.path.startswith("/v1/"):
-        return await handler(request)
+def refusal(request: web.Request) -> web.Response | None:
+    """The 429 for a /v1 request over its caller's limit; None: admitted (a token taken)."""
     throttle = request.app[THROTTLE]
     wait = throttle.admit(caller_key(request))
-    if wait > 0:
-        return throttled(throttle.limits, wait).response()
-    return await handler(request)
+    return throttled(throttle.limits, wait).response() if wait > 0 else None

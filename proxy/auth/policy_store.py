@@ -78,6 +78,7 @@ class PolicyStore:
         self._keyring = keyring
         self._lock = asyncio.Lock()
         self._policies: Policies = {}
+        self._read = False  # whether the stored policies were read (``open`` reads the one-host file)
         self._stop_watching: Callable[[], Awaitable[None]] | None = None
         self._rereads = Rereads(self._read_again)
 
@@ -87,6 +88,7 @@ class PolicyStore:
         ``cache_path``), read now; ``StoreUnavailable`` naming the file when it is unreadable."""
         entry = entry or EntryFile(cache_path / POLICIES_FILE)
         store = cls(entry, keyring)
+        store._read = True
         try:
             raw = entry.read_now()
         except OSError as exc:
@@ -100,8 +102,11 @@ class PolicyStore:
         return store
 
     async def start(self) -> None:
-        """Read the stored policies and follow the changes other daemons make (a shared store)."""
-        self._policies = self._open(await self._entry.load())
+        """Read the stored policies, unless ``open`` did, and follow the changes other daemons (a shared
+        store) or workers make."""
+        if not self._read:
+            self._policies = self._open(await self._entry.load())
+            self._read = True
         self._stop_watching = await self._entry.watch(self._rereads.notice)
 
     async def stop(self) -> None:

@@ -19,8 +19,9 @@ from proxy.repository.registry import ConfigDefined, RepositoryExists, Repositor
 from proxy.store.keyring import KeyRing
 from proxy.store.postgres import PostgresIndexes, PostgresRepositoryEntries
 from tests.api_cli import Aws, npm_publish
-from tests.fakes.daemon import RunningDaemon, start_daemon, write_config
+from tests.fakes.daemon import RunningDaemon, write_config
 from tests.fakes.pypi_index import FakePypiIndex
+from tests.store_contract.daemons import two_daemons
 from tests.store_contract.postgres import Cluster, new_database
 from tests.store_contract.test_wiring import shared_config  # noqa: F401 - the fixture
 from tests.test_npm_e2e import Npm, node_require, npm_binary, project
@@ -55,21 +56,8 @@ def daemons(
     pypi: FakePypiIndex,
 ) -> Iterator[tuple[RunningDaemon, RunningDaemon]]:
     """Two daemons of one store, each with the same upstream ``plain`` (a PyPI index) in its file."""
-    store = shared_config.read_text().split("[store]", 1)[1]
-    hosts = []
-    for name in ("host-a", "host-b"):
-        (tmp_path / name).mkdir()
-        hosts.append(write_config(tmp_path / name, pypi.upstream_config() + "\n[store]" + store))
-    key_a = str(tmp_path / "host-a" / "keys" / "cache.key")  # one cache key for every daemon of a store
-    hosts[1].write_text(hosts[1].read_text().replace(str(tmp_path / "host-b" / "keys" / "cache.key"), key_a))
-    started: list[RunningDaemon] = []
-    try:
-        started.append(start_daemon(hosts[0], tmp_path / "a.log"))
-        started.append(start_daemon(hosts[1], tmp_path / "b.log"))
-        yield started[0], started[1]
-    finally:
-        for daemon in started:
-            assert daemon.stop() == 0, daemon.log_text()
+    with two_daemons(tmp_path, shared_config, pypi.upstream_config()) as started:
+        yield started
 
 
 def test_a_repository_created_on_one_daemon_is_served_by_the_other(

@@ -10,27 +10,20 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from tests.fakes.codeartifact import aws_environment
-from tests.fakes.daemon import RunningDaemon, start_daemon, write_config
+from tests.fakes.daemon import RunningDaemon, eventually
+from tests.store_contract.daemons import two_daemons
 from tests.store_contract.test_wiring import shared_config  # noqa: F401 - the fixture
 
 AWS = Path(sys.executable).parent / "aws"
 KEYS = {"admin": "AKIDADMIN0001", "reader": "AKIDREADER001"}
 NOTICE_WAIT = 20.0  # how long a notice may take on a loaded machine; the checks end at the first pass
-
-
-def eventually(check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + NOTICE_WAIT
-    while not check():
-        assert time.monotonic() < deadline, "the change never reached the other daemon"
-        time.sleep(0.05)
 
 
 def aws(root: Path, daemon: RunningDaemon, principal: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,7 +53,6 @@ def allow_reader(*actions: str) -> str:
 @pytest.fixture
 def daemons(tmp_path: Path, shared_config: Path) -> Iterator[tuple[RunningDaemon, RunningDaemon]]:  # noqa: F811
     """Two daemons of one store, no anonymous access, the same two principals in each file."""
-    store = shared_config.read_text().split("[store]", 1)[1]
     principals = ""
     for name, key in KEYS.items():
         secret = tmp_path / f"{name}.secret"
@@ -70,21 +62,9 @@ def daemons(tmp_path: Path, shared_config: Path) -> Iterator[tuple[RunningDaemon
             f'[principal.{name}]\naccess_key_id = "{key}"\nsecret_access_key_file = "{secret}"\n'
             f"admin = {'true' if name == 'admin' else 'false'}\n\n"
         )
-    hosts = []
-    for name in ("host-a", "host-b"):
-        (tmp_path / name).mkdir()
-        body = '[auth]\nanonymous = "none"\n\n' + principals + "[repository.team]\n\n[store]" + store
-        hosts.append(write_config(tmp_path / name, body))
-    key_a = str(tmp_path / "host-a" / "keys" / "cache.key")  # one cache key for every daemon of a store
-    hosts[1].write_text(hosts[1].read_text().replace(str(tmp_path / "host-b" / "keys" / "cache.key"), key_a))
-    started: list[RunningDaemon] = []
-    try:
-        started.append(start_daemon(hosts[0], tmp_path / "a.log"))
-        started.append(start_daemon(hosts[1], tmp_path / "b.log"))
-        yield started[0], started[1]
-    finally:
-        for daemon in started:
-            assert daemon.stop() == 0, daemon.log_text()
+    tables = '[auth]\nanonymous = "none"\n\n' + principals + "[repository.team]\n"
+    with two_daemons(tmp_path, shared_config, tables) as started:
+        yield started
 
 
 def test_a_policy_stored_through_one_daemon_is_enforced_by_the_other(
@@ -109,7 +89,7 @@ def test_a_policy_stored_through_one_daemon_is_enforced_by_the_other(
         "--policy-document", allow_reader("ListRepositoriesInDomain"), "--policy-revision", revision,
     )  # fmt: skip
     assert second.returncode == 0, second.stderr
-    eventually(lambda: reader_may_list(b))
+    eventually(lambda: reader_may_list(b), NOTICE_WAIT)
     stored = aws(tmp_path, b, "admin", "get-domain-permissions-policy")
     assert json.loads(stored.stdout)["policy"] == json.loads(second.stdout)["policy"]
 
@@ -131,4 +111,4 @@ def test_a_policy_stored_through_one_daemon_is_enforced_by_the_other(
 
     deleted = aws(tmp_path, b, "admin", "delete-domain-permissions-policy")
     assert deleted.returncode == 0, deleted.stderr
-    eventually(lambda: not reader_may_list(a))
+    eventually(lambda: not reader_may_list(a), NOTICE_WAIT)
