@@ -324,14 +324,15 @@ class MergedDocuments(Generic[K, V]):
         if cached is not None:
             return cached
         provisional = entry.provisional.get(variant)
-        if provisional is None and entry.listing is not None:
+        looked = provisional is None and entry.listing is not None  # in the store, for either kind
+        if looked:
             provisional = await self._kept_for_listing(repository, key, entry, variant)
             if variant in entry.renders:  # the store kept this very view's
                 return entry.renders[variant]
 
         def make() -> Awaitable[Rendered]:
             return self._rendering.do(
-                (id(entry), variant), lambda: self._render(repository, key, entry, variant, render)
+                (id(entry), variant), lambda: self._render(repository, key, entry, variant, render, looked)
             )
 
         if provisional is None:
@@ -382,11 +383,18 @@ class MergedDocuments(Generic[K, V]):
             log.warning("a merged document was not rendered again: %s", task.exception())
 
     async def _render(
-        self, repository: str, key: K, entry: Entry[V], variant: Hashable, render: Callable[[V], Rendered]
+        self,
+        repository: str,
+        key: K,
+        entry: Entry[V],
+        variant: Hashable,
+        render: Callable[[V], Rendered],
+        looked: bool = False,
     ) -> Rendered:
+        """Made by ``render``, unless the store keeps it (not asked again when the caller ``looked``)."""
         sealed = self._store if isinstance(entry.fingerprint, bytes) else None
         rendered = None
-        if sealed is not None:
+        if sealed is not None and not looked:
             assert isinstance(entry.fingerprint, bytes)
             kept = await sealed.get(repository, key, variant, entry.fingerprint)
             rendered = kept[0] if kept is not None else None
