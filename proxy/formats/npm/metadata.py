@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from proxy.formats.common import json_codec
 from proxy.formats.npm.names import PackageName
 from proxy.store.catalog import PackageRecord
 
@@ -102,7 +103,7 @@ class Packument:
 def parse_packument(body: bytes) -> Document:
     """An upstream's packument; ValueError when it is not one (the Fetcher then refuses to cache it)."""
     try:
-        doc = json.loads(body)
+        doc = json_codec.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"packument is not JSON ({exc})") from None
     except RecursionError:
@@ -265,4 +266,4 @@ def abbreviate(vdoc: Document) -> Document:
 
 
 def dumps(doc: Document) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return json_codec.dumps(doc)

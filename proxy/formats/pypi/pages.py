@@ -11,13 +11,13 @@ that is unreachable now can still be served.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from proxy.formats.common import json_codec
 from proxy.formats.pypi.names import parse_filename
 from proxy.formats.pypi.simple import DistFile
 
@@ -113,7 +113,7 @@ def _html_metadata(attrs: Mapping[str, str | None], filename: str) -> dict[str, 
 # -- JSON (PEP 691) ---------------------------------------------------------------------------------
 def _parse_json(text: str) -> list[DistFile]:
     try:
-        doc = json.loads(text)  # JSONDecodeError is a ValueError
+        doc = json_codec.loads(text)  # JSONDecodeError is a ValueError
     except RecursionError:
         raise ValueError("the project page is nested too deeply") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from urllib.parse import quote
 
 from cachetools import LRUCache
 
+from proxy.formats.common import json_codec
 from proxy.formats.common.documents import Entry, MergedDocuments, Rendered, RenderStore, Resolution
 from proxy.formats.format import Services
 from proxy.formats.pypi.merge import Offer, Project, Source, merge
@@ -262,7 +262,7 @@ class ProjectViews:
         key = (LISTING, page.source.place, page.source.page_path)
         kept = await metadata.get(*key)
         if kept is not None and kept.status == 200 and kept.etag == page.digest.hex():
-            record = await offload(len(kept.body), lambda: json.loads(kept.body))
+            record = await offload(len(kept.body), lambda: json_codec.loads(kept.body))
             page.listing = record["files"]
             return frozenset(record["completable"])
 
@@ -270,7 +270,7 @@ class ProjectViews:
             files = page.fetched.parsed()
             names = completable(files)
             record = {"completable": sorted(names), "files": _listing(files)}
-            return names, json.dumps(record, separators=(",", ":")).encode()
+            return names, json_codec.dumps(record)
 
         names, body = await offload(size, read)
         await metadata.put(CachedDocument(200, body, etag=page.digest.hex()), *key)

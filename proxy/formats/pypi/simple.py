@@ -10,11 +10,11 @@ versions before 23.3 still read. Renderers are pure functions of the model.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from proxy.formats.common import json_codec
 from proxy.formats.pypi.negotiate import Representation
 
 API_VERSION = "1.0"
@@ -64,7 +64,7 @@ def render_index(projects: Iterable[str], representation: Representation) -> byt
 
 
 def _json(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return json_codec.dumps(doc)
 
 
 def _json_file(file: DistFile) -> dict[str, Any]:
