@@ -123,7 +123,7 @@ class Packuments:
                 return None
             body = fetched.doc.body
             fresh_until = fetched.doc.fetched_at + self._ttl
-            answer = _Answer(hashlib.sha1(body).digest(), len(body), fetched.parsed, fresh_until)
+            answer = _Answer(fetched.digest(), len(body), fetched.parsed, fresh_until)
             return answer, fetched.stale
 
         services = self._services
