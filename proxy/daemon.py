@@ -68,8 +68,11 @@ class Daemon:
         )
         self.chain = ResolutionChain(self.repositories, upstreams)
         # One process on a one-host store: metadata is written after the answer, drained at close.
-        one_process = not config.store.shared and config.server.workers <= 1
-        metadata = WriteBehind(storage.metadata) if one_process else storage.metadata
+        metadata = (
+            WriteBehind(local.metadata)
+            if local is not None and config.server.workers <= 1
+            else storage.metadata
+        )
         self.fetcher = Fetcher(metadata, storage.blobs, config.cache.metadata_ttl, config.cache.not_found_ttl)
         self.services = Services(
             repositories=self.repositories,
