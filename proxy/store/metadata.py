@@ -17,11 +17,13 @@ before the document it fetched (sealed, written) or the rendering it made is in 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from proxy.store.index import Index, entry_namer
 from proxy.store.keyring import KeyRing
@@ -34,43 +36,117 @@ log = logging.getLogger(__name__)
 # ones: with 16 KiB pages SQLite inserts and reads such entries in about half the CPU of its 4 KiB
 # default, and small entries cost no more.
 PAGE_SIZE = 16 * 1024
+# A larger body is kept in an entry of its own, apart from the document's head: telling whether the
+# document is fresh, or serving what was rendered from it, then reads no body (a packument is MBs).
+APART_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
 class CachedDocument:
-    status: int  # 200, or 404 for a remembered "not there"
-    body: bytes
-    fetched_at: float = field(default_factory=time.time)
-    etag: str | None = None
-    last_modified: str | None = None
-    content_type: str | None = None
-    # SHA-256 of ``body`` (hex), when its writer made it: an upstream document's, made once when it
-    # was fetched, so that telling whether it changed never hashes the body again (nor after a restart).
-    digest: str | None = None
+    """A cached document: its status and body, and what revalidating it needs. Immutable. One read
+    back from the store may hold its body apart (``MetadataCache``): ``body`` is read when first
+    asked for, on the caller's thread; ``size`` and everything else are known without reading it."""
+
+    __slots__ = (
+        "_body",
+        "_load",
+        "content_type",
+        "digest",
+        "etag",
+        "fetched_at",
+        "last_modified",
+        "size",
+        "status",
+    )
+
+    def __init__(
+        self,
+        status: int,  # 200, or 404 for a remembered "not there"
+        body: bytes,
+        fetched_at: float | None = None,  # None: now
+        etag: str | None = None,
+        last_modified: str | None = None,
+        content_type: str | None = None,
+        # A digest of ``body`` (hex), when its writer made it: an upstream document's, made once when
+        # it was fetched, so that telling whether it changed never hashes the body again.
+        digest: str | None = None,
+    ) -> None:
+        self.status = status
+        self._body: bytes | None = body
+        self._load: Callable[[], bytes] | None = None
+        self.size = len(body)
+        self.fetched_at = time.time() if fetched_at is None else fetched_at
+        self.etag = etag
+        self.last_modified = last_modified
+        self.content_type = content_type
+        self.digest = digest
+
+    @classmethod
+    def apart(cls, load: Callable[[], bytes], size: int, **head: Any) -> CachedDocument:
+        """A document whose ``size`` bytes of body ``load`` reads when first asked for."""
+        doc = cls(body=b"", **head)
+        doc._body, doc._load, doc.size = None, load, size
+        return doc
+
+    @property
+    def body(self) -> bytes:
+        if self._body is None:
+            assert self._load is not None
+            self._body, self._load = self._load(), None
+        return self._body
+
+    def refreshed(self, fetched_at: float) -> CachedDocument:
+        """The same document, confirmed unchanged at ``fetched_at`` (a body held apart stays unread)."""
+        doc = CachedDocument(
+            self.status, b"", fetched_at, self.etag, self.last_modified, self.content_type, self.digest
+        )
+        doc._body, doc._load, doc.size = self._body, self._load, self.size
+        return doc
 
     def age(self, now: float | None = None) -> float:
         return (now if now is not None else time.time()) - self.fetched_at
 
+    def _key(self) -> tuple[object, ...]:
+        head = (self.status, self.fetched_at, self.etag, self.last_modified, self.content_type, self.digest)
+        return (*head, self.body)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CachedDocument) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CachedDocument(status={self.status}, size={self.size}, etag={self.etag!r})"
+
+
+def _head(doc: CachedDocument) -> dict[str, Any]:
+    return {
+        "status": doc.status,
+        "fetched_at": doc.fetched_at,
+        "etag": doc.etag,
+        "last_modified": doc.last_modified,
+        "content_type": doc.content_type,
+        "digest": doc.digest,
+    }
+
+
+def _packed(head: dict[str, Any], body: bytes) -> bytes:
+    encoded = json.dumps(head).encode()
+    return len(encoded).to_bytes(4, "big") + encoded + body
+
+
+def _unpacked(plain: bytes) -> tuple[dict[str, Any], bytes]:
+    head_len = int.from_bytes(plain[:4], "big")
+    return json.loads(plain[4 : 4 + head_len]), plain[4 + head_len :]
+
 
 def pack_document(doc: CachedDocument) -> bytes:
     """The plaintext an entry seals: a length-prefixed JSON head, then the body."""
-    head = json.dumps(
-        {
-            "status": doc.status,
-            "fetched_at": doc.fetched_at,
-            "etag": doc.etag,
-            "last_modified": doc.last_modified,
-            "content_type": doc.content_type,
-            "digest": doc.digest,
-        }
-    ).encode()
-    return len(head).to_bytes(4, "big") + head + doc.body
+    return _packed(_head(doc), doc.body)
 
 
 def unpack_document(plain: bytes) -> CachedDocument:
-    head_len = int.from_bytes(plain[:4], "big")
-    head = json.loads(plain[4 : 4 + head_len])
-    return CachedDocument(body=plain[4 + head_len :], **head)
+    head, body = _unpacked(plain)
+    return CachedDocument(body=body, **head)
 
 
 def check_entry(keyring: KeyRing, name: str, raw: bytes | None) -> str | None:
@@ -98,16 +174,58 @@ class MetadataCache:
         raw = self.index.get(name)
         if raw is None:
             return None
-        return unpack_document(unseal(self._keyring, raw, context=name.encode()))
+        head, body = _unpacked(unseal(self._keyring, raw, context=name.encode()))
+        apart = head.pop("apart", None)
+        if apart is None:
+            return CachedDocument(body=body, **head)
+        return CachedDocument.apart(functools.partial(self._body, apart["entry"]), apart["size"], **head)
 
     def put(self, doc: CachedDocument, *key: str) -> None:
+        """Keep ``doc``; a body of more than ``APART_BYTES`` with a digest goes to an entry of its own,
+        written only when the digest changed (a revalidated document rewrites its head only)."""
         name = self._name(key)
         with unless_out_of_space(log, "metadata not cached"):
-            self.index.set(name, seal(self._keyring, pack_document(doc), context=name.encode()))
+            held = self._held_apart(name)
+            if doc.size > APART_BYTES and doc.digest is not None:
+                apart = self._body_name(key, doc.digest)
+                if apart != held:
+                    self.index.set(apart, seal(self._keyring, doc.body, context=apart.encode()))
+                plain = _packed({**_head(doc), "apart": {"entry": apart, "size": doc.size}}, b"")
+            else:
+                apart, plain = None, pack_document(doc)
+            self.index.set(name, seal(self._keyring, plain, context=name.encode()))
+            if held is not None and held != apart:
+                self.index.delete(held)
 
     def delete(self, *key: str) -> None:
+        name = self._name(key)
         with unless_out_of_space(log, "metadata not removed from the cache"):
-            self.index.delete(self._name(key))
+            held = self._held_apart(name)
+            if held is not None:
+                self.index.delete(held)
+            self.index.delete(name)
+
+    def _body_name(self, key: tuple[str, ...], digest: str) -> str:
+        return self._name((*key, "\0body", digest))
+
+    def _held_apart(self, name: str) -> str | None:
+        """The entry name of the body held apart for the document now kept under ``name``, if any."""
+        raw = self.index.get(name)
+        if raw is None:
+            return None
+        try:
+            head, _ = _unpacked(unseal(self._keyring, raw, context=name.encode()))
+        except SealError:
+            return None  # overwritten either way; verify reports unreadable entries
+        apart = head.get("apart")
+        return None if apart is None else str(apart["entry"])
+
+    def _body(self, name: str) -> bytes:
+        """A body held apart (``name``: its entry), for ``CachedDocument.body``, on any thread."""
+        raw = self.index.get(name)
+        if raw is None:
+            raise LookupError("a cached document changed while it was read; ask again")
+        return unseal(self._keyring, raw, context=name.encode())
 
     def names(self) -> list[str]:
         return self.index.names()
@@ -191,4 +309,4 @@ class WriteBehind:
 
 
 def _size(doc: CachedDocument | None) -> int:
-    return 0 if doc is None else len(doc.body)
+    return 0 if doc is None else doc.size
