@@ -184,7 +184,8 @@ class MetadataCache:
         """Keep ``doc``; a body of more than ``APART_BYTES`` with a digest goes to an entry of its own,
         written only when the digest changed (a revalidated document rewrites its head only)."""
         name = self._name(key)
-        with unless_out_of_space(log, "metadata not cached"):
+        # One transaction: the workers of a host sharing the index never drop a body another one kept.
+        with unless_out_of_space(log, "metadata not cached"), self.index.transaction():
             held = self._held_apart(name)
             if doc.size > APART_BYTES and doc.digest is not None:
                 apart = self._body_name(key, doc.digest)
@@ -199,7 +200,7 @@ class MetadataCache:
 
     def delete(self, *key: str) -> None:
         name = self._name(key)
-        with unless_out_of_space(log, "metadata not removed from the cache"):
+        with unless_out_of_space(log, "metadata not removed from the cache"), self.index.transaction():
             held = self._held_apart(name)
             if held is not None:
                 self.index.delete(held)
