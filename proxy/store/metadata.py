@@ -238,22 +238,26 @@ class MetadataCache:
 
 class WriteBehind:
     """The MetadataService of one daemon process on a one-host store (``cache``), whose writes happen
-    after the request that made them, off the event loop: ``put`` and ``delete`` queue the change and
-    return; one background task hands everything queued to a worker thread at once, which seals and
-    writes it and commits it, while the next changes queue. Only the latest change of a key is written
-    (a key changed again while queued is written once). ``get`` answers from the queue first, so the
-    daemon reads its own writes at once. ``drain`` waits until the queue is written (the daemon's
-    shutdown, before the store closes). More than ``MAX_QUEUED`` bytes queued make ``put`` wait for
-    the queue, so that a burst of large documents does not pile up in memory.
+    after the request that made them: ``put`` and ``delete`` queue the change and return; one
+    background task hands everything queued at once to a worker thread (a small batch is written on
+    the loop), which seals it and writes it into the index's open group of writes (committed by the
+    store, ``proxy.store.index``), while the next changes queue. Only the latest change of a key is
+    written (a key changed again while queued is written once). ``get`` answers from the queue first,
+    so the daemon reads its own writes at once. ``drain`` waits until the queue is written (the
+    daemon's shutdown, before the store closes). More than ``MAX_QUEUED`` bytes queued make ``put``
+    wait for the queue, so that a burst of large documents does not pile up in memory.
 
     A write that fails is logged and dropped, like a group commit that fails (``proxy.store.index``):
     what goes through here is fetched content, fetched again when asked for, and renderings, made
     again; a full disk is ``MetadataCache``'s to log.
 
-    Concurrency: the methods are for the event loop; ``cache`` is written from one worker thread at a
-    time (its index's lock serialises it with reads from the loop)."""
+    Concurrency: the methods are for the event loop; ``cache`` is written by one batch at a time, on
+    the loop or a worker thread (its index's lock serialises that with reads from the loop)."""
 
     MAX_QUEUED = 64 * 1024**2
+    # A smaller batch is written on the loop (a thread costs more than sealing a few KB; see
+    # ``proxy.store.store.offload``), still after the answer.
+    INLINE_BATCH = 64 * 1024
 
     def __init__(self, cache: MetadataCache) -> None:
         self._cache = cache
@@ -290,7 +294,10 @@ class WriteBehind:
             while self._queue:
                 batch = list(self._queue.items())
                 try:
-                    await asyncio.to_thread(self._write, batch)
+                    if sum(_size(doc) for _, doc in batch) < self.INLINE_BATCH:
+                        self._write(batch)
+                    else:
+                        await asyncio.to_thread(self._write, batch)
                 except Exception as exc:  # entries of the cache lost, never the daemon's loop
                     log.warning("cached documents were not written to the store: %s", exc)
                 for key, doc in batch:
@@ -306,7 +313,6 @@ class WriteBehind:
                 self._cache.delete(*key)
             else:
                 self._cache.put(doc, *key)
-        self._cache.index.end_group()
 
 
 def _size(doc: CachedDocument | None) -> int:
