@@ -239,9 +239,9 @@ class MetadataCache:
 class WriteBehind:
     """The MetadataService of one daemon process on a one-host store (``cache``), whose writes happen
     after the request that made them: ``put`` and ``delete`` queue the change and return; one
-    background task hands everything queued at once to a worker thread (a small batch is written on
-    the loop), which seals it and writes it into the index's open group of writes (committed by the
-    store, ``proxy.store.index``), while the next changes queue. Only the latest change of a key is
+    background task hands everything queued at once to a worker thread, which seals it, writes it and
+    commits the index's group of writes (``proxy.store.index``), while the next changes queue; a small
+    batch is written on the loop into the group, which the store commits. Only the latest change of a key is
     written (a key changed again while queued is written once). ``get`` answers from the queue first,
     so the daemon reads its own writes at once. ``drain`` waits until the queue is written (the
     daemon's shutdown, before the store closes). More than ``MAX_QUEUED`` bytes queued make ``put``
@@ -297,7 +297,7 @@ class WriteBehind:
                     if sum(_size(doc) for _, doc in batch) < self.INLINE_BATCH:
                         self._write(batch)
                     else:
-                        await asyncio.to_thread(self._write, batch)
+                        await asyncio.to_thread(self._write, batch, commit=True)
                 except Exception as exc:  # entries of the cache lost, never the daemon's loop
                     log.warning("cached documents were not written to the store: %s", exc)
                 for key, doc in batch:
@@ -307,12 +307,18 @@ class WriteBehind:
         finally:
             self._task = None
 
-    def _write(self, batch: list[tuple[tuple[str, ...], CachedDocument | None]]) -> None:
+    def _write(
+        self, batch: list[tuple[tuple[str, ...], CachedDocument | None]], commit: bool = False
+    ) -> None:
+        """Write ``batch``; ``commit``: and commit the index's group here (a worker thread), so that the
+        store's timer, on the loop, does not write these many bytes to the log."""
         for key, doc in batch:
             if doc is None:
                 self._cache.delete(*key)
             else:
                 self._cache.put(doc, *key)
+        if commit:
+            self._cache.index.end_group()
 
 
 def _size(doc: CachedDocument | None) -> int:
