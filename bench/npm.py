@@ -2,6 +2,7 @@
 
     python bench/npm.py [--duration 5] [--connections 64] [--packages 300] [--runs 5] [--history 0]
     python bench/npm.py --cold-only [--packages 300] [--runs 5] [--history 0]
+    python bench/npm.py --restart [--packages 300] [--runs 5] [--history 0] [--replay-connections 16]
 
 The proxy runs as a subprocess (``python -m proxy serve``) with one repository whose upstream is the
 fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints:
@@ -21,6 +22,11 @@ fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints
   spent per cold run (user + system, from /proc) and npm's own CPU time: on a 2-core machine npm keeps
   about 1.5 cores busy, so the proxy's CPU time is what the overhead is made of, and npm's own grows
   when the proxy takes CPU from it.
+With ``--restart`` (only these figures): a fetch-only replay of the tree (every packument, abbreviated
+and gzipped as npm asks, then its tarball; ``--replay-connections`` at a time, bodies counted, not
+unpacked) cold, warm, and warm again on a daemon restarted on the same store, with the proxy's CPU per
+package for each: after a restart the sealed renderings and the fetched documents in the store must
+serve the replay about as fast as memory does.
 Nothing is deleted until the end: every run gets new directories (npm cache, node_modules, proxy store).
 On an ext4 file system without a journal, a file created within minutes of many deletions in its
 block group costs up to ~1 ms of CPU (the allocator skips recently deleted inodes), so deleting one
@@ -55,6 +61,7 @@ sys.path.insert(0, str(REPO))
 from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball  # noqa: E402
 
 NPM_ACCEPT = "application/json"
+CORGI_ACCEPT = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
 
 
 def free_port() -> int:
@@ -201,6 +208,72 @@ async def load(url: str, headers: dict[str, str], connections: int, duration: fl
     return Load(len(latencies), received, elapsed, latencies)
 
 
+async def replay(base: str, packages: list[str], connections: int) -> float:
+    """A fetch-only install of ``packages`` (each ``name`` at 1.0.0): the packument, then the tarball,
+    as npm asks for them, ``connections`` at a time; returns the wall time."""
+    connector = aiohttp.TCPConnector(limit=connections)
+    queue = list(reversed(packages))
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+
+        async def fetch(url: str, accept: str) -> None:
+            async with session.get(url, headers={"Accept": accept, "Accept-Encoding": "gzip"}) as response:
+                await response.read()
+                if response.status != 200:
+                    raise SystemExit(f"{url} answered {response.status}")
+
+        async def worker() -> None:
+            while queue:
+                name = queue.pop()
+                await fetch(base + name, CORGI_ACCEPT)
+                await fetch(f"{base}{name}/-/{name}-1.0.0.tgz", "*/*")
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        return time.perf_counter() - began
+
+
+def restart_figures(root: Path, fake: FakeNpmRegistry, args: argparse.Namespace) -> None:
+    """Cold, warm and after-restart fetch-only replays of the tree (see the module docstring)."""
+    names = [f"tree-{i:03d}" for i in range(args.packages)]
+    port = free_port()
+    cold, warm, restarted = [], [], []
+    for run in range(args.runs):
+        directory = root / f"proxy-restart-{run}"
+        proxy = start_proxy(directory, fake.url, port)
+        base = f"{proxy.url}/npm/dev/"
+        try:
+            for figures in (cold, warm):
+                before = proxy.cpu_seconds()
+                seconds = asyncio.run(replay(base, names, args.replay_connections))
+                figures.append((seconds, proxy.cpu_seconds() - before))
+        finally:
+            proxy.stop()
+        proxy = start_proxy(directory, fake.url, port)  # the same store
+        try:
+            before = proxy.cpu_seconds()
+            seconds = asyncio.run(replay(base, names, args.replay_connections))
+            restarted.append((seconds, proxy.cpu_seconds() - before))
+        finally:
+            proxy.stop()
+
+    def line(what: str, figures: list[tuple[float, float]]) -> str:
+        seconds = statistics.median(s for s, _ in figures)
+        cpu = statistics.median(c for _, c in figures)
+        runs = spread([s for s, _ in figures])
+        return (
+            f"{what}: {seconds:.2f} s (runs: {runs}); "
+            f"proxy CPU {cpu:.2f} s, {cpu / len(names) * 1000:.2f} ms per package"
+        )
+
+    print(f"fetch-only replay of {len(names)} packages, {args.replay_connections} connections:")
+    print(line("  cold (empty store)", cold))
+    print(line("  warm", warm))
+    print(line("  warm after a restart (same store)", restarted))
+    ratio = statistics.median(s for s, _ in restarted) / statistics.median(s for s, _ in warm)
+    cpu_ratio = statistics.median(c for _, c in restarted) / statistics.median(c for _, c in warm)
+    print(f"  after a restart / warm: {ratio:.2f}x the time, {cpu_ratio:.2f}x the proxy's CPU")
+
+
 def wrk_line(proxy: Proxy, url: str, connections: int, duration: float, what: str) -> str:
     """``url`` loaded by wrk (another process: the load generator takes no CPU from this one's loop)."""
     before = proxy.cpu_seconds()
@@ -282,12 +355,21 @@ def main() -> None:
     parser.add_argument("--cold-only", action="store_true", help="only the cold npm ci figures")
     parser.add_argument("--wrk", action="store_true", help="also load the tarball with wrk, first")
     parser.add_argument("--history", type=int, default=0, help="older versions listed per tree package")
+    parser.add_argument("--restart", action="store_true", help="only the replays: cold, warm, after restart")
+    parser.add_argument("--replay-connections", type=int, default=16, help="concurrent replay requests")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench-npm-"))
     fake = FakeNpmRegistry()
     fake.start_in_thread()
     populate(fake, args.packages, args.history)
+    if args.restart:
+        try:
+            restart_figures(root, fake, args)
+        finally:
+            fake.stop_in_thread()
+            shutil.rmtree(root, ignore_errors=True)
+        return
     port = free_port()
     proxy = start_proxy(root / "proxy", fake.url, port)
     try:

@@ -23,6 +23,7 @@ from proxy.repository.fetch import Fetcher
 from proxy.repository.registry import RepositoryRegistry
 from proxy.store.backends import LedgerFigures, ServingStore, SharedFigures, open_serving
 from proxy.store.catalog import PackageCoordinate
+from proxy.store.metadata import WriteBehind
 from proxy.store.postgres import POLICIES_CHANNEL, PostgresEntry, PostgresRepositoryEntries
 from proxy.store.repositories import RepositoryEntries
 from proxy.upstream.base import BodyLimits, Upstream
@@ -66,9 +67,13 @@ class Daemon:
             )
         )
         self.chain = ResolutionChain(self.repositories, upstreams)
-        self.fetcher = Fetcher(
-            storage.metadata, storage.blobs, config.cache.metadata_ttl, config.cache.not_found_ttl
+        # One process on a one-host store: metadata is written after the answer, drained at close.
+        metadata = (
+            WriteBehind(local.metadata)
+            if local is not None and config.server.workers <= 1
+            else storage.metadata
         )
+        self.fetcher = Fetcher(metadata, storage.blobs, config.cache.metadata_ttl, config.cache.not_found_ttl)
         self.services = Services(
             repositories=self.repositories,
             chain=self.chain,
@@ -76,7 +81,7 @@ class Daemon:
             fetcher=self.fetcher,
             catalog=storage.catalog,
             blobs=storage.blobs,
-            metadata=storage.metadata,
+            metadata=metadata,
             leases=serving.leases,
             metadata_ttl=config.cache.metadata_ttl,
             public_url=config.server.public_url,
@@ -84,7 +89,9 @@ class Daemon:
         self.formats: dict[str, FormatService] = {f.name: f.serve(self.services) for f in FORMATS}
         self.repositories.on_change(self._repository_changed)
         self._checks: list[Callable[[], list[Readiness]]] = [self._store_readiness]
-        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = (
+            [metadata.drain] if isinstance(metadata, WriteBehind) else []
+        )
         self._reloaders: list[Callable[[], None]] = []
         # Each CodeArtifact domain's token state (for the status endpoint); none offline.
         self.domain_health: Callable[[], list[DomainHealth]] = list

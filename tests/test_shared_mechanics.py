@@ -4,6 +4,7 @@ chain walk for assets (proxy.repository.resolve.first_found), and the format reg
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import time
 from collections.abc import Callable
@@ -330,9 +331,12 @@ class DigestChain(Chain):
         return resolution
 
 
-async def test_sealed_renderings_serve_a_new_cache_until_the_fingerprint_changes() -> None:
+async def test_sealed_renderings_serve_a_new_cache_until_the_fingerprint_changes(monkeypatch) -> None:
     metadata = Metadata()
     renders: list[str] = []
+    decompressed: list[int] = []
+    decompress = gzip.decompress
+    monkeypatch.setattr(gzip, "decompress", lambda data: decompressed.append(len(data)) or decompress(data))
 
     def render(value: str) -> Rendered:
         renders.append(value)
@@ -349,7 +353,9 @@ async def test_sealed_renderings_serve_a_new_cache_until_the_fingerprint_changes
     again = restarted(chain)  # a restart: nothing in memory, the same store
     entry = await again.get("dev", "lodash")
     served = await again.rendered("dev", "lodash", entry, "base", render)
-    assert (served.body, served.gzipped, served.etag) == (made.body, made.gzipped, made.etag)
+    # Served as gzip clients take it, without decompressing; the plain body made once, when asked for.
+    assert (served.gzipped, served.etag, decompressed) == (made.gzipped, made.etag, [])
+    assert served.body == made.body and served.body == made.body and len(decompressed) == 1
     assert renders == ["lodash:one"] and again.renders == 0 and chain.merges == 1  # not merged either
 
     chain.answer = "two"  # what the view lists changed: the sealed rendering is not served

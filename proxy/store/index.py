@@ -77,9 +77,11 @@ def entry_namer(keyring: KeyRing, purpose: str) -> Callable[[tuple[str, ...]], s
 
 
 class Index:
-    def __init__(self, directory: Path, *, shared: bool = False) -> None:
+    def __init__(self, directory: Path, *, shared: bool = False, page_size: int = 4096) -> None:
         """Open (or create) the index in ``directory``; ``shared``: with the other workers of this
-        host (see the module docstring), else exclusively."""
+        host (see the module docstring), else exclusively. ``page_size``: SQLite's, for a new file
+        (a file keeps the page size it was created with); larger pages cost less per byte of large
+        entries (fewer overflow pages to chain, write and read), more per small entry changed."""
         make_private_dirs(directory)
         self.shared = shared
         self.path = directory / FILE_NAME
@@ -92,6 +94,7 @@ class Index:
         timeout = BUSY_MILLISECONDS / 1000 if shared else 0
         self._con = sqlite3.connect(self.path, isolation_level=None, timeout=timeout, check_same_thread=False)
         try:
+            self._con.execute(f"PRAGMA page_size = {int(page_size)}")  # before anything is written
             if not shared:
                 # Exclusive mode must be set before WAL is entered, or SQLite makes the shared-memory index.
                 self._con.execute("PRAGMA locking_mode = EXCLUSIVE")

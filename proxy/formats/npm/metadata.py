@@ -248,19 +248,36 @@ def render_full(packument: Packument, tarballs: str) -> Document:
 
 
 def render_abbreviated(packument: Packument, tarballs: str) -> Document:
+    tarball_file = packument.package.tarball_file
     return {
         "name": packument.name,
         "modified": packument.time.get("modified") or iso_time(0),
         "dist-tags": packument.dist_tags,
-        "versions": {v: abbreviate(version_document(packument, v, tarballs)) for v in packument.versions},
+        # What abbreviate(version_document(...)) gives, without copying each whole version document.
+        "versions": {
+            v: abbreviate(vdoc, tarballs + tarball_file(v)) for v, vdoc in packument.versions.items()
+        },
     }
 
 
-def abbreviate(vdoc: Document) -> Document:
-    """Only the fields npm needs to install; ``hasInstallScript`` derived when the registry left it out."""
-    short = {k: vdoc[k] for k in INSTALL_FIELDS if k in vdoc}
-    scripts = _dict(vdoc.get("scripts"))
-    if "hasInstallScript" not in short and any(s in scripts for s in _INSTALL_SCRIPTS):
+def abbreviate(vdoc: Document, tarball: str | None = None) -> Document:
+    """Only the fields npm needs to install; ``hasInstallScript`` derived when the registry left it out.
+    ``tarball``: the ``dist.tarball`` to give it (a version document always has ``dist`` then)."""
+    if tarball is None:
+        short = {k: vdoc[k] for k in INSTALL_FIELDS if k in vdoc}
+    else:
+        short = {}
+        for k in INSTALL_FIELDS:
+            if k == "dist":
+                short["dist"] = {**_dict(vdoc.get("dist")), "tarball": tarball}
+            elif k in vdoc:
+                short[k] = vdoc[k]
+    scripts = vdoc.get("scripts")
+    if (
+        "hasInstallScript" not in short
+        and isinstance(scripts, dict)
+        and any(s in scripts for s in _INSTALL_SCRIPTS)
+    ):
         short["hasInstallScript"] = True
     return short
 

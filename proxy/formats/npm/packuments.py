@@ -121,9 +121,9 @@ class Packuments:
             if fetched is None:
                 deadlines.append(now + min(self._ttl, NOT_FOUND_TTL))
                 return None
-            body = fetched.doc.body
             fresh_until = fetched.doc.fetched_at + self._ttl
-            answer = _Answer(hashlib.sha1(body).digest(), len(body), fetched.parsed, fresh_until)
+            # The body is not read here: after a restart it is read from the store only when merged.
+            answer = _Answer(fetched.digest(), fetched.doc.size, fetched.parsed, fresh_until)
             return answer, fetched.stale
 
         services = self._services
