@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from proxy.formats.common import json_codec
-from proxy.formats.pypi.names import parse_filename
+from proxy.formats.pypi.names import belongs
 from proxy.formats.pypi.simple import DistFile
 
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -32,12 +32,7 @@ def parse_page(body: bytes, project: str) -> list[DistFile]:
     except UnicodeDecodeError:
         raise ValueError("the project page is not UTF-8") from None
     files = _parse_json(text) if text.lstrip().startswith("{") else _parse_html(text)
-    return [f for f in files if _belongs(f.filename, project)]
-
-
-def _belongs(filename: str, project: str) -> bool:
-    parsed = parse_filename(filename)
-    return parsed is not None and parsed.project == project
+    return [f for f in files if belongs(f.filename, project)]
 
 
 def _check_hashes(hashes: Mapping[str, str], filename: str) -> dict[str, str]:
@@ -45,7 +40,7 @@ def _check_hashes(hashes: Mapping[str, str], filename: str) -> dict[str, str]:
     for algorithm, value in hashes.items():
         algorithm, value = algorithm.lower(), value.lower()
         expected = _HASH_LENGTHS.get(algorithm)
-        if not _HEX.match(value) or (expected is not None and len(value) != expected):
+        if (expected is not None and len(value) != expected) or not _HEX.match(value):
             raise ValueError(f"malformed {algorithm} hash for {filename}")
         checked[algorithm] = value
     return checked
@@ -122,22 +117,26 @@ def _parse_json(text: str) -> list[DistFile]:
 
 
 def _json_file(entry: Any) -> DistFile:
-    if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+    url = entry.get("url") if isinstance(entry, dict) else None
+    if not isinstance(url, str):
         raise ValueError("a file entry of the project page has no url")
-    url = entry["url"].partition("#")[0]
-    filename = entry["filename"] if isinstance(entry.get("filename"), str) else _filename(url)
+    url = url.partition("#")[0]
+    filename = entry.get("filename")
+    if not isinstance(filename, str):
+        filename = _filename(url)
     hashes = entry.get("hashes", {})
     if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
         raise ValueError(f"malformed hashes for {filename}")
     yanked = entry.get("yanked", False)
     requires_python = entry.get("requires-python")
+    metadata = entry["core-metadata"] if "core-metadata" in entry else entry.get("dist-info-metadata")
     return DistFile(
-        filename=filename,
-        url=url,
-        hashes=_check_hashes(hashes, filename),
-        requires_python=requires_python if isinstance(requires_python, str) and requires_python else None,
-        yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
-        core_metadata=_json_metadata(entry.get("core-metadata", entry.get("dist-info-metadata")), filename),
+        filename,
+        url,
+        _check_hashes(hashes, filename),
+        requires_python if isinstance(requires_python, str) and requires_python else None,
+        (yanked if isinstance(yanked, str) else "") if yanked else None,
+        _json_metadata(metadata, filename),
     )
 
 

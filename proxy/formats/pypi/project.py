@@ -69,26 +69,16 @@ class _Page:
     listing: list[list[Any]] | None = None  # the page's files as ``_listing`` wrote them
 
     def offers(self) -> list[Offer]:
+        source = self.source
         if self.listing is not None:
-            files = [DistFile(f, u, h, r, y, m) for f, u, h, r, y, m in self.listing]
-        else:
-            files = self.fetched.parsed()
-        return [Offer(f, self.source) for f in files]
+            return [Offer(DistFile._make(row), source) for row in self.listing]
+        return [Offer(f, source) for f in self.fetched.parsed()]
 
 
-def _listing(files: Iterable[DistFile]) -> list[list[Any]]:
-    """A page's files as plain JSON values, in listing order."""
-    return [
-        [
-            f.filename,
-            f.url,
-            dict(f.hashes),
-            f.requires_python,
-            f.yanked,
-            f.core_metadata and dict(f.core_metadata),
-        ]
-        for f in files
-    ]
+def _listing(files: Iterable[DistFile]) -> list[tuple[Any, ...]]:
+    """A page's files as plain JSON values, in listing order: each file's fields in order (a parsed
+    page's hashes and metadata hashes are dicts)."""
+    return [tuple(f) for f in files]
 
 
 def completable(files: Iterable[DistFile]) -> frozenset[str]:
@@ -169,7 +159,8 @@ class ProjectViews:
             return cached
 
         def render(merged: Project) -> Rendered:
-            page = merged.page(lambda filename: file_url(base, repository, merged.name, filename))
+            prefix = file_url(base, repository, merged.name, "")
+            page = merged.page(lambda filename: prefix + quote(filename, safe=""))
             return Rendered.of(render_project(page, representation), representation)
 
         return await self._documents.rendered(repository, project, view, (base, representation), render)
