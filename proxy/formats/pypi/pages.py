@@ -22,6 +22,7 @@ from proxy.formats.pypi.names import belongs
 from proxy.formats.pypi.simple import DistFile
 
 _HEX = re.compile(r"^[0-9a-f]+$")
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
 
 
@@ -35,13 +36,23 @@ def parse_page(body: bytes, project: str) -> list[DistFile]:
     return [f for f in files if belongs(f.filename, project)]
 
 
-def _check_hashes(hashes: Mapping[str, str], filename: str) -> dict[str, str]:
+def _check_hashes(hashes: Mapping[str, object], filename: str, what: str = "hashes") -> dict[str, str]:
+    """The hashes with lowercase algorithms and digests. ValueError: a value that is not text
+    ("malformed ``what``", whichever value comes first), or a digest that is not hex of its
+    algorithm's length."""
     checked = {}
     for algorithm, value in hashes.items():
-        algorithm, value = algorithm.lower(), value.lower()
+        if not isinstance(value, str):
+            raise ValueError(f"malformed {what} for {filename}")
+        algorithm = algorithm.lower()
         expected = _HASH_LENGTHS.get(algorithm)
-        if (expected is not None and len(value) != expected) or not _HEX.match(value):
-            raise ValueError(f"malformed {algorithm} hash for {filename}")
+        if _LOWER_HEX.fullmatch(value) is None or (expected is not None and len(value) != expected):
+            value = value.lower()  # the usual digest is lowercase hex already: no copy made for it
+            if (expected is not None and len(value) != expected) or not _HEX.match(value):
+                if not all(isinstance(v, str) for v in hashes.values()):
+                    raise ValueError(f"malformed {what} for {filename}")
+                suffix = ".metadata" if what != "hashes" else ""
+                raise ValueError(f"malformed {algorithm} hash for {filename}{suffix}")
         checked[algorithm] = value
     return checked
 
@@ -125,7 +136,7 @@ def _json_file(entry: Any) -> DistFile:
     if not isinstance(filename, str):
         filename = _filename(url)
     hashes = entry.get("hashes", {})
-    if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+    if not isinstance(hashes, dict):
         raise ValueError(f"malformed hashes for {filename}")
     yanked = entry.get("yanked", False)
     requires_python = entry.get("requires-python")
@@ -142,7 +153,5 @@ def _json_file(entry: Any) -> DistFile:
 
 def _json_metadata(value: Any, filename: str) -> dict[str, str] | None:
     if isinstance(value, dict):
-        if not all(isinstance(v, str) for v in value.values()):
-            raise ValueError(f"malformed metadata hashes for {filename}")
-        return _check_hashes(value, f"{filename}.metadata")
+        return _check_hashes(value, filename, "metadata hashes")
     return {} if value is True else None

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
@@ -117,7 +118,15 @@ def _representation(variant: Hashable) -> Hashable:
 
 def file_url(base: str, repository: str, project: str, filename: str) -> str:
     """Where clients fetch a file (``.metadata`` appended: its core metadata, PEP 658)."""
-    return f"{base}pypi/{repository}/files/{project}/{quote(filename, safe='')}"
+    return f"{base}pypi/{repository}/files/{project}/{_quoted(filename)}"
+
+
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")  # what ``quote`` leaves as it is
+
+
+def _quoted(filename: str) -> str:
+    """``filename`` quoted for a URL path segment (usual names need nothing: checked at one match)."""
+    return filename if _UNQUOTED.fullmatch(filename) else quote(filename, safe="")
 
 
 class ProjectViews:
@@ -160,7 +169,7 @@ class ProjectViews:
 
         def render(merged: Project) -> Rendered:
             prefix = file_url(base, repository, merged.name, "")
-            page = merged.page(lambda filename: prefix + quote(filename, safe=""))
+            page = merged.page(lambda filename: prefix + _quoted(filename))
             return Rendered.of(render_project(page, representation), representation)
 
         return await self._documents.rendered(repository, project, view, (base, representation), render)

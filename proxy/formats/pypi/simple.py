@@ -48,7 +48,8 @@ class ProjectPage:
 
 
 def render_project(page: ProjectPage, representation: Representation) -> bytes:
-    urls = [page.url(f) for f in page.files]
+    file_url = page.file_url
+    urls = [f.url for f in page.files] if file_url is None else [file_url(f.filename) for f in page.files]
     if representation == "json":
         return _json(
             {
@@ -74,11 +75,14 @@ def _json(doc: dict[str, Any]) -> bytes:
 
 
 def _json_file(file: DistFile, url: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {"filename": file.filename, "url": url, "hashes": dict(file.hashes)}
+    # A parsed page's hashes are dicts already: written as they are (nobody changes them).
+    hashes = file.hashes if type(file.hashes) is dict else dict(file.hashes)
+    entry: dict[str, Any] = {"filename": file.filename, "url": url, "hashes": hashes}
     if file.requires_python:
         entry["requires-python"] = file.requires_python
-    if file.core_metadata is not None:
-        value: dict[str, str] | bool = dict(file.core_metadata) or True
+    metadata = file.core_metadata
+    if metadata is not None:
+        value: Mapping[str, str] | bool = (metadata if type(metadata) is dict else dict(metadata)) or True
         entry["core-metadata"] = value
         entry["dist-info-metadata"] = value
     entry["yanked"] = False if file.yanked is None else (file.yanked or True)
