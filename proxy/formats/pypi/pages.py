@@ -32,27 +32,37 @@ def parse_page(body: bytes, project: str) -> list[DistFile]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("the project page is not UTF-8") from None
-    files = _parse_json(text) if text.lstrip().startswith("{") else _parse_html(text)
+    # JSON is read from the bytes (valid UTF-8, as just checked): orjson reads them faster than text.
+    files = _parse_json(body) if text.lstrip().startswith("{") else _parse_html(text)
     return [f for f in files if belongs(f.filename, project)]
 
 
-def _check_hashes(hashes: Mapping[str, object], filename: str, what: str = "hashes") -> dict[str, str]:
-    """The hashes with lowercase algorithms and digests. ValueError: a value that is not text
-    ("malformed ``what``", whichever value comes first), or a digest that is not hex of its
-    algorithm's length."""
+def _check_hashes(hashes: dict[str, object], filename: str, what: str = "hashes") -> dict[str, str]:
+    """The hashes with lowercase algorithms and digests (``hashes`` itself when they are already,
+    as usual). ValueError: a value that is not text ("malformed ``what``", whichever value comes
+    first), or a digest that is not hex of its algorithm's length."""
+    for algorithm, value in hashes.items():
+        if not (
+            isinstance(value, str)
+            and algorithm.islower()
+            and _LOWER_HEX.fullmatch(value)
+            and len(value) == _HASH_LENGTHS.get(algorithm, len(value))
+        ):
+            return _checked_copy(hashes, filename, what)
+    return hashes  # type: ignore[return-value]  # every value is text, checked above
+
+
+def _checked_copy(hashes: Mapping[str, object], filename: str, what: str) -> dict[str, str]:
+    if not all(isinstance(v, str) for v in hashes.values()):
+        raise ValueError(f"malformed {what} for {filename}")
+    suffix = "" if what == "hashes" else ".metadata"
     checked = {}
     for algorithm, value in hashes.items():
-        if not isinstance(value, str):
-            raise ValueError(f"malformed {what} for {filename}")
-        algorithm = algorithm.lower()
+        assert isinstance(value, str)
+        algorithm, value = algorithm.lower(), value.lower()
         expected = _HASH_LENGTHS.get(algorithm)
-        if _LOWER_HEX.fullmatch(value) is None or (expected is not None and len(value) != expected):
-            value = value.lower()  # the usual digest is lowercase hex already: no copy made for it
-            if (expected is not None and len(value) != expected) or not _HEX.match(value):
-                if not all(isinstance(v, str) for v in hashes.values()):
-                    raise ValueError(f"malformed {what} for {filename}")
-                suffix = ".metadata" if what != "hashes" else ""
-                raise ValueError(f"malformed {algorithm} hash for {filename}{suffix}")
+        if not _HEX.match(value) or (expected is not None and len(value) != expected):
+            raise ValueError(f"malformed {algorithm} hash for {filename}{suffix}")
         checked[algorithm] = value
     return checked
 
@@ -117,9 +127,9 @@ def _html_metadata(attrs: Mapping[str, str | None], filename: str) -> dict[str, 
 
 
 # -- JSON (PEP 691) ---------------------------------------------------------------------------------
-def _parse_json(text: str) -> list[DistFile]:
+def _parse_json(body: bytes) -> list[DistFile]:
     try:
-        doc = json_codec.loads(text)  # JSONDecodeError is a ValueError
+        doc = json_codec.loads(body)  # JSONDecodeError is a ValueError
     except RecursionError:
         raise ValueError("the project page is nested too deeply") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
