@@ -17,9 +17,11 @@ A view's fingerprint is what its page lists: the bytes of every upstream page, t
 here, and what held files add to the listing (a sha256 for a file listed without one, PEP 658 metadata
 for a wheel listed without it; see ``merge.complete``). Which listed files such a held file can
 complete is read from the upstream page once per page body (``completable``) and remembered: caching a
-file the page already describes fully changes nothing, so it neither merges nor renders again. With it,
-the page's files are kept in the store's metadata (``LISTING``, under the page's digest), so a restarted
-daemon reads them back instead of parsing the page again.
+file the page already describes fully changes nothing, so it neither merges nor renders again. They
+are kept in the store's metadata (``LISTING``, under the page's digest), so a restarted daemon knows a
+view's fingerprint without parsing the page; the page is parsed only when the view is merged (a
+rendering the store does not keep, a file not held yet). Only the names are kept, not the page's files:
+writing them on every cold page cost more than parsing the page again when a merge needs it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import re
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 from cachetools import LRUCache
@@ -55,31 +56,22 @@ from proxy.upstream.base import Upstream, UpstreamUnavailable
 UPSTREAM_ACCEPT = f"{JSON_V1}, {HTML_V1}; q=0.1, {TEXT_HTML}; q=0.01"
 RETRY_AFTER_FAILURE = 5.0  # seconds a view built without some upstream (failed or stale) is kept
 CACHE_BUDGET = 64 * 1024**2  # bytes of merged project views and their renderings kept in memory
-LISTING = "pypi-listing"  # the metadata entries keeping an upstream page's files, per page digest
+LISTING = "pypi-listing"  # the metadata entries keeping an upstream page's completable names
 COMPLETABLE_BUDGET = 4 * 1024**2  # bytes of remembered completable file names (usually none a page)
 
 
 @dataclass
 class _Page:
-    """An upstream's page as resolve hands it over: its digest, read only when needed, from its
-    listing kept in the store when there is one (several times faster than parsing the page)."""
+    """An upstream's page as resolve hands it over: its digest, and its files, parsed when first
+    needed (a page just fetched was parsed when it was checked)."""
 
     source: Source
     digest: bytes
     fetched: Fetched[list[DistFile]]
-    listing: list[list[Any]] | None = None  # the page's files as ``_listing`` wrote them
 
     def offers(self) -> list[Offer]:
         source = self.source
-        if self.listing is not None:
-            return [Offer(DistFile._make(row), source) for row in self.listing]
         return [Offer(f, source) for f in self.fetched.parsed()]
-
-
-def _listing(files: Iterable[DistFile]) -> list[tuple[Any, ...]]:
-    """A page's files as plain JSON values, in listing order: each file's fields in order (a parsed
-    page's hashes and metadata hashes are dicts)."""
-    return [tuple(f) for f in files]
 
 
 def completable(files: Iterable[DistFile]) -> frozenset[str]:
@@ -263,14 +255,11 @@ class ProjectViews:
         kept = await metadata.get(*key)
         if kept is not None and kept.status == 200 and kept.etag == page.digest.hex():
             record = await offload(len(kept.body), lambda: json_codec.loads(kept.body))
-            page.listing = record["files"]
             return frozenset(record["completable"])
 
         def read() -> tuple[frozenset[str], bytes]:
-            files = page.fetched.parsed()
-            names = completable(files)
-            record = {"completable": sorted(names), "files": _listing(files)}
-            return names, json_codec.dumps(record)
+            names = completable(page.fetched.parsed())
+            return names, json_codec.dumps({"completable": sorted(names)})
 
         names, body = await offload(size, read)
         await metadata.put(CachedDocument(200, body, etag=page.digest.hex()), *key)
