@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from hypothesis import given
@@ -22,7 +23,7 @@ from proxy.formats.pypi.coremeta import (
 from proxy.formats.pypi.merge import Offer, Source, merge
 from proxy.formats.pypi.names import belongs, coordinate, is_valid_name, normalize, parse_filename
 from proxy.formats.pypi.negotiate import HTML_V1, JSON_V1, choose
-from proxy.formats.pypi.pages import parse_page
+from proxy.formats.pypi.pages import _filename, parse_page
 from proxy.formats.pypi.records import file_entry, find_held, held_assets, published_offers
 from proxy.formats.pypi.simple import DistFile, ProjectPage, render_index, render_project
 from proxy.repository.origin import FETCHED_DEFAULT, PUBLISHED_DEFAULT
@@ -112,6 +113,22 @@ def test_a_file_belongs_to_a_project_exactly_when_packaging_reads_it_so():
         assert belongs(filename, project) is expected, filename
         accepted += expected
     assert accepted > 100  # both answers are exercised
+
+
+def test_a_listed_file_is_named_by_the_last_segment_of_its_url_path():
+    def expected(url: str) -> str:
+        return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+    parts = ["https:", "//", "host", "/", "f%2Bx.whl", "?q", "#f", "x:", " ", "\t", "[", "]", "\u00e9", ".."]
+    for length in range(1, 5):
+        for url in map("".join, itertools.product(parts, repeat=length)):
+            try:
+                wanted = expected(url)
+            except ValueError:  # a broken IPv6 host: the page is refused either way
+                with pytest.raises(ValueError):
+                    _filename(url)
+            else:
+                assert _filename(url) == wanted, url
 
 
 # -- one model, two renderings ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from proxy.formats.pypi.simple import DistFile
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
+_URL_UNUSUAL = re.compile(r"[\t\r\n?#\[\]]")
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
 
 
@@ -68,6 +69,20 @@ def _checked_copy(hashes: Mapping[str, object], filename: str, what: str) -> dic
 
 
 def _filename(url: str) -> str:
+    """The last segment of the URL's path, unquoted."""
+    last = url.rpartition("/")[2]
+    # What urlsplit's path ends with, read without it for the usual URL: ASCII, nothing it strips or
+    # removes, no query, fragment or IPv6 host, no scheme in the last segment, and the netloc, if any,
+    # followed by a path.
+    netloc = url.find("//")
+    if (
+        url[:1] > " "
+        and url.isascii()
+        and _URL_UNUSUAL.search(url) is None
+        and ":" not in last
+        and (netloc < 0 or url.find("/", netloc + 2) >= 0)
+    ):
+        return unquote(last)
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
 
