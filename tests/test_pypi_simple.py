@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import random
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -23,7 +24,7 @@ from proxy.formats.pypi.coremeta import (
 from proxy.formats.pypi.merge import Offer, Source, merge
 from proxy.formats.pypi.names import belongs, coordinate, is_valid_name, normalize, parse_filename
 from proxy.formats.pypi.negotiate import HTML_V1, JSON_V1, choose
-from proxy.formats.pypi.pages import _filename, parse_page
+from proxy.formats.pypi.pages import _Anchors, _filename, _plain_anchors, parse_page
 from proxy.formats.pypi.records import file_entry, find_held, held_assets, published_offers
 from proxy.formats.pypi.simple import DistFile, ProjectPage, render_index, render_project
 from proxy.repository.origin import FETCHED_DEFAULT, PUBLISHED_DEFAULT
@@ -129,6 +130,40 @@ def test_a_listed_file_is_named_by_the_last_segment_of_its_url_path():
                     _filename(url)
             else:
                 assert _filename(url) == wanted, url
+
+
+def test_plain_html_pages_are_read_as_html_parser_reads_them():
+    """The regular-expression reading of plain simple pages finds exactly the start tags and attributes
+    HTMLParser finds, on pages of the usual and of unusual pieces (those go to HTMLParser)."""
+
+    def html_parser(doc: str) -> tuple[object, ...]:
+        parser = _Anchors()
+        parser.feed(doc)
+        parser.close()
+        return parser.anchors, parser.base, parser.tags
+
+    names = ["a", "A", "br", "base", "html", "h1", "script", "style", "title", "textarea", "span"]
+    attributes = [' href="f-1.0.tar.gz#sha256=ab"', ' HREF="../x.whl"', " data-yanked", ' data-yanked=""']
+    attributes += [' data-requires-python="&gt;=3.8"', " href='single'", " href=bare", ' data-x="a>b"']
+    attributes += [' href = "spaced"', '\n\tdata-dist-info-metadata="true"', ' href="&lt"']
+    attributes += [' href="1" href="2"']
+    texts = ["Links", " ", "\n", "&amp;", "x<y", "<", "< a>", "&", "\u00e9", "</a>", "</a >", "</title>"]
+    texts += ["<!-- <a href='x'> -->", "<!DOCTYPE html>", "<!doctype html>", "<![CDATA[x]]>", "<?x ?>"]
+    pick = random.Random(658)
+    plain = 0
+    for _ in range(4000):
+        doc = ""
+        for _ in range(pick.randint(0, 10)):
+            if pick.random() < 0.5:
+                doc += "<" + pick.choice(names) + "".join(pick.sample(attributes, pick.randint(0, 3)))
+                doc += pick.choice([">", "/>", " />", "\n>"])
+            else:
+                doc += pick.choice(texts)
+        read = _plain_anchors(doc)
+        if read is not None:
+            plain += 1
+            assert read == html_parser(doc), doc
+    assert plain > 300  # the regular expressions answered for a good share
 
 
 # -- one model, two renderings ----------------------------------------------------------------------
