@@ -2,7 +2,7 @@
 
     python bench/pypi.py [--duration 5] [--connections 64] [--projects 40] [--runs 5] [--history 250]
     python bench/pypi.py --replay-only [--projects 40] [--history 250]
-    python bench/pypi.py --cold [--pages 20] [--files 4000] [--runs 3]
+    python bench/pypi.py --cold [--pages 20] [--files 4000] [--runs 3] [--html]
 
 The proxy runs as a subprocess (``python -m proxy serve``) with one repository whose upstream is the
 fake index (tests/fakes/pypi_index.py, on a thread of this process). Prints:
@@ -21,7 +21,8 @@ fake index (tests/fakes/pypi_index.py, on a thread of this process). Prints:
   (sha256, PEP 658 metadata, requires-python on every wheel, as large real pages list them, e.g.
   boto3's or numpy's), one small real wheel each. Each run starts on an empty store and asks, per
   project, its page and then its wheel; printed: CPU per project and per file its page lists (median
-  of ``--runs``). The per-file figure is what large pages cost; a regression shows there.
+  of ``--runs``). The per-file figure is what large pages cost; a regression shows there. With
+  ``--html`` the fake serves PEP 503 HTML pages only, as CodeArtifact does.
 Nothing is deleted until the end: every install gets a new target and every cold run a new store
 (deleting files makes later creations slower on some file systems; see bench/npm.py).
 The load generator is bench/npm.py's (an aiohttp client in this process); on a 2-core machine it
@@ -149,7 +150,8 @@ def cold_cpu(root: Path, fake: FakePypiIndex, names: list[str], runs: int) -> No
         finally:
             proxy.stop()
     cpu = statistics.median(figures)
-    print(f"cold pages: {len(names)} projects, {listed:,} files listed, c=8, {runs} runs on empty stores")
+    kind = "JSON" if fake.pep691 else "HTML"
+    print(f"cold {kind} pages: {len(names)} projects, {listed:,} files listed, c=8, {runs} runs, new stores")
     print(
         f"proxy CPU, cold page and its 64 KiB wheel: {cpu / len(names) * 1e3:.1f} ms a project, "
         f"{cpu / listed * 1e6:.2f} us a listed file (runs: {spread(figures)} s)"
@@ -206,12 +208,14 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="only the CPU figures of cold large pages")
     parser.add_argument("--pages", type=int, default=20, help="--cold: projects")
     parser.add_argument("--files", type=int, default=4000, help="--cold: files listed per project")
+    parser.add_argument("--html", action="store_true", help="--cold: the fake serves HTML pages only")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench-pypi-"))
     fake = FakePypiIndex()
     fake.start_in_thread()
     if args.cold:
+        fake.pep691 = not args.html
         try:
             cold_cpu(root, fake, populate_cold(fake, args.pages, args.files), args.runs)
         finally:
