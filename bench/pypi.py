@@ -2,6 +2,7 @@
 
     python bench/pypi.py [--duration 5] [--connections 64] [--projects 40] [--runs 5] [--history 250]
     python bench/pypi.py --replay-only [--projects 40] [--history 250]
+    python bench/pypi.py --cold [--pages 20] [--files 4000] [--runs 3] [--html]
 
 The proxy runs as a subprocess (``python -m proxy serve``) with one repository whose upstream is the
 fake index (tests/fakes/pypi_index.py, on a thread of this process). Prints:
@@ -15,6 +16,13 @@ fake index (tests/fakes/pypi_index.py, on a thread of this process). Prints:
   one store: cold (empty store), the first warm run after it, a second warm run, and the first run
   after a restart of the proxy on that store. Every tree project lists ``--history`` older versions
   (4 files each), as popular projects do, so a page costs what a real one costs to merge and render.
+- ``--cold``: only the proxy's CPU for cold pages and their wheels, as a fetch-only replay of a
+  requirements file asks for them (8 at a time): ``--pages`` projects of ``--files`` files each
+  (sha256, PEP 658 metadata, requires-python on every wheel, as large real pages list them, e.g.
+  boto3's or numpy's), one small real wheel each. Each run starts on an empty store and asks, per
+  project, its page and then its wheel; printed: CPU per project and per file its page lists (median
+  of ``--runs``). The per-file figure is what large pages cost; a regression shows there. With
+  ``--html`` the fake serves PEP 503 HTML pages only, as CodeArtifact does.
 Nothing is deleted until the end: every install gets a new target and every cold run a new store
 (deleting files makes later creations slower on some file systems; see bench/npm.py).
 The load generator is bench/npm.py's (an aiohttp client in this process); on a 2-core machine it
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -34,6 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,6 +85,77 @@ def add_history(fake: FakePypiIndex, projects: int, history: int) -> None:
             for tag in ("py3-none-any", "cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-win_amd64"):
                 fake.add(name, f"{stem}-{tag}.whl", b"x", requires_python=">=3.8", metadata=b"m")
             fake.add(name, f"{stem}.tar.gz", b"x")
+
+
+COLD_TAGS = (
+    "py3-none-any",
+    "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
+    "cp311-cp311-macosx_11_0_arm64",
+    "cp311-cp311-win_amd64",
+    "cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64",
+    "cp312-cp312-musllinux_1_2_x86_64",
+    "cp313-cp313-win32",
+)
+
+
+def populate_cold(fake: FakePypiIndex, pages: int, files: int) -> list[str]:
+    """``pages`` projects of about ``files`` files each (7 wheels and an sdist a version) and one real
+    small wheel (the latest version, with PEP 658 metadata); the projects' names."""
+    names = []
+    for p in range(pages):
+        name = f"cold-{p:02d}"
+        stem = name.replace("-", "_")
+        for minor in range(max(1, files // (len(COLD_TAGS) + 1))):
+            for tag in COLD_TAGS:
+                fake.add(name, f"{stem}-1.{minor}.0-{tag}.whl", b"x", requires_python=">=3.9", metadata=b"m")
+            fake.add(name, f"{stem}-1.{minor}.0.tar.gz", b"x", requires_python=">=3.9")
+        fake.add_wheel(name, "9.0", payload_size=64 * 1024, pep658=True)
+        names.append(name)
+    return names
+
+
+async def _cold_replay(simple: str, names: list[str], concurrency: int) -> int:
+    """For every project, ``concurrency`` at a time, as a fetch-only replay of a requirements file:
+    GET its page (pip's headers), then its latest wheel; the files the pages listed."""
+    listed = 0
+    limit = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession() as session:
+
+        async def project(name: str) -> None:
+            nonlocal listed
+            async with limit:
+                async with session.get(f"{simple}{name}/", headers=PIP_HEADERS) as response:
+                    response.raise_for_status()
+                    files = json.loads(await response.read())["files"]
+                listed += len(files)
+                wheel = next(f["url"] for f in files if "-9.0-" in f["filename"])
+                async with session.get(wheel) as response:
+                    response.raise_for_status()
+                    await response.read()
+
+        await asyncio.gather(*(project(name) for name in names))
+    return listed
+
+
+def cold_cpu(root: Path, fake: FakePypiIndex, names: list[str], runs: int) -> None:
+    """The proxy's CPU for cold pages and their wheels: per project, and per file its page lists."""
+    figures, listed = [], 0
+    for run in range(runs):
+        port = free_port()
+        proxy = start_proxy(root / f"proxy-cold-pages-{run}", fake.url, port, "pypi")
+        try:
+            before = proxy.cpu_seconds()
+            listed = asyncio.run(_cold_replay(f"{proxy.url}/pypi/dev/simple/", names, 8))
+            figures.append(proxy.cpu_seconds() - before)
+        finally:
+            proxy.stop()
+    cpu = statistics.median(figures)
+    kind = "JSON" if fake.pep691 else "HTML"
+    print(f"cold {kind} pages: {len(names)} projects, {listed:,} files listed, c=8, {runs} runs, new stores")
+    print(
+        f"proxy CPU, cold page and its 64 KiB wheel: {cpu / len(names) * 1e3:.1f} ms a project, "
+        f"{cpu / listed * 1e6:.2f} us a listed file (runs: {spread(figures)} s)"
+    )
 
 
 def replay_cpu(root: Path, fake: FakePypiIndex) -> None:
@@ -124,11 +205,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--history", type=int, default=250, help="older versions listed per tree project")
     parser.add_argument("--replay-only", action="store_true", help="only the CPU figures of the replay")
+    parser.add_argument("--cold", action="store_true", help="only the CPU figures of cold large pages")
+    parser.add_argument("--pages", type=int, default=20, help="--cold: projects")
+    parser.add_argument("--files", type=int, default=4000, help="--cold: files listed per project")
+    parser.add_argument("--html", action="store_true", help="--cold: the fake serves HTML pages only")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench-pypi-"))
     fake = FakePypiIndex()
     fake.start_in_thread()
+    if args.cold:
+        fake.pep691 = not args.html
+        try:
+            cold_cpu(root, fake, populate_cold(fake, args.pages, args.files), args.runs)
+        finally:
+            fake.stop_in_thread()
+            shutil.rmtree(root, ignore_errors=True)
+        return
     populate(fake, args.projects)
     if args.replay_only:
         add_history(fake, args.projects, args.history)

@@ -4,8 +4,11 @@ JSON and read back from upstream pages, the chain's merge rules, catalog records
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import random
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from hypothesis import given
@@ -19,9 +22,9 @@ from proxy.formats.pypi.coremeta import (
     wheel_metadata,
 )
 from proxy.formats.pypi.merge import Offer, Source, merge
-from proxy.formats.pypi.names import coordinate, is_valid_name, normalize, parse_filename
+from proxy.formats.pypi.names import belongs, coordinate, is_valid_name, normalize, parse_filename
 from proxy.formats.pypi.negotiate import HTML_V1, JSON_V1, choose
-from proxy.formats.pypi.pages import parse_page
+from proxy.formats.pypi.pages import _Anchors, _filename, _plain_anchors, parse_page
 from proxy.formats.pypi.records import file_entry, find_held, held_assets, published_offers
 from proxy.formats.pypi.simple import DistFile, ProjectPage, render_index, render_project
 from proxy.repository.origin import FETCHED_DEFAULT, PUBLISHED_DEFAULT
@@ -92,6 +95,75 @@ def test_names_are_normalized_per_pep_503():
 def test_distribution_filenames(filename, parsed):
     result = parse_filename(filename)
     assert (None if result is None else (result.project, result.version, result.kind)) == parsed
+
+
+def test_a_file_belongs_to_a_project_exactly_when_packaging_reads_it_so():
+    names = ["foo", "Foo_Bar", "foo.bar", "foo-bar", "foo__bar", "foo_", "", "fo\u00f6", "bar"]
+    versions = ["1.0", "01.00", "2.0.0rc1", "1.0.post1.dev2", "1.0a1", "1.0+local", "1..0", "v1", "latest"]
+    versions += ["1.0-1", "\u0661.0", "1.0.", "1.0c1", "1!2.0", ""]
+    tails = ["-py3-none-any.whl", "-1-py3-none-any.whl", "-x1-py3-none-any.whl", "-py2.py3-none-any.whl"]
+    tails += ["-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "-3x-none-any.whl"]
+    tails += ["-Py3-none-Any.whl", "-py3..py2-none-any.whl", "-py3-none-.whl", "-py3-none.whl", ".whl"]
+    tails += ["-py3-none-any-extra-x.whl", ".tar.gz", ".zip", ".tar.bz2", "-py3.8.egg", "-py3-none-any.WHL"]
+    projects = ["foo", "foo-bar", "fo\u00f6"]
+    accepted = 0
+    for name, version, tail, project in itertools.product(names, versions, tails, projects):
+        filename = f"{name}-{version}{tail}"
+        parsed = parse_filename(filename)
+        expected = parsed is not None and parsed.project == project
+        assert belongs(filename, project) is expected, filename
+        accepted += expected
+    assert accepted > 100  # both answers are exercised
+
+
+def test_a_listed_file_is_named_by_the_last_segment_of_its_url_path():
+    def expected(url: str) -> str:
+        return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+    parts = ["https:", "//", "host", "/", "f%2Bx.whl", "?q", "#f", "x:", " ", "\t", "[", "]", "\u00e9", ".."]
+    for length in range(1, 5):
+        for url in map("".join, itertools.product(parts, repeat=length)):
+            try:
+                wanted = expected(url)
+            except ValueError:  # a broken IPv6 host: the page is refused either way
+                with pytest.raises(ValueError):
+                    _filename(url)
+            else:
+                assert _filename(url) == wanted, url
+
+
+def test_plain_html_pages_are_read_as_html_parser_reads_them():
+    """The regular-expression reading of plain simple pages finds exactly the start tags and attributes
+    HTMLParser finds, on pages of the usual and of unusual pieces (those go to HTMLParser)."""
+
+    def html_parser(doc: str) -> tuple[object, ...]:
+        parser = _Anchors()
+        parser.feed(doc)
+        parser.close()
+        return parser.anchors, parser.base, parser.tags
+
+    names = ["a", "A", "br", "base", "html", "h1", "script", "style", "title", "textarea", "span"]
+    attributes = [' href="f-1.0.tar.gz#sha256=ab"', ' HREF="../x.whl"', " data-yanked", ' data-yanked=""']
+    attributes += [' data-requires-python="&gt;=3.8"', " href='single'", " href=bare", ' data-x="a>b"']
+    attributes += [' href = "spaced"', '\n\tdata-dist-info-metadata="true"', ' href="&lt"']
+    attributes += [' href="1" href="2"']
+    texts = ["Links", " ", "\n", "&amp;", "x<y", "<", "< a>", "&", "\u00e9", "</a>", "</a >", "</title>"]
+    texts += ["<!-- <a href='x'> -->", "<!DOCTYPE html>", "<!doctype html>", "<![CDATA[x]]>", "<?x ?>"]
+    pick = random.Random(658)
+    plain = 0
+    for _ in range(4000):
+        doc = ""
+        for _ in range(pick.randint(0, 10)):
+            if pick.random() < 0.5:
+                doc += "<" + pick.choice(names) + "".join(pick.sample(attributes, pick.randint(0, 3)))
+                doc += pick.choice([">", "/>", " />", "\n>"])
+            else:
+                doc += pick.choice(texts)
+        read = _plain_anchors(doc)
+        if read is not None:
+            plain += 1
+            assert read == html_parser(doc), doc
+    assert plain > 300  # the regular expressions answered for a good share
 
 
 # -- one model, two renderings ----------------------------------------------------------------------
@@ -287,7 +359,7 @@ def test_files_are_unioned_by_filename_and_the_first_place_wins():
     assert winner.file.hashes == {"sha256": SHA_A} and winner.file.requires_python == ">=3.8"
     assert winner.file.yanked is None
     page = project.page(lambda name: f"http://proxy.test/pypi/dev/files/foo/{name}")
-    assert [f.url for f in page.files] == [
+    assert [page.url(f) for f in page.files] == [
         "http://proxy.test/pypi/dev/files/foo/foo-1.0.tar.gz",
         "http://proxy.test/pypi/dev/files/foo/foo-2.0.tar.gz",
     ]

@@ -142,6 +142,18 @@ async def test_invalidate_forgets_the_package_in_every_repository_and_beats_a_re
     assert (await docs.get("dev", "lodash")).value == "lodash:four"  # ...but it was not kept
 
 
+async def test_a_refresh_in_flight_is_kept_when_another_package_is_invalidated() -> None:
+    chain = Chain()
+    chain.gate = asyncio.Event()
+    docs = documents(chain)
+    slow = asyncio.ensure_future(docs.get("dev", "lodash"))
+    await asyncio.sleep(0)
+    docs.invalidate("react")  # e.g. a file of another package was cached meanwhile
+    chain.gate.set()
+    entry = await slow
+    assert (await docs.get("dev", "lodash")) is entry and chain.calls == 1
+
+
 async def test_a_failed_refresh_serves_the_last_view_only_when_the_format_asks_for_it() -> None:
     for keep in (None, 10.0):
         chain = Chain()

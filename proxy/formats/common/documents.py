@@ -26,8 +26,9 @@ without them. The cache adds the rest, the same for every format:
 - single flight: one refresh per (repository, document) at a time, one render per (view, variant);
 - invalidation: ``invalidate(package)`` marks the package's views in every repository due (a publish
   into one repository shows through every chain that has it: the next request resolves again, and a
-  view whose fingerprint did not change keeps its renderings) and bumps a generation, checked before a
-  refresh's result is kept, so no refresh started before a publish can put the old view back; a view
+  view whose fingerprint did not change keeps its renderings) and bumps the package's generation,
+  checked before a refresh's result is kept, so no refresh started before a publish can put the old
+  view back (the refreshes of other packages keep theirs); a view
   marked so is never served as the stale fallback;
 - memory: an LRU bounded by ``budget`` bytes (merged inputs plus renderings); a view larger than the
   whole budget is served, never kept;
@@ -68,6 +69,7 @@ GZIP_LEVEL = 1
 ENTRY_OVERHEAD = 1024  # bytes counted for a view besides its inputs and renderings
 MAX_RENDERINGS = 8  # per view: base URLs x variants; more means Host headers vary wildly
 REFINE_SECONDS = 1.0  # how long a provisional rendering is served before its refinement is made
+TRACKED_INVALIDATIONS = 4096  # packages whose last invalidation is remembered (past it: all bumped)
 
 
 class Rendered:
@@ -253,14 +255,20 @@ class MergedDocuments(Generic[K, V]):
         self._refreshing: SingleFlight[Entry[V]] = SingleFlight()
         self._rendering: SingleFlight[Rendered] = SingleFlight()
         self._merging: SingleFlight[V | None] = SingleFlight()
-        self._generation = 0
+        self._generation = 0  # of every package (invalidate_all)
+        self._invalidations = 0
+        self._invalidated: dict[str, int] = {}  # package -> the count of invalidations at its last one
         self._background: set[asyncio.Task[Rendered]] = set()
         self._refining: set[tuple[int, Hashable]] = set()  # (entry, variant) refinements scheduled
         self.renders = 0  # renderings made (not found in memory or in the store), for tests and figures
 
     def invalidate(self, package: str) -> None:
         """``package`` changed: its views in every repository are resolved again before next use."""
-        self._generation += 1
+        self._invalidations += 1
+        if len(self._invalidated) >= TRACKED_INVALIDATIONS:
+            self._invalidated.clear()
+            self._generation += 1
+        self._invalidated[package] = self._invalidations
         for key in [key for key in self._entries if self._package(key[1]) == package]:
             entry = self._entries[key]
             entry.expires, entry.invalidated = 0.0, True
@@ -277,13 +285,22 @@ class MergedDocuments(Generic[K, V]):
         entry = self._entries.get(slot)
         if entry is not None and entry.expires > time.time():
             return entry
-        generation = self._generation
+        generation = self._generation_of(key)
         return await self._refreshing.do(
             (slot, generation), lambda: self._refresh(slot, repository, key, entry, generation)
         )
 
+    def _generation_of(self, key: K) -> tuple[int, int]:
+        """Changes when ``key``'s package (or every package) is invalidated, not when another one is."""
+        return self._generation, self._invalidated.get(self._package(key), 0)
+
     async def _refresh(
-        self, slot: tuple[str, K], repository: str, key: K, previous: Entry[V] | None, generation: int
+        self,
+        slot: tuple[str, K],
+        repository: str,
+        key: K,
+        previous: Entry[V] | None,
+        generation: tuple[int, int],
     ) -> Entry[V]:
         try:
             entry = await self._rebuild(repository, key, previous)
@@ -298,7 +315,7 @@ class MergedDocuments(Generic[K, V]):
             log.warning("serving the last merged view of %s in %s: %s", self._package(key), repository, exc)
             entry = previous
             entry.stale, entry.expires = True, time.time() + self._keep_on_failure
-        if generation == self._generation:
+        if generation == self._generation_of(key):
             self._keep(slot, entry)
         return entry
 

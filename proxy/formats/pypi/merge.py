@@ -11,7 +11,8 @@ wheel, when that wheel is the one listed (same sha256). Pure functions; no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from proxy.formats.pypi.names import METADATA_SUFFIX, parse_filename
 from proxy.formats.pypi.simple import DistFile, ProjectPage
@@ -29,8 +30,9 @@ class Source:
     page_path: str = ""
 
 
-@dataclass(frozen=True)
-class Offer:
+class Offer(NamedTuple):
+    """A file as one place of the chain lists it (a named tuple: one is made per listed file)."""
+
     file: DistFile
     source: Source
 
@@ -42,10 +44,8 @@ class Project:
     held: Mapping[str, AssetRecord]  # what the chain's repositories hold, by asset name
 
     def page(self, file_url: Callable[[str], str]) -> ProjectPage:
-        """The page clients see, with every file URL pointing at the proxy."""
-        return ProjectPage(
-            self.name, tuple(o.file.with_url(file_url(name)) for name, o in self.offers.items())
-        )
+        """The page clients see, with every file URL pointing at the proxy (``file_url`` of its name)."""
+        return ProjectPage(self.name, tuple(o.file for o in self.offers.values()), file_url)
 
 
 def merge(
@@ -64,7 +64,7 @@ def merge(
             if offer.file.filename not in offers:
                 completed = complete(offer.file, held)
                 offers[offer.file.filename] = (
-                    offer if completed is offer.file else replace(offer, file=completed)
+                    offer if completed is offer.file else Offer(completed, offer.source)
                 )
     return Project(name, offers, held)
 
@@ -85,4 +85,4 @@ def complete(file: DistFile, held: Mapping[str, AssetRecord]) -> DistFile:
         metadata = {"sha256": extracted.hashes["SHA-256"]}
     if hashes is file.hashes and metadata is file.core_metadata:
         return file
-    return replace(file, hashes=hashes, core_metadata=metadata)
+    return file._replace(hashes=hashes, core_metadata=metadata)

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from proxy.formats.common import json_codec
-from proxy.formats.pypi.names import parse_filename
+from proxy.formats.pypi.names import belongs
 from proxy.formats.pypi.simple import DistFile
 
 _HEX = re.compile(r"^[0-9a-f]+$")
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
+_URL_UNUSUAL = re.compile(r"[\t\r\n?#\[\]]")
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
 
 
@@ -31,27 +34,56 @@ def parse_page(body: bytes, project: str) -> list[DistFile]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("the project page is not UTF-8") from None
-    files = _parse_json(text) if text.lstrip().startswith("{") else _parse_html(text)
-    return [f for f in files if _belongs(f.filename, project)]
+    # JSON is read from the bytes (valid UTF-8, as just checked): orjson reads them faster than text.
+    files = _parse_json(body) if text.lstrip().startswith("{") else _parse_html(text)
+    return [f for f in files if belongs(f.filename, project)]
 
 
-def _belongs(filename: str, project: str) -> bool:
-    parsed = parse_filename(filename)
-    return parsed is not None and parsed.project == project
+def _check_hashes(hashes: dict[str, object], filename: str, what: str = "hashes") -> dict[str, str]:
+    """The hashes with lowercase algorithms and digests (``hashes`` itself when they are already,
+    as usual). ValueError: a value that is not text ("malformed ``what``", whichever value comes
+    first), or a digest that is not hex of its algorithm's length."""
+    for algorithm, value in hashes.items():
+        if not (
+            isinstance(value, str)
+            and algorithm.islower()
+            and _LOWER_HEX.fullmatch(value)
+            and len(value) == _HASH_LENGTHS.get(algorithm, len(value))
+        ):
+            return _checked_copy(hashes, filename, what)
+    return hashes  # type: ignore[return-value]  # every value is text, checked above
 
 
-def _check_hashes(hashes: Mapping[str, str], filename: str) -> dict[str, str]:
+def _checked_copy(hashes: Mapping[str, object], filename: str, what: str) -> dict[str, str]:
+    if not all(isinstance(v, str) for v in hashes.values()):
+        raise ValueError(f"malformed {what} for {filename}")
+    suffix = "" if what == "hashes" else ".metadata"
     checked = {}
     for algorithm, value in hashes.items():
+        assert isinstance(value, str)
         algorithm, value = algorithm.lower(), value.lower()
         expected = _HASH_LENGTHS.get(algorithm)
         if not _HEX.match(value) or (expected is not None and len(value) != expected):
-            raise ValueError(f"malformed {algorithm} hash for {filename}")
+            raise ValueError(f"malformed {algorithm} hash for {filename}{suffix}")
         checked[algorithm] = value
     return checked
 
 
 def _filename(url: str) -> str:
+    """The last segment of the URL's path, unquoted."""
+    last = url.rpartition("/")[2]
+    # What urlsplit's path ends with, read without it for the usual URL: ASCII, nothing it strips or
+    # removes, no query, fragment or IPv6 host, no scheme in the last segment, and the netloc, if any,
+    # followed by a path.
+    netloc = url.find("//")
+    if (
+        url[:1] > " "
+        and url.isascii()
+        and _URL_UNUSUAL.search(url) is None
+        and ":" not in last
+        and (netloc < 0 or url.find("/", netloc + 2) >= 0)
+    ):
+        return unquote(last)
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
 
@@ -71,31 +103,83 @@ class _Anchors(HTMLParser):
             self.base = dict(attrs).get("href")
 
 
-def _parse_html(text: str) -> list[DistFile]:
+# Simple pages as indexes write them, read with regular expressions instead of ``HTMLParser`` (several
+# times faster), to exactly the same start tags and attributes: only a page made of nothing but text
+# without "<", ``<!DOCTYPE html>``, end tags and start tags of the names below whose attributes are
+# absent or double-quoted without "<" or ">" (entities unescaped as HTMLParser does). Any other page
+# (comments, scripts, other quoting, stray "<") goes to HTMLParser.
+_WS = r"[ \t\n\r\f]"
+_PLAIN_ATTR = rf"{_WS}+[A-Za-z][-A-Za-z0-9_:.]*(?:=\"[^\"<>]*\")?"
+_PLAIN_PAGE = re.compile(
+    rf"(?:[^<]++|<!(?:DOCTYPE|doctype) html>|</[A-Za-z][A-Za-z0-9]*{_WS}*>"
+    rf"|<[A-Za-z][A-Za-z0-9]*(?:{_PLAIN_ATTR})*+{_WS}*/?>)*+"
+)
+_PLAIN_START = re.compile(rf"<([A-Za-z][A-Za-z0-9]*)((?:{_PLAIN_ATTR})*+){_WS}*/?>")
+_PLAIN_ATTRS = re.compile(rf"{_WS}+([A-Za-z][-A-Za-z0-9_:.]*)(?:=\"([^\"<>]*)\")?")
+_PLAIN_TAGS = frozenset(("html", "head", "body", "meta", "title", "h1", "h2", "a", "br", "base", "p", "div"))
+
+Anchors = tuple[list[dict[str, str | None]], str | None, int]  # anchors' attributes, base href, start tags
+
+
+def _plain_anchors(text: str) -> Anchors | None:
+    """What ``_Anchors`` reads from a plain page (see above); None for any other page."""
+    if _PLAIN_PAGE.fullmatch(text) is None:
+        return None
+    anchors: list[dict[str, str | None]] = []
+    base: str | None = None
+    tags = 0
+    for tag in _PLAIN_START.finditer(text):
+        name = tag[1].lower()
+        if name not in _PLAIN_TAGS:
+            return None
+        tags += 1
+        if name == "title" and text[text.find("<", tag.end()) :][:7].lower() != "</title":
+            return None  # a title holding tags: read as text by some HTMLParser versions
+        if name == "a" or (name == "base" and base is None):
+            attrs: dict[str, str | None] = {}
+            for attr in _PLAIN_ATTRS.finditer(tag[2]):
+                value = attr[2]
+                attrs[attr[1].lower()] = unescape(value) if value and "&" in value else value
+            if name == "a":
+                anchors.append(attrs)
+            else:
+                base = attrs.get("href")
+    return anchors, base, tags
+
+
+def _html_anchors(text: str) -> Anchors:
+    plain = _plain_anchors(text)
+    if plain is not None:
+        return plain
     parser = _Anchors()
     parser.feed(text)
     parser.close()
-    if parser.tags == 0:
+    return parser.anchors, parser.base, parser.tags
+
+
+def _parse_html(text: str) -> list[DistFile]:
+    anchors, base, tags = _html_anchors(text)
+    if tags == 0:
         raise ValueError("the project page has no HTML markup")
     files = []
-    for attrs in parser.anchors:
+    for attrs in anchors:
         href = attrs.get("href")
         if not href:
             continue
         url, _, fragment = href.partition("#")
-        if parser.base:
-            url = urljoin(parser.base, url)
+        if base:
+            url = urljoin(base, url)
         filename = _filename(url)
         algorithm, _, digest = fragment.partition("=")
         hashes = _check_hashes({algorithm: digest}, filename) if digest else {}
         files.append(
             DistFile(
-                filename=filename,
-                url=url,
-                hashes=hashes,
-                requires_python=attrs.get("data-requires-python") or None,
-                yanked=(attrs.get("data-yanked") or "") if "data-yanked" in attrs else None,
-                core_metadata=_html_metadata(attrs, filename),
+                filename,
+                url,
+                hashes,
+                attrs.get("data-requires-python") or None,
+                (attrs.get("data-yanked") or "") if "data-yanked" in attrs else None,
+                _html_metadata(attrs, filename),
             )
         )
     return files
@@ -107,13 +191,13 @@ def _html_metadata(attrs: Mapping[str, str | None], filename: str) -> dict[str, 
     if value is None or value.lower() == "false":
         return None
     algorithm, _, digest = value.partition("=")
-    return _check_hashes({algorithm: digest}, f"{filename}.metadata") if digest else {}
+    return _check_hashes({algorithm: digest}, filename, "metadata hashes") if digest else {}
 
 
 # -- JSON (PEP 691) ---------------------------------------------------------------------------------
-def _parse_json(text: str) -> list[DistFile]:
+def _parse_json(body: bytes) -> list[DistFile]:
     try:
-        doc = json_codec.loads(text)  # JSONDecodeError is a ValueError
+        doc = json_codec.loads(body)  # JSONDecodeError is a ValueError
     except RecursionError:
         raise ValueError("the project page is nested too deeply") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
@@ -122,28 +206,30 @@ def _parse_json(text: str) -> list[DistFile]:
 
 
 def _json_file(entry: Any) -> DistFile:
-    if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+    url = entry.get("url") if isinstance(entry, dict) else None
+    if not isinstance(url, str):
         raise ValueError("a file entry of the project page has no url")
-    url = entry["url"].partition("#")[0]
-    filename = entry["filename"] if isinstance(entry.get("filename"), str) else _filename(url)
+    url = url.partition("#")[0]
+    filename = entry.get("filename")
+    if not isinstance(filename, str):
+        filename = _filename(url)
     hashes = entry.get("hashes", {})
-    if not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+    if not isinstance(hashes, dict):
         raise ValueError(f"malformed hashes for {filename}")
     yanked = entry.get("yanked", False)
     requires_python = entry.get("requires-python")
+    metadata = entry["core-metadata"] if "core-metadata" in entry else entry.get("dist-info-metadata")
     return DistFile(
-        filename=filename,
-        url=url,
-        hashes=_check_hashes(hashes, filename),
-        requires_python=requires_python if isinstance(requires_python, str) and requires_python else None,
-        yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
-        core_metadata=_json_metadata(entry.get("core-metadata", entry.get("dist-info-metadata")), filename),
+        filename,
+        url,
+        _check_hashes(hashes, filename),
+        requires_python if isinstance(requires_python, str) and requires_python else None,
+        (yanked if isinstance(yanked, str) else "") if yanked else None,
+        _json_metadata(metadata, filename),
     )
 
 
 def _json_metadata(value: Any, filename: str) -> dict[str, str] | None:
     if isinstance(value, dict):
-        if not all(isinstance(v, str) for v in value.values()):
-            raise ValueError(f"malformed metadata hashes for {filename}")
-        return _check_hashes(value, f"{filename}.metadata")
+        return _check_hashes(value, filename, "metadata hashes")
     return {} if value is True else None

@@ -17,19 +17,21 @@ A view's fingerprint is what its page lists: the bytes of every upstream page, t
 here, and what held files add to the listing (a sha256 for a file listed without one, PEP 658 metadata
 for a wheel listed without it; see ``merge.complete``). Which listed files such a held file can
 complete is read from the upstream page once per page body (``completable``) and remembered: caching a
-file the page already describes fully changes nothing, so it neither merges nor renders again. With it,
-the page's files are kept in the store's metadata (``LISTING``, under the page's digest), so a restarted
-daemon reads them back instead of parsing the page again.
+file the page already describes fully changes nothing, so it neither merges nor renders again. They
+are kept in the store's metadata (``LISTING``, under the page's digest), so a restarted daemon knows a
+view's fingerprint without parsing the page; the page is parsed only when the view is merged (a
+rendering the store does not keep, a file not held yet). Only the names are kept, not the page's files:
+writing them on every cold page cost more than parsing the page again when a merge needs it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 from cachetools import LRUCache
@@ -54,41 +56,22 @@ from proxy.upstream.base import Upstream, UpstreamUnavailable
 UPSTREAM_ACCEPT = f"{JSON_V1}, {HTML_V1}; q=0.1, {TEXT_HTML}; q=0.01"
 RETRY_AFTER_FAILURE = 5.0  # seconds a view built without some upstream (failed or stale) is kept
 CACHE_BUDGET = 64 * 1024**2  # bytes of merged project views and their renderings kept in memory
-LISTING = "pypi-listing"  # the metadata entries keeping an upstream page's files, per page digest
+LISTING = "pypi-listing"  # the metadata entries keeping an upstream page's completable names
 COMPLETABLE_BUDGET = 4 * 1024**2  # bytes of remembered completable file names (usually none a page)
 
 
 @dataclass
 class _Page:
-    """An upstream's page as resolve hands it over: its digest, read only when needed, from its
-    listing kept in the store when there is one (several times faster than parsing the page)."""
+    """An upstream's page as resolve hands it over: its digest, and its files, parsed when first
+    needed (a page just fetched was parsed when it was checked)."""
 
     source: Source
     digest: bytes
     fetched: Fetched[list[DistFile]]
-    listing: list[list[Any]] | None = None  # the page's files as ``_listing`` wrote them
 
     def offers(self) -> list[Offer]:
-        if self.listing is not None:
-            files = [DistFile(f, u, h, r, y, m) for f, u, h, r, y, m in self.listing]
-        else:
-            files = self.fetched.parsed()
-        return [Offer(f, self.source) for f in files]
-
-
-def _listing(files: Iterable[DistFile]) -> list[list[Any]]:
-    """A page's files as plain JSON values, in listing order."""
-    return [
-        [
-            f.filename,
-            f.url,
-            dict(f.hashes),
-            f.requires_python,
-            f.yanked,
-            f.core_metadata and dict(f.core_metadata),
-        ]
-        for f in files
-    ]
+        source = self.source
+        return [Offer(f, source) for f in self.fetched.parsed()]
 
 
 def completable(files: Iterable[DistFile]) -> frozenset[str]:
@@ -127,7 +110,15 @@ def _representation(variant: Hashable) -> Hashable:
 
 def file_url(base: str, repository: str, project: str, filename: str) -> str:
     """Where clients fetch a file (``.metadata`` appended: its core metadata, PEP 658)."""
-    return f"{base}pypi/{repository}/files/{project}/{quote(filename, safe='')}"
+    return f"{base}pypi/{repository}/files/{project}/{_quoted(filename)}"
+
+
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")  # what ``quote`` leaves as it is
+
+
+def _quoted(filename: str) -> str:
+    """``filename`` quoted for a URL path segment (usual names need nothing: checked at one match)."""
+    return filename if _UNQUOTED.fullmatch(filename) else quote(filename, safe="")
 
 
 class ProjectViews:
@@ -169,7 +160,8 @@ class ProjectViews:
             return cached
 
         def render(merged: Project) -> Rendered:
-            page = merged.page(lambda filename: file_url(base, repository, merged.name, filename))
+            prefix = file_url(base, repository, merged.name, "")
+            page = merged.page(lambda filename: prefix + _quoted(filename))
             return Rendered.of(render_project(page, representation), representation)
 
         return await self._documents.rendered(repository, project, view, (base, representation), render)
@@ -263,14 +255,11 @@ class ProjectViews:
         kept = await metadata.get(*key)
         if kept is not None and kept.status == 200 and kept.etag == page.digest.hex():
             record = await offload(len(kept.body), lambda: json_codec.loads(kept.body))
-            page.listing = record["files"]
             return frozenset(record["completable"])
 
         def read() -> tuple[frozenset[str], bytes]:
-            files = page.fetched.parsed()
-            names = completable(files)
-            record = {"completable": sorted(names), "files": _listing(files)}
-            return names, json_codec.dumps(record)
+            names = completable(page.fetched.parsed())
+            return names, json_codec.dumps({"completable": sorted(names)})
 
         names, body = await offload(size, read)
         await metadata.put(CachedDocument(200, body, etag=page.digest.hex()), *key)

@@ -10,48 +10,55 @@ versions before 23.3 still read. Renderers are pure functions of the model.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from proxy.formats.common import json_codec
 from proxy.formats.pypi.negotiate import Representation
 
 API_VERSION = "1.0"
 HASH_PREFERENCE = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")  # the one a URL fragment names
+_NO_HASHES: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class DistFile:
-    """One distribution file of a project, as the simple API lists it."""
+class DistFile(NamedTuple):
+    """One distribution file of a project, as the simple API lists it. Immutable; a named tuple
+    because pages list thousands of them and it is made several times faster than a dataclass."""
 
     filename: str
-    url: str  # upstream pages: as the page wrote it (maybe relative); rendered pages: the proxy's URL
-    hashes: Mapping[str, str] = field(default_factory=dict)  # algorithm -> lowercase hex
+    url: str  # upstream pages: as the page wrote it (maybe relative)
+    hashes: Mapping[str, str] = _NO_HASHES  # algorithm -> lowercase hex
     requires_python: str | None = None
     yanked: str | None = None  # None: not yanked; "" yanked without a reason
     core_metadata: Mapping[str, str] | None = None  # None: no PEP 658 file; else its hashes ({}: unknown)
-
-    def with_url(self, url: str) -> DistFile:
-        return replace(self, url=url)
 
 
 @dataclass(frozen=True)
 class ProjectPage:
     name: str  # normalized
     files: tuple[DistFile, ...]
+    # Where clients fetch a file, by filename (the proxy's URL); None: the file's own ``url``.
+    file_url: Callable[[str], str] | None = None
+
+    def url(self, file: DistFile) -> str:
+        """Where clients fetch ``file`` (one of ``files``) from."""
+        return file.url if self.file_url is None else self.file_url(file.filename)
 
 
 def render_project(page: ProjectPage, representation: Representation) -> bytes:
+    file_url = page.file_url
+    urls = [f.url for f in page.files] if file_url is None else [file_url(f.filename) for f in page.files]
     if representation == "json":
         return _json(
             {
                 "meta": {"api-version": API_VERSION},
                 "name": page.name,
-                "files": [_json_file(f) for f in page.files],
+                "files": [_json_file(f, url) for f, url in zip(page.files, urls, strict=True)],
             }
         )
-    links = "".join(_html_link(f) for f in page.files)
+    links = "".join(_html_link(f, url) for f, url in zip(page.files, urls, strict=True))
     return _html(f"Links for {page.name}", links)
 
 
@@ -67,12 +74,15 @@ def _json(doc: dict[str, Any]) -> bytes:
     return json_codec.dumps(doc)
 
 
-def _json_file(file: DistFile) -> dict[str, Any]:
-    entry: dict[str, Any] = {"filename": file.filename, "url": file.url, "hashes": dict(file.hashes)}
+def _json_file(file: DistFile, url: str) -> dict[str, Any]:
+    # A parsed page's hashes are dicts already: written as they are (nobody changes them).
+    hashes = file.hashes if type(file.hashes) is dict else dict(file.hashes)
+    entry: dict[str, Any] = {"filename": file.filename, "url": url, "hashes": hashes}
     if file.requires_python:
         entry["requires-python"] = file.requires_python
-    if file.core_metadata is not None:
-        value: dict[str, str] | bool = dict(file.core_metadata) or True
+    metadata = file.core_metadata
+    if metadata is not None:
+        value: Mapping[str, str] | bool = (metadata if type(metadata) is dict else dict(metadata)) or True
         entry["core-metadata"] = value
         entry["dist-info-metadata"] = value
     entry["yanked"] = False if file.yanked is None else (file.yanked or True)
@@ -95,8 +105,8 @@ def _fragment(hashes: Mapping[str, str]) -> str:
     return ""
 
 
-def _html_link(file: DistFile) -> str:
-    attributes = [f'href="{html.escape(file.url + _fragment(file.hashes))}"']
+def _html_link(file: DistFile, url: str) -> str:
+    attributes = [f'href="{html.escape(url + _fragment(file.hashes))}"']
     if file.requires_python:
         attributes.append(f'data-requires-python="{html.escape(file.requires_python)}"')
     if file.core_metadata is not None:
