@@ -77,13 +77,14 @@ class Phase:
     peak_kib: int  # VmHWM since the phase began (or the largest sample where it cannot be reset)
     sampled_kib: int  # the largest VmRSS sampled
     end_kib: int
+    end_anon_kib: int  # of end_kib, the anonymous memory (heaps); the rest maps files (code, libraries)
     note: str = ""
 
     def line(self) -> str:
         return (
             f"{self.name:<22} {self.seconds:6.1f} s  CPU {self.cpu:5.1f} s  "
             f"peak RSS {self.peak_kib / 1024:6.1f} MiB (sampled {self.sampled_kib / 1024:6.1f})  "
-            f"at end {self.end_kib / 1024:6.1f} MiB  {self.note}"
+            f"at end {self.end_kib / 1024:6.1f} MiB (anon {self.end_anon_kib / 1024:6.1f})  {self.note}"
         )
 
 
@@ -135,6 +136,7 @@ class RssSampler:
             peak,
             self._peak,
             status_kib(self.pid, "VmRSS"),
+            status_kib(self.pid, "RssAnon"),
             " ".join(notes.values()),
         )
         self.phases.append(phase)

@@ -46,3 +46,46 @@ def test_a_chunk_sized_buffer_comes_from_the_heap_once_tuned() -> None:
         )
         mmapped[state] = int(probe.stdout)
     assert mmapped == {"default": 1, "tuned": 0}
+
+
+ARENAS_PROBE = """
+import ctypes, sys, tempfile, threading
+from proxy.store.allocator import tune_allocator
+
+if sys.argv[1] == "tuned":
+    assert tune_allocator()
+
+def allocate(done):
+    kept = [bytearray(4096) for _ in range(64)]  # small: served by this thread's arena
+    done.wait()
+
+done = threading.Event()
+threads = [threading.Thread(target=allocate, args=(done,)) for _ in range(8)]
+for thread in threads:
+    thread.start()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
+libc.malloc_info.argtypes = (ctypes.c_int, ctypes.c_void_p)
+libc.fclose.argtypes = (ctypes.c_void_p,)
+with tempfile.NamedTemporaryFile() as report:
+    stream = libc.fopen(report.name.encode(), b"w")
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    print(open(report.name).read().count("<heap nr="))
+done.set()
+for thread in threads:
+    thread.join()
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_info lists its arenas")
+def test_worker_threads_share_two_arenas_once_tuned() -> None:
+    arenas = {}
+    for state in ("default", "tuned"):
+        probe = subprocess.run(
+            [sys.executable, "-c", ARENAS_PROBE, state], capture_output=True, text=True, check=True
+        )
+        arenas[state] = int(probe.stdout)
+    assert arenas["default"] > 2  # a thread that allocates gets an arena of its own
+    assert arenas["tuned"] == 2

@@ -39,7 +39,7 @@ from proxy.store.protocols import PackageCoordinate, PackageRecord
 from proxy.upstream.base import Upstream
 
 RECHECK = 30.0  # seconds a rendering is served before the chain is asked again (at most the metadata TTL)
-CACHE_BUDGET = 64 * 1024**2  # bytes of merged documents and renderings kept in memory
+CACHE_BUDGET = 16 * 1024**2  # bytes of merged documents and renderings in memory (as Entry.weight counts)
 
 
 class MetadataDocuments:

@@ -42,7 +42,9 @@ from proxy.store.protocols import PackageRecord
 from proxy.upstream.base import Upstream
 
 RETRY_AFTER = 10.0  # seconds before a chain that failed is asked again
-CACHE_BUDGET = 256 * 1024**2  # bytes of merged packuments and renders kept in memory
+# Bytes of merged packuments and renders kept in memory (weighed as documents.Entry.weight counts them:
+# parsed views at about three times their JSON). A view past it is served from its sealed renderings.
+CACHE_BUDGET = 32 * 1024**2
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from proxy.upstream.base import Upstream, UpstreamUnavailable
 # page: 10 ms against 21). Not every index speaks it, hence the HTML fallbacks.
 UPSTREAM_ACCEPT = f"{JSON_V1}, {HTML_V1}; q=0.1, {TEXT_HTML}; q=0.01"
 RETRY_AFTER_FAILURE = 5.0  # seconds a view built without some upstream (failed or stale) is kept
-CACHE_BUDGET = 64 * 1024**2  # bytes of merged project views and their renderings kept in memory
+CACHE_BUDGET = 32 * 1024**2  # bytes of merged project views and renderings in memory (as Entry.weight counts)
 LISTING = "pypi-listing"  # the metadata entries keeping an upstream page's files, per page digest
 COMPLETABLE_BUDGET = 4 * 1024**2  # bytes of remembered completable file names (usually none a page)
 
