@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Callable
 
 from proxy.store.sealed import CHUNK_SIZE
 
@@ -47,3 +48,26 @@ def tune_allocator() -> bool:
     if not tuned:
         log.debug("the C allocator's thresholds were left as they are")
     return tuned
+
+
+def _malloc_trim() -> Callable[[], None] | None:
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = (ctypes.c_size_t,)
+    return lambda: trim(0)
+
+
+_TRIM = _malloc_trim()
+
+
+def give_back_free_memory() -> bool:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``); False where there is no
+    such call. It walks the heap's free blocks with no interpreter lock held: call it in a worker thread,
+    after a burst of large documents, so that the memory they took does not stay counted in the RSS
+    the next burst adds to."""
+    if _TRIM is None:
+        return False
+    _TRIM()
+    return True

@@ -42,9 +42,6 @@ from proxy.store.protocols import PackageRecord
 from proxy.upstream.base import Upstream
 
 RETRY_AFTER = 10.0  # seconds before a chain that failed is asked again
-# Bytes of merged packuments and renders kept in memory (weighed as documents.Entry.weight counts them:
-# parsed views at about three times their JSON). A view past it is served from its sealed renderings.
-CACHE_BUDGET = 32 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -58,13 +55,13 @@ class _Answer:
 
 
 class Packuments:
-    def __init__(self, services: Services, budget: int = CACHE_BUDGET) -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
         self._ttl = services.metadata_ttl
         self._documents: MergedDocuments[PackageName, Packument] = MergedDocuments(
             self._resolve,
             lambda package: package.full,
-            budget=budget,
+            budget=services.documents_memory,
             keep_on_failure=RETRY_AFTER,
             # One slot per form: the base URL (from the Host header) is checked, not kept apart.
             store=RenderStore(services.metadata, "npm", lambda package: package.full, _form),
