@@ -335,8 +335,15 @@ def downloads(url: str, clients: int, size: int) -> str:
 
 # -- the daemon ----------------------------------------------------------------------------------------------
 def start_daemon(
-    directory: Path, port: int, npm: str, pypi: str, assets: str, wrapper: Path | None
+    directory: Path,
+    port: int,
+    npm: str,
+    pypi: str,
+    assets: str,
+    wrapper: Path | None,
+    documents_memory: str | None,
 ) -> subprocess.Popen[bytes]:
+    memory = f'documents_memory = "{documents_memory}"' if documents_memory else ""
     config = directory / "proxy.toml"
     config.write_text(
         f"""
@@ -348,6 +355,7 @@ path = "{directory / "cache"}"
 key_file = "{directory / "cache.key"}"
 max_size = "20GiB"
 metadata_ttl = "30m"
+{memory}
 [upstream.npm]
 format = "npm"
 url = "{npm}"
@@ -392,6 +400,7 @@ def main() -> None:
     parser.add_argument("--pypi-upstream", help="a real simple index's URL instead of the fake")
     parser.add_argument("--workloads", type=Path, help="the shared replays' directory (with real upstreams)")
     parser.add_argument("--skip-asset", action="store_true", help="no large-asset phases")
+    parser.add_argument("--documents-memory", help="the daemon's [cache] documents_memory (e.g. 128MiB)")
     parser.add_argument(
         "--wrapper",
         type=Path,
@@ -421,7 +430,9 @@ def main() -> None:
     print(f"fakes ready in {time.perf_counter() - began:.1f} s; store in {directory}", flush=True)
 
     port = args.port or free_port()
-    process = start_daemon(directory, port, npm_url, pypi_url, assets.url + "simple/", args.wrapper)
+    process = start_daemon(
+        directory, port, npm_url, pypi_url, assets.url + "simple/", args.wrapper, args.documents_memory
+    )
     base = f"http://127.0.0.1:{port}"
     registry, index = f"{base}/npm/bench/", f"{base}/pypi/bench/simple/"
     sampler = RssSampler(process.pid, report=signal.SIGUSR1 if args.wrapper else None)
