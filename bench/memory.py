@@ -31,6 +31,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -344,6 +345,9 @@ def start_daemon(
     documents_memory: str | None,
 ) -> subprocess.Popen[bytes]:
     memory = f'documents_memory = "{documents_memory}"' if documents_memory else ""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"port {port} is in use: another daemon would answer for this one")
     config = directory / "proxy.toml"
     config.write_text(
         f"""
