@@ -37,15 +37,20 @@ def _glibc_with_mallinfo2() -> bool:
     return hasattr(ctypes.CDLL(None), "mallinfo2")
 
 
-@pytest.mark.skipif(not _glibc_with_mallinfo2(), reason="glibc's mallinfo2 tells where a buffer came from")
-def test_a_chunk_sized_buffer_comes_from_the_heap_once_tuned() -> None:
-    mmapped = {}
+def _probe(source: str) -> dict[str, int]:
+    """What ``source`` prints in a new process, untuned and tuned."""
+    printed = {}
     for state in ("default", "tuned"):
         probe = subprocess.run(
-            [sys.executable, "-c", PROBE, state], capture_output=True, text=True, check=True
+            [sys.executable, "-c", source, state], capture_output=True, text=True, check=True
         )
-        mmapped[state] = int(probe.stdout)
-    assert mmapped == {"default": 1, "tuned": 0}
+        printed[state] = int(probe.stdout)
+    return printed
+
+
+@pytest.mark.skipif(not _glibc_with_mallinfo2(), reason="glibc's mallinfo2 tells where a buffer came from")
+def test_a_chunk_sized_buffer_comes_from_the_heap_once_tuned() -> None:
+    assert _probe(PROBE) == {"default": 1, "tuned": 0}
 
 
 ARENAS_PROBE = """
@@ -81,11 +86,6 @@ for thread in threads:
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_info lists its arenas")
 def test_worker_threads_share_two_arenas_once_tuned() -> None:
-    arenas = {}
-    for state in ("default", "tuned"):
-        probe = subprocess.run(
-            [sys.executable, "-c", ARENAS_PROBE, state], capture_output=True, text=True, check=True
-        )
-        arenas[state] = int(probe.stdout)
+    arenas = _probe(ARENAS_PROBE)
     assert arenas["default"] > 2  # a thread that allocates gets an arena of its own
     assert arenas["tuned"] == 2
