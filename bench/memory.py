@@ -18,8 +18,12 @@ the large asset still comes from the local fake.
 Phases, in order, each on the same daemon: npm cold (empty store) and warm replays, PyPI cold and warm
 replays, then ``--clients`` concurrent ``curl`` downloads of the large asset, cold (the first request
 fetches it from the upstream while the others wait or stream) and warm (from the store). Prints per
-phase its wall time and the daemon's peak RSS (``VmHWM`` of /proc, reset before each phase through
-``clear_refs``, and the largest ``VmRSS`` sampled every 10 ms), and the RSS left at its end.
+phase its wall time, the daemon's CPU time (user + system), its peak RSS (``VmHWM`` of /proc, reset
+before each phase through ``clear_refs``, and the largest ``VmRSS`` sampled every 10 ms), and the RSS
+left at its end with its anonymous part (the heaps; the rest maps code and libraries).
+
+``--documents-memory SIZE`` sets the daemon's ``[cache] documents_memory``; ``--wrapper SCRIPT`` runs the
+daemon through a script (one that starts tracemalloc, say) and sends it SIGUSR1 after each phase.
 """
 
 from __future__ import annotations
