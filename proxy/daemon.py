@@ -85,6 +85,7 @@ class Daemon:
             leases=serving.leases,
             metadata_ttl=config.cache.metadata_ttl,
             public_url=config.server.public_url,
+            documents_memory=config.cache.documents_memory,
         )
         self.formats: dict[str, FormatService] = {f.name: f.serve(self.services) for f in FORMATS}
         self.repositories.on_change(self._repository_changed)

@@ -37,12 +37,55 @@ def _glibc_with_mallinfo2() -> bool:
     return hasattr(ctypes.CDLL(None), "mallinfo2")
 
 
-@pytest.mark.skipif(not _glibc_with_mallinfo2(), reason="glibc's mallinfo2 tells where a buffer came from")
-def test_a_chunk_sized_buffer_comes_from_the_heap_once_tuned() -> None:
-    mmapped = {}
+def _probe(source: str) -> dict[str, int]:
+    """What ``source`` prints in a new process, untuned and tuned."""
+    printed = {}
     for state in ("default", "tuned"):
         probe = subprocess.run(
-            [sys.executable, "-c", PROBE, state], capture_output=True, text=True, check=True
+            [sys.executable, "-c", source, state], capture_output=True, text=True, check=True
         )
-        mmapped[state] = int(probe.stdout)
-    assert mmapped == {"default": 1, "tuned": 0}
+        printed[state] = int(probe.stdout)
+    return printed
+
+
+@pytest.mark.skipif(not _glibc_with_mallinfo2(), reason="glibc's mallinfo2 tells where a buffer came from")
+def test_a_chunk_sized_buffer_comes_from_the_heap_once_tuned() -> None:
+    assert _probe(PROBE) == {"default": 1, "tuned": 0}
+
+
+ARENAS_PROBE = """
+import ctypes, sys, tempfile, threading
+from proxy.store.allocator import tune_allocator
+
+if sys.argv[1] == "tuned":
+    assert tune_allocator()
+
+def allocate(done):
+    kept = [bytearray(4096) for _ in range(64)]  # small: served by this thread's arena
+    done.wait()
+
+done = threading.Event()
+threads = [threading.Thread(target=allocate, args=(done,)) for _ in range(8)]
+for thread in threads:
+    thread.start()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
+libc.malloc_info.argtypes = (ctypes.c_int, ctypes.c_void_p)
+libc.fclose.argtypes = (ctypes.c_void_p,)
+with tempfile.NamedTemporaryFile() as report:
+    stream = libc.fopen(report.name.encode(), b"w")
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    print(open(report.name).read().count("<heap nr="))
+done.set()
+for thread in threads:
+    thread.join()
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_info lists its arenas")
+def test_worker_threads_share_two_arenas_once_tuned() -> None:
+    arenas = _probe(ARENAS_PROBE)
+    assert arenas["default"] > 2  # a thread that allocates gets an arena of its own
+    assert arenas["tuned"] == 2

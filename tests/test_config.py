@@ -250,6 +250,12 @@ ERRORS = {
     # sizes and durations
     "bad-size": (table("cache", max_size="20 gigs") + DEV, "cache.max_size", "GiB"),
     "negative-size": (table("cache", max_size=-1) + DEV, "cache.max_size", "negative"),
+    "zero-documents-memory": (
+        table("cache", documents_memory=0) + DEV,
+        "cache.documents_memory",
+        "must be more than 0",
+    ),
+    "bad-documents-memory": (table("cache", documents_memory="lots") + DEV, "cache.documents_memory", "MiB"),
     "bad-duration": (table("cache", metadata_ttl="5 minutes") + DEV, "cache.metadata_ttl", '"1h30m"'),
     "negative-duration": (
         table("server", shutdown_timeout="-1s") + DEV,
@@ -743,3 +749,8 @@ def test_credentials_repr_hides_secrets(load):
     credentials = load(FULL).upstreams["private"].credentials
     assert "s3cret" not in repr(credentials)
     assert "reader" not in repr(credentials)
+
+
+def test_documents_memory_is_a_size_with_a_default(load):
+    assert load(DEV).cache.documents_memory == 32 * 1024**2
+    assert load(table("cache", documents_memory="96MiB") + DEV).cache.documents_memory == 96 * 1024**2

@@ -410,6 +410,9 @@ def _cache(t: _Table) -> CacheConfig:
         max_document_size=_positive(
             t, "max_document_size", t.size("max_document_size", CacheConfig.max_document_size)
         ),
+        documents_memory=_positive(
+            t, "documents_memory", t.size("documents_memory", CacheConfig.documents_memory)
+        ),
     )
     t.finish()
     return config

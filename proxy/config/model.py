@@ -87,6 +87,10 @@ class CacheConfig:
     # An upstream metadata document (packument, simple page, maven-metadata, checksum file) past this
     # many decoded bytes is refused while it streams.
     max_document_size: int = 128 * 1024**2
+    # Bytes of merged documents (packuments, simple pages, maven-metadata) and their renderings each
+    # format keeps in memory, weighed as parsed (about three times their JSON). Past it the least
+    # recently used are served from their renderings sealed in the store: a little more CPU each.
+    documents_memory: int = 32 * 1024**2
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ class Services:
     leases: AssetLeases  # single flight of asset fetches across every daemon of the store (the locator's)
     metadata_ttl: float  # seconds an upstream document is fresh (cache.metadata_ttl)
     public_url: str | None  # server.public_url: the base of every link handed to clients, when set
+    documents_memory: int  # bytes of merged documents each format keeps in memory (cache.documents_memory)
 
 
 class FormatService(Protocol):

@@ -6,12 +6,19 @@ hands it back with munmap, and trims the heap's top past 128 KiB of free memory:
 system calls and a page fault per 4 KiB of it, more CPU than decrypting it. Raising both thresholds
 past a chunk lets freed chunks be reused from the heap. Where ``mallopt`` is not glibc's (musl,
 macOS), nothing changes.
+
+glibc also gives each thread that allocates its own arena (up to eight per core), and each keeps its
+own free memory: the worker threads that parse, merge and render large documents then leave tens of
+MB behind in arenas the next document may not reuse. Two arenas keep the loop's thread and the workers
+mostly apart (the interpreter lock serialises most of their allocations anyway) while the free memory
+of one is what the next document reuses.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+from collections.abc import Callable
 
 from proxy.store.sealed import CHUNK_SIZE
 
@@ -19,6 +26,8 @@ log = logging.getLogger(__name__)
 
 M_TRIM_THRESHOLD = -1  # glibc's malloc.h
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+ARENA_MAX = 2
 MMAP_THRESHOLD = 4 * CHUNK_SIZE  # allocations up to this come from the heap, freed ones reused
 TRIM_THRESHOLD = 16 * 1024 * 1024  # free bytes at the heap's top kept before giving them back
 
@@ -30,9 +39,35 @@ def tune_allocator() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    tuned = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    settings = (
+        (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+        (M_ARENA_MAX, ARENA_MAX),
     )
+    tuned = all([mallopt(option, value) for option, value in settings])  # each set, whatever the others do
     if not tuned:
         log.debug("the C allocator's thresholds were left as they are")
     return tuned
+
+
+def _malloc_trim() -> Callable[[], None] | None:
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = (ctypes.c_size_t,)
+    return lambda: trim(0)
+
+
+_TRIM = _malloc_trim()
+
+
+def give_back_free_memory() -> bool:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``); False where there is no
+    such call. It walks the heap's free blocks with no interpreter lock held: call it in a worker thread,
+    after a burst of large documents, so that the memory they took does not stay counted in the RSS
+    the next burst adds to."""
+    if _TRIM is None:
+        return False
+    _TRIM()
+    return True

@@ -67,6 +67,7 @@ K = TypeVar("K", bound=Hashable)
 # request's path while its bytes cross a LAN or loopback.
 GZIP_LEVEL = 1
 ENTRY_OVERHEAD = 1024  # bytes counted for a view besides its inputs and renderings
+PARSED_FACTOR = 3  # a merged view takes about this many times its answers' bytes once parsed (dicts, strings)
 MAX_RENDERINGS = 8  # per view: base URLs x variants; more means Host headers vary wildly
 REFINE_SECONDS = 1.0  # how long a provisional rendering is served before its refinement is made
 TRACKED_INVALIDATIONS = 4096  # packages whose last invalidation is remembered (past it: all bumped)
@@ -163,7 +164,7 @@ class Entry(Generic[V]):
     def weight(self) -> int:
         # ENTRY_OVERHEAD: a view made of local records only (size 0) still counts.
         renders = [*self.renders.values(), *self.provisional.values()]
-        return ENTRY_OVERHEAD + self.size + sum(r.weight() for r in renders)
+        return ENTRY_OVERHEAD + PARSED_FACTOR * self.size + sum(r.weight() for r in renders)
 
 
 class RenderStore:

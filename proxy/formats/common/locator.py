@@ -34,7 +34,14 @@ from proxy.store.singleflight import SingleFlight
 
 K = TypeVar("K", bound=Hashable)
 
-KNOWN_ASSETS = 200_000  # entries of the warm map; each is a few hundred bytes
+KNOWN_BYTES = 8 * 1024**2  # memory of the warm map: about 6,000 assets (a miss reads the catalog)
+KNOWN_OVERHEAD = 950  # bytes an entry takes (key, record, hashes, LRU) besides its strings' characters
+
+
+def _known_weight(asset: AssetRecord) -> int:
+    return KNOWN_OVERHEAD + len(asset.name) + len(asset.blob_id) + sum(map(len, asset.hashes.values()))
+
+
 Locate = Callable[[str, K, StreamedAsset | None], Awaitable[AssetRecord]]
 
 
@@ -43,12 +50,12 @@ class AssetLocator(Generic[K]):
     daemon (tuples of strings and dataclasses do), which makes the key of its lease."""
 
     def __init__(
-        self, blobs: BlobService, locate: Locate[K], known: int = KNOWN_ASSETS, *, leases: AssetLeases
+        self, blobs: BlobService, locate: Locate[K], known: int = KNOWN_BYTES, *, leases: AssetLeases
     ) -> None:
         self._blobs = blobs
         self._locate = locate
         self._leases = leases
-        self._known: LRUCache[tuple[str, K], AssetRecord] = LRUCache(known)
+        self._known: LRUCache[tuple[str, K], AssetRecord] = LRUCache(known, getsizeof=_known_weight)
         self._locating: SingleFlight[AssetRecord] = SingleFlight()
 
     def remember(self, repository: str, key: K, asset: AssetRecord) -> None:

@@ -39,15 +39,14 @@ from proxy.store.protocols import PackageCoordinate, PackageRecord
 from proxy.upstream.base import Upstream
 
 RECHECK = 30.0  # seconds a rendering is served before the chain is asked again (at most the metadata TTL)
-CACHE_BUDGET = 64 * 1024**2  # bytes of merged documents and renderings kept in memory
 
 
 class MetadataDocuments:
-    def __init__(self, services: Services, budget: int = CACHE_BUDGET) -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
         self._recheck = min(RECHECK, services.metadata_ttl)
         self._documents: MergedDocuments[MetadataPath, MavenMetadata] = MergedDocuments(
-            self._resolve, _package, budget=budget
+            self._resolve, _package, budget=services.documents_memory
         )
 
     def invalidate(self, package: PackageCoordinate) -> None:

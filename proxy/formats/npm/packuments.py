@@ -42,7 +42,6 @@ from proxy.store.protocols import PackageRecord
 from proxy.upstream.base import Upstream
 
 RETRY_AFTER = 10.0  # seconds before a chain that failed is asked again
-CACHE_BUDGET = 256 * 1024**2  # bytes of merged packuments and renders kept in memory
 
 
 @dataclass(frozen=True)
@@ -56,13 +55,13 @@ class _Answer:
 
 
 class Packuments:
-    def __init__(self, services: Services, budget: int = CACHE_BUDGET) -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
         self._ttl = services.metadata_ttl
         self._documents: MergedDocuments[PackageName, Packument] = MergedDocuments(
             self._resolve,
             lambda package: package.full,
-            budget=budget,
+            budget=services.documents_memory,
             keep_on_failure=RETRY_AFTER,
             # One slot per form: the base URL (from the Host header) is checked, not kept apart.
             store=RenderStore(services.metadata, "npm", lambda package: package.full, _form),

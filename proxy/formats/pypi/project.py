@@ -55,7 +55,6 @@ from proxy.upstream.base import Upstream, UpstreamUnavailable
 # page: 10 ms against 21). Not every index speaks it, hence the HTML fallbacks.
 UPSTREAM_ACCEPT = f"{JSON_V1}, {HTML_V1}; q=0.1, {TEXT_HTML}; q=0.01"
 RETRY_AFTER_FAILURE = 5.0  # seconds a view built without some upstream (failed or stale) is kept
-CACHE_BUDGET = 64 * 1024**2  # bytes of merged project views and their renderings kept in memory
 LISTING = "pypi-listing"  # the metadata entries keeping an upstream page's completable names
 COMPLETABLE_BUDGET = 4 * 1024**2  # bytes of remembered completable file names (usually none a page)
 
@@ -124,7 +123,7 @@ def _quoted(filename: str) -> str:
 class ProjectViews:
     """Project views by (repository, normalized project), in the shared merged-document cache."""
 
-    def __init__(self, services: Services, budget: int = CACHE_BUDGET) -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
         self._completable: LRUCache[tuple[str, bytes], frozenset[str]] = LRUCache(
             COMPLETABLE_BUDGET, getsizeof=lambda names: 128 + sum(64 + len(n) for n in names)
@@ -132,7 +131,7 @@ class ProjectViews:
         self._documents: MergedDocuments[str, Project] = MergedDocuments(
             self._resolve,
             lambda project: project,
-            budget=budget,
+            budget=services.documents_memory,
             # One slot per representation: the base URL (from the Host header) is checked, not kept apart.
             store=RenderStore(services.metadata, "pypi", lambda project: project, _representation),
         )
