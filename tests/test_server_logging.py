@@ -3,13 +3,15 @@ and what each series counts."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from proxy.logs import JsonFormatter
+from proxy.logs import JsonFormatter, LoopBatchedHandler
 from proxy.server.access_log import AccessLogger
 from proxy.server.metrics import Metrics
 
@@ -100,3 +102,76 @@ def test_metrics_count_each_format_and_status_class_apart():
     assert value("codeartifact_proxy_requests_total", {"format": "other", "status": "5xx"}) == 1
     assert value("codeartifact_proxy_request_duration_seconds_count", {"format": "npm"}) == 3
     assert value("codeartifact_proxy_request_duration_seconds_count", {"format": "other"}) == 2
+
+
+class _Writes(io.StringIO):
+    """A stream that remembers each write, as the system calls a real stream would make."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def _batched(name: str) -> tuple[logging.Logger, LoopBatchedHandler, _Writes]:
+    stream = _Writes()
+    handler = LoopBatchedHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger = logging.getLogger(name)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.handlers[:] = [handler]
+    return logger, handler, stream
+
+
+def test_lines_of_one_loop_turn_go_out_together_in_order_and_before_another_threads_line():
+    logger, _, stream = _batched("test.batched.order")
+
+    async def requests() -> list[str]:
+        for n in range(3):
+            logger.info("request %d", n)
+        held = list(stream.writes)  # nothing written yet: the loop's turn is not over
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        logger.info("request 3")
+        await asyncio.to_thread(logger.warning, "from a thread")
+        return held
+
+    assert asyncio.run(requests()) == []
+    name = "test.batched.order"
+    assert stream.writes == [
+        f"{name}: request 0\n{name}: request 1\n{name}: request 2\n",
+        f"{name}: request 3\n{name}: from a thread\n",
+    ]
+
+
+def test_flush_writes_the_pending_lines_once():
+    logger, handler, stream = _batched("test.batched.flush")
+
+    async def last_words() -> str:
+        logger.info("stopping")
+        before = stream.getvalue()
+        handler.flush()  # as logging.shutdown does at exit, whether or not the loop turns again
+        return before
+
+    assert asyncio.run(last_words()) == ""
+    assert stream.getvalue() == "test.batched.flush: stopping\n"
+
+
+def test_a_batch_is_cut_at_line_ends_into_pieces_a_pipe_writes_whole():
+    logger, _, stream = _batched("t")
+    line = "x" * 300
+
+    async def many() -> None:
+        for _ in range(10):
+            logger.info(line)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(many())
+    assert stream.getvalue() == f"t: {line}\n" * 10
+    assert len(stream.writes) > 1
+    assert all(len(piece.encode()) <= 4096 and piece.endswith("\n") for piece in stream.writes)
