@@ -149,8 +149,27 @@ class ChunkCipher:
         try:
             return self._aead.decrypt(self._next_nonce(last), ciphertext, aad)
         except InvalidTag:
-            where = "last chunk" if last else f"chunk {self._index - 1}"
-            raise SealError(f"authentication failed at {where} (corrupt, truncated or tampered)") from None
+            raise self._failed(last) from None
+
+    def open_into(
+        self,
+        ciphertext: bytes | bytearray | memoryview,
+        into: memoryview,
+        last: bool,
+        final_context: bytes = b"",
+    ) -> None:
+        """``open``, writing the plaintext into ``into`` (exactly its size: the ciphertext's less the
+        tag) instead of a new object. After a ``SealError`` ``into`` holds unauthenticated bytes:
+        the caller must not release them."""
+        aad = self._aad_for(last, final_context)
+        try:
+            self._aead.decrypt_into(self._next_nonce(last), ciphertext, aad, into)
+        except InvalidTag:
+            raise self._failed(last) from None
+
+    def _failed(self, last: bool) -> SealError:
+        where = "last chunk" if last else f"chunk {self._index - 1}"
+        return SealError(f"authentication failed at {where} (corrupt, truncated or tampered)")
 
 
 def _stream_cipher(secret: bytes, salt: bytes) -> AESGCM:
