@@ -411,6 +411,28 @@ def test_small_fetched_content_is_a_row_and_published_content_a_file(store):
         store.reader(fetched.blob_id)
 
 
+def test_a_blob_read_from_its_file_is_read_again_without_the_small_index_until_it_moves(store, monkeypatch):
+    with store.writer() as writer:
+        writer.write(b"a package published, then fetched again")
+        published = writer.commit()  # durable: a file
+    asked: list[str] = []
+    small_get = store.small.get
+    monkeypatch.setattr(store.small, "get", lambda name: asked.append(name) or small_get(name))
+    assert read(store, published.blob_id) == b"a package published, then fetched again"
+    assert read(store, published.blob_id) == b"a package published, then fetched again"
+    assert asked == [published.blob_id]  # the second read opened the file at once
+    # Evicted, then fetched again as small content: a row now; the file is not there to open.
+    assert store.delete(published.blob_id)
+    with store.writer() as writer:
+        writer.write(b"a package published, then fetched again")
+        assert writer.commit(durable=False) == published
+    assert files_under(store.root / "blobs") == []
+    assert read(store, published.blob_id) == b"a package published, then fetched again"
+    assert store.delete(published.blob_id)
+    with pytest.raises(BlobMissing):
+        store.reader(published.blob_id)
+
+
 def test_a_small_blob_that_fails_authentication_is_removed(store, caplog):
     with store.writer() as writer:
         writer.write(b"a small fetched package")

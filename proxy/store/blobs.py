@@ -50,6 +50,7 @@ import logging
 import os
 import re
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
@@ -79,6 +80,7 @@ SMALL_BLOB_BYTES = 128 * 1024  # fetched content up to this size is a row in blo
 # (a 0.8 MB npm tarball; most packages are smaller). Larger content streams chunk by chunk, holding
 # one chunk at a time.
 WHOLE_BYTES = 1024 * 1024
+KNOWN_FILES = 4096  # blob ids remembered as files (``BlobStore._remember_file``): about 0.5 MB
 _NAME_PURPOSE = "blob"
 # Binds blob files to their role: a sealed index value cannot be passed off as a blob.
 _CONTEXT = b"codeartifact-proxy blob"
@@ -136,6 +138,8 @@ class BlobStore:
         self._blobs = root / "blobs"
         self._tmp = root / "tmp"
         self._blobs_dir, self._tmp_dir = str(self._blobs), str(self._tmp)
+        # Blobs recently read from their own file, oldest first (see ``_remember_file``).
+        self._files: OrderedDict[str, None] = OrderedDict()
         self.small = Index(self._blobs / "small", shared=shared)  # first: it refuses a second process
         try:
             make_private_dirs(self._tmp)
@@ -173,21 +177,42 @@ class BlobStore:
         content's digest gives this blob id, which catches a valid blob file put in another's place.
         """
         path = self._file(blob_id)
-        sealed = self.small.get(blob_id)
-        if sealed is not None:
-            remove = partial(self.small.delete, blob_id)
-            return BlobReader(self, blob_id, io.BytesIO(sealed), len(sealed), remove, check_identity)
+        known_file = blob_id in self._files
+        if not known_file and (small := self._small_reader(blob_id, check_identity)) is not None:
+            return small
         try:
             file = open(path, "rb", buffering=0)  # noqa: SIM115 - the reader owns it
         except FileNotFoundError:
+            self._files.pop(blob_id, None)
+            if known_file and (small := self._small_reader(blob_id, check_identity)) is not None:
+                return small
             raise BlobMissing(blob_id) from None
         try:
             opened = os.fstat(file.fileno())
         except BaseException:
             file.close()
             raise
+        self._remember_file(blob_id)
         remove = partial(_remove_if_same, path, opened)
         return BlobReader(self, blob_id, file, opened.st_size, remove, check_identity)
+
+    def _small_reader(self, blob_id: str, check_identity: bool) -> BlobReader | None:
+        sealed = self.small.get(blob_id)
+        if sealed is None:
+            return None
+        remove = partial(self.small.delete, blob_id)
+        return BlobReader(self, blob_id, io.BytesIO(sealed), len(sealed), remove, check_identity)
+
+    def _remember_file(self, blob_id: str) -> None:
+        """Note that ``blob_id`` was a file: its next read opens the file first, without asking the
+        small blobs' index (a blob is one or the other; one found gone is looked up in both)."""
+        files = self._files
+        if blob_id in files:
+            return
+        files[blob_id] = None
+        if len(files) > KNOWN_FILES:
+            with contextlib.suppress(KeyError):  # another thread emptied it meanwhile
+                files.popitem(last=False)
 
     def delete(self, blob_id: str) -> bool:
         """Remove a blob; False if it did not exist."""
@@ -483,13 +508,11 @@ class BlobReader:
         them authenticated (and the identity checked)."""
         plaintext = bytearray(self.size)
         out = memoryview(plaintext)
-        buffer = memoryview(bytearray(step if full_chunks else last_size))
         opened = 0
         try:
             for index in range(full_chunks + 1):
                 last = index == full_chunks
-                ciphertext = buffer[: last_size if last else step]
-                self._read_exactly(ciphertext)
+                ciphertext = self._read(last_size if last else step)
                 into = out[opened : opened + len(ciphertext) - TAG_SIZE]
                 self._cipher.open_into(
                     ciphertext, into, last=last, final_context=self.blob_id.encode() if last else b""
@@ -523,6 +546,13 @@ class BlobReader:
                     yield chunk
         except SealError as exc:
             raise self._fail(exc) from None
+
+    def _read(self, size: int) -> bytes:
+        """The next ``size`` bytes (in a new object, which unlike a reused buffer is not zeroed first)."""
+        data = self._file.read(size)
+        if len(data) < size:  # a file is read short only at its end, a BytesIO likewise
+            raise SealError("truncated while being read")
+        return data
 
     def _read_exactly(self, into: memoryview) -> None:
         filled = 0
