@@ -43,6 +43,14 @@ def put(store: BlobStore, content: bytes, piece: int = 1000) -> str:
         return writer.commit().blob_id
 
 
+@pytest.fixture(params=["whole", "chunked"])
+def either_read(request: pytest.FixtureRequest, store: BlobStore) -> BlobStore:
+    """The store, reading content as one piece (up to ``whole_blob_bytes``) or chunk by chunk."""
+    if request.param == "chunked":
+        store.whole_blob_bytes = -1
+    return store
+
+
 def read(store: BlobStore, blob_id: str, **kwargs: bool) -> bytes:
     with store.reader(blob_id, **kwargs) as reader:
         return b"".join(reader)
@@ -60,7 +68,8 @@ def flip_byte(path: Path, offset: int) -> None:
 
 
 @pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 10 * CHUNK + 17])
-def test_round_trip(store, size):
+def test_round_trip(either_read, size):
+    store = either_read
     content = os.urandom(size)
     with store.writer() as writer:
         for i in range(0, size, 333):
@@ -77,7 +86,10 @@ def test_round_trip(store, size):
     assert list(store.ids()) == [info.blob_id]
     with store.reader(info.blob_id) as reader:
         assert reader.size == size
-        assert b"".join(reader) == content
+        pieces = list(reader)
+    assert b"".join(pieces) == content
+    whole = store.whole_blob_bytes >= size
+    assert len(pieces) == (1 if whole else -(-size // CHUNK)) if size else pieces == []
     assert store.disk_size(info.blob_id) == store.path(info.blob_id).stat().st_size > size
     assert store.verify(info.blob_id) is None
     assert files_under(store.root / "tmp") == []
@@ -154,7 +166,8 @@ def test_concurrent_writers_of_the_same_content_make_one_blob(store):
     assert read(store, ids[0]) == content
 
 
-def test_a_tampered_blob_is_corrupt_removed_and_logged_by_id(store, caplog):
+def test_a_tampered_blob_is_corrupt_removed_and_logged_by_id(either_read, caplog):
+    store = either_read
     content = b"MARKER-tamper " * 500
     blob_id = put(store, content)
     flip_byte(store.path(blob_id), 3 * CHUNK)
@@ -163,7 +176,9 @@ def test_a_tampered_blob_is_corrupt_removed_and_logged_by_id(store, caplog):
         for chunk in reader:
             received += chunk
     assert err.value.blob_id == blob_id
+    # Chunk by chunk, what authenticated before the broken chunk went out; as one piece, nothing did.
     assert len(received) < 3 * CHUNK and content.startswith(received)
+    assert received if store.whole_blob_bytes < 0 else received == b""
     assert not store.exists(blob_id)
     assert blob_id in caplog.text and "MARKER" not in caplog.text
     assert put(store, content) == blob_id  # the next fetch stores it again
@@ -192,7 +207,8 @@ def test_verify_reports_and_removes_bad_blobs(store):
 
 
 @pytest.mark.parametrize("size", [10, 5 * CHUNK])
-def test_a_valid_blob_in_another_blobs_place_fails(store, size):
+def test_a_valid_blob_in_another_blobs_place_fails(either_read, size):
+    store = either_read
     first, second = put(store, b"1" * size), put(store, b"2" * size)
     third = put(store, b"3" * size)
     os.replace(store.path(first), store.path(second))
@@ -393,6 +409,28 @@ def test_small_fetched_content_is_a_row_and_published_content_a_file(store):
     assert not store.delete(fetched.blob_id)
     with pytest.raises(BlobMissing):
         store.reader(fetched.blob_id)
+
+
+def test_a_blob_read_from_its_file_is_read_again_without_the_small_index_until_it_moves(store, monkeypatch):
+    with store.writer() as writer:
+        writer.write(b"a package published, then fetched again")
+        published = writer.commit()  # durable: a file
+    asked: list[str] = []
+    small_get = store.small.get
+    monkeypatch.setattr(store.small, "get", lambda name: asked.append(name) or small_get(name))
+    assert read(store, published.blob_id) == b"a package published, then fetched again"
+    assert read(store, published.blob_id) == b"a package published, then fetched again"
+    assert asked == [published.blob_id]  # the second read opened the file at once
+    # Evicted, then fetched again as small content: a row now; the file is not there to open.
+    assert store.delete(published.blob_id)
+    with store.writer() as writer:
+        writer.write(b"a package published, then fetched again")
+        assert writer.commit(durable=False) == published
+    assert files_under(store.root / "blobs") == []
+    assert read(store, published.blob_id) == b"a package published, then fetched again"
+    assert store.delete(published.blob_id)
+    with pytest.raises(BlobMissing):
+        store.reader(published.blob_id)
 
 
 def test_a_small_blob_that_fails_authentication_is_removed(store, caplog):

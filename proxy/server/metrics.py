@@ -62,11 +62,23 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
 
+        # The labelled series, looked up once: ``labels()`` costs more than the count itself, on every
+        # request. Both label sets are bounded (the formats' names, five status classes).
+        self._counted: dict[tuple[str, int], Counter] = {}
+        self._timed: dict[str, Histogram] = {}
+
     def observe(self, path: str, status: int, seconds: float) -> None:
         first = path.split("/", 2)[1] if path.count("/") >= 1 else ""
         fmt = first if first in self._labels else "other"
-        self.requests.labels(fmt, f"{status // 100}xx").inc()
-        self.duration.labels(fmt).observe(seconds)
+        status_class = status // 100
+        counted = self._counted.get((fmt, status_class))
+        if counted is None:
+            counted = self._counted[(fmt, status_class)] = self.requests.labels(fmt, f"{status_class}xx")
+        timed = self._timed.get(fmt)
+        if timed is None:
+            timed = self._timed[fmt] = self.duration.labels(fmt)
+        counted.inc()
+        timed.observe(seconds)
 
 
 @web.middleware

@@ -26,6 +26,7 @@ Concurrency: ``SealWriter`` and ``SealReader`` are stateful streams for one thre
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from dataclasses import dataclass
@@ -105,10 +106,10 @@ class ChunkCipher:
     (a file of known size) can use it directly, since it then knows which chunk is the last.
     """
 
-    def __init__(self, key: Key, header: Header, context: bytes = b"") -> None:
-        hkdf = HKDF(hashes.SHA256(), length=32, salt=header.salt, info=_SUBKEY_INFO)
+    def __init__(self, key: Key, header: Header, context: bytes = b"", *, aead: AESGCM | None = None) -> None:
+        """``aead``: the stream's cipher under its subkey, when the caller has it already."""
         self.header = header
-        self._aead = AESGCM(hkdf.derive(key.secret))
+        self._aead = aead if aead is not None else _stream_cipher(key.secret, header.salt)
         self._aad = header.to_bytes() + len(context).to_bytes(4, "big") + context
         self._index = 0
 
@@ -122,7 +123,7 @@ class ChunkCipher:
             key = keyring.get(header.key_id)
         except KeyError:
             raise UnknownKeyError(header.key_id) from None
-        return cls(key, header, context)
+        return cls(key, header, context, aead=_opening_cipher(key.secret, header.salt))
 
     def _next_nonce(self, last: bool) -> bytes:
         nonce = self._index.to_bytes(_COUNTER_SIZE, "big") + (b"\x01" if last else b"\x00")
@@ -148,8 +149,40 @@ class ChunkCipher:
         try:
             return self._aead.decrypt(self._next_nonce(last), ciphertext, aad)
         except InvalidTag:
-            where = "last chunk" if last else f"chunk {self._index - 1}"
-            raise SealError(f"authentication failed at {where} (corrupt, truncated or tampered)") from None
+            raise self._failed(last) from None
+
+    def open_into(
+        self,
+        ciphertext: bytes | bytearray | memoryview,
+        into: memoryview,
+        last: bool,
+        final_context: bytes = b"",
+    ) -> None:
+        """``open``, writing the plaintext into ``into`` (exactly its size: the ciphertext's less the
+        tag) instead of a new object. After a ``SealError`` ``into`` holds unauthenticated bytes:
+        the caller must not release them."""
+        aad = self._aad_for(last, final_context)
+        try:
+            self._aead.decrypt_into(self._next_nonce(last), ciphertext, aad, into)
+        except InvalidTag:
+            raise self._failed(last) from None
+
+    def _failed(self, last: bool) -> SealError:
+        where = "last chunk" if last else f"chunk {self._index - 1}"
+        return SealError(f"authentication failed at {where} (corrupt, truncated or tampered)")
+
+
+def _stream_cipher(secret: bytes, salt: bytes) -> AESGCM:
+    """The cipher of one sealed stream: AES-GCM under HKDF-SHA256(secret, salt)."""
+    hkdf = HKDF(hashes.SHA256(), length=32, salt=salt, info=_SUBKEY_INFO)
+    return AESGCM(hkdf.derive(secret))
+
+
+# The streams read most (a popular asset's blob, served again and again) keep their cipher: deriving
+# the subkey costs about as much as opening a small chunk. Keyed by the master secret itself, so a
+# key file replaced under the same id is not confused with the old one. Thread-safe (lru_cache); an
+# AESGCM object holds no per-message state, so readers in several threads can share one.
+_opening_cipher = functools.lru_cache(maxsize=1024)(_stream_cipher)
 
 
 def _check_chunk_size(chunk_size: int) -> None:

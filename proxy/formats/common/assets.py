@@ -26,6 +26,12 @@ WRITE_TIMEOUT = 30.0
 BUFFERED_BYTES = 256 * 1024  # assets up to this size are answered in one piece, once verified
 
 
+# A first piece of body up to this size goes out with the headers in one write; a larger one after
+# them, in a write of its own: aiohttp joins headers and body into one new bytes object to write them
+# together (Python < 3.12.9), and copying a large body costs more than the system call it saves.
+COALESCED_BYTES = 64 * 1024
+
+
 class _AssetResponse(web.StreamResponse):
     # The headers wait for the first body bytes and go out in the same write, as web.Response does:
     # one system call and one wake-up of the client fewer per asset.
@@ -42,7 +48,9 @@ async def blob_response(
 ) -> web.StreamResponse | None:
     """Stream the blob to the client; None when it is gone (evicted or broken), so the caller can fetch
     it again. A blob found broken mid-stream ends the response early: the client sees a short read,
-    never unauthenticated bytes."""
+    never unauthenticated bytes (content read as one piece, ``BlobStore.whole_blob_bytes``, is found
+    broken before the response starts, so it is fetched again instead). A client that leaves
+    mid-response ends it quietly (the access log shows the bytes it got)."""
     headers = {"Content-Type": content_type, "Content-Length": str(size), "Cache-Control": CACHE_CONTROL}
     headers[STORE_HEADER] = "hit"
     if etag:
@@ -54,7 +62,7 @@ async def blob_response(
         first = await anext(chunks, b"")
     except (BlobMissing, BlobCorrupt):
         return None
-    response = _AssetResponse(headers=headers)
+    response = (_AssetResponse if len(first) <= COALESCED_BYTES else web.StreamResponse)(headers=headers)
     await response.prepare(request)
     if request.method == "HEAD":
         await chunks.aclose()
@@ -66,6 +74,10 @@ async def blob_response(
     except BlobCorrupt:
         if request.transport is not None:
             request.transport.close()
+        return response
+    except ConnectionError:
+        # The client went away mid-response: nobody is left to answer, and nothing failed here.
+        await chunks.aclose()
         return response
     await response.write_eof()
     return response
