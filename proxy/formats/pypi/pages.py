@@ -1,5 +1,7 @@
-"""Reading an upstream's project page: PEP 503 HTML (stdlib ``html.parser``) or PEP 691 JSON, into the
-model's ``DistFile`` list.
+"""Reading an upstream's project page: PEP 503 HTML (stdlib ``html.parser``, or for a plain page regular
+expressions that read exactly what it reads) or PEP 691 JSON, into the model's ``DistFile`` list.
+Pages list thousands of files: the per-file work is kept to a few dictionary look-ups and one match
+each where the usual shapes allow, the general (slower) path for anything else.
 
 A page that is not what it claims (not UTF-8, no HTML markup at all, JSON without a ``files`` list, a
 malformed hash) raises ValueError: the Fetcher then answers 502 and caches nothing. Files whose name is
