@@ -38,7 +38,6 @@ with every store step in a thread, 1.1 s with every step inline).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import fcntl
 import functools
@@ -72,53 +71,26 @@ INLINE_BYTES = 64 * 1024
 GROUP_SECONDS = 0.2  # an index's group of writes commits this long after it opened
 
 
-# Bytes of offloaded work (documents parsed, merged, rendered, sealed) running at once. A parsed document
-# takes several times its bytes while it is made, so a burst of large ones (an install asking for a
-# dozen multi-MB packuments at once) would otherwise hold all of them, several times over, at the
-# same moment. The interpreter lock runs most of that work one piece at a time anyway.
-OFFLOAD_BYTES = 8 * 1024 * 1024
-# Once this many bytes of offloaded work have run, the C heap's free pages go back to the system the
-# next time no offloaded work runs for ``TRIM_DELAY`` seconds (proxy.store.allocator).
+# Once this many bytes of offloaded work (documents parsed, merged, rendered) have run, the C heap's
+# free pages go back to the system the next time no offloaded work runs for ``TRIM_DELAY`` seconds
+# (proxy.store.allocator): what a burst of large documents took is not kept in the idle daemon's RSS.
 TRIM_AFTER_BYTES = 16 * 1024 * 1024
 TRIM_DELAY = 1.0
 
 
-class _Admission:
-    """Lets offloaded work of at most ``limit`` bytes run at once, first come first served; a piece
-    larger than the limit runs alone. One per event loop, used from it only."""
+class _Bursts:
+    """Offloaded work of one event loop, to give the heap's free memory back after each burst. Used
+    from its loop only."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.running = 0
-        self._waiting: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+    def __init__(self) -> None:
+        self.running = 0  # pieces of work in worker threads
         self._since_trim = 0  # bytes of work run since the heap was last trimmed
         self._trim: asyncio.TimerHandle | None = None
-        self._trimming: asyncio.Task[bool] | None = None
+        self._trimming: asyncio.Future[bool] | None = None
 
-    def _fits(self, size: int) -> bool:
-        return self.running == 0 or self.running + size <= self.limit
-
-    async def acquire(self, size: int) -> None:
-        if not self._waiting and self._fits(size):
-            self.running += size
-            return
-        waiter = (size, asyncio.get_running_loop().create_future())
-        self._waiting.append(waiter)
-        try:
-            await waiter[1]
-        except BaseException:
-            if waiter[1].done() and not waiter[1].cancelled():  # admitted as it was cancelled
-                self.release(size)
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiting.remove(waiter)
-                self._admit()
-            raise
-
-    def release(self, size: int) -> None:
-        self.running -= size
+    def done(self, size: int) -> None:
+        self.running -= 1
         self._since_trim += size
-        self._admit()
         if self.running == 0 and self._since_trim >= TRIM_AFTER_BYTES:
             if self._trim is not None:
                 self._trim.cancel()
@@ -127,35 +99,27 @@ class _Admission:
     def _give_back(self) -> None:
         self._trim = None
         if self.running or (self._trimming is not None and not self._trimming.done()):
-            return  # the next release schedules it again
+            return  # the next piece of work to end schedules it again
         self._since_trim = 0
         self._trimming = asyncio.ensure_future(asyncio.to_thread(give_back_free_memory))
 
-    def _admit(self) -> None:
-        while self._waiting and self._fits(self._waiting[0][0]):
-            size, future = self._waiting.popleft()
-            if not future.done():
-                self.running += size
-                future.set_result(None)
 
-
-_admissions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Admission] = weakref.WeakKeyDictionary()
+_bursts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bursts] = weakref.WeakKeyDictionary()
 
 
 async def offload(size: int, work: Callable[[], T]) -> T:
-    """Run ``work``, which handles about ``size`` bytes, inline when that is small, else in a thread
-    once no more than ``OFFLOAD_BYTES`` of other offloaded work runs."""
+    """Run ``work``, which handles about ``size`` bytes, inline when that is small, else in a thread."""
     if size < INLINE_BYTES:
         return work()
     loop = asyncio.get_running_loop()
-    admission = _admissions.get(loop)
-    if admission is None:
-        admission = _admissions[loop] = _Admission(OFFLOAD_BYTES)
-    await admission.acquire(size)
+    bursts = _bursts.get(loop)
+    if bursts is None:
+        bursts = _bursts[loop] = _Bursts()
+    bursts.running += 1
     try:
         return await asyncio.to_thread(work)
     finally:
-        admission.release(size)
+        bursts.done(size)
 
 
 class AssetWriter:

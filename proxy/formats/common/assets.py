@@ -69,8 +69,10 @@ async def blob_response(
         return response
     try:
         await response.write(first)
+        del first  # a chunk sent is not held while the next is read: 256 KiB a download
         async for chunk in chunks:
             await response.write(chunk)
+            del chunk
     except BlobCorrupt:
         if request.transport is not None:
             request.transport.close()
