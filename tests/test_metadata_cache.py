@@ -55,11 +55,24 @@ def test_a_revalidated_document_keeps_its_body_entry_and_a_changed_one_replaces_
     assert refreshed is not None and refreshed.fetched_at == 2000.0 and refreshed.body == large(b"one ").body
 
     cache.put(large(b"two "), "k")
-    assert len(set(cache.names())) == 2 and set(cache.names()) != names  # the old body is gone
+    assert len(set(cache.names())) == 3  # the head, the new body and the one it replaced
+    assert kept.body == large(b"one ").body  # a reader that took the head before the change
+    second = cache.get("k")
+    assert second is not None and second.body == large(b"two ").body
+
+    before_third = cache.get("k")
+    cache.put(large(b"three "), "k")
+    assert len(set(cache.names())) == 3 and len(names & set(cache.names())) == 1  # the head; body one is gone
+    assert before_third is not None and before_third.body == large(b"two ").body
+    stale = cache.get("k")
+    cache.put(large(b"four "), "k")
+    cache.put(large(b"five "), "k")
     with pytest.raises(LookupError):
-        kept.body  # noqa: B018 - a head read before the change cannot pass off the new body as its own
+        assert stale is not None
+        stale.body  # noqa: B018 - two changes later its body is gone: never the new body as its own
+
     replaced = cache.get("k")
-    assert replaced is not None and replaced.body == large(b"two ").body
+    assert replaced is not None and replaced.body == large(b"five ").body
 
     cache.put(CachedDocument(404, b""), "k")
     assert len(cache.names()) == 1

@@ -182,44 +182,54 @@ class MetadataCache:
 
     def put(self, doc: CachedDocument, *key: str) -> None:
         """Keep ``doc``; a body of more than ``APART_BYTES`` with a digest goes to an entry of its own,
-        written only when the digest changed (a revalidated document rewrites its head only)."""
+        written only when the digest changed (a revalidated document rewrites its head only). The body
+        it replaces is kept one change longer: a reader that took the previous head before this change
+        still reads its body (only two changes of one document while one request reads it, within
+        ``metadata_ttl``, lose it, and that request is then answered "ask again")."""
         name = self._name(key)
         # One transaction: the workers of a host sharing the index never drop a body another one kept.
         with unless_out_of_space(log, "metadata not cached"), self.index.transaction():
-            held = self._held_apart(name)
+            held, previous = self._held_apart(name)
             if doc.size > APART_BYTES and doc.digest is not None:
                 apart = self._body_name(key, doc.digest)
                 if apart != held:
                     self.index.set(apart, seal(self._keyring, doc.body, context=apart.encode()))
-                plain = _packed({**_head(doc), "apart": {"entry": apart, "size": doc.size}}, b"")
+                kept = previous if apart == held else held
+                head = {**_head(doc), "apart": {"entry": apart, "size": doc.size, "previous": kept}}
+                plain = _packed(head, b"")
             else:
-                apart, plain = None, pack_document(doc)
+                apart, kept, plain = None, held, pack_document(doc)
             self.index.set(name, seal(self._keyring, plain, context=name.encode()))
-            if held is not None and held != apart:
-                self.index.delete(held)
+            if previous is not None and previous not in (apart, kept):
+                self.index.delete(previous)
+            if kept is not None and apart is None:
+                self.index.delete(kept)  # a small document now: nothing refers to a body held apart
 
     def delete(self, *key: str) -> None:
         name = self._name(key)
         with unless_out_of_space(log, "metadata not removed from the cache"), self.index.transaction():
-            held = self._held_apart(name)
-            if held is not None:
-                self.index.delete(held)
+            for held in self._held_apart(name):
+                if held is not None:
+                    self.index.delete(held)
             self.index.delete(name)
 
     def _body_name(self, key: tuple[str, ...], digest: str) -> str:
         return self._name((*key, "\0body", digest))
 
-    def _held_apart(self, name: str) -> str | None:
-        """The entry name of the body held apart for the document now kept under ``name``, if any."""
+    def _held_apart(self, name: str) -> tuple[str | None, str | None]:
+        """The entry names of the body held apart for the document now kept under ``name``, and of the
+        one it replaced, kept one change longer (None: none)."""
         raw = self.index.get(name)
         if raw is None:
-            return None
+            return None, None
         try:
             head, _ = _unpacked(unseal(self._keyring, raw, context=name.encode()))
         except SealError:
-            return None  # overwritten either way; verify reports unreadable entries
+            return None, None  # overwritten either way; verify reports unreadable entries
         apart = head.get("apart")
-        return None if apart is None else str(apart["entry"])
+        if apart is None:
+            return None, None
+        return str(apart["entry"]), apart.get("previous")
 
     def _body(self, name: str) -> bytes:
         """A body held apart (``name``: its entry), for ``CachedDocument.body``, on any thread."""

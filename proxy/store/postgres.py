@@ -63,7 +63,7 @@ from proxy.store.sealed import SealError, seal, unseal
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 POOL_SIZE = 10
 # Advisory lock classes (the first of PostgreSQL's two int4 lock keys); the second is the object.
 _LOCK_SCHEMA, _LOCK_PACKAGE, _LOCK_EVICTION = 0x43410001, 0x43410002, 0x43410003

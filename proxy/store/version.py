@@ -13,7 +13,7 @@ from pathlib import Path
 
 from proxy.store.keyring import fsync_dir, make_private_dirs
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2
 FILE_NAME = "store-format"
 _CONTENT = ("index", "blobs")  # what a store of any version has once it was used
 

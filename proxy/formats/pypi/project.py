@@ -195,8 +195,8 @@ class ProjectViews:
                 expiries.append(time.time() + NOT_FOUND_TTL)
                 return None
             expiries.append(fetched.doc.fetched_at + ttl)
-            sizes.append(len(fetched.doc.body))
-            digest = hashlib.sha1(fetched.doc.body).digest()
+            sizes.append(fetched.doc.size)
+            digest = fetched.digest()
             return _Page(Source(upstream.name, upstream, path), digest, fetched), fetched.stale
 
         places = services.chain.places(repository)
