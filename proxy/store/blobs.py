@@ -58,6 +58,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
 
+from proxy.store.allocator import MMAP_THRESHOLD
 from proxy.store.index import Index
 from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
 from proxy.store.sealed import (
@@ -76,10 +77,11 @@ log = logging.getLogger(__name__)
 _BLOB_ID = re.compile(r"[0-9a-f]{64}")
 SMALL_BLOB_BYTES = 128 * 1024  # fetched content up to this size is a row in blobs/small
 # Content up to this size is read as one piece (``BlobReader``): a server writes it to its client in
-# one system call with the headers, where chunk by chunk took four and as many wake-ups of the client
-# (a 0.8 MB npm tarball; most packages are smaller). Larger content streams chunk by chunk, holding
-# one chunk at a time.
-WHOLE_BYTES = 1024 * 1024
+# one system call, where chunk by chunk took four and as many wake-ups of the client (a 0.8 MB npm
+# tarball; most packages are smaller). Larger content streams chunk by chunk, holding one chunk at a
+# time. Kept below the C allocator's mmap threshold (``proxy.store.allocator``), so that the piece
+# comes from the heap: a fresh mapping costs a page fault per 4 KiB of it.
+WHOLE_BYTES = MMAP_THRESHOLD - CHUNK_SIZE // 4
 KNOWN_FILES = 4096  # blob ids remembered as files (``BlobStore._remember_file``): about 0.5 MB
 _NAME_PURPOSE = "blob"
 # Binds blob files to their role: a sealed index value cannot be passed off as a blob.
