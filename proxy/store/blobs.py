@@ -58,6 +58,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
 
+from proxy.store.allocator import MMAP_THRESHOLD
 from proxy.store.index import Index
 from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
 from proxy.store.sealed import (
@@ -76,10 +77,11 @@ log = logging.getLogger(__name__)
 _BLOB_ID = re.compile(r"[0-9a-f]{64}")
 SMALL_BLOB_BYTES = 128 * 1024  # fetched content up to this size is a row in blobs/small
 # Content up to this size is read as one piece (``BlobReader``): a server writes it to its client in
-# one system call with the headers, where chunk by chunk took four and as many wake-ups of the client
-# (a 0.8 MB npm tarball; most packages are smaller). Larger content streams chunk by chunk, holding
-# one chunk at a time.
-WHOLE_BYTES = 1024 * 1024
+# one system call, where chunk by chunk took four and as many wake-ups of the client (a 0.8 MB npm
+# tarball; most packages are smaller). Larger content streams chunk by chunk, holding one chunk at a
+# time. Kept below the C allocator's mmap threshold (``proxy.store.allocator``), so that the piece
+# comes from the heap: a fresh mapping costs a page fault per 4 KiB of it.
+WHOLE_BYTES = MMAP_THRESHOLD - CHUNK_SIZE // 4
 KNOWN_FILES = 4096  # blob ids remembered as files (``BlobStore._remember_file``): about 0.5 MB
 _NAME_PURPOSE = "blob"
 # Binds blob files to their role: a sealed index value cannot be passed off as a blob.
@@ -126,6 +128,9 @@ class BlobStore:
 
     small_blob_bytes = SMALL_BLOB_BYTES  # fetched content up to this size goes to ``small``
     whole_blob_bytes = WHOLE_BYTES  # content up to this size is read as one piece
+    # Blobs recently read from their own file, oldest first (see ``_remember_file``); made by the first
+    # such read, so that subclasses with their own __init__ need not know of it.
+    _files: OrderedDict[str, None] | None = None
 
     def __init__(
         self, root: Path, keyring: KeyRing, chunk_size: int = CHUNK_SIZE, *, shared: bool = False
@@ -138,8 +143,6 @@ class BlobStore:
         self._blobs = root / "blobs"
         self._tmp = root / "tmp"
         self._blobs_dir, self._tmp_dir = str(self._blobs), str(self._tmp)
-        # Blobs recently read from their own file, oldest first (see ``_remember_file``).
-        self._files: OrderedDict[str, None] = OrderedDict()
         self.small = Index(self._blobs / "small", shared=shared)  # first: it refuses a second process
         try:
             make_private_dirs(self._tmp)
@@ -177,15 +180,16 @@ class BlobStore:
         content's digest gives this blob id, which catches a valid blob file put in another's place.
         """
         path = self._file(blob_id)
-        known_file = blob_id in self._files
+        known_file = self._files is not None and blob_id in self._files
         if not known_file and (small := self._small_reader(blob_id, check_identity)) is not None:
             return small
         try:
             file = open(path, "rb", buffering=0)  # noqa: SIM115 - the reader owns it
         except FileNotFoundError:
-            self._files.pop(blob_id, None)
-            if known_file and (small := self._small_reader(blob_id, check_identity)) is not None:
-                return small
+            if known_file:  # no longer a file: it may have become a small blob since
+                self._files.pop(blob_id, None)  # type: ignore[union-attr]
+                if (small := self._small_reader(blob_id, check_identity)) is not None:
+                    return small
             raise BlobMissing(blob_id) from None
         try:
             opened = os.fstat(file.fileno())
@@ -207,6 +211,8 @@ class BlobStore:
         """Note that ``blob_id`` was a file: its next read opens the file first, without asking the
         small blobs' index (a blob is one or the other; one found gone is looked up in both)."""
         files = self._files
+        if files is None:
+            files = self._files = OrderedDict()  # two threads racing here make a cache each: harmless
         if blob_id in files:
             return
         files[blob_id] = None
