@@ -162,9 +162,12 @@ class Entry(Generic[V]):
         return self.merged
 
     def weight(self) -> int:
-        # ENTRY_OVERHEAD: a view made of local records only (size 0) still counts.
+        # ENTRY_OVERHEAD: a view made of local records only (size 0) still counts. Its answers take
+        # PARSED_FACTOR times their bytes once merged; a view served from its sealed renderings (after a
+        # restart or an eviction) never parses them, and holds their bytes at most.
         renders = [*self.renders.values(), *self.provisional.values()]
-        return ENTRY_OVERHEAD + PARSED_FACTOR * self.size + sum(r.weight() for r in renders)
+        answers = PARSED_FACTOR * self.size if self.pending is None else self.size
+        return ENTRY_OVERHEAD + answers + sum(r.weight() for r in renders)
 
 
 class RenderStore:
