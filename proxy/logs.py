@@ -100,14 +100,12 @@ class LoopBatchedHandler(logging.StreamHandler[TextIO]):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + self.terminator
+            self._pending.append(self.format(record) + self.terminator)
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                self._pending.append(line)
                 self._write_pending()
                 return
-            self._pending.append(line)
             if not self._scheduled:
                 loop.call_soon(self._write_scheduled)
                 self._scheduled = True

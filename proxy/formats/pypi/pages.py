@@ -41,10 +41,10 @@ def parse_page(body: bytes, project: str) -> list[DistFile]:
     return [f for f in files if belongs(f.filename, project)]
 
 
-def _check_hashes(hashes: dict[str, object], filename: str, what: str = "hashes") -> dict[str, str]:
+def _check_hashes(hashes: dict[str, object], filename: str, metadata: bool = False) -> dict[str, str]:
     """The hashes with lowercase algorithms and digests (``hashes`` itself when they are already,
-    as usual). ValueError: a value that is not text ("malformed ``what``", whichever value comes
-    first), or a digest that is not hex of its algorithm's length."""
+    as usual); ``metadata``: they are those of ``filename``'s PEP 658 file. ValueError: a value that is
+    not text (whichever comes first), or a digest that is not hex of its algorithm's length."""
     for algorithm, value in hashes.items():
         if not (
             isinstance(value, str)
@@ -52,14 +52,14 @@ def _check_hashes(hashes: dict[str, object], filename: str, what: str = "hashes"
             and _LOWER_HEX.fullmatch(value)
             and len(value) == _HASH_LENGTHS.get(algorithm, len(value))
         ):
-            return _checked_copy(hashes, filename, what)
+            return _checked_copy(hashes, filename, metadata)
     return hashes  # type: ignore[return-value]  # every value is text, checked above
 
 
-def _checked_copy(hashes: Mapping[str, object], filename: str, what: str) -> dict[str, str]:
+def _checked_copy(hashes: Mapping[str, object], filename: str, metadata: bool) -> dict[str, str]:
     if not all(isinstance(v, str) for v in hashes.values()):
-        raise ValueError(f"malformed {what} for {filename}")
-    suffix = "" if what == "hashes" else ".metadata"
+        raise ValueError(f"malformed {'metadata hashes' if metadata else 'hashes'} for {filename}")
+    suffix = ".metadata" if metadata else ""
     checked = {}
     for algorithm, value in hashes.items():
         assert isinstance(value, str)
@@ -193,7 +193,7 @@ def _html_metadata(attrs: Mapping[str, str | None], filename: str) -> dict[str, 
     if value is None or value.lower() == "false":
         return None
     algorithm, _, digest = value.partition("=")
-    return _check_hashes({algorithm: digest}, filename, "metadata hashes") if digest else {}
+    return _check_hashes({algorithm: digest}, filename, metadata=True) if digest else {}
 
 
 # -- JSON (PEP 691) ---------------------------------------------------------------------------------
@@ -233,5 +233,5 @@ def _json_file(entry: Any) -> DistFile:
 
 def _json_metadata(value: Any, filename: str) -> dict[str, str] | None:
     if isinstance(value, dict):
-        return _check_hashes(value, filename, "metadata hashes")
+        return _check_hashes(value, filename, metadata=True)
     return {} if value is True else None
