@@ -179,10 +179,13 @@ def test_packument_forms_and_caching_headers(proxy, public):
 
 
 def test_version_documents_by_version_and_tag(proxy, public):
-    public.add("lib", "1.0.0")
+    public.add("lib", "1.0.0", description="a library", contributors=["someone"])
     public.add("lib", "2.0.0-rc.1", tags=("next",))
     base = f"{proxy.url}/npm/dev/lib/"
-    assert httpx.get(base + "1.0.0").json()["version"] == "1.0.0"
+    httpx.get(f"{proxy.url}/npm/dev/lib", headers=ABBREVIATED)  # what installing needs, merged first
+    version = httpx.get(base + "1.0.0").json()
+    assert version["version"] == "1.0.0"  # and every field of it:
+    assert version["description"] == "a library" and version["contributors"] == ["someone"]
     tagged = httpx.get(base + "next").json()
     assert tagged["version"] == "2.0.0-rc.1"
     assert tagged["dist"]["tarball"] == f"{proxy.url}/npm/dev/lib/-/lib-2.0.0-rc.1.tgz"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +15,7 @@ from proxy.formats.npm.metadata import (
     abbreviate,
     local_document,
     merge,
+    parse_complete,
     parse_packument,
     render_abbreviated,
     render_full,
@@ -106,10 +108,44 @@ def test_broken_entries_are_skipped_not_fatal():
     assert merged.time == {}
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"versions": []}', b'{"dist-tags": "x"}', b"\xff"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"versions": []}',
+        b'{"dist-tags": "x"}',
+        b"\xff",
+        # Broken where nothing installing needs is: the whole body is checked all the same.
+        b'{"versions": {}, "readme": [1,}',
+        b'{"versions": {}, "readme": "\xff"}',
+        b'{"versions": {"1.0.0": {"description": {"a": }}}}',
+    ],
+)
 def test_parse_packument_refuses_broken_documents(body):
     with pytest.raises(ValueError):
         parse_packument(body)
+
+
+def test_parse_keeps_what_installing_needs_and_complete_keeps_everything():
+    body = json.dumps({
+        "name": "x", "readme": "long", "dist-tags": {"latest": "1.0.0"}, "time": {"1.0.0": "t"},
+        "versions": {"1.0.0": {"name": "x", "version": "1.0.0", "description": "d", "contributors": ["a"],
+                               "scripts": {"test": "t", "postinstall": "p"}, "dist": {"shasum": "ab"}},
+                     "2.0.0": "nonsense"}}).encode()  # fmt: skip
+    short = parse_packument(body)
+    assert short == {
+        "dist-tags": {"latest": "1.0.0"}, "time": {"1.0.0": "t"},
+        "versions": {"1.0.0": {"name": "x", "version": "1.0.0", "scripts": {"postinstall": "p"},
+                               "dist": {"shasum": "ab"}}, "2.0.0": "nonsense"}}  # fmt: skip
+    assert parse_complete(body) == json.loads(body)
+    merged = merge(PKG, [PlaceDocument("U", True, short)])
+    complete = replace(
+        merged, completed_by=lambda: merge(PKG, [PlaceDocument("U", True, parse_complete(body))])
+    )
+    assert abbreviate(merged.versions["1.0.0"]) == abbreviate(complete.complete().versions["1.0.0"])
+    assert complete.complete().versions["1.0.0"]["description"] == "d"
+    assert complete.complete().fields == {"readme": "long"} and merged.complete() is merged
 
 
 def test_full_render_rewrites_every_tarball_to_the_proxy():

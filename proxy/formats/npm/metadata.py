@@ -11,15 +11,25 @@ Merge rules, as CodeArtifact applies them along a repository's chain:
 
 Every version keeps where it came from (VersionSource), so the tarball handler can fetch and verify it.
 Rendering rewrites every ``dist.tarball`` to the proxy. Pure functions on plain data, no I/O.
+
+An upstream packument is read in two depths. ``parse_packument`` checks the whole body and keeps what
+installing needs (per version the ``INSTALL_FIELDS`` and the install scripts; ``dist-tags``, ``time``):
+it is what is merged for the abbreviated form, the tarballs and the dist-tags, and it skips the
+readmes, ``devDependencies``-sized maintainers lists and other fields that make most of a large
+packument's bytes. ``parse_complete`` reads everything, for the full form and a version's document; a
+merged packument made of the first kind carries how to make its complete counterpart
+(``Packument.complete``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
+
+import msgspec
 
 from proxy.formats.common import json_codec
 from proxy.formats.npm.names import PackageName
@@ -53,6 +63,19 @@ INSTALL_FIELDS = (
     "hasInstallScript",
 )
 _INSTALL_SCRIPTS = ("preinstall", "install", "postinstall")
+# A JSON value that is not an object: a version or ``scripts`` of another type is kept (and skipped when
+# merged or abbreviated) rather than failing the whole packument, as a fully read one would be.
+_Other = str | int | float | bool | None | list[Any]
+_Scripts = TypedDict("_Scripts", {s: Any for s in _INSTALL_SCRIPTS}, total=False)  # type: ignore[misc]
+_InstallVersion = TypedDict(  # type: ignore[misc]
+    "_InstallVersion", {**{f: Any for f in INSTALL_FIELDS}, "scripts": _Scripts | _Other}, total=False
+)
+_InstallPackument = TypedDict(  # type: ignore[misc]
+    "_InstallPackument",
+    {"versions": dict[str, _InstallVersion | _Other], "dist-tags": dict[str, Any], "time": dict[str, Any]},
+    total=False,
+)
+_INSTALL_SHAPE = msgspec.json.Decoder(_InstallPackument)
 _DROPPED_TOP_LEVEL = frozenset({"_id", "_rev", "_attachments", "name", "versions", "dist-tags", "time"})
 
 
@@ -86,10 +109,17 @@ class Packument:
     dist_tags: dict[str, str]
     time: dict[str, str]
     fields: Document
+    # Merges the places' complete documents, when this one was merged from what installing needs.
+    completed_by: Callable[[], Packument] | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
         return self.package.full
+
+    def complete(self) -> Packument:
+        """This packument with every field of every version (the full form): itself when it has them,
+        else merged again from the places' complete documents (parsed now, not kept)."""
+        return self if self.completed_by is None else self.completed_by()
 
     def version_for(self, spec: str) -> str | None:
         """A version or dist-tag -> the version it names in this packument, or None."""
@@ -101,7 +131,18 @@ class Packument:
 
 # -- parsing ------------------------------------------------------------------------------------
 def parse_packument(body: bytes) -> Document:
-    """An upstream's packument; ValueError when it is not one (the Fetcher then refuses to cache it)."""
+    """What installing needs of an upstream's packument (see the module docstring), the whole body
+    checked; ValueError when it is not a packument (the Fetcher then refuses to cache it)."""
+    try:
+        return json_codec.loads_as(body, _INSTALL_SHAPE)
+    except ValueError as exc:  # not UTF-8, not JSON, or not of a packument's shape
+        raise ValueError(f"packument is not a packument ({exc})") from None
+    except RecursionError:
+        raise ValueError("packument is nested too deeply") from None
+
+
+def parse_complete(body: bytes) -> Document:
+    """An upstream's packument, every field of it; ValueError when it is not one."""
     try:
         doc = json_codec.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from proxy.formats.common.documents import Entry, MergedDocuments, Rendered, RenderStore, Resolution
 from proxy.formats.format import Services
@@ -30,6 +30,7 @@ from proxy.formats.npm.metadata import (
     dumps,
     local_document,
     merge,
+    parse_complete,
     parse_packument,
     render_abbreviated,
     render_full,
@@ -39,6 +40,7 @@ from proxy.formats.npm.names import PackageName
 from proxy.repository.fetch import NOT_FOUND_TTL
 from proxy.repository.resolve import resolve
 from proxy.store.protocols import PackageRecord
+from proxy.store.store import offload
 from proxy.upstream.base import Upstream
 
 RETRY_AFTER = 10.0  # seconds before a chain that failed is asked again
@@ -50,7 +52,8 @@ class _Answer:
 
     digest: bytes
     size: int
-    load: Callable[[], Document]
+    load: Callable[[], Document]  # what installing needs (``parse_packument``)
+    load_complete: Callable[[], Document]  # every field (``parse_complete``)
     expires: float
 
 
@@ -89,6 +92,11 @@ class Packuments:
         """The merged packument of ``entry`` (merged on first use, a large one in a worker thread)."""
         return await self._documents.value(entry)
 
+    async def complete(self, entry: Entry[Packument]) -> Packument | None:
+        """The merged packument of ``entry`` with every field (``Packument.complete``), not kept."""
+        packument = await self._documents.value(entry)
+        return None if packument is None else await offload(entry.size, packument.complete)
+
     async def rendered(
         self, entry: Entry[Packument], repository: str, package: PackageName, base: str, abbreviated: bool
     ) -> Rendered:
@@ -111,7 +119,7 @@ class Packuments:
             if doc is None:
                 return None
             raw = dumps(doc)
-            return _Answer(hashlib.sha1(raw).digest(), len(raw), lambda: doc, now + self._ttl)
+            return _Answer(hashlib.sha1(raw).digest(), len(raw), lambda: doc, lambda: doc, now + self._ttl)
 
         async def remote(upstream: Upstream) -> tuple[_Answer, bool] | None:
             if "npm" not in upstream.formats:
@@ -122,7 +130,13 @@ class Packuments:
                 return None
             fresh_until = fetched.doc.fetched_at + self._ttl
             # The body is not read here: after a restart it is read from the store only when merged.
-            answer = _Answer(fetched.digest(), fetched.doc.size, fetched.parsed, fresh_until)
+            answer = _Answer(
+                fetched.digest(),
+                fetched.doc.size,
+                fetched.parsed,
+                lambda: parse_complete(fetched.doc.body),
+                fresh_until,
+            )
             return answer, fetched.stale
 
         services = self._services
@@ -136,16 +150,21 @@ class Packuments:
         # A deadline already passed (a stale copy) must not make every request refresh again at once.
         expires = max(expires, now + 1.0)
         fingerprint = hashlib.sha1(b"".join(p.name.encode() + b"\0" + a.digest for p, a in found)).digest()
-        documents = [(p.name, not p.is_repository, a.load) for p, a in found]
+        places = [(p.name, not p.is_repository, a) for p, a in found]
 
         def merged(hidden: frozenset[str]) -> Packument | None:
-            if not documents:
+            if not places:
                 return None
-            return merge(package, [PlaceDocument(name, up, load()) for name, up, load in documents], hidden)
+
+            def complete() -> Packument:
+                return merge(package, [PlaceDocument(n, u, a.load_complete()) for n, u, a in places], hidden)
+
+            packument = merge(package, [PlaceDocument(n, u, a.load()) for n, u, a in places], hidden)
+            return replace(packument, completed_by=complete)
 
         size = sum(a.size for _, a in found)
         return Resolution(
-            fingerprint, expires, resolution.stale, size, merged, resolution.unlisted, found=bool(documents)
+            fingerprint, expires, resolution.stale, size, merged, resolution.unlisted, found=bool(places)
         )
 
 
@@ -156,5 +175,6 @@ def _form(variant: Hashable) -> Hashable:
 
 
 def _render(packument: Packument, tarballs: str, abbreviated: bool) -> Rendered:
-    doc = render_abbreviated(packument, tarballs) if abbreviated else render_full(packument, tarballs)
-    return Rendered.of(dumps(doc), ABBREVIATED_TYPE if abbreviated else "application/json")
+    if abbreviated:
+        return Rendered.of(dumps(render_abbreviated(packument, tarballs)), ABBREVIATED_TYPE)
+    return Rendered.of(dumps(render_full(packument.complete(), tarballs)), "application/json")

@@ -131,7 +131,7 @@ async def get_version(
     request: web.Request, npm: NpmService, repository: str, target: Target
 ) -> web.StreamResponse:
     package = _package(target)
-    packument = await npm.packuments.value(await _found(npm, repository, package))
+    packument = await npm.packuments.complete(await _found(npm, repository, package))
     assert packument is not None
     version = packument.version_for(target.arg)
     if version is None:
