@@ -36,7 +36,7 @@ def parse_page(body: bytes, project: str) -> list[DistFile]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("the project page is not UTF-8") from None
-    # JSON is read from the bytes (valid UTF-8, as just checked): orjson reads them faster than text.
+    # JSON is read from the bytes (valid UTF-8, as just checked): msgspec reads them faster than text.
     files = _parse_json(body) if text.lstrip().startswith("{") else _parse_html(text)
     return [f for f in files if belongs(f.filename, project)]
 
