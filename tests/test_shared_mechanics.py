@@ -11,7 +11,14 @@ from collections.abc import Callable
 
 import pytest
 
-from proxy.formats.common.documents import MergedDocuments, Rendered, RenderStore, Resolution
+from proxy.formats.common.documents import (
+    ENTRY_OVERHEAD,
+    PARSED_FACTOR,
+    MergedDocuments,
+    Rendered,
+    RenderStore,
+    Resolution,
+)
 from proxy.formats.common.locator import AssetLocator
 from proxy.formats.registry import FORMATS, format_names, token_schemes
 from proxy.repository.chain import Place
@@ -76,6 +83,23 @@ async def test_a_fresh_view_is_served_from_memory_and_rendered_once() -> None:
     assert await docs.rendered("dev", "lodash", entry, "base", render) is first
     assert renders == 1 and chain.calls == 1
     assert first.etag and first.gzipped != first.body
+
+
+async def test_a_view_weighs_its_answers_until_merged_then_what_the_format_says_it_takes() -> None:
+    sizes: dict[str, int | None] = {"estimated": 5000, "default": None}
+
+    async def resolve(repository: str, key: str) -> Resolution[str]:
+        def merge(hidden: frozenset[str]) -> str:
+            return key
+
+        return Resolution(key, time.time() + 60, False, 1000, merge, found=True, merged_size=sizes[key])
+
+    docs: MergedDocuments[str, str] = MergedDocuments(resolve, lambda key: key, budget=1024**2)
+    for key, merged in (("estimated", 5000), ("default", PARSED_FACTOR * 1000)):
+        entry = await docs.get("dev", key)
+        assert entry.weight() == ENTRY_OVERHEAD + 1000
+        await docs.value(entry)
+        assert entry.weight() == ENTRY_OVERHEAD + merged
 
 
 async def test_concurrent_misses_share_one_refresh() -> None:

@@ -30,8 +30,8 @@ without them. The cache adds the rest, the same for every format:
   checked before a refresh's result is kept, so no refresh started before a publish can put the old
   view back (the refreshes of other packages keep theirs); a view
   marked so is never served as the stale fallback;
-- memory: an LRU bounded by ``budget`` bytes (merged inputs plus renderings); a view larger than the
-  whole budget is served, never kept;
+- memory: an LRU bounded by ``budget`` bytes (merged views, as ``Resolution.merged_size`` estimates
+  them, plus renderings); a view larger than the whole budget is served, never kept;
 - rendering: ``rendered(entry, variant, render)`` makes a variant (a base URL, a representation) once;
   merging and rendering of more than ``INLINE_BYTES`` run in a worker thread, on data nobody mutates.
 
@@ -133,6 +133,9 @@ class Resolution(Generic[V]):
     # When only that detail changed, the previous renderings stay correct, if less complete: they are
     # served while the new ones are made in the background. None: every change renders before serving.
     listing: object = None
+    # The memory the merged view takes; None: PARSED_FACTOR times ``size``, for a format that parses
+    # its answers whole.
+    merged_size: int | None = None
 
 
 @dataclass
@@ -144,6 +147,7 @@ class Entry(Generic[V]):
     expires: float
     stale: bool = False
     size: int = 0
+    merged_size: int = 0  # ``Resolution.merged_size``
     renders: dict[Hashable, Rendered] = field(default_factory=dict)
     pending: Callable[[], V | None] | None = None  # the merge, until it ran
     merged: V | None = None
@@ -163,10 +167,10 @@ class Entry(Generic[V]):
 
     def weight(self) -> int:
         # ENTRY_OVERHEAD: a view made of local records only (size 0) still counts. Its answers take
-        # PARSED_FACTOR times their bytes once merged; a view served from its sealed renderings (after a
-        # restart or an eviction) never parses them, and holds their bytes at most.
+        # ``merged_size`` once merged; a view served from its sealed renderings (after a restart or an
+        # eviction) never parses them, and holds their bytes at most.
         renders = [*self.renders.values(), *self.provisional.values()]
-        answers = PARSED_FACTOR * self.size if self.pending is None else self.size
+        answers = self.merged_size if self.pending is None else self.size
         return ENTRY_OVERHEAD + answers + sum(r.weight() for r in renders)
 
 
@@ -338,6 +342,7 @@ class MergedDocuments(Generic[K, V]):
             resolution.expires,
             resolution.stale,
             resolution.size,
+            PARSED_FACTOR * resolution.size if resolution.merged_size is None else resolution.merged_size,
             pending=lambda: resolution.merge(hidden),
             listing=listing,
         )
