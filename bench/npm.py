@@ -14,9 +14,9 @@ fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints
 - with each of these, the proxy's CPU time per request (user + system, from /proc): the figure the
   machine's load changes least;
 - warm ``npm ci`` wall time for a generated ~300-package tree (store warm, npm cache empty);
-- with ``--history N``, every tree package also lists N older versions (each with a description and
-  a few dependencies, about 0.5 KB), as popular packages do: a cold tarball then costs what reading a
-  real packument costs;
+- with ``--history N``, every tree package also lists N older versions (each with what a real registry
+  lists for one, about 1.6 KB, a third of it what installing needs) and a readme, as popular packages
+  do: a cold tarball then costs what reading a real packument costs;
 - cold ``npm ci`` through the proxy (empty store, empty npm cache) against ``npm ci`` straight from the
   fake, and the overhead (medians of ``--runs`` interleaved runs), with the CPU time the proxy process
   spent per cold run (user + system, from /proc) and npm's own CPU time: on a 2-core machine npm keeps
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import resource
@@ -148,20 +149,39 @@ def populate(fake: FakeNpmRegistry, packages: int, history: int = 0) -> None:
         deps = {f"tree-{j:03d}": "^1.0.0" for j in (2 * i + 1, 2 * i + 2) if j < packages}
         files = {"index.js": f"module.exports = {i};\n".encode(), "data.bin": os.urandom(16 * 1024)}
         for minor in range(history):  # older versions, never installed: 1.0.0 is the latest
-            fake.add(
-                name,
-                f"0.{minor}.0",
-                tags=(),
-                description="an older version with a long history " * 4,
-                dependencies={f"dep-{d}": f"^{d}.0.0" for d in range(4)},
-                tarball=b"x",
-            )
+            fake.add(name, f"0.{minor}.0", tags=(), tarball=b"x", **_published_fields(name, minor))
+        if history:
+            fake.packages[name].extra["readme"] = f"# {name}\n\n" + "How to use it, with examples. " * 300
         fake.add(
             name,
             "1.0.0",
             dependencies=deps,
             tarball=make_tarball(name, "1.0.0", dependencies=deps, files=files),
         )
+
+
+def _published_fields(name: str, minor: int) -> dict[str, object]:
+    """What a real registry lists for an older version (about 1.6 KB, a third of it what installing
+    needs): a real packument is mostly what npm does not install by (maintainers, scripts, the
+    package's own development dependencies, links), which is what the proxy reads or skips."""
+    person = {"name": "maintainer", "email": "maintainer@example.com"}
+    return {
+        "description": "an older version with a long history " * 4,
+        "dependencies": {f"dep-{d}": f"^{d}.0.0" for d in range(4)},
+        "devDependencies": {f"dev-tool-{d}": f"^{d}.{minor}.0" for d in range(12)},
+        "scripts": {"test": "node test/run.js", "lint": "eslint .", "build": "tsc -p ."},
+        "keywords": ["example", "history", "benchmark", name],
+        "author": person,
+        "maintainers": [person, {**person, "name": "another"}],
+        "_npmUser": person,
+        "license": "MIT",
+        "homepage": f"https://example.com/{name}#readme",
+        "repository": {"type": "git", "url": f"git+https://example.com/{name}.git"},
+        "bugs": {"url": f"https://example.com/{name}/issues"},
+        "gitHead": hashlib.sha1(f"{name}{minor}".encode()).hexdigest(),
+        "_npmVersion": "10.8.2",
+        "_nodeVersion": "20.18.0",
+    }
 
 
 # -- load -------------------------------------------------------------------------------------------
