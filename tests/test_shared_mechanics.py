@@ -102,6 +102,55 @@ async def test_a_view_weighs_its_answers_until_merged_then_what_the_format_says_
         assert entry.weight() == ENTRY_OVERHEAD + merged
 
 
+class SizedChain(Chain):
+    """Answers that weigh ``weight`` bytes merged: a few views fill a small budget."""
+
+    def __init__(self, weight: int) -> None:
+        super().__init__()
+        self.weight = weight
+
+    async def resolve(self, repository: str, key: str) -> Resolution[str]:
+        resolution = await super().resolve(repository, key)
+        resolution.found, resolution.merged_size = resolution.merge(frozenset()) is not None, self.weight
+        self.merges -= 1  # that merge only told whether it is found
+        return resolution
+
+
+def plain(value: str) -> Rendered:
+    return Rendered.of(value.encode() * 100, "text/plain")
+
+
+async def test_a_view_dropped_for_memory_is_served_warm_from_its_renderings_and_merged_again_on_use() -> None:
+    chain = SizedChain(weight=40_000)
+    docs: MergedDocuments[str, str] = MergedDocuments(chain.resolve, lambda key: key, budget=100_000)
+    first = await docs.get("dev", "a")
+    rendered = await docs.rendered("dev", "a", first, "v", plain)
+    for key in ("b", "c"):  # 75,000 bytes for merged views: "a", the least recently used, is dropped
+        await docs.rendered("dev", key, await docs.get("dev", key), "v", plain)
+    calls, merges = chain.calls, chain.merges
+    released = await docs.get("dev", "a")
+    assert released is not first and released.released and released.weight() < 2 * ENTRY_OVERHEAD
+    assert (await docs.rendered("dev", "a", released, "v", plain)).gzipped == rendered.gzipped
+    assert released.renders["v"].body == rendered.body
+    assert (chain.calls, chain.merges) == (calls, merges)  # served warm: nothing resolved or merged
+
+    assert await docs.value(released) == "a:one"  # what needs the merged view resolves it again
+    assert (chain.calls, chain.merges) == (calls + 1, merges + 1) and not released.released
+    assert await docs.value(first) == "a:one"  # whoever held the view when it was dropped still has it
+
+
+async def test_a_released_view_is_forgotten_when_its_package_changes() -> None:
+    chain = SizedChain(weight=40_000)
+    docs: MergedDocuments[str, str] = MergedDocuments(chain.resolve, lambda key: key, budget=100_000)
+    for key in ("a", "b", "c"):
+        await docs.rendered("dev", key, await docs.get("dev", key), "v", plain)
+    assert (await docs.get("dev", "a")).released
+    docs.invalidate("a")
+    chain.answer = "two"
+    again = await docs.get("dev", "a")
+    assert not again.released and await docs.value(again) == "a:two"
+
+
 async def test_concurrent_misses_share_one_refresh() -> None:
     chain = Chain()
     chain.gate = asyncio.Event()

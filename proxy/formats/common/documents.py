@@ -31,7 +31,10 @@ without them. The cache adds the rest, the same for every format:
   view back (the refreshes of other packages keep theirs); a view
   marked so is never served as the stale fallback;
 - memory: an LRU bounded by ``budget`` bytes (merged views, as ``Resolution.merged_size`` estimates
-  them, plus renderings); a view larger than the whole budget is served, never kept;
+  them, plus renderings). A view it drops, or one larger than its whole budget, is *released*: its
+  merged value and answers go, its renderings stay, gzipped only, in a second LRU of a quarter of the
+  budget, so the warm path (a fresh rendering) still costs a dictionary look-up; what needs the merged
+  value of a released view (a tarball not located yet, a variant not rendered) resolves it again;
 - rendering: ``rendered(entry, variant, render)`` makes a variant (a base URL, a representation) once;
   merging and rendering of more than ``INLINE_BYTES`` run in a worker thread, on data nobody mutates.
 
@@ -41,6 +44,7 @@ Concurrency: everything else runs on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import json
@@ -78,7 +82,7 @@ class Rendered:
     store holds only the gzipped form (what clients take); ``body`` is decompressed when first asked
     for, once. Treated as immutable."""
 
-    __slots__ = ("_body", "checksums", "content_type", "etag", "gzipped", "size")
+    __slots__ = ("_body", "_keeps_body", "checksums", "content_type", "etag", "gzipped", "size")
 
     def __init__(
         self,
@@ -88,8 +92,10 @@ class Rendered:
         etag: str,
         content_type: str,
         checksums: Mapping[str, str] | None = None,
+        keeps_body: bool = True,
     ) -> None:
         self._body = body
+        self._keeps_body = keeps_body  # False: ``body`` is decompressed every time it is asked for
         self.gzipped = gzipped
         self.size = size  # of ``body``, counted whether it was decompressed yet or not
         self.etag = etag  # of ``body``
@@ -106,13 +112,20 @@ class Rendered:
     def body(self) -> bytes:
         """The document's bytes (decompressed here, on the caller's thread, the first time for one read
         back from the store: only clients that do not take gzip ask)."""
-        if self._body is None:
-            self._body = gzip.decompress(self.gzipped)
-        return self._body
+        if self._body is not None:
+            return self._body
+        body = gzip.decompress(self.gzipped)
+        if self._keeps_body:
+            self._body = body
+        return body
 
     def weight(self) -> int:
-        """Bytes it may hold in memory: both forms."""
-        return self.size + len(self.gzipped)
+        """Bytes it may hold in memory: both forms, or the gzipped one for a ``compact`` one."""
+        return (self.size if self._keeps_body else 0) + len(self.gzipped)
+
+    def compact(self) -> Rendered:
+        """The same rendering holding only its gzipped form, ever (what a released view keeps)."""
+        return Rendered(None, self.gzipped, self.size, self.etag, self.content_type, self.checksums, False)
 
 
 @dataclass
@@ -152,6 +165,9 @@ class Entry(Generic[V]):
     pending: Callable[[], V | None] | None = None  # the merge, until it ran
     merged: V | None = None
     invalidated: bool = False  # something it lists changed: resolve again, never serve it stale
+    released: bool = False  # merged value and answers dropped, renderings kept (see the module docstring)
+    oversized: bool = False  # larger than the whole budget: never kept merged
+    slot: tuple[str, Hashable] = ("", "")  # (repository, key): what resolves a released view again
     listing: object = None  # the fingerprint without detail (``Resolution.listing``)
     # Renderings of the view this one refines (same listing, less detail), served until each variant's
     # own is made in the background.
@@ -160,7 +176,9 @@ class Entry(Generic[V]):
     @property
     def value(self) -> V | None:
         """The merged view (None: not found), merged here, on the caller's thread, if nobody did yet;
-        ``MergedDocuments.value`` merges a large view in a worker thread instead."""
+        ``MergedDocuments.value`` merges a large view in a worker thread instead, and resolves a released
+        one again."""
+        assert not self.released, "a released view is merged again by MergedDocuments.value"
         if self.pending is not None:
             self.merged, self.pending = self.pending(), None
         return self.merged
@@ -170,7 +188,7 @@ class Entry(Generic[V]):
         # ``merged_size`` once merged; a view served from its sealed renderings (after a restart or an
         # eviction) never parses them, and holds their bytes at most.
         renders = [*self.renders.values(), *self.provisional.values()]
-        answers = self.merged_size if self.pending is None else self.size
+        answers = 0 if self.released else self.merged_size if self.pending is None else self.size
         return ENTRY_OVERHEAD + answers + sum(r.weight() for r in renders)
 
 
@@ -259,7 +277,9 @@ class MergedDocuments(Generic[K, V]):
         self._package = package
         self._keep_on_failure = keep_on_failure
         self._store = store
-        self._entries: LRUCache[tuple[str, K], Entry[V]] = LRUCache(budget, getsizeof=Entry.weight)
+        released = budget // 4
+        self._entries: _Releasing[tuple[str, K], Entry[V]] = _Releasing(budget - released, self._release)
+        self._released: LRUCache[tuple[str, K], Entry[V]] = LRUCache(released, getsizeof=Entry.weight)
         self._refreshing: SingleFlight[Entry[V]] = SingleFlight()
         self._rendering: SingleFlight[Rendered] = SingleFlight()
         self._merging: SingleFlight[V | None] = SingleFlight()
@@ -280,17 +300,20 @@ class MergedDocuments(Generic[K, V]):
         for key in [key for key in self._entries if self._package(key[1]) == package]:
             entry = self._entries[key]
             entry.expires, entry.invalidated = 0.0, True
+        for key in [key for key in self._released if self._package(key[1]) == package]:
+            self._released.pop(key).invalidated = True
 
     def invalidate_all(self) -> None:
         """Forget every merged view (a repository's upstream list changed: any chain may differ now)."""
         self._generation += 1
         self._entries.clear()
+        self._released.clear()
 
     async def get(self, repository: str, key: K) -> Entry[V]:
         """The merged view, fresh or refreshed. Raises NoUpstreamAnswered when every place failed and
         nothing may be served instead."""
         slot = (repository, key)
-        entry = self._entries.get(slot)
+        entry = self._entries.get(slot) or self._released.get(slot)
         if entry is not None and entry.expires > time.time():
             return entry
         generation = self._generation_of(key)
@@ -330,11 +353,14 @@ class MergedDocuments(Generic[K, V]):
     async def _rebuild(self, repository: str, key: K, previous: Entry[V] | None) -> Entry[V]:
         resolution = await self._resolve(repository, key)
         fingerprint = _with_hidden(resolution.fingerprint, resolution.hidden)
+        hidden = resolution.hidden
         if previous is not None and previous.fingerprint == fingerprint:
             previous.expires, previous.stale = resolution.expires, resolution.stale
             previous.invalidated = False
+            if previous.released:  # merged again from these answers when needed
+                previous.pending, previous.released = lambda: resolution.merge(hidden), False
+                previous.size, previous.merged_size = resolution.size, _merged_size(resolution)
             return previous
-        hidden = resolution.hidden
         listing = None if resolution.listing is None else _with_hidden(resolution.listing, hidden)
         entry: Entry[V] = Entry(
             bool(resolution.found),
@@ -342,9 +368,10 @@ class MergedDocuments(Generic[K, V]):
             resolution.expires,
             resolution.stale,
             resolution.size,
-            PARSED_FACTOR * resolution.size if resolution.merged_size is None else resolution.merged_size,
+            _merged_size(resolution),
             pending=lambda: resolution.merge(hidden),
             listing=listing,
+            slot=(repository, key),
         )
         if previous is not None and listing is not None and previous.listing == listing:
             entry.provisional = {**previous.provisional, **previous.renders}
@@ -354,7 +381,10 @@ class MergedDocuments(Generic[K, V]):
         return entry
 
     async def value(self, entry: Entry[V]) -> V | None:
-        """``entry``'s merged view (None: not found), merged once, a large one in a worker thread."""
+        """``entry``'s merged view (None: not found), merged once, a large one in a worker thread; a
+        released view's resolved again (the chain's answers as they are now)."""
+        if entry.released:
+            return await self._merging.do(id(entry), lambda: self._restore(entry))
         pending = entry.pending
         if pending is None:
             return entry.merged
@@ -366,11 +396,47 @@ class MergedDocuments(Generic[K, V]):
 
         return await self._merging.do(id(entry), merge)
 
+    async def _restore(self, entry: Entry[V]) -> V | None:
+        repository, key = entry.slot
+        resolution = await self._resolve(repository, key)  # type: ignore[arg-type]  # the slot's key is a K
+        merged = await offload(resolution.size, lambda: resolution.merge(resolution.hidden))
+        unchanged = _with_hidden(resolution.fingerprint, resolution.hidden) == entry.fingerprint
+        if unchanged and entry.released:
+            entry.merged, entry.released = merged, False
+            entry.size, entry.merged_size = resolution.size, _merged_size(resolution)
+            slot = (repository, key)
+            if self._released.get(slot) is entry:  # still the view of its slot: kept merged again
+                self._keep(slot, entry)  # type: ignore[arg-type]
+        return merged
+
     def _keep(self, slot: tuple[str, K], entry: Entry[V]) -> None:
+        self._released.pop(slot, None)
         try:
             self._entries[slot] = entry
-        except ValueError:
-            self._entries.pop(slot, None)  # larger than the whole budget: served, never kept
+        except ValueError:  # larger than the whole budget: served, and released once rendered
+            self._entries.pop(slot, None)
+            entry.oversized = True
+            self._release(slot, entry)
+
+    def _release(self, slot: tuple[str, K], entry: Entry[V]) -> None:
+        """Keep what serves ``entry`` warm (its renderings) in the released LRU, in a new entry: whoever
+        holds ``entry`` now still finds it merged."""
+        if not entry.found or entry.invalidated or entry.released:
+            return
+        released: Entry[V] = Entry(
+            True,
+            entry.fingerprint,
+            entry.expires,
+            entry.stale,
+            entry.size,
+            entry.merged_size,
+            renders={variant: rendered.compact() for variant, rendered in entry.renders.items()},
+            listing=entry.listing,
+            released=True,
+            slot=slot,
+        )
+        with contextlib.suppress(ValueError):  # its renderings alone exceed the released budget
+            self._released[slot] = released
 
     async def rendered(
         self, repository: str, key: K, entry: Entry[V], variant: Hashable, render: Callable[[V], Rendered]
@@ -469,7 +535,28 @@ class MergedDocuments(Generic[K, V]):
         slot = (repository, key)
         if self._entries.get(slot) is entry:
             self._keep(slot, entry)  # counts the rendering against the memory budget
+        elif entry.oversized and self._released.get(slot) is not None:
+            self._release(slot, entry)  # the released copy gets this rendering too
         return rendered
+
+
+class _Releasing(LRUCache[K, V]):
+    """An LRU of entries by weight that hands each entry it drops to ``release``."""
+
+    def __init__(self, budget: int, release: Callable[[K, V], None]) -> None:
+        super().__init__(budget, getsizeof=Entry.weight)
+        self._on_drop = release
+
+    def popitem(self) -> tuple[K, V]:
+        slot, entry = super().popitem()
+        self._on_drop(slot, entry)
+        return slot, entry
+
+
+def _merged_size(resolution: Resolution[V]) -> int:
+    if resolution.merged_size is None:
+        return PARSED_FACTOR * resolution.size
+    return resolution.merged_size
 
 
 def _listed(listing: bytes, variant: Hashable) -> str:
