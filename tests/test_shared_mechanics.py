@@ -139,6 +139,18 @@ async def test_a_view_dropped_for_memory_is_served_warm_from_its_renderings_and_
     assert await docs.value(first) == "a:one"  # whoever held the view when it was dropped still has it
 
 
+async def test_a_view_larger_than_the_budget_is_served_and_its_renderings_kept() -> None:
+    chain = SizedChain(weight=90_000)
+    docs: MergedDocuments[str, str] = MergedDocuments(chain.resolve, lambda key: key, budget=100_000)
+    entry = await docs.get("dev", "big")
+    assert not entry.released and await docs.value(entry) == "big:one"
+    await docs.rendered("dev", "big", entry, "v", plain)
+    calls = chain.calls
+    warm = await docs.get("dev", "big")
+    assert warm.released and warm.renders["v"].gzipped == entry.renders["v"].gzipped
+    assert chain.calls == calls
+
+
 async def test_a_released_view_is_forgotten_when_its_package_changes() -> None:
     chain = SizedChain(weight=40_000)
     docs: MergedDocuments[str, str] = MergedDocuments(chain.resolve, lambda key: key, budget=100_000)

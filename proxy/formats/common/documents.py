@@ -535,8 +535,10 @@ class MergedDocuments(Generic[K, V]):
         slot = (repository, key)
         if self._entries.get(slot) is entry:
             self._keep(slot, entry)  # counts the rendering against the memory budget
-        elif entry.oversized and self._released.get(slot) is not None:
-            self._release(slot, entry)  # the released copy gets this rendering too
+        elif entry.oversized:
+            copy = self._released.get(slot)
+            if copy is not None and copy.fingerprint == entry.fingerprint:
+                self._release(slot, entry)  # its released copy gets this rendering too
         return rendered
 
 
