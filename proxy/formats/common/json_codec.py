@@ -37,7 +37,8 @@ def loads(body: bytes | str) -> Any:
 
 def loads_as(body: bytes, shape: msgspec.json.Decoder[T]) -> T:
     """``body`` read by ``shape`` (a ``msgspec.json.Decoder`` of a ``TypedDict``)."""
-    body.decode()  # UnicodeDecodeError, as ``json`` would raise; valid UTF-8 is decoded at memory speed
+    if not body.isascii():  # registries escape what is not ASCII: most bodies need no copy to check
+        body.decode()  # UnicodeDecodeError, as ``json`` would raise
     try:
         return shape.decode(body)
     except msgspec.ValidationError:
