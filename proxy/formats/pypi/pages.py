@@ -17,8 +17,10 @@ import re
 from collections.abc import Mapping
 from html import unescape
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import unquote, urljoin, urlsplit
+
+import msgspec
 
 from proxy.formats.common import json_codec
 from proxy.formats.pypi.names import belongs
@@ -28,16 +30,16 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
 _URL_UNUSUAL = re.compile(r"[\t\r\n?#\[\]]")
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
+_METADATA_KEYS = ("core-metadata", "dist-info-metadata")  # PEP 714's name, then PEP 658's
 
 
 def parse_page(body: bytes, project: str) -> list[DistFile]:
     """The files an upstream lists for ``project`` (normalized); ValueError for a broken page."""
     try:
-        text = body.decode("utf-8")
+        # JSON is read from the bytes (checked to be UTF-8 there), without a copy of the page as text.
+        files = _parse_json(body) if body.lstrip().startswith(b"{") else _parse_html(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise ValueError("the project page is not UTF-8") from None
-    # JSON is read from the bytes (valid UTF-8, as just checked): msgspec reads them faster than text.
-    files = _parse_json(body) if text.lstrip().startswith("{") else _parse_html(text)
     return [f for f in files if belongs(f.filename, project)]
 
 
@@ -197,12 +199,29 @@ def _html_metadata(attrs: Mapping[str, str | None], filename: str) -> dict[str, 
 
 
 # -- JSON (PEP 691) ---------------------------------------------------------------------------------
+# What a file entry gives a ``DistFile``: the rest of the page (sizes, upload times, provenance, the
+# project's versions) is checked to be JSON and skipped, never built. An entry that is not an object is
+# kept, to be refused.
+_JsonFile = TypedDict(  # type: ignore[misc]
+    "_JsonFile",
+    {key: Any for key in ("url", "filename", "hashes", "yanked", "requires-python", *_METADATA_KEYS)},
+    total=False,
+)
+
+
+class _JsonPage(TypedDict, total=False):
+    files: list[_JsonFile | str | int | float | bool | list[Any] | None]  # type: ignore[misc]
+
+
+_JSON_SHAPE = msgspec.json.Decoder(_JsonPage)
+
+
 def _parse_json(body: bytes) -> list[DistFile]:
     try:
-        doc = json_codec.loads(body)  # JSONDecodeError is a ValueError
+        doc = json_codec.loads_as(body, _JSON_SHAPE)  # a ValueError for what is not of a page's shape
     except RecursionError:
         raise ValueError("the project page is nested too deeply") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
+    if "files" not in doc:
         raise ValueError("the project page has no files list")
     return [_json_file(entry) for entry in doc["files"]]
 
@@ -220,7 +239,8 @@ def _json_file(entry: Any) -> DistFile:
         raise ValueError(f"malformed hashes for {filename}")
     yanked = entry.get("yanked", False)
     requires_python = entry.get("requires-python")
-    metadata = entry["core-metadata"] if "core-metadata" in entry else entry.get("dist-info-metadata")
+    pep714, pep658 = _METADATA_KEYS
+    metadata = entry[pep714] if pep714 in entry else entry.get(pep658)
     return DistFile(
         filename,
         url,
