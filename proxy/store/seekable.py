@@ -13,7 +13,9 @@ from collections.abc import Iterator
 
 from proxy.store.blobs import BlobReader, BlobStore
 
-_TAIL_SIZE = 8 * 1024 * 1024
+# Wheel builders write .dist-info last: METADATA, RECORD and the central directory fit in this much at
+# the end of the largest wheels; it is held in memory while a wheel's metadata is taken out.
+_TAIL_SIZE = 2 * 1024 * 1024
 _BUFFER_SIZE = 256 * 1024
 
 
@@ -33,7 +35,7 @@ class SeekableBlob(io.RawIOBase):
         assert self._reader is not None
         self._size = self._reader.size
         self._tail_start = max(0, self._size - _TAIL_SIZE)
-        self._tail: bytes | None = None
+        self._tail: bytearray | None = None
         self._pos = 0
 
     def _restart(self) -> None:
@@ -70,13 +72,13 @@ class SeekableBlob(io.RawIOBase):
         self._pos += len(data)
         return len(data)
 
-    def _read_tail(self) -> bytes:
+    def _read_tail(self) -> bytes | bytearray:
         if self._tail is None:
-            parts, position = [], self._tail_start
+            tail, position = bytearray(self._size - self._tail_start), self._tail_start
             while part := self._stream(position, _BUFFER_SIZE):
-                parts.append(part)
+                tail[position - self._tail_start : position - self._tail_start + len(part)] = part
                 position += len(part)
-            self._tail = b"".join(parts)
+            self._tail = tail
         return self._tail
 
     def _stream(self, position: int, size: int) -> bytes:
