@@ -752,5 +752,5 @@ def test_credentials_repr_hides_secrets(load):
 
 
 def test_documents_memory_is_a_size_with_a_default(load):
-    assert load(DEV).cache.documents_memory == 32 * 1024**2
+    assert load(DEV).cache.documents_memory == 16 * 1024**2
     assert load(table("cache", documents_memory="96MiB") + DEV).cache.documents_memory == 96 * 1024**2
