@@ -10,6 +10,7 @@ import sys
 
 from proxy.config.model import Config
 from proxy.logs import setup_logging
+from proxy.server.collector import tune_collector
 from proxy.server.run import ListenError, run_workers, serve
 from proxy.store.allocator import tune_allocator
 
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, offline=True))
     setup_logging(args.log_format or config.server.log_format, logging.DEBUG if args.debug else logging.INFO)
     tune_allocator()
+    tune_collector()
     try:
         import uvloop
     except ImportError:  # uvloop is not built for every platform; asyncio's loop serves the same
