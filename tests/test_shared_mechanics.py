@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 
@@ -511,6 +512,38 @@ class DetailChain(DigestChain):
         merge = resolution.merge
         resolution.merge = lambda hidden: f"{merge(hidden)}+{detail}"
         return resolution
+
+
+async def test_refinements_due_together_are_made_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("proxy.formats.common.documents.REFINE_SECONDS", 0.01)
+    monkeypatch.setattr("proxy.store.store.INLINE_BYTES", 0)  # every rendering in a worker thread
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def render(value: str) -> Rendered:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+        return Rendered.of(value.encode(), "text/plain")
+
+    chain = DetailChain()
+    docs = documents(chain, store=RenderStore(Metadata(), "test", lambda key: key))  # type: ignore[arg-type]
+    keys = [f"project-{i}" for i in range(6)]
+    for key in keys:
+        await docs.rendered("dev", key, await docs.get("dev", key), "base", render)
+    chain.detail = "b"  # every page gains a detail at once, as after an install's downloads
+    for key in keys:
+        docs.invalidate(key)
+        await docs.rendered("dev", key, await docs.get("dev", key), "base", render)  # the last one, at once
+    for _ in range(500):
+        if docs.renders == 2 * len(keys):
+            break
+        await asyncio.sleep(0.01)
+    assert docs.renders == 2 * len(keys) and most == 1
 
 
 async def test_a_change_of_detail_only_serves_the_last_rendering_while_the_new_one_is_made(

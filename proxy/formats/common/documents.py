@@ -288,6 +288,9 @@ class MergedDocuments(Generic[K, V]):
         self._invalidated: dict[str, int] = {}  # package -> the count of invalidations at its last one
         self._background: set[asyncio.Task[Rendered]] = set()
         self._refining: set[tuple[int, Hashable]] = set()  # (entry, variant) refinements scheduled
+        # Refinements run one at a time: those of an install's pages fall due together, and each holds
+        # a merged view and its rendering while it runs (tens of MB at once, else).
+        self._refinement_turn = asyncio.Semaphore(1)
         self.renders = 0  # renderings made (not found in memory or in the store), for tests and figures
 
     def invalidate(self, package: str) -> None:
@@ -466,16 +469,21 @@ class MergedDocuments(Generic[K, V]):
         self, entry: Entry[V], variant: Hashable, make: Callable[[], Awaitable[Rendered]]
     ) -> None:
         """Make ``entry``'s own rendering of ``variant`` ``REFINE_SECONDS`` from now, off the request's
-        path: a burst of requests (an install) is answered first, then the rendering is made."""
+        path, after the refinements due before it: a burst of requests (an install) is answered first,
+        then the renderings are made, one at a time."""
         if (id(entry), variant) in self._refining:
             return
         self._refining.add((id(entry), variant))
+
+        async def in_turn() -> Rendered:
+            async with self._refinement_turn:
+                return entry.renders[variant] if variant in entry.renders else await make()
 
         def start() -> None:
             self._refining.discard((id(entry), variant))
             if variant in entry.renders:
                 return
-            task = asyncio.ensure_future(make())
+            task = asyncio.ensure_future(in_turn())
             self._background.add(task)
             task.add_done_callback(self._rendered_in_background)
 
