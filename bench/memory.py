@@ -242,7 +242,8 @@ def populate_pypi(fake: FakePypiIndex, projects: int) -> list[tuple[str, str]]:
     tags = ("cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-win_amd64", "cp310-cp310-macosx_11_0_arm64")
     for i in range(projects):
         project = f"project-{i:02d}"
-        releases = min(1200, int(rng.lognormvariate(4.0, 1.1)) + 1)
+        # About 1,000 files a page on average, as the real replay's 57 pages list (20 MB rendered).
+        releases = min(1200, int(rng.lognormvariate(5.0, 1.1)) + 1)
         stem = project.replace("-", "_")
         for minor in range(releases):
             for tag in tags[: rng.randint(1, 3)]:
