@@ -95,7 +95,9 @@ def _send_each_chunk_whole(request: web.Request) -> None:
     cached 256 MiB asset, peak RSS 6-8 MiB lower). The limits stay with the connection: a later response
     on it drains the same way."""
     if request.transport is not None:
-        request.transport.set_write_buffer_limits(high=0, low=0)
+        # high=1, not 0: a TLS transport pauses at ``size >= high``, so 0 paused it with nothing unsent,
+        # where nothing would resume it.
+        request.transport.set_write_buffer_limits(high=1, low=0)
 
 
 class StreamedAsset:
