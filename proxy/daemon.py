@@ -24,7 +24,6 @@ from proxy.repository.registry import RepositoryRegistry
 from proxy.store.backends import LedgerFigures, ServingStore, SharedFigures, open_serving
 from proxy.store.catalog import PackageCoordinate
 from proxy.store.metadata import WriteBehind
-from proxy.store.postgres import POLICIES_CHANNEL, PostgresEntry, PostgresRepositoryEntries
 from proxy.store.repositories import RepositoryEntries
 from proxy.upstream.base import BodyLimits, Upstream
 from proxy.upstream.http import HttpSettings, UpstreamHttp
@@ -52,20 +51,19 @@ class Daemon:
         storage = serving.services
         # The domain's repositories: the data plane looks a repository up here, never in the config.
         local = serving.local
-        entries = (
-            (serving.repositories or RepositoryEntries(local.catalog.index, local.keyring))
-            if local
-            else PostgresRepositoryEntries.of(storage.catalog)  # read when the app starts (open)
-        )
-        self.repositories = RepositoryRegistry(config, entries)
-        self.policies = (
-            PolicyStore.open(serving.root, serving.keyring, serving.policies)
-            if local
-            else PolicyStore(  # read when the app starts (start)
+        if local:
+            entries = serving.repositories or RepositoryEntries(local.catalog.index, local.keyring)
+            self.policies = PolicyStore.open(serving.root, serving.keyring, serving.policies)
+        else:
+            # Here: asyncpg only for a shared store.
+            from proxy.store.postgres import POLICIES_CHANNEL, PostgresEntry, PostgresRepositoryEntries
+
+            entries = PostgresRepositoryEntries.of(storage.catalog)  # read when the app starts (open)
+            self.policies = PolicyStore(  # read when the app starts (start)
                 PostgresEntry.of(storage.catalog, policies_entry(serving.keyring), POLICIES_CHANNEL),
                 serving.keyring,
             )
-        )
+        self.repositories = RepositoryRegistry(config, entries)
         self.chain = ResolutionChain(self.repositories, upstreams)
         # One process on a one-host store: metadata is written after the answer, drained at close.
         metadata = (

@@ -226,6 +226,19 @@ def test_mvn_builds_over_https_with_a_keytool_trust_store(tls: Tls) -> None:
     assert failed.returncode != 0 and "PKIX" in failed.stdout + failed.stderr
 
 
+def test_an_asset_of_many_chunks_is_served_whole_over_https(tls: Tls) -> None:
+    # A streamed asset's transport drains all of a chunk before the next (proxy.formats.common.assets):
+    # a TLS transport must resume it, or the client gets a short read.
+    content = os.urandom(3 * 1024 * 1024 + 17)
+    url = f"{tls.url}/maven/dev/org/example/tls/big/1.0/big-1.0.jar"
+    with httpx.Client(verify=trusting(tls.ca), auth=("aws", "laptop"), timeout=60) as client:
+        assert client.put(url, content=content).status_code in (200, 201)
+        for _ in range(2):
+            response = client.get(url)
+            assert response.status_code == 200
+            assert response.content == content
+
+
 def test_plain_http_on_a_network_address_starts_with_a_warning(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "config.toml"

@@ -95,6 +95,22 @@ def test_round_trip(either_read, size):
     assert files_under(store.root / "tmp") == []
 
 
+def test_readers_of_one_thread_read_chunk_by_chunk_in_turn_each_get_their_content(either_read):
+    # Every reader of a thread reads its ciphertext into the same buffer (proxy.store.blobs): each chunk
+    # must be decrypted before its reader yields.
+    store = either_read
+    contents = [os.urandom(10 * CHUNK + 17) for _ in range(3)]
+    readers = [store.reader(put(store, content)) for content in contents]
+    streams = [iter(reader) for reader in readers]
+    received: list[list[bytes]] = [[], [], []]
+    for _ in range(11):
+        for stream, pieces in zip(streams, received, strict=True):
+            pieces.append(next(stream, b""))
+    for reader in readers:
+        reader.close()
+    assert [b"".join(pieces) for pieces in received] == contents
+
+
 def test_modes_are_private(store, tmp_path):
     blob_id = put(store, b"private")
     assert stat.S_IMODE(store.path(blob_id).stat().st_mode) == 0o600

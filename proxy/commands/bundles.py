@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from proxy.bundle import (
     BundleError,
@@ -31,11 +30,13 @@ from proxy.bundle import (
     open_bundle,
 )
 from proxy.bundle.local import local_daemon
-from proxy.bundle.transfer import Report, catalog, export_entries, import_bundle
 from proxy.client.daemon import DaemonAddressError, base_url, repository_name
 from proxy.config.model import Config
 from proxy.lockfiles import LockfileError, MavenEntry, NpmEntry, read_lockfile
 from proxy.store.store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from proxy.bundle.transfer import Report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,6 +69,8 @@ def _fail(message: str, status: int = 2) -> int:
 @contextmanager
 def _daemon(config: Config, repository: str) -> Iterator[str]:
     """The running daemon's base URL, else that of one started here on its store."""
+    import httpx  # here: the daemon, which imports every command, never needs the HTTP client
+
     base = base_url(config)
     try:
         httpx.get(f"{base}healthz", timeout=5)
@@ -126,6 +129,11 @@ def _summary(verb: str, report: Report) -> int:
 
 
 def run_export(args: argparse.Namespace, config: Config) -> int:
+    # Here: the daemon, which imports every command, never needs the HTTP client.
+    import httpx
+
+    from proxy.bundle.transfer import Report, catalog, export_entries
+
     try:
         repository = repository_name(config, args.repository)
         keys = _keys_of(args.lockfile)
@@ -158,6 +166,11 @@ def run_export(args: argparse.Namespace, config: Config) -> int:
 
 
 def run_import(args: argparse.Namespace, config: Config) -> int:
+    # Here: the daemon, which imports every command, never needs the HTTP client.
+    import httpx
+
+    from proxy.bundle.transfer import Report, import_bundle
+
     try:
         repository = repository_name(config, args.repository)
         trust = load_public_key(args.trust_key) if args.trust_key else None

@@ -24,11 +24,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from proxy.client import edits, logins
-from proxy.client.credentials import ClientCredentials, CredentialsError, credentials_for, requires_token
+from proxy.client import logins
 from proxy.client.daemon import DaemonAddressError, base_url, repository_name
 from proxy.config.model import Config
+
+if TYPE_CHECKING:
+    from proxy.client.credentials import ClientCredentials
 
 TOOLS = ("npm", "pnpm", "yarn", "yarn-berry", "pip", "uv", "twine", "maven")
 _DRY_RUN_TOKEN = "<token issued by the daemon>"  # shown instead of a token
@@ -58,6 +61,8 @@ def tool_file(tool: str) -> Path:
 
 
 def target(tool: str, base: str, repository: str, credentials: ClientCredentials) -> Target:
+    from proxy.client import edits  # here: the daemon, which imports every command, never edits files
+
     user, token = credentials.username, credentials.token
     host = base.split("://", 1)[1]
     scheme = base.split("://", 1)[0]
@@ -96,6 +101,11 @@ def _fail(message: str) -> int:
 
 
 def run_login(args: argparse.Namespace, config: Config) -> int:
+    # Here: the daemon, which imports every command, never needs the HTTP client, botocore's session
+    # or the file editors.
+    from proxy.client import edits
+    from proxy.client.credentials import ClientCredentials, CredentialsError, credentials_for, requires_token
+
     try:
         base = base_url(config)
         repository = repository_name(config, args.repository)

@@ -12,14 +12,16 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-
-import httpx
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from proxy.client.daemon import DaemonAddressError, base_url, repository_name, unreachable
-from proxy.client.prefetch import Outcome, Prefetch
 from proxy.config.model import Config
 from proxy.lockfiles import Entry, LockfileError, read_lockfile
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from proxy.client.prefetch import Outcome
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +53,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _prefetch(base: str, repository: str, entries: list[Entry], concurrency: int) -> int:
+    # Here: the daemon, which imports every command, never needs the HTTP client or the progress bar.
+    import httpx
+    from tqdm import tqdm
+
+    from proxy.client.prefetch import Prefetch
+
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=httpx.Timeout(300, connect=10), limits=limits) as client:
         try:

@@ -12,8 +12,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from proxy.client.daemon import DaemonAddressError, base_url, unreachable
 from proxy.config.model import Config
 
@@ -25,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    import httpx  # here: the daemon, which imports every command, never needs the HTTP client
+
     try:
         base = base_url(config)
         response = httpx.get(f"{base}-/status", timeout=30)

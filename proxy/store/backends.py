@@ -24,23 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from proxy.config.model import CacheConfig, StoreConfig
 from proxy.store.blobs import BlobStore
 from proxy.store.catalog import PackageRecord
 from proxy.store.entry_file import POLICIES_FILE, EntryFile
-from proxy.store.host import (
-    POLICIES,
-    AnnouncingCatalog,
-    HostChanges,
-    HostEntryFile,
-    HostLeases,
-    HostRepositoryEntries,
-)
 from proxy.store.keyring import KeyRing
 from proxy.store.local import LocalBlobs, LocalCatalog, LocalMetadata, StorageServices, local_services
-from proxy.store.postgres import PostgresIndexes, PostgresUnavailable
 from proxy.store.protocols import (
     AssetLeases,
     BlobBackend,
@@ -49,7 +38,6 @@ from proxy.store.protocols import (
     MetadataBackend,
     PackageChanges,
 )
-from proxy.store.remote_blobs import S3BlobStore, SharedBlobStore, s3_client
 from proxy.store.repositories import RepositoryEntries
 from proxy.store.shared import SharedBlobService
 from proxy.store.singleflight import OneProcessLeases
@@ -85,6 +73,9 @@ async def open_backends(store: StoreConfig, cache: CacheConfig) -> StoreBackends
     one cannot be opened."""
     if not store.shared:
         return local_backends(await asyncio.to_thread(Store.open, cache))
+    # Here: asyncpg only for a shared store, not for every daemon.
+    from proxy.store.postgres import PostgresIndexes, PostgresUnavailable
+
     keyring = KeyRing.load(cache.key_file, cache.old_key_files)
     assert store.catalog is not None and store.blobs is not None  # the loader requires both
     try:
@@ -122,6 +113,11 @@ def local_backends(store: Store) -> StoreBackends:
 
 
 def _open_blobs(store: StoreConfig, cache: CacheConfig, keyring: KeyRing) -> BlobStore:
+    # Here: botocore only for a shared store (its S3 client), not for every daemon.
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from proxy.store.remote_blobs import S3BlobStore, SharedBlobStore, s3_client
+
     assert store.blobs is not None
     s3 = store.s3
     if s3 is None:
@@ -347,6 +343,16 @@ async def open_worker(store: StoreConfig, cache: CacheConfig) -> ServingStore:
     package changes announced through ``HostChanges`` (``proxy.store.host``), eviction one worker at a
     time, and the ledger's figures recounted every ``USAGE_REFRESH_SECONDS`` (each worker counts only
     its own writes in between)."""
+    # Here: diskcache (the workers' leases) only for several workers.
+    from proxy.store.host import (
+        POLICIES,
+        AnnouncingCatalog,
+        HostChanges,
+        HostEntryFile,
+        HostLeases,
+        HostRepositoryEntries,
+    )
+
     local = await asyncio.to_thread(Store.open, cache, workers=True)
     shared = local.root / "workers"
     try:
