@@ -30,11 +30,12 @@ without them. The cache adds the rest, the same for every format:
   checked before a refresh's result is kept, so no refresh started before a publish can put the old
   view back (the refreshes of other packages keep theirs); a view
   marked so is never served as the stale fallback;
-- memory: an LRU bounded by ``budget`` bytes (merged views, as ``Resolution.merged_size`` estimates
-  them, plus renderings). A view it drops, or one larger than its whole budget, is *released*: its
-  merged value and answers go, its renderings stay, gzipped only, in a second LRU of a quarter of the
-  budget, so the warm path (a fresh rendering) still costs a dictionary look-up; what needs the merged
-  value of a released view (a tarball not located yet, a variant not rendered) resolves it again;
+- memory: ``budget`` bytes. Three quarters of it are an LRU of views (merged, as
+  ``Resolution.merged_size`` estimates them, plus renderings). A view it drops, or one larger than all
+  of it, is *released*: its merged value and answers go, its renderings stay, gzipped only, in an LRU
+  of the last quarter, so the warm path (a fresh rendering) still costs a dictionary look-up; what needs
+  the merged value of a released view (a tarball not located yet, a variant not rendered) resolves it
+  again; one dropped from there is served from its sealed renderings;
 - rendering: ``rendered(entry, variant, render)`` makes a variant (a base URL, a representation) once;
   merging and rendering of more than ``INLINE_BYTES`` run in a worker thread, on data nobody mutates.
 
