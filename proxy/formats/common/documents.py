@@ -388,7 +388,7 @@ class MergedDocuments(Generic[K, V]):
         """``entry``'s merged view (None: not found), merged once, a large one in a worker thread; a
         released view's resolved again (the chain's answers as they are now)."""
         if entry.released:
-            return await self._merging.do(id(entry), lambda: self._restore(entry))
+            entry = await self._restore(entry)
         pending = entry.pending
         if pending is None:
             return entry.merged
@@ -400,18 +400,14 @@ class MergedDocuments(Generic[K, V]):
 
         return await self._merging.do(id(entry), merge)
 
-    async def _restore(self, entry: Entry[V]) -> V | None:
-        repository, key = entry.slot
-        resolution = await self._resolve(repository, key)  # type: ignore[arg-type]  # the slot's key is a K
-        merged = await offload(resolution.size, lambda: resolution.merge(resolution.hidden))
-        unchanged = _with_hidden(resolution.fingerprint, resolution.hidden) == entry.fingerprint
-        if unchanged and entry.released:
-            entry.merged, entry.released = merged, False
-            entry.size, entry.merged_size = resolution.size, _merged_size(resolution)
-            slot = (repository, key)
-            if self._released.get(slot) is entry:  # still the view of its slot: kept merged again
-                self._keep(slot, entry)  # type: ignore[arg-type]
-        return merged
+    async def _restore(self, entry: Entry[V]) -> Entry[V]:
+        """A released view resolved again: itself, to be merged, when the chain's answers are unchanged
+        (kept again if it is still its slot's view), else the view of the answers as they are now."""
+        slot: tuple[str, K] = entry.slot  # type: ignore[assignment]  # the slot's key is a K
+        current = await self._rebuild(*slot, previous=entry)
+        if current is entry and self._released.get(slot) is entry:
+            self._keep(slot, entry)
+        return current
 
     def _keep(self, slot: tuple[str, K], entry: Entry[V]) -> None:
         self._released.pop(slot, None)

@@ -30,7 +30,6 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
 _URL_UNUSUAL = re.compile(r"[\t\r\n?#\[\]]")
 _HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
-_METADATA_KEYS = ("core-metadata", "dist-info-metadata")  # PEP 714's name, then PEP 658's
 
 
 def parse_page(body: bytes, project: str) -> list[DistFile]:
@@ -204,7 +203,9 @@ def _html_metadata(attrs: Mapping[str, str | None], filename: str) -> dict[str, 
 # kept, to be refused.
 _JsonFile = TypedDict(  # type: ignore[misc]
     "_JsonFile",
-    {key: Any for key in ("url", "filename", "hashes", "yanked", "requires-python", *_METADATA_KEYS)},
+    dict.fromkeys(
+        ("url", "filename", "hashes", "yanked", "requires-python", "core-metadata", "dist-info-metadata"), Any
+    ),
     total=False,
 )
 
@@ -239,8 +240,7 @@ def _json_file(entry: Any) -> DistFile:
         raise ValueError(f"malformed hashes for {filename}")
     yanked = entry.get("yanked", False)
     requires_python = entry.get("requires-python")
-    pep714, pep658 = _METADATA_KEYS
-    metadata = entry[pep714] if pep714 in entry else entry.get(pep658)
+    metadata = entry["core-metadata"] if "core-metadata" in entry else entry.get("dist-info-metadata")
     return DistFile(
         filename,
         url,
