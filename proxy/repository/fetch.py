@@ -61,27 +61,44 @@ class AssetSink(Protocol):
 
 class Fetched(Generic[T]):
     """An upstream's document: its cached copy, and its parsed form, made at most once (a document just
-    fetched was parsed when it was checked)."""
+    fetched was parsed when it was checked). Without ``keep_body`` the body is let go once parsed: a
+    format that needs only the parsed form does not hold a large page twice while it merges."""
 
     def __init__(
-        self, doc: CachedDocument, stale: bool, parse: Callable[[bytes], T], parsed: T | None = None
+        self,
+        doc: CachedDocument,
+        stale: bool,
+        parse: Callable[[bytes], T],
+        parsed: T | None = None,
+        keep_body: bool = True,
     ) -> None:
         self.doc = doc
         self.stale = stale  # served past its TTL because the upstream could not be reached
         self._parse = parse
         self._parsed = parsed
+        self._keep_body = keep_body
+        self._digest: bytes | None = None
+        if parsed is not None:
+            self._parsed_now()
 
     def parsed(self) -> T:
         if self._parsed is None:
             self._parsed = self._parse(self.doc.body)
+            self._parsed_now()
         return self._parsed
 
     def digest(self) -> bytes:
         """``body_digest`` of the body: the one made when it was fetched (kept with the cached copy), so
         telling whether it changed costs no hashing; made here only for a copy cached without one."""
-        if self.doc.digest is not None:
-            return bytes.fromhex(self.doc.digest)
-        return body_digest(self.doc.body)
+        if self._digest is None:
+            doc = self.doc
+            self._digest = bytes.fromhex(doc.digest) if doc.digest is not None else body_digest(doc.body)
+        return self._digest
+
+    def _parsed_now(self) -> None:
+        if not self._keep_body:
+            self.digest()  # while the body is there to hash, for a copy cached without a digest
+            self.doc = self.doc.head()
 
 
 @dataclass(frozen=True)
@@ -210,9 +227,10 @@ class Fetcher:
         url: str,
         parse: Callable[[bytes], T],
         accept: str | None = None,
+        keep_body: bool = True,
     ) -> Fetched[T] | None:
         """The upstream's document at ``url``, asked for with ``accept`` when given; None when the
-        upstream does not have it.
+        upstream does not have it. ``keep_body``: see ``Fetched`` (the same for every caller of a URL).
 
         ``parse`` raises ValueError for a body that is not a well-formed document of its kind; such a
         body is never cached. Raises UpstreamUnavailable (or UpstreamInvalid) when the upstream failed and
@@ -222,9 +240,9 @@ class Fetcher:
         key = ("metadata", upstream.name, format, url)
         cached = await self._metadata.get(*key)
         if cached is not None and cached.age() < (self._ttl if cached.status == 200 else self._not_found_ttl):
-            return Fetched(cached, False, parse) if cached.status == 200 else None
+            return Fetched(cached, False, parse, keep_body=keep_body) if cached.status == 200 else None
         return await self._documents.do(
-            key, lambda: self._refresh(key, upstream, format, url, cached, parse, accept)
+            key, lambda: self._refresh(key, upstream, format, url, cached, parse, accept, keep_body)
         )
 
     async def _refresh(
@@ -236,6 +254,7 @@ class Fetcher:
         cached: CachedDocument | None,
         parse: Callable[[bytes], T],
         accept: str | None,
+        keep_body: bool,
     ) -> Fetched[T] | None:
         headers = {"Accept-Encoding": "gzip"}
         if accept is not None:
@@ -274,13 +293,13 @@ class Fetcher:
         except (UpstreamUnavailable, UpstreamInvalid) as exc:
             if cached is not None and cached.status == 200:
                 log.warning("serving stale metadata: %s", exc)
-                return Fetched(cached, True, parse)
+                return Fetched(cached, True, parse, keep_body=keep_body)
             if cached is not None and isinstance(exc, UpstreamUnavailable):
                 log.warning("%s; it had no %s when last asked, taken as still missing", exc, asset_name(url))
                 return None
             raise
         await self._metadata.put(doc, *key)
-        return Fetched(doc, False, parse, parsed) if doc.status == 200 else None
+        return Fetched(doc, False, parse, parsed, keep_body) if doc.status == 200 else None
 
     # -- assets -----------------------------------------------------------------------------------
     async def asset(

@@ -102,6 +102,11 @@ class CachedDocument:
         doc._body, doc._load, doc.size = self._body, self._load, self.size
         return doc
 
+    def head(self) -> CachedDocument:
+        """The same document without its body (``size`` stays): for a holder that keeps what it parsed
+        from the body instead. Reading its ``body`` raises LookupError."""
+        return CachedDocument.apart(_let_go, self.size, **_head(self))
+
     def age(self, now: float | None = None) -> float:
         return (now if now is not None else time.time()) - self.fetched_at
 
@@ -116,6 +121,10 @@ class CachedDocument:
 
     def __repr__(self) -> str:
         return f"CachedDocument(status={self.status}, size={self.size}, etag={self.etag!r})"
+
+
+def _let_go() -> bytes:
+    raise LookupError("the body of this copy of the document was let go (CachedDocument.head)")
 
 
 def _head(doc: CachedDocument) -> dict[str, Any]:

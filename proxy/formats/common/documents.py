@@ -30,12 +30,15 @@ without them. The cache adds the rest, the same for every format:
   checked before a refresh's result is kept, so no refresh started before a publish can put the old
   view back (the refreshes of other packages keep theirs); a view
   marked so is never served as the stale fallback;
-- memory: ``budget`` bytes. Three quarters of it are an LRU of views (merged, as
-  ``Resolution.merged_size`` estimates them, plus renderings). A view it drops, or one larger than all
-  of it, is *released*: its merged value and answers go, its renderings stay, gzipped only, in an LRU
-  of the last quarter, so the warm path (a fresh rendering) still costs a dictionary look-up; what needs
-  the merged value of a released view (a tarball not located yet, a variant not rendered) resolves it
-  again; one dropped from there is served from its sealed renderings;
+- memory: ``budget`` bytes. A quarter of it is an LRU of views (merged, as ``Resolution.merged_size``
+  estimates them, plus renderings). A view it drops, or one larger than all of it, is *released*: its
+  merged value and answers go, its renderings stay, gzipped only, in an LRU of the other three
+  quarters, with what the format's ``locator`` keeps of the merged value (bytes: where its assets come
+  from), so the warm path (a fresh rendering) still costs a dictionary look-up and a tarball asked for
+  right after its packument needs no merge; what needs the merged value of a released view (a variant
+  not rendered) resolves it again; one dropped from there is served from its sealed renderings.
+  Merged views are many small objects made among the many more a parse makes and drops; renderings
+  are a few large ones: the split keeps the first few, so that the parses' memory goes back;
 - rendering: ``rendered(entry, variant, render)`` makes a variant (a base URL, a representation) once;
   merging and rendering of more than ``INLINE_BYTES`` run in a worker thread, on data nobody mutates.
 
@@ -79,11 +82,11 @@ TRACKED_INVALIDATIONS = 4096  # packages whose last invalidation is remembered (
 
 
 class Rendered:
-    """A document as sent: its bytes, gzipped once, and the ETag made from them. One read back from the
-    store holds only the gzipped form (what clients take); ``body`` is decompressed when first asked
-    for, once. Treated as immutable."""
+    """A document as sent: its bytes, gzipped once, and the ETag made from them. A ``compact`` one (read
+    back from the store, or kept by a released view) holds only the gzipped form, what clients take:
+    ``body`` is decompressed each time it is asked for. Treated as immutable."""
 
-    __slots__ = ("_body", "_keeps_body", "checksums", "content_type", "etag", "gzipped", "size")
+    __slots__ = ("_body", "checksums", "content_type", "etag", "gzipped", "size")
 
     def __init__(
         self,
@@ -93,12 +96,10 @@ class Rendered:
         etag: str,
         content_type: str,
         checksums: Mapping[str, str] | None = None,
-        keeps_body: bool = True,
     ) -> None:
-        self._body = body
-        self._keeps_body = keeps_body  # False: ``body`` is decompressed every time it is asked for
+        self._body = body  # None: a compact one
         self.gzipped = gzipped
-        self.size = size  # of ``body``, counted whether it was decompressed yet or not
+        self.size = size  # of ``body``, whether it is held or not
         self.etag = etag  # of ``body``
         self.content_type = content_type
         self.checksums: Mapping[str, str] = checksums or {}  # of ``body``, when the format serves them
@@ -111,22 +112,17 @@ class Rendered:
 
     @property
     def body(self) -> bytes:
-        """The document's bytes (decompressed here, on the caller's thread, the first time for one read
-        back from the store: only clients that do not take gzip ask)."""
-        if self._body is not None:
-            return self._body
-        body = gzip.decompress(self.gzipped)
-        if self._keeps_body:
-            self._body = body
-        return body
+        """The document's bytes (for a compact one decompressed here, on the caller's thread, and not
+        kept: only clients that do not take gzip ask)."""
+        return self._body if self._body is not None else gzip.decompress(self.gzipped)
 
     def weight(self) -> int:
-        """Bytes it may hold in memory: both forms, or the gzipped one for a ``compact`` one."""
-        return (self.size if self._keeps_body else 0) + len(self.gzipped)
+        """Bytes it holds in memory: both forms, or the gzipped one for a compact one."""
+        return (self.size if self._body is not None else 0) + len(self.gzipped)
 
     def compact(self) -> Rendered:
-        """The same rendering holding only its gzipped form, ever (what a released view keeps)."""
-        return Rendered(None, self.gzipped, self.size, self.etag, self.content_type, self.checksums, False)
+        """The same rendering holding only its gzipped form."""
+        return Rendered(None, self.gzipped, self.size, self.etag, self.content_type, self.checksums)
 
 
 @dataclass
@@ -169,6 +165,7 @@ class Entry(Generic[V]):
     released: bool = False  # merged value and answers dropped, renderings kept (see the module docstring)
     oversized: bool = False  # larger than the whole budget: never kept merged
     slot: tuple[str, Hashable] = ("", "")  # (repository, key): what resolves a released view again
+    located: bytes | None = None  # a released view's: what the format's ``locator`` kept of it
     listing: object = None  # the fingerprint without detail (``Resolution.listing``)
     # Renderings of the view this one refines (same listing, less detail), served until each variant's
     # own is made in the background.
@@ -190,7 +187,8 @@ class Entry(Generic[V]):
         # eviction) never parses them, and holds their bytes at most.
         renders = [*self.renders.values(), *self.provisional.values()]
         answers = 0 if self.released else self.merged_size if self.pending is None else self.size
-        return ENTRY_OVERHEAD + answers + sum(r.weight() for r in renders)
+        located = len(self.located) if self.located is not None else 0
+        return ENTRY_OVERHEAD + answers + located + sum(r.weight() for r in renders)
 
 
 class RenderStore:
@@ -273,12 +271,14 @@ class MergedDocuments(Generic[K, V]):
         budget: int,
         keep_on_failure: float | None = None,
         store: RenderStore | None = None,
+        locator: Callable[[V], bytes] | None = None,
     ) -> None:
         self._resolve = resolve
         self._package = package
         self._keep_on_failure = keep_on_failure
         self._store = store
-        released = budget // 4
+        self._locator = locator
+        released = budget * 3 // 4
         self._entries: _Releasing[tuple[str, K], Entry[V]] = _Releasing(budget - released, self._release)
         self._released: LRUCache[tuple[str, K], Entry[V]] = LRUCache(released, getsizeof=Entry.weight)
         self._refreshing: SingleFlight[Entry[V]] = SingleFlight()
@@ -363,6 +363,7 @@ class MergedDocuments(Generic[K, V]):
             previous.invalidated = False
             if previous.released:  # merged again from these answers when needed
                 previous.pending, previous.released = lambda: resolution.merge(hidden), False
+                previous.located = None
                 previous.size, previous.merged_size = resolution.size, _merged_size(resolution)
             return previous
         listing = None if resolution.listing is None else _with_hidden(resolution.listing, hidden)
@@ -423,6 +424,9 @@ class MergedDocuments(Generic[K, V]):
         holds ``entry`` now still finds it merged."""
         if not entry.found or entry.invalidated or entry.released:
             return
+        located = entry.located
+        if self._locator is not None and entry.pending is None and entry.merged is not None:
+            located = self._locator(entry.merged)
         released: Entry[V] = Entry(
             True,
             entry.fingerprint,
@@ -434,6 +438,7 @@ class MergedDocuments(Generic[K, V]):
             listing=entry.listing,
             released=True,
             slot=slot,
+            located=located,
         )
         with contextlib.suppress(ValueError):  # its renderings alone exceed the released budget
             self._released[slot] = released

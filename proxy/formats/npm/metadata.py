@@ -231,6 +231,21 @@ class _Sources(Mapping[str, VersionSource]):
         return len(self._origins)
 
 
+_LOCATED = msgspec.json.Decoder(dict[str, tuple[str, bool, str, str, str]])
+
+
+def located_sources(packument: Packument) -> bytes:
+    """Every version's source, as bytes (what a released view keeps to locate its tarballs)."""
+    rows = {v: (s.place, s.upstream, s.tarball, s.integrity, s.shasum) for v, s in packument.sources.items()}
+    return json_codec.dumps(rows)
+
+
+def source_located(located: bytes, version: str) -> VersionSource | None:
+    """``version``'s source in what ``located_sources`` made (None: not a version it lists)."""
+    row = _LOCATED.decode(located).get(version)
+    return None if row is None else VersionSource(*row)
+
+
 def _source(item: PlaceDocument, vdoc: Document) -> VersionSource:
     dist = _dict(vdoc.get("dist"))
     return VersionSource(

@@ -34,13 +34,16 @@ from proxy.formats.npm.metadata import (
     Document,
     Packument,
     PlaceDocument,
+    VersionSource,
     dumps,
     local_document,
+    located_sources,
     merge,
     parse_complete,
     parse_packument,
     render_abbreviated,
     render_full,
+    source_located,
     tarball_prefix,
 )
 from proxy.formats.npm.names import PackageName
@@ -79,6 +82,7 @@ class Packuments:
             keep_on_failure=RETRY_AFTER,
             # One slot per form: the base URL (from the Host header) is checked, not kept apart.
             store=RenderStore(services.metadata, "npm", lambda package: package.full, _form),
+            locator=located_sources,
         )
 
     @property
@@ -102,6 +106,16 @@ class Packuments:
     async def value(self, entry: Entry[Packument]) -> Packument | None:
         """The merged packument of ``entry`` (merged on first use, a large one in a worker thread)."""
         return await self._documents.value(entry)
+
+    async def source(self, entry: Entry[Packument], version: str) -> VersionSource | None:
+        """Where ``version`` of ``entry``'s packument comes from (None: it lists no such version); for a
+        released view, from what it kept (``located_sources``), without merging it again."""
+        if entry.released and entry.located is not None:
+            return source_located(entry.located, version)
+        packument = await self._documents.value(entry)
+        if packument is None or version not in packument.versions:
+            return None
+        return packument.sources[version]
 
     async def complete(self, entry: Entry[Packument]) -> Packument | None:
         """The merged packument of ``entry`` with every field (``Packument.complete``), not kept."""

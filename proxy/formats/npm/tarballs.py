@@ -65,12 +65,11 @@ class Tarballs:
         stored = await self._stored(repository, package, version, file)
         if stored is not None:
             return stored
-        packument = await self._packuments.value(await self._packuments.lookup(repository, package))
-        if packument is None or version not in packument.versions:
+        source = await self._packuments.source(await self._packuments.lookup(repository, package), version)
+        if source is None:
             raise web.HTTPNotFound(
                 reason=f"package {package.full} has no version {version} in repository {repository}"
             )
-        source = packument.sources[version]
         if not source.upstream:
             published = await self._stored(source.place, package, version, file)
             if published is None:

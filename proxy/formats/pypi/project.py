@@ -30,6 +30,8 @@ import contextlib
 import hashlib
 import re
 import time
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -73,20 +75,49 @@ class _Page:
         return [Offer(f, source) for f in self.fetched.parsed()]
 
 
-def completable(files: Iterable[DistFile]) -> frozenset[str]:
-    """The listed files a held copy can add to (``merge.complete``): no sha256, or a wheel without
-    PEP 658 metadata."""
-    return frozenset(
-        f.filename
-        for f in files
-        if "sha256" not in f.hashes or (f.core_metadata is None and f.filename.endswith(".whl"))
+class NameSet:
+    """File names, for membership only: their hashes, sorted in one buffer. A page's names are strings
+    its parse made among thousands that die with it; kept as they are, a few of them in each block of
+    small objects would keep every such block from going back to the system. A hash that two names
+    share (about one chance in 2**64 a pair) only makes a fingerprint count a file twice."""
+
+    __slots__ = ("_hashes",)
+
+    def __init__(self, names: Iterable[str] = (), hashes: Iterable[int] = ()) -> None:
+        self._hashes = array("q", sorted({*map(hash, names), *hashes}))  # hash(): in memory only
+
+    def __contains__(self, name: object) -> bool:
+        value = hash(name)
+        at = bisect_left(self._hashes, value)
+        return at < len(self._hashes) and self._hashes[at] == value
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __or__(self, other: NameSet) -> NameSet:
+        return NameSet(hashes=(*self._hashes, *other._hashes))
+
+    def weight(self) -> int:
+        return 64 + self._hashes.itemsize * len(self._hashes)
+
+
+def completable(files: Iterable[DistFile]) -> list[str]:
+    """The listed files a held copy can add to (``merge.complete``), sorted: no sha256, or a wheel
+    without PEP 658 metadata."""
+    return sorted(
+        {
+            f.filename
+            for f in files
+            if "sha256" not in f.hashes or (f.core_metadata is None and f.filename.endswith(".whl"))
+        }
     )
 
 
-def _completions(names: Iterable[str], held: Mapping[str, AssetRecord]) -> bytes:
+def _completions(names: NameSet, held: Mapping[str, AssetRecord]) -> bytes:
     """What the held files add to the listing of ``names``, as bytes to fingerprint."""
     parts = []
-    for name in sorted(names):
+    candidates = {*held, *(n.removesuffix(METADATA_SUFFIX) for n in held if n.endswith(METADATA_SUFFIX))}
+    for name in sorted(n for n in candidates if n in names):
         asset, extracted = held.get(name), held.get(name + METADATA_SUFFIX)
         if asset is not None or extracted is not None:
             parts.append(
@@ -125,8 +156,8 @@ class ProjectViews:
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._completable: LRUCache[tuple[str, bytes], frozenset[str]] = LRUCache(
-            COMPLETABLE_BUDGET, getsizeof=lambda names: 128 + sum(64 + len(n) for n in names)
+        self._completable: LRUCache[tuple[str, bytes], NameSet] = LRUCache(
+            COMPLETABLE_BUDGET, getsizeof=NameSet.weight
         )
         self._documents: MergedDocuments[str, Project] = MergedDocuments(
             self._resolve,
@@ -189,7 +220,7 @@ class ProjectViews:
                 return None
             path = await _page_path(upstream, project)
             fetched = await services.fetcher.metadata(
-                upstream, "pypi", path, _parser(project), UPSTREAM_ACCEPT
+                upstream, "pypi", path, _parser(project), UPSTREAM_ACCEPT, keep_body=False
             )
             if fetched is None:
                 expiries.append(time.time() + NOT_FOUND_TTL)
@@ -206,7 +237,7 @@ class ProjectViews:
         held = held_assets(records[p.name] for p in places if p.name in records)
         size = sum(sizes)
         fingerprint = hashlib.sha1()
-        names: set[str] = set()
+        names = NameSet()
         for place, answer in resolution.found:
             if isinstance(answer, _Page):
                 path = answer.source.page_path.encode()
@@ -215,7 +246,7 @@ class ProjectViews:
             else:
                 listed = repr([offer.file for offer in answer]).encode()
                 fingerprint.update(b"local\0%s\0%s\n" % (place.name.encode(), listed))
-                names |= completable(offer.file for offer in answer)
+                names |= NameSet(completable(offer.file for offer in answer))
         listing = fingerprint.digest()  # what is listed, before what held files complete
         fingerprint.update(b"held\0" + _completions(names, held))
         answers = [answer for _, answer in resolution.found]
@@ -237,7 +268,7 @@ class ProjectViews:
             listing=listing,
         )
 
-    async def _completable_names(self, project: str, page: _Page, size: int) -> frozenset[str]:
+    async def _completable_names(self, project: str, page: _Page, size: int) -> NameSet:
         """The files of an upstream page that a held copy can complete: remembered in memory, else
         read from the page's listing in the store, else from the page (which is then listed there)."""
         key = (project, page.digest)
@@ -248,17 +279,17 @@ class ProjectViews:
                 self._completable[key] = names
         return names
 
-    async def _read_listing(self, page: _Page, size: int) -> frozenset[str]:
+    async def _read_listing(self, page: _Page, size: int) -> NameSet:
         metadata = self._services.metadata
         key = (LISTING, page.source.place, page.source.page_path)
         kept = await metadata.get(*key)
         if kept is not None and kept.status == 200 and kept.etag == page.digest.hex():
             record = await offload(len(kept.body), lambda: json_codec.loads(kept.body))
-            return frozenset(record["completable"])
+            return NameSet(record["completable"])
 
-        def read() -> tuple[frozenset[str], bytes]:
+        def read() -> tuple[NameSet, bytes]:
             names = completable(page.fetched.parsed())
-            return names, json_codec.dumps({"completable": sorted(names)})
+            return NameSet(names), json_codec.dumps({"completable": names})
 
         names, body = await offload(size, read)
         await metadata.put(CachedDocument(200, body, etag=page.digest.hex()), *key)

@@ -21,6 +21,7 @@ from proxy.formats.pypi.negotiate import Representation
 API_VERSION = "1.0"
 HASH_PREFERENCE = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")  # the one a URL fragment names
 _NO_HASHES: Mapping[str, str] = MappingProxyType({})
+BATCH = 512  # files of a page rendered at a time
 
 
 class DistFile(NamedTuple):
@@ -48,18 +49,27 @@ class ProjectPage:
 
 
 def render_project(page: ProjectPage, representation: Representation) -> bytes:
+    """The page's bytes, written ``BATCH`` files at a time: a page of thousands of files never has an
+    entry built for each of them at once, only its bytes."""
     file_url = page.file_url
-    urls = [f.url for f in page.files] if file_url is None else [file_url(f.filename) for f in page.files]
+    files = page.files
+    out = bytearray()
     if representation == "json":
-        return _json(
-            {
-                "meta": {"api-version": API_VERSION},
-                "name": page.name,
-                "files": [_json_file(f, url) for f, url in zip(page.files, urls, strict=True)],
-            }
-        )
-    links = "".join(_html_link(f, url) for f, url in zip(page.files, urls, strict=True))
-    return _html(f"Links for {page.name}", links)
+        head = _json({"meta": {"api-version": API_VERSION}, "name": page.name, "files": []})
+        out += head[: -len(b"]}")]  # the files go into the empty list that ends the document
+    else:
+        head, tail = _html(f"Links for {page.name}", "\0").split(b"\0")
+        out += head
+    for start in range(0, len(files), BATCH):
+        batch = files[start : start + BATCH]
+        urls = [f.url for f in batch] if file_url is None else [file_url(f.filename) for f in batch]
+        if representation == "json":
+            out += b"," if start else b""
+            out += _json([_json_file(f, url) for f, url in zip(batch, urls, strict=True)])[1:-1]
+        else:
+            out += "".join(_html_link(f, url) for f, url in zip(batch, urls, strict=True)).encode()
+    out += b"]}" if representation == "json" else tail
+    return bytes(out)
 
 
 def render_index(projects: Iterable[str], representation: Representation) -> bytes:
