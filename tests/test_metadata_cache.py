@@ -123,3 +123,17 @@ async def test_write_behind_answers_before_the_store_is_written(tmp_path, monkey
     gate.set()
     await behind.drain()
     assert cache.get("k") == doc
+
+
+def test_a_fetched_document_that_needs_only_its_parsed_form_lets_go_of_its_body():
+    from proxy.repository.fetch import Fetched, body_digest
+
+    body = b'{"files": []}' * 1000
+    parsed: list[bytes] = []
+    kept = Fetched(CachedDocument(200, body), False, lambda b: parsed.append(b) or len(b))
+    dropped = Fetched(CachedDocument(200, body), False, lambda b: parsed.append(b) or len(b), keep_body=False)
+    assert kept.parsed() == dropped.parsed() == len(body) and kept.doc.body == body
+    assert dropped.digest() == body_digest(body) and dropped.doc.size == len(body)  # made before it went
+    with pytest.raises(LookupError):
+        _ = dropped.doc.body
+    assert dropped.parsed() == len(body) and len(parsed) == 2  # parsed once each, never again

@@ -14,11 +14,13 @@ from proxy.formats.npm.metadata import (
     PlaceDocument,
     abbreviate,
     local_document,
+    located_sources,
     merge,
     parse_complete,
     parse_packument,
     render_abbreviated,
     render_full,
+    source_located,
     tarball_prefix,
 )
 from proxy.formats.npm.names import PackageName, parse_name
@@ -57,6 +59,19 @@ def test_versions_are_the_union_and_the_first_place_wins():
     source = merged.sources["1.1.0"]
     assert (source.place, source.upstream, source.shasum) == ("public", True, "1.1.0")
     assert source.tarball == "https://registry.example.com/web-helper/-/web-helper-1.1.0.tgz"
+
+
+def test_what_a_released_view_keeps_locates_every_version_as_the_merged_packument_does():
+    local = doc(["1.0.0"], {"latest": "1.0.0"})
+    upstream = doc(["1.0.0", "1.1.0"], {"latest": "1.1.0"})
+    upstream["versions"]["1.1.0"]["dist"]["integrity"] = "sha512-" + "A" * 86 + "=="
+    merged = merge(PKG, [PlaceDocument("dev", False, local), PlaceDocument("public", True, upstream)])
+    located = located_sources(merged)
+    assert isinstance(located, bytes)
+    assert [source_located(located, v) for v in merged.versions] == [
+        merged.sources[v] for v in merged.versions
+    ]
+    assert source_located(located, "9.9.9") is None
 
 
 def test_dist_tags_union_and_the_upstream_wins_a_conflict():

@@ -79,6 +79,15 @@ def test_small_values_round_trip(plaintext, context):
     assert len(sealed) == HEADER_SIZE + len(plaintext) + TAG_SIZE  # small values are one chunk
 
 
+@pytest.mark.parametrize("size", [CHUNK_SIZE - 1, CHUNK_SIZE, 2 * CHUNK_SIZE, 3 * CHUNK_SIZE + 5])
+def test_a_value_sealed_whole_is_the_stream_a_writer_makes(size):
+    plaintext = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    sealed = seal(RING, plaintext, b"ctx")
+    assert open_stream(sealed, b"ctx", piece=100_000) == plaintext == unseal(RING, sealed, b"ctx")
+    assert len(sealed) == len(seal_stream(plaintext, CHUNK_SIZE, b"ctx"))  # the same chunks
+    assert unseal(RING, seal_stream(plaintext, CHUNK_SIZE, b"ctx"), b"ctx") == plaintext
+
+
 def test_every_chunk_but_the_last_is_full_and_there_is_always_a_last():
     assert len(seal(RING, b"")) == HEADER_SIZE + TAG_SIZE
     sealed = seal_stream(b"x" * 12, 4)

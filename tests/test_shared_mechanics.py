@@ -140,6 +140,20 @@ async def test_a_view_dropped_for_memory_is_served_warm_from_its_renderings_and_
     assert await docs.value(first) == "a:one"  # whoever held the view when it was dropped still has it
 
 
+async def test_a_released_view_keeps_what_its_locator_makes_of_the_merged_value() -> None:
+    chain = SizedChain(weight=90_000)  # larger than the merged views' quarter: released once rendered
+    docs: MergedDocuments[str, str] = MergedDocuments(
+        chain.resolve, lambda key: key, budget=100_000, locator=lambda merged: merged.encode()
+    )
+    entry = await docs.get("dev", "big")
+    await docs.rendered("dev", "big", entry, "v", plain)
+    calls, merges = chain.calls, chain.merges
+    warm = await docs.get("dev", "big")
+    assert warm.released and warm.located == b"big:one"  # read without resolving or merging again
+    assert warm.weight() >= len(b"big:one") and (chain.calls, chain.merges) == (calls, merges)
+    assert await docs.value(warm) == "big:one" and chain.merges == merges + 1  # the value: merged again
+
+
 async def test_a_view_larger_than_the_budget_is_served_and_its_renderings_kept() -> None:
     chain = SizedChain(weight=90_000)
     docs: MergedDocuments[str, str] = MergedDocuments(chain.resolve, lambda key: key, budget=100_000)

@@ -141,6 +141,10 @@ class ChunkCipher:
         aad = self._aad_for(last, final_context)
         return self._aead.encrypt(self._next_nonce(last), plaintext, aad)
 
+    def seal_into(self, plaintext: bytes | bytearray | memoryview, into: memoryview, last: bool) -> None:
+        """``seal``, writing the ciphertext into ``into`` (exactly its size: the plaintext's and the tag)."""
+        self._aead.encrypt_into(self._next_nonce(last), plaintext, self._aad_for(last, b""), into)
+
     def open(
         self, ciphertext: bytes | bytearray | memoryview, last: bool, final_context: bytes = b""
     ) -> bytes:
@@ -298,13 +302,39 @@ class SealReader:
         return b"".join(out)
 
 
-def seal(keyring: KeyRing, plaintext: bytes, context: bytes = b"") -> bytes:
-    """Seal a small value (index entries, metadata) under the current key."""
-    writer = SealWriter(keyring.current, context)
-    return b"".join((writer.header(), writer.update(plaintext), writer.finish()))
+def seal(keyring: KeyRing, plaintext: bytes | bytearray | memoryview, context: bytes = b"") -> bytearray:
+    """Seal a value held whole (index entries, metadata) under the current key: what ``SealWriter``
+    writes, made in one buffer of its size, so that a large document is not held several times over
+    while it is sealed."""
+    key = keyring.current
+    header = Header(key_id=key.key_id, salt=os.urandom(SALT_SIZE), chunk_size=CHUNK_SIZE)
+    cipher = ChunkCipher(key, header, context)
+    data = memoryview(plaintext)
+    whole = len(data) // CHUNK_SIZE  # as SealWriter: whole chunks are never the last, which is short
+    out = bytearray(HEADER_SIZE + len(data) + (whole + 1) * TAG_SIZE)
+    out[:HEADER_SIZE] = header.to_bytes()
+    with memoryview(out) as view:
+        at = HEADER_SIZE
+        for index in range(whole + 1):
+            piece = data[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE]
+            cipher.seal_into(piece, view[at : at + len(piece) + TAG_SIZE], last=index == whole)
+            at += len(piece) + TAG_SIZE
+    return out
 
 
-def unseal(keyring: KeyRing, data: bytes, context: bytes = b"") -> bytes:
-    """Open a value sealed by ``seal`` (or any sealed stream held whole); ``SealError`` on failure."""
-    reader = SealReader(keyring, context)
-    return reader.update(data) + reader.finish()
+def unseal(keyring: KeyRing, data: bytes | bytearray, context: bytes = b"") -> bytes:
+    """Open a value sealed by ``seal`` (or any sealed stream held whole); ``SealError`` on failure. Its
+    chunks are opened where they are in ``data``, as ``SealReader`` would open them."""
+    cipher = ChunkCipher.for_reading(keyring, data[:HEADER_SIZE], context)
+    step = cipher.header.chunk_size + TAG_SIZE
+    sealed = len(data) - HEADER_SIZE
+    if sealed < TAG_SIZE:
+        raise SealError("truncated: the last chunk is missing")
+    whole = (sealed - 1) // step  # a chunk followed by at least one byte is not the last
+    with memoryview(data) as view:
+        chunks = [
+            cipher.open(view[HEADER_SIZE + i * step : HEADER_SIZE + (i + 1) * step], last=False)
+            for i in range(whole)
+        ]
+        chunks.append(cipher.open(view[HEADER_SIZE + whole * step :], last=True))
+    return b"".join(chunks)

@@ -235,7 +235,7 @@ _LOCATED = msgspec.json.Decoder(dict[str, tuple[str, bool, str, str, str]])
 
 
 def located_sources(packument: Packument) -> bytes:
-    """Every version's source, as bytes (what a released view keeps to locate its tarballs)."""
+    """Every version's source, as JSON (what a released view keeps to locate its tarballs)."""
     rows = {v: (s.place, s.upstream, s.tarball, s.integrity, s.shasum) for v, s in packument.sources.items()}
     return json_codec.dumps(rows)
 

@@ -210,21 +210,36 @@ _JsonFile = TypedDict(  # type: ignore[misc]
 )
 
 
+_JsonEntry = _JsonFile | str | int | float | bool | list[Any] | None  # type: ignore[misc]
+
+
 class _JsonPage(TypedDict, total=False):
-    files: list[_JsonFile | str | int | float | bool | list[Any] | None]  # type: ignore[misc]
+    files: list[_JsonEntry]  # type: ignore[valid-type]
 
 
+class _JsonEntries(TypedDict, total=False):
+    files: list[msgspec.Raw]
+
+
+# A page's entries are read one at a time from their place in the body (``msgspec.Raw``: checked to be
+# JSON, not built): the dictionaries a page of thousands of files makes on the way to its DistFiles
+# never all exist at once, among the strings that the DistFiles keep.
+_JSON_ENTRIES = msgspec.json.Decoder(_JsonEntries)
+_JSON_ENTRY = msgspec.json.Decoder(_JsonEntry)
 _JSON_SHAPE = msgspec.json.Decoder(_JsonPage)
 
 
 def _parse_json(body: bytes) -> list[DistFile]:
     try:
-        doc = json_codec.loads_as(body, _JSON_SHAPE)  # a ValueError for what is not of a page's shape
+        try:
+            doc: dict[str, list[Any]] = json_codec.loads_as(body, _JSON_ENTRIES)
+        except ValueError:  # what only the standard library reads (then read whole), or a broken page
+            doc = json_codec.loads_as(body, _JSON_SHAPE)
     except RecursionError:
         raise ValueError("the project page is nested too deeply") from None
     if "files" not in doc:
         raise ValueError("the project page has no files list")
-    return [_json_file(entry) for entry in doc["files"]]
+    return [_json_file(_JSON_ENTRY.decode(e) if type(e) is msgspec.Raw else e) for e in doc["files"]]
 
 
 def _json_file(entry: Any) -> DistFile:
