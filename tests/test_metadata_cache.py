@@ -29,8 +29,9 @@ def test_a_large_document_is_read_back_whole_its_body_only_when_asked_for(tmp_pa
     doc = large(b"lodash ")
     cache.put(doc, "metadata", "up", "npm", "lodash")
     reads: list[str] = []
-    read = cache.index.get
+    read, read_from = cache.index.get, cache.index.get_from
     cache.index.get = lambda name: reads.append(name) or read(name)  # type: ignore[method-assign]
+    cache.index.get_from = lambda name, how: reads.append(name) or read_from(name, how)  # type: ignore[method-assign]
 
     kept = cache.get("metadata", "up", "npm", "lodash")
 

@@ -47,10 +47,13 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from proxy.store.keyring import KeyRing, fsync_dir, make_private_dirs
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FILE_NAME = "entries.sqlite"
 BUSY_MILLISECONDS = 2000  # several workers: how long a write waits for another worker's write
@@ -144,6 +147,16 @@ class Index:
             row = self._con.execute("SELECT value FROM entries WHERE name = ?", (name,)).fetchone()
         return None if row is None else row[0]
 
+    def get_from(self, name: str, read: Callable[[sqlite3.Blob], T]) -> T | None:
+        """What ``read`` makes of the entry's value, read in pieces from its row (None: no such entry),
+        for a large value that is not to be held whole; the index is held for others meanwhile."""
+        with self._lock:
+            row = self._con.execute("SELECT rowid FROM entries WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            with self._con.blobopen("entries", "value", row[0], readonly=True) as blob:
+                return read(blob)
+
     def has(self, name: str) -> bool:
         with self._lock:
             return self._con.execute("SELECT 1 FROM entries WHERE name = ?", (name,)).fetchone() is not None
@@ -152,6 +165,19 @@ class Index:
         with self._lock:
             self._join_group()
             self._con.execute("INSERT OR REPLACE INTO entries (name, value) VALUES (?, ?)", (name, value))
+
+    def set_from(self, name: str, size: int, fill: Callable[[Callable[[memoryview], object]], None]) -> None:
+        """``set`` for a large value made in pieces: ``fill`` hands each piece, in order, to the writer it
+        is given, which writes it into a row of ``size`` bytes (exactly what ``fill`` writes). Neither
+        this process nor SQLite then holds the value whole."""
+        with self._lock:
+            self._join_group()
+            row = self._con.execute(
+                "INSERT OR REPLACE INTO entries (name, value) VALUES (?, zeroblob(?))", (name, size)
+            ).lastrowid
+            assert row is not None
+            with self._con.blobopen("entries", "value", row) as blob:
+                fill(blob.write)
 
     def delete(self, name: str) -> bool:
         """Remove the entry; False if there was none."""

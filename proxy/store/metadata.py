@@ -27,7 +27,7 @@ from typing import Any
 
 from proxy.store.index import Index, entry_namer
 from proxy.store.keyring import KeyRing
-from proxy.store.sealed import SealError, seal, unseal
+from proxy.store.sealed import SealError, seal, seal_to, sealed_size, unseal, unseal_from
 from proxy.store.space import unless_out_of_space
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class MetadataCache:
             if doc.size > APART_BYTES and doc.digest is not None:
                 apart = self._body_name(key, doc.digest)
                 if apart != held:
-                    self.index.set(apart, seal(self._keyring, doc.body, context=apart.encode()))
+                    self._set_sealed_body(apart, doc.body)
                 kept = previous if apart == held else held
                 head = {**_head(doc), "apart": {"entry": apart, "size": doc.size, "previous": kept}}
                 plain = _packed(head, b"")
@@ -213,6 +213,11 @@ class MetadataCache:
                 self.index.delete(previous)
             if kept is not None and apart is None:
                 self.index.delete(kept)  # a small document now: nothing refers to a body held apart
+
+    def _set_sealed_body(self, name: str, body: bytes) -> None:
+        """Seal a body a chunk at a time into its entry: it is never copied whole, by us or SQLite."""
+        context, ring = name.encode(), self._keyring
+        self.index.set_from(name, sealed_size(len(body)), lambda write: seal_to(ring, body, write, context))
 
     def delete(self, *key: str) -> None:
         name = self._name(key)
@@ -242,10 +247,11 @@ class MetadataCache:
 
     def _body(self, name: str) -> bytes:
         """A body held apart (``name``: its entry), for ``CachedDocument.body``, on any thread."""
-        raw = self.index.get(name)
-        if raw is None:
+        context, ring = name.encode(), self._keyring
+        body = self.index.get_from(name, lambda blob: unseal_from(ring, blob.read, len(blob), context))
+        if body is None:
             raise LookupError("a cached document changed while it was read; ask again")
-        return unseal(self._keyring, raw, context=name.encode())
+        return body
 
     def names(self) -> list[str]:
         return self.index.names()

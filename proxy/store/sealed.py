@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -78,7 +79,7 @@ class Header:
         return _HEADER.pack(MAGIC, VERSION, self.key_id, self.salt, self.chunk_size)
 
     @classmethod
-    def parse(cls, data: bytes | bytearray) -> Header:
+    def parse(cls, data: bytes | bytearray | memoryview) -> Header:
         """Read the header at the start of ``data``. It is authenticated only with the first chunk."""
         if len(data) < HEADER_SIZE:
             raise SealError("truncated header")
@@ -115,7 +116,7 @@ class ChunkCipher:
 
     @classmethod
     def for_reading(
-        cls, keyring: KeyRing, raw_header: bytes | bytearray, context: bytes = b""
+        cls, keyring: KeyRing, raw_header: bytes | bytearray | memoryview, context: bytes = b""
     ) -> ChunkCipher:
         """The cipher for the sealed data that starts with ``raw_header``, under its key from the ring."""
         header = Header.parse(raw_header)
@@ -302,39 +303,73 @@ class SealReader:
         return b"".join(out)
 
 
-def seal(keyring: KeyRing, plaintext: bytes | bytearray | memoryview, context: bytes = b"") -> bytearray:
-    """Seal a value held whole (index entries, metadata) under the current key: what ``SealWriter``
-    writes, made in one buffer of its size, so that a large document is not held several times over
-    while it is sealed."""
+def sealed_size(plaintext_size: int) -> int:
+    """The size of ``plaintext_size`` bytes sealed by ``seal``."""
+    return HEADER_SIZE + plaintext_size + (plaintext_size // CHUNK_SIZE + 1) * TAG_SIZE
+
+
+def seal_to(
+    keyring: KeyRing,
+    plaintext: bytes | bytearray | memoryview,
+    write: Callable[[memoryview], object],
+    context: bytes = b"",
+) -> None:
+    """Seal a value held whole under the current key, handing ``write`` the header, then each chunk
+    (what ``SealWriter`` writes): one chunk's ciphertext exists at a time, in a buffer that ``write``
+    must not keep."""
     key = keyring.current
     header = Header(key_id=key.key_id, salt=os.urandom(SALT_SIZE), chunk_size=CHUNK_SIZE)
     cipher = ChunkCipher(key, header, context)
     data = memoryview(plaintext)
     whole = len(data) // CHUNK_SIZE  # as SealWriter: whole chunks are never the last, which is short
-    out = bytearray(HEADER_SIZE + len(data) + (whole + 1) * TAG_SIZE)
-    out[:HEADER_SIZE] = header.to_bytes()
-    with memoryview(out) as view:
-        at = HEADER_SIZE
+    write(memoryview(header.to_bytes()))
+    with memoryview(bytearray(min(len(data), CHUNK_SIZE) + TAG_SIZE)) as buffer:
         for index in range(whole + 1):
             piece = data[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE]
-            cipher.seal_into(piece, view[at : at + len(piece) + TAG_SIZE], last=index == whole)
-            at += len(piece) + TAG_SIZE
+            sealed = buffer[: len(piece) + TAG_SIZE]
+            cipher.seal_into(piece, sealed, last=index == whole)
+            write(sealed)
+
+
+def seal(keyring: KeyRing, plaintext: bytes | bytearray | memoryview, context: bytes = b"") -> bytearray:
+    """Seal a value held whole (index entries, metadata) under the current key, into one buffer of its
+    size (a large document is not held several times over while it is sealed)."""
+    out = bytearray(sealed_size(len(plaintext)))
+    at = 0
+
+    def write(piece: memoryview) -> None:
+        nonlocal at
+        out[at : at + len(piece)] = piece
+        at += len(piece)
+
+    seal_to(keyring, plaintext, write, context)
     return out
 
 
 def unseal(keyring: KeyRing, data: bytes | bytearray, context: bytes = b"") -> bytes:
     """Open a value sealed by ``seal`` (or any sealed stream held whole); ``SealError`` on failure. Its
-    chunks are opened where they are in ``data``, as ``SealReader`` would open them."""
-    cipher = ChunkCipher.for_reading(keyring, data[:HEADER_SIZE], context)
+    chunks are opened where they are in ``data``."""
+    view, at = memoryview(data), 0
+
+    def read(size: int) -> memoryview:
+        nonlocal at
+        at += size
+        return view[at - size : at]
+
+    return unseal_from(keyring, read, len(data), context)
+
+
+def unseal_from(
+    keyring: KeyRing, read: Callable[[int], bytes | memoryview], size: int, context: bytes = b""
+) -> bytes:
+    """``unseal`` of the ``size`` sealed bytes that ``read(n)`` gives n at a time, in order, as
+    ``SealReader`` would open them: one sealed chunk is held at a time."""
+    cipher = ChunkCipher.for_reading(keyring, read(HEADER_SIZE), context)
     step = cipher.header.chunk_size + TAG_SIZE
-    sealed = len(data) - HEADER_SIZE
+    sealed = size - HEADER_SIZE
     if sealed < TAG_SIZE:
         raise SealError("truncated: the last chunk is missing")
     whole = (sealed - 1) // step  # a chunk followed by at least one byte is not the last
-    with memoryview(data) as view:
-        chunks = [
-            cipher.open(view[HEADER_SIZE + i * step : HEADER_SIZE + (i + 1) * step], last=False)
-            for i in range(whole)
-        ]
-        chunks.append(cipher.open(view[HEADER_SIZE + whole * step :], last=True))
+    chunks = [cipher.open(read(step), last=False) for _ in range(whole)]
+    chunks.append(cipher.open(read(sealed - whole * step), last=True))
     return b"".join(chunks)
