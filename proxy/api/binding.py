@@ -15,13 +15,15 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
-from botocore.model import OperationModel, Shape, StructureShape
 
 from proxy.api.errors import ApiError, validation
-from proxy.api.model import service_model
+from proxy.api.model import loaded_model, operation_routes
+
+if TYPE_CHECKING:
+    from botocore.model import OperationModel, Shape, StructureShape
 
 MAX_BODY = 1024 * 1024  # a /v1 JSON body (policies are at most a few KB)
 
@@ -40,8 +42,8 @@ _HANDLERS: dict[str, Handler] = {}
 
 
 def operation(name: str) -> Callable[[Handler], Handler]:
-    """Register the handler of the model's operation ``name``."""
-    service_model().operation_model(name)  # a misspelt name fails at import, not at request time
+    """Register the handler of the model's operation ``name`` (a name the model lacks fails at start,
+    in ``add_routes``)."""
 
     def register(handler: Handler) -> Handler:
         _HANDLERS[name] = handler
@@ -58,11 +60,12 @@ def operation_of(request: web.Request) -> str | None:
 
 
 def add_routes(app: web.Application) -> None:
-    """Route every registered operation; other /v1 paths answer with CodeArtifact's error shape."""
-    model = service_model()
+    """Route every registered operation; other /v1 paths answer with CodeArtifact's error shape. The
+    service model is loaded by the first request that needs it (``proxy.api.model``)."""
+    routes = operation_routes()
     for name, handler in sorted(_HANDLERS.items()):
-        op = model.operation_model(name)
-        app.router.add_route(op.http["method"], op.http["requestUri"], _endpoint(op, handler), name=name)
+        method, uri = routes[name]
+        app.router.add_route(method, uri, _endpoint(name, handler), name=name)
     app.router.add_route("*", "/v1/{tail:.*}", _unsupported)
 
 
@@ -72,8 +75,9 @@ async def _unsupported(request: web.Request) -> web.Response:
     ).response()
 
 
-def _endpoint(op: OperationModel, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _endpoint(name: str, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
+        op = (await loaded_model()).operation_model(name)
         try:
             params = await parse_input(op, request)
             result = await handler(Call(request, op.name, params))
@@ -195,7 +199,7 @@ def _check(name: str, shape: Shape, value: Any) -> Any:
             for k, v in value.items()
         }
     elif kind == "structure":
-        assert isinstance(shape, StructureShape)
+        shape = cast("StructureShape", shape)  # what a structure's shape is
         if not isinstance(value, dict):
             raise validation(f"{name} must be an object")
         unknown = set(value) - set(shape.members)
@@ -253,7 +257,7 @@ def _serialise(shape: Shape, value: Any) -> Any:
             return value.timestamp()
         return float(value)
     if kind == "structure":
-        assert isinstance(shape, StructureShape)
+        shape = cast("StructureShape", shape)  # what a structure's shape is
         return {k: _serialise(shape.members[k], v) for k, v in value.items() if v is not None}
     if kind == "list":
         return [_serialise(shape.member, v) for v in value]  # type: ignore[attr-defined]

@@ -25,12 +25,11 @@ import asyncio
 import functools
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.model import OperationModel
 
 from proxy.api.binding import parse_input, serialise_output
 from proxy.api.errors import ApiError, access_denied
@@ -38,6 +37,9 @@ from proxy.api.model import service_model
 from proxy.api.services import API
 from proxy.codeartifact.domain import DomainClient, classify
 from proxy.config.model import CodeArtifactDomain
+
+if TYPE_CHECKING:
+    from botocore.model import OperationModel
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from proxy.api.binding import MAX_BODY, operation_of, read_body
 from proxy.api.errors import ApiError, access_denied
-from proxy.api.model import service_model
+from proxy.api.model import loaded_model
 from proxy.auth.authorizer import AUTHORIZER, CALLER, READ_ACTION, Authorizer, is_read
 from proxy.auth.principals import Principal
 from proxy.auth.sigv4 import SignatureRefused, SignedRequest, is_signed, verify
@@ -158,7 +158,7 @@ async def _signer(
             return authorizer.anonymous, None
         return authorizer.anonymous, await request.read()  # a small write's: its versions are audited
     body = await read_body(request)  # raises ApiError (too large, no length) before reading any
-    op = service_model().operation_model(operation)
+    op = (await loaded_model()).operation_model(operation)
     signed = SignedRequest(
         method=request.method,
         raw_path=request.raw_path,

@@ -7,27 +7,27 @@ any region is accepted (the proxy has none of its own). ``X-Amz-Date`` may be at
 the proxy's clock, as AWS allows.
 
 Every refusal is a ``SignatureRefused`` whose message says what is wrong without echoing the signature.
-Pure functions; safe anywhere.
+Pure functions; safe anywhere. botocore's signer is imported by the first signed request (it takes
+about 5 MiB, which a daemon nobody calls /v1 on never needs).
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
-from botocore.auth import UNSIGNED_PAYLOAD, SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.compat import HTTPHeaders
-from botocore.credentials import Credentials
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.auth.principals import Principal, Principals
 
 SERVICE = "codeartifact"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"  # the payload hash of a body left out of the signature (SigV4)
 MAX_SKEW = datetime.timedelta(minutes=5)
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*SignedHeaders=(?P<headers>[^,\s]+),"
@@ -119,23 +119,30 @@ def _payload_hashes(request: SignedRequest) -> list[str]:
     return [actual]
 
 
-class _Recomputer(SigV4Auth):
-    """botocore's signer, fed the headers the client named and a known payload hash."""
+@functools.cache
+def _recomputer() -> Any:
+    """botocore's signer, fed the headers the client named and a known payload hash (a class made on
+    first use: see the module docstring)."""
+    from botocore.auth import SigV4Auth
+    from botocore.compat import HTTPHeaders
 
-    def __init__(self, credentials: Credentials, region: str, names: list[str], payload: str) -> None:
-        super().__init__(credentials, SERVICE, region)
-        self._names = names
-        self._payload = payload
+    class Recomputer(SigV4Auth):
+        def __init__(self, credentials: Any, region: str, names: list[str], payload: str) -> None:
+            super().__init__(credentials, SERVICE, region)
+            self._names = names
+            self._payload = payload
 
-    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
-        signed = HTTPHeaders()
-        for name in self._names:
-            for value in request.headers.get_all(name) or []:
-                signed[name] = value
-        return signed
+        def headers_to_sign(self, request: Any) -> HTTPHeaders:
+            signed = HTTPHeaders()
+            for name in self._names:
+                for value in request.headers.get_all(name) or []:
+                    signed[name] = value
+            return signed
 
-    def payload(self, request: AWSRequest) -> str:
-        return self._payload
+        def payload(self, request: Any) -> str:
+            return self._payload
+
+    return Recomputer
 
 
 def _signature(
@@ -146,6 +153,9 @@ def _signature(
     names: list[str],
     payload: str,
 ) -> str:
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
     host = request.headers.get("Host", "")
     aws_request = AWSRequest(method=request.method, url=f"http://{host}{request.raw_path}")
     for name in names:
@@ -155,6 +165,6 @@ def _signature(
         aws_request.headers[name] = value
     aws_request.context["timestamp"] = timestamp
     credentials = Credentials(principal.access_key_id, principal.secret_access_key)
-    signer = _Recomputer(credentials, region, names, payload)
+    signer = _recomputer()(credentials, region, names, payload)
     canonical = signer.canonical_request(aws_request)
     return signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)

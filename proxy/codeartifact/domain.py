@@ -25,11 +25,8 @@ import datetime
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import botocore.session
-from botocore.client import BaseClient
-from botocore.config import Config as BotocoreConfig
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -48,6 +45,9 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from proxy.config.model import CodeArtifactDomain, Format
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +132,7 @@ class DomainClient:
         self, config: CodeArtifactDomain, *, connect_timeout: float = 10.0, read_timeout: float = 30.0
     ) -> None:
         self.config = config
-        self._botocore_config = BotocoreConfig(
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retries={"mode": "standard", "total_max_attempts": _BOTOCORE_MAX_ATTEMPTS},
-            user_agent_extra="codeartifact-proxy",
-        )
+        self._timeouts = (connect_timeout, read_timeout)
         self._client: BaseClient | None = None
         self._lock = threading.Lock()
         install_log_redaction()
@@ -204,14 +199,25 @@ class DomainClient:
             self._client = None
 
     def _get_client(self) -> BaseClient:
+        # botocore's session and client are imported here, on a worker thread, by the first call: a
+        # daemon that fronts no CodeArtifact domain never takes their memory.
+        import botocore.session
+        from botocore.config import Config
+
         with self._lock:
             if self._client is None:
                 session = botocore.session.Session(profile=self.config.profile)
+                connect_timeout, read_timeout = self._timeouts
                 self._client = session.create_client(
                     "codeartifact",
                     region_name=self.config.region,
                     endpoint_url=self.config.endpoint_url,
-                    config=self._botocore_config,
+                    config=Config(
+                        connect_timeout=connect_timeout,
+                        read_timeout=read_timeout,
+                        retries={"mode": "standard", "total_max_attempts": _BOTOCORE_MAX_ATTEMPTS},
+                        user_agent_extra="codeartifact-proxy",
+                    ),
                 )
             return self._client
 
