@@ -150,6 +150,39 @@ async def test_the_address_actually_connected_to_is_checked_before_anything_is_s
         assert origin.requests == 0
 
 
+async def test_a_burst_reuses_its_connections_and_the_surplus_is_closed_once_idle() -> None:
+    """A burst of requests reuses the connections it opened; past ``IDLE_KEPT`` an origin, those left
+    idle for ``IDLE_SURPLUS_SECONDS`` are closed (each holds buffers), the longest idle first."""
+    from proxy.upstream.http import IDLE_KEPT, IDLE_SURPLUS_SECONDS, GuardedConnector
+
+    transports: set[asyncio.BaseTransport] = set()
+    gate = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        transports.add(request.transport)
+        await gate.wait()
+        return web.Response(text="ok")
+
+    connector = GuardedConnector(forbidden=lambda _: False)
+    async with Origin(slow) as origin, aiohttp.ClientSession(connector=connector) as session:
+
+        async def get() -> str:
+            async with session.get(origin.url) as response:
+                return await response.text()
+
+        for burst_number in (1, 2):  # the second burst, right after the first, opens no connection
+            burst = [asyncio.ensure_future(get()) for _ in range(3 * IDLE_KEPT)]
+            while origin.requests < burst_number * 3 * IDLE_KEPT:  # all of the burst at once
+                await asyncio.sleep(0.01)
+            gate.set()
+            assert await asyncio.gather(*burst) == ["ok"] * 3 * IDLE_KEPT
+            gate.clear()
+        assert len(transports) == 3 * IDLE_KEPT
+        await asyncio.sleep(IDLE_SURPLUS_SECONDS * 4)
+        assert sum(not t.is_closing() for t in transports) == IDLE_KEPT
+
+
 # ---- 2. unbounded upstream documents --------------------------------------------------------------
 async def test_a_gzip_bomb_packument_is_refused_while_it_streams(tmp_path: Path) -> None:
     bomb = gzip.compress(b"[" + b" " * (64 * 1024**2) + b"]", 9)  # 64 MiB inflated from ~64 KiB

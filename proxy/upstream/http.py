@@ -50,7 +50,7 @@ from urllib.request import getproxies_environment, proxy_bypass_environment
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_proto import ResponseHandler
-from aiohttp.client_reqrep import ClientRequest
+from aiohttp.client_reqrep import ClientRequest, ConnectionKey
 from aiohttp.resolver import DefaultResolver
 
 from proxy.upstream.base import (
@@ -63,6 +63,9 @@ from proxy.upstream.base import (
 )
 
 log = logging.getLogger(__name__)
+
+IDLE_KEPT = 4  # idle connections to an origin kept past a burst (GuardedConnector)
+IDLE_SURPLUS_SECONDS = 0.25  # how long the others stay idle before they are closed
 
 USER_AGENT = "codeartifact-proxy"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
@@ -165,9 +168,35 @@ class GuardedConnector(aiohttp.TCPConnector):
     the last word on link-local addresses, whatever spelling a URL used or a resolver answered with.
     A connection through a forward proxy reaches the proxy, which is checked the same way."""
 
-    def __init__(self, *, forbidden: Callable[[str], bool] = link_local, **kwargs: object) -> None:
+    def __init__(
+        self, *, forbidden: Callable[[str], bool] = link_local, idle_kept: int = IDLE_KEPT, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._forbidden = forbidden
+        self._idle_kept = idle_kept
+        self._surplus_check: asyncio.TimerHandle | None = None
+
+    def _release(self, key: ConnectionKey, protocol: ResponseHandler, *, should_close: bool = False) -> None:
+        super()._release(key, protocol, should_close=should_close)
+        idle = self._conns.get(key)
+        if idle is not None and len(idle) > self._idle_kept and self._surplus_check is None:
+            self._surplus_check = self._loop.call_later(IDLE_SURPLUS_SECONDS, self._close_surplus)
+
+    def _close_surplus(self) -> None:
+        """Close the connections idle for ``IDLE_SURPLUS_SECONDS`` past ``idle_kept`` an origin, the
+        longest idle first: a burst reuses its connections, and the surplus it leaves is not kept for the
+        whole keep-alive time (a TLS connection holds about half a MiB of buffers)."""
+        self._surplus_check = None
+        now, waiting = time.monotonic(), False  # aiohttp stamps a released connection by time.monotonic
+        for key, idle in list(self._conns.items()):
+            while len(idle) > self._idle_kept and now - idle[0][1] >= IDLE_SURPLUS_SECONDS:
+                protocol, _ = idle.popleft()
+                protocol.close()
+            waiting = waiting or len(idle) > self._idle_kept
+            if not idle:
+                del self._conns[key]
+        if waiting and not self._closed:
+            self._surplus_check = self._loop.call_later(IDLE_SURPLUS_SECONDS, self._close_surplus)
 
     async def _create_direct_connection(  # type: ignore[override]
         self, req: ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout, **kwargs: Any
