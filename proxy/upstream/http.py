@@ -1,7 +1,9 @@
 """The one HTTP client for every upstream (aiohttp): pooling, timeouts, retries, redirects, credentials.
 
 - Each upstream has its own connection pool (``max_connections_per_upstream``), pooled per origin
-  within it; connect and read timeouts apply, and ``BodyLimits`` bound what a body may cost.
+  within it; past ``IDLE_KEPT`` idle connections an origin, those idle ``IDLE_SURPLUS_SECONDS`` are
+  closed (a burst reuses its own; what it leaves does not hold TLS buffers for the keep-alive time).
+  Connect and read timeouts apply, and ``BodyLimits`` bound what a body may cost.
 - GET and HEAD are retried on connection errors, timeouts, 5xx and 429, with exponential back-off
   and jitter, or after ``Retry-After`` when the upstream says so (capped). Other methods are sent once.
 - Bodies stream: ``send`` returns once the headers are in; nothing here reads a whole asset.
