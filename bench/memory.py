@@ -242,11 +242,12 @@ def populate_pypi(fake: FakePypiIndex, projects: int) -> list[tuple[str, str]]:
     tags = ("cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-win_amd64", "cp310-cp310-macosx_11_0_arm64")
     for i in range(projects):
         project = f"project-{i:02d}"
-        # About 1,000 files a page on average, as the real replay's 57 pages list (20 MB rendered).
-        releases = min(1200, int(rng.lognormvariate(5.0, 1.1)) + 1)
+        # About 1,000 files a page on average, as the real replay's 57 pages list (20 MB rendered), and
+        # one page as large as the largest of them (15,000 files, 7 MB of JSON): the peak of its phase.
+        releases = min(1200, int(rng.lognormvariate(5.0, 1.1)) + 1) if i != projects // 2 else 3800
         stem = project.replace("-", "_")
         for minor in range(releases):
-            for tag in tags[: rng.randint(1, 3)]:
+            for tag in tags[: rng.randint(1, 3)] if i != projects // 2 else tags:
                 fake.add(project, f"{stem}-0.{minor}-{tag}.whl", b"x", requires_python=">=3.8")
             fake.add(project, f"{stem}-0.{minor}.tar.gz", b"x")
         size = rng.choice((16, 64, 256, 1024, 4096)) * 1024
