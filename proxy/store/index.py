@@ -166,7 +166,7 @@ class Index:
             self._join_group()
             self._con.execute("INSERT OR REPLACE INTO entries (name, value) VALUES (?, ?)", (name, value))
 
-    def set_from(self, name: str, size: int, fill: Callable[[Callable[[memoryview], object]], None]) -> None:
+    def set_from(self, name: str, size: int, fill: Callable[[Callable[[bytes], object]], None]) -> None:
         """``set`` for a large value made in pieces: ``fill`` hands each piece, in order, to the writer it
         is given, which writes it into a row of ``size`` bytes (exactly what ``fill`` writes). Neither
         this process nor SQLite then holds the value whole."""

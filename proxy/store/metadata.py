@@ -20,6 +20,7 @@ import asyncio
 import functools
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -121,6 +122,11 @@ class CachedDocument:
 
     def __repr__(self) -> str:
         return f"CachedDocument(status={self.status}, size={self.size}, etag={self.etag!r})"
+
+
+def _reader(blob: sqlite3.Blob) -> Callable[[int, int], bytes]:
+    """``blob``'s bytes from ``start`` to ``end``, for ``unseal_from``."""
+    return lambda start, end: blob[start:end]
 
 
 def _let_go() -> bytes:
@@ -248,7 +254,7 @@ class MetadataCache:
     def _body(self, name: str) -> bytes:
         """A body held apart (``name``: its entry), for ``CachedDocument.body``, on any thread."""
         context, ring = name.encode(), self._keyring
-        body = self.index.get_from(name, lambda blob: unseal_from(ring, blob.read, len(blob), context))
+        body = self.index.get_from(name, lambda blob: unseal_from(ring, _reader(blob), len(blob), context))
         if body is None:
             raise LookupError("a cached document changed while it was read; ask again")
         return body

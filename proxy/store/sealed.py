@@ -79,7 +79,7 @@ class Header:
         return _HEADER.pack(MAGIC, VERSION, self.key_id, self.salt, self.chunk_size)
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview) -> Header:
+    def parse(cls, data: bytes | bytearray) -> Header:
         """Read the header at the start of ``data``. It is authenticated only with the first chunk."""
         if len(data) < HEADER_SIZE:
             raise SealError("truncated header")
@@ -116,7 +116,7 @@ class ChunkCipher:
 
     @classmethod
     def for_reading(
-        cls, keyring: KeyRing, raw_header: bytes | bytearray | memoryview, context: bytes = b""
+        cls, keyring: KeyRing, raw_header: bytes | bytearray, context: bytes = b""
     ) -> ChunkCipher:
         """The cipher for the sealed data that starts with ``raw_header``, under its key from the ring."""
         header = Header.parse(raw_header)
@@ -141,10 +141,6 @@ class ChunkCipher:
     ) -> bytes:
         aad = self._aad_for(last, final_context)
         return self._aead.encrypt(self._next_nonce(last), plaintext, aad)
-
-    def seal_into(self, plaintext: bytes | bytearray | memoryview, into: memoryview, last: bool) -> None:
-        """``seal``, writing the ciphertext into ``into`` (exactly its size: the plaintext's and the tag)."""
-        self._aead.encrypt_into(self._next_nonce(last), plaintext, self._aad_for(last, b""), into)
 
     def open(
         self, ciphertext: bytes | bytearray | memoryview, last: bool, final_context: bytes = b""
@@ -311,24 +307,17 @@ def sealed_size(plaintext_size: int) -> int:
 def seal_to(
     keyring: KeyRing,
     plaintext: bytes | bytearray | memoryview,
-    write: Callable[[memoryview], object],
+    write: Callable[[bytes], object],
     context: bytes = b"",
 ) -> None:
-    """Seal a value held whole under the current key, handing ``write`` the header, then each chunk
-    (what ``SealWriter`` writes): one chunk's ciphertext exists at a time, in a buffer that ``write``
-    must not keep."""
-    key = keyring.current
-    header = Header(key_id=key.key_id, salt=os.urandom(SALT_SIZE), chunk_size=CHUNK_SIZE)
-    cipher = ChunkCipher(key, header, context)
+    """Seal a value held whole under the current key, handing ``write`` the header, then each chunk in
+    turn: only one chunk's ciphertext exists at a time."""
+    writer = SealWriter(keyring.current, context)
     data = memoryview(plaintext)
-    whole = len(data) // CHUNK_SIZE  # as SealWriter: whole chunks are never the last, which is short
-    write(memoryview(header.to_bytes()))
-    with memoryview(bytearray(min(len(data), CHUNK_SIZE) + TAG_SIZE)) as buffer:
-        for index in range(whole + 1):
-            piece = data[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE]
-            sealed = buffer[: len(piece) + TAG_SIZE]
-            cipher.seal_into(piece, sealed, last=index == whole)
-            write(sealed)
+    write(writer.header())
+    for start in range(0, len(data), CHUNK_SIZE):
+        write(writer.update(data[start : start + CHUNK_SIZE]))
+    write(writer.finish())
 
 
 def seal(keyring: KeyRing, plaintext: bytes | bytearray | memoryview, context: bytes = b"") -> bytearray:
@@ -337,7 +326,7 @@ def seal(keyring: KeyRing, plaintext: bytes | bytearray | memoryview, context: b
     out = bytearray(sealed_size(len(plaintext)))
     at = 0
 
-    def write(piece: memoryview) -> None:
+    def write(piece: bytes) -> None:
         nonlocal at
         out[at : at + len(piece)] = piece
         at += len(piece)
@@ -347,29 +336,19 @@ def seal(keyring: KeyRing, plaintext: bytes | bytearray | memoryview, context: b
 
 
 def unseal(keyring: KeyRing, data: bytes | bytearray, context: bytes = b"") -> bytes:
-    """Open a value sealed by ``seal`` (or any sealed stream held whole); ``SealError`` on failure. Its
-    chunks are opened where they are in ``data``."""
-    view, at = memoryview(data), 0
-
-    def read(size: int) -> memoryview:
-        nonlocal at
-        at += size
-        return view[at - size : at]
-
-    return unseal_from(keyring, read, len(data), context)
+    """Open a value sealed by ``seal`` (or any sealed stream held whole); ``SealError`` on failure."""
+    view = memoryview(data)
+    return unseal_from(keyring, lambda start, end: view[start:end], len(data), context)
 
 
 def unseal_from(
-    keyring: KeyRing, read: Callable[[int], bytes | memoryview], size: int, context: bytes = b""
+    keyring: KeyRing, read: Callable[[int, int], bytes | memoryview], size: int, context: bytes = b""
 ) -> bytes:
-    """``unseal`` of the ``size`` sealed bytes that ``read(n)`` gives n at a time, in order, as
-    ``SealReader`` would open them: one sealed chunk is held at a time."""
-    cipher = ChunkCipher.for_reading(keyring, read(HEADER_SIZE), context)
-    step = cipher.header.chunk_size + TAG_SIZE
-    sealed = size - HEADER_SIZE
-    if sealed < TAG_SIZE:
-        raise SealError("truncated: the last chunk is missing")
-    whole = (sealed - 1) // step  # a chunk followed by at least one byte is not the last
-    chunks = [cipher.open(read(step), last=False) for _ in range(whole)]
-    chunks.append(cipher.open(read(sealed - whole * step), last=True))
-    return b"".join(chunks)
+    """``unseal`` of ``size`` sealed bytes that ``read(start, end)`` gives a chunk's worth at a time, in
+    order: the sealed bytes are never held whole."""
+    reader = SealReader(keyring, context)
+    parts = [
+        reader.update(read(start, min(start + CHUNK_SIZE, size))) for start in range(0, size, CHUNK_SIZE)
+    ]
+    parts.append(reader.finish())
+    return b"".join(parts)

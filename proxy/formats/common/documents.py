@@ -37,8 +37,9 @@ without them. The cache adds the rest, the same for every format:
   from), so the warm path (a fresh rendering) still costs a dictionary look-up and a tarball asked for
   right after its packument needs no merge; what needs the merged value of a released view (a variant
   not rendered) resolves it again; one dropped from there is served from its sealed renderings.
-  Merged views are many small objects made among the many more a parse makes and drops; renderings
-  are a few large ones: the split keeps the first few, so that the parses' memory goes back;
+  Merged views are many small objects, made among the many more that a parse makes and drops, and
+  keep blocks of the interpreter's heap from going back to the system; renderings are a few large
+  objects: hence the small share for merged views;
 - rendering: ``rendered(entry, variant, render)`` makes a variant (a base URL, a representation) once;
   merging and rendering of more than ``INLINE_BYTES`` run in a worker thread, on data nobody mutates.
 

@@ -78,8 +78,9 @@ class _Page:
 class NameSet:
     """File names, for membership only: their hashes, sorted in one buffer. A page's names are strings
     its parse made among thousands that die with it; kept as they are, a few of them in each block of
-    small objects would keep every such block from going back to the system. A hash that two names
-    share (about one chance in 2**64 a pair) only makes a fingerprint count a file twice."""
+    small objects would keep every such block from going back to the system. A name whose hash a
+    completable one shares (about one chance in 2**64 a pair) is taken as completable too: it only
+    goes into a view's fingerprint when a copy of it is held, where it changes nothing but that."""
 
     __slots__ = ("_hashes",)
 
@@ -90,9 +91,6 @@ class NameSet:
         value = hash(name)
         at = bisect_left(self._hashes, value)
         return at < len(self._hashes) and self._hashes[at] == value
-
-    def __len__(self) -> int:
-        return len(self._hashes)
 
     def __or__(self, other: NameSet) -> NameSet:
         return NameSet(hashes=(*self._hashes, *other._hashes))
