@@ -69,7 +69,7 @@ def _fail(message: str, status: int = 2) -> int:
 @contextmanager
 def _daemon(config: Config, repository: str) -> Iterator[str]:
     """The running daemon's base URL, else that of one started here on its store."""
-    import httpx  # here: the daemon, which imports every command, never needs the HTTP client
+    import httpx  # in the command only: see proxy.commands
 
     base = base_url(config)
     try:
@@ -129,7 +129,7 @@ def _summary(verb: str, report: Report) -> int:
 
 
 def run_export(args: argparse.Namespace, config: Config) -> int:
-    # Here: the daemon, which imports every command, never needs the HTTP client.
+    # In the command only: see proxy.commands.
     import httpx
 
     from proxy.bundle.transfer import Report, catalog, export_entries
@@ -166,7 +166,7 @@ def run_export(args: argparse.Namespace, config: Config) -> int:
 
 
 def run_import(args: argparse.Namespace, config: Config) -> int:
-    # Here: the daemon, which imports every command, never needs the HTTP client.
+    # In the command only: see proxy.commands.
     import httpx
 
     from proxy.bundle.transfer import Report, import_bundle

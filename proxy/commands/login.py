@@ -61,7 +61,7 @@ def tool_file(tool: str) -> Path:
 
 
 def target(tool: str, base: str, repository: str, credentials: ClientCredentials) -> Target:
-    from proxy.client import edits  # here: the daemon, which imports every command, never edits files
+    from proxy.client import edits  # in the command only: see proxy.commands
 
     user, token = credentials.username, credentials.token
     host = base.split("://", 1)[1]
@@ -101,8 +101,7 @@ def _fail(message: str) -> int:
 
 
 def run_login(args: argparse.Namespace, config: Config) -> int:
-    # Here: the daemon, which imports every command, never needs the HTTP client, botocore's session
-    # or the file editors.
+    # In the command only: see proxy.commands.
     from proxy.client import edits
     from proxy.client.credentials import ClientCredentials, CredentialsError, credentials_for, requires_token
 

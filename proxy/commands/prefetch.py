@@ -53,7 +53,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _prefetch(base: str, repository: str, entries: list[Entry], concurrency: int) -> int:
-    # Here: the daemon, which imports every command, never needs the HTTP client or the progress bar.
+    # In the command only: see proxy.commands.
     import httpx
     from tqdm import tqdm
 

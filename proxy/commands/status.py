@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    import httpx  # here: the daemon, which imports every command, never needs the HTTP client
+    import httpx  # in the command only: see proxy.commands
 
     try:
         base = base_url(config)

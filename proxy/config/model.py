@@ -88,8 +88,8 @@ class CacheConfig:
     # many decoded bytes is refused while it streams.
     max_document_size: int = 128 * 1024**2
     # Bytes of merged documents (packuments, simple pages, maven-metadata) and their renderings each
-    # format keeps in memory, weighed as merged (proxy.formats.common.documents: past three quarters
-    # of it views keep only their renderings; past all of it they are served from the store).
+    # format keeps in memory, weighed as merged (proxy.formats.common.documents: past a quarter of it
+    # views keep only their renderings; past all of it they are served from the store).
     documents_memory: int = 16 * 1024**2
 
 

@@ -166,7 +166,7 @@ class Entry(Generic[V]):
     released: bool = False  # merged value and answers dropped, renderings kept (see the module docstring)
     oversized: bool = False  # larger than the whole budget: never kept merged
     slot: tuple[str, Hashable] = ("", "")  # (repository, key): what resolves a released view again
-    located: bytes | None = None  # a released view's: what the format's ``locator`` kept of it
+    located: bytes | None = None  # what the format's ``locator`` made of the merged value, for releases
     listing: object = None  # the fingerprint without detail (``Resolution.listing``)
     # Renderings of the view this one refines (same listing, less detail), served until each variant's
     # own is made in the background.
@@ -425,9 +425,9 @@ class MergedDocuments(Generic[K, V]):
         holds ``entry`` now still finds it merged."""
         if not entry.found or entry.invalidated or entry.released:
             return
-        located = entry.located
-        if self._locator is not None and entry.pending is None and entry.merged is not None:
-            located = self._locator(entry.merged)
+        if entry.located is None and self._locator is not None and entry.merged is not None:
+            # Made once: an oversized view is released again with each of its renderings.
+            entry.located = self._locator(entry.merged)
         released: Entry[V] = Entry(
             True,
             entry.fingerprint,
@@ -439,7 +439,7 @@ class MergedDocuments(Generic[K, V]):
             listing=entry.listing,
             released=True,
             slot=slot,
-            located=located,
+            located=entry.located,
         )
         with contextlib.suppress(ValueError):  # its renderings alone exceed the released budget
             self._released[slot] = released
