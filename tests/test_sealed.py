@@ -107,6 +107,8 @@ def test_any_flipped_bit_fails(data, plaintext, chunk_size):
     sealed[bit // 8] ^= 1 << (bit % 8)
     with pytest.raises(SealError):
         open_stream(bytes(sealed))
+    with pytest.raises(SealError):  # opened whole: a single chunk is opened at once
+        unseal(RING, bytes(sealed))
 
 
 @given(plaintexts, chunk_sizes)

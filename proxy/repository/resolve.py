@@ -65,7 +65,7 @@ async def resolve(
     records = await local_records(catalog, places, coordinate)
     blocked = any(upstream_blocked(record) for record in records.values())
     asked = [p for p in places if serves(p, coordinate) and not blocked]
-    answers = await asyncio.gather(*(remote(p.upstream) for p in asked if p.upstream), return_exceptions=True)
+    answers = await _each([remote(p.upstream) for p in asked if p.upstream])
     by_name = dict(zip((p.name for p in asked), answers, strict=True))
 
     result: Resolution[T] = Resolution()
@@ -92,6 +92,17 @@ async def resolve(
     if not result.found and result.failed:
         raise NoUpstreamAnswered.of(result.failed)
     return result
+
+
+async def _each(calls: list[Awaitable[T]]) -> list[T | BaseException]:
+    """What each call returned or raised, run concurrently; a lone call (a chain with one upstream) is
+    awaited as it is, without a task to schedule."""
+    if len(calls) == 1:
+        try:
+            return [await calls[0]]
+        except Exception as exc:
+            return [exc]
+    return await asyncio.gather(*calls, return_exceptions=True)
 
 
 def serves(place: Place, coordinate: PackageCoordinate) -> bool:

@@ -452,9 +452,10 @@ class MergedDocuments(Generic[K, V]):
         if cached is not None:
             return cached
         provisional = entry.provisional.get(variant)
-        looked = provisional is None and entry.listing is not None  # in the store, for either kind
+        # In the store, outside the single flight (a read needs none): this view's, or a provisional one.
+        looked = provisional is None and self._store is not None and isinstance(entry.fingerprint, bytes)
         if looked:
-            provisional = await self._kept_for_listing(repository, key, entry, variant)
+            provisional = await self._kept(repository, key, entry, variant)
             if variant in entry.renders:  # the store kept this very view's
                 return entry.renders[variant]
 
@@ -492,20 +493,17 @@ class MergedDocuments(Generic[K, V]):
 
         asyncio.get_running_loop().call_later(REFINE_SECONDS, start)
 
-    async def _kept_for_listing(
-        self, repository: str, key: K, entry: Entry[V], variant: Hashable
-    ) -> Rendered | None:
-        """A sealed rendering of an earlier view with ``entry``'s listing (a restart, or a view the
-        memory budget dropped), to serve while ``entry``'s own is made; one of ``entry``'s own view goes
-        to its renderings instead (and None is returned)."""
-        if self._store is None or not isinstance(entry.fingerprint, bytes):
-            return None
+    async def _kept(self, repository: str, key: K, entry: Entry[V], variant: Hashable) -> Rendered | None:
+        """The sealed rendering of ``entry``'s own view (a restart, or a view the memory budget dropped)
+        goes to its renderings (and None is returned); one of an earlier view with ``entry``'s listing
+        is returned, to serve while ``entry``'s own is made."""
+        assert self._store is not None and isinstance(entry.fingerprint, bytes)
         kept = await self._store.get(repository, key, variant, entry.fingerprint, entry.listing)
         if kept is None:
             return None
         rendered, exact = kept
         if exact:
-            entry.renders[variant] = rendered
+            self._add(repository, key, entry, variant, rendered)
             return None
         entry.provisional[variant] = rendered
         return rendered
@@ -539,18 +537,22 @@ class MergedDocuments(Generic[K, V]):
             if sealed is not None:
                 assert isinstance(entry.fingerprint, bytes)
                 await sealed.put(repository, key, variant, entry.fingerprint, rendered, entry.listing)
+        self._add(repository, key, entry, variant, rendered)
+        return rendered
+
+    def _add(self, repository: str, key: K, entry: Entry[V], variant: Hashable, rendered: Rendered) -> None:
+        """``rendered`` becomes ``entry``'s rendering of ``variant``, counted against the memory budget."""
         if len(entry.renders) >= MAX_RENDERINGS:
             entry.renders.clear()
         entry.renders[variant] = rendered
         entry.provisional.pop(variant, None)
         slot = (repository, key)
         if self._entries.get(slot) is entry:
-            self._keep(slot, entry)  # counts the rendering against the memory budget
+            self._keep(slot, entry)
         elif entry.oversized:
             copy = self._released.get(slot)
             if copy is not None and copy.fingerprint == entry.fingerprint:
                 self._release(slot, entry)  # its released copy gets this rendering too
-        return rendered
 
 
 class _Releasing(LRUCache[K, V]):
