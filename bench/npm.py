@@ -24,9 +24,9 @@ fake registry (tests/fakes/npm_registry.py, on a thread of this process). Prints
   when the proxy takes CPU from it.
 With ``--restart`` (only these figures): a fetch-only replay of the tree (every packument, abbreviated
 and gzipped as npm asks, then its tarball; ``--replay-connections`` at a time, bodies counted, not
-unpacked) cold, warm, and warm again on a daemon restarted on the same store, with the proxy's CPU per
-package for each: after a restart the sealed renderings and the fetched documents in the store must
-serve the replay about as fast as memory does.
+unpacked) cold, warm, then on a daemon restarted on the same store after a graceful stop (SIGTERM: it
+starts from the warm state the last one kept) and after a crash (SIGKILL: served from the store's
+sealed renderings, fetched documents and catalog), with the proxy's CPU per package for each.
 Nothing is deleted until the end: every run gets new directories (npm cache, node_modules, proxy store).
 On an ext4 file system without a journal, a file created within minutes of many deletions in its
 block group costs up to ~1 ms of CPU (the allocator skips recently deleted inodes), so deleting one
@@ -84,6 +84,11 @@ class Proxy:
 
     def stop(self) -> None:
         self.process.terminate()
+        self.process.wait(30)
+
+    def kill(self) -> None:
+        """As a crash: nothing is kept at exit."""
+        self.process.kill()
         self.process.wait(30)
 
 
@@ -253,45 +258,54 @@ async def replay(base: str, packages: list[str], connections: int) -> float:
 
 
 def restart_figures(root: Path, fake: FakeNpmRegistry, args: argparse.Namespace) -> None:
-    """Cold, warm and after-restart fetch-only replays of the tree (see the module docstring)."""
+    """Cold, warm, after a graceful restart and after a crash: fetch-only replays of the tree (see the
+    module docstring)."""
     names = [f"tree-{i:03d}" for i in range(args.packages)]
     port = free_port()
-    cold, warm, restarted = [], [], []
+    figures: dict[str, list[tuple[float, float]]] = {}
+
+    def replay_on(proxy: Proxy, what: str) -> None:
+        before = proxy.cpu_seconds()
+        seconds = asyncio.run(replay(f"{proxy.url}/npm/dev/", names, args.replay_connections))
+        figures.setdefault(what, []).append((seconds, proxy.cpu_seconds() - before))
+
     for run in range(args.runs):
         directory = root / f"proxy-restart-{run}"
         proxy = start_proxy(directory, fake.url, port)
-        base = f"{proxy.url}/npm/dev/"
         try:
-            for figures in (cold, warm):
-                before = proxy.cpu_seconds()
-                seconds = asyncio.run(replay(base, names, args.replay_connections))
-                figures.append((seconds, proxy.cpu_seconds() - before))
+            replay_on(proxy, "cold")
+            replay_on(proxy, "warm")
         finally:
             proxy.stop()
-        proxy = start_proxy(directory, fake.url, port)  # the same store
-        try:
-            before = proxy.cpu_seconds()
-            seconds = asyncio.run(replay(base, names, args.replay_connections))
-            restarted.append((seconds, proxy.cpu_seconds() - before))
-        finally:
-            proxy.stop()
+        # The same store: after the graceful stop above, then after this daemon's crash.
+        for what in ("restarted", "crashed"):
+            proxy = start_proxy(directory, fake.url, port)
+            try:
+                replay_on(proxy, what)
+            finally:
+                proxy.kill()
 
-    def line(what: str, figures: list[tuple[float, float]]) -> str:
-        seconds = statistics.median(s for s, _ in figures)
-        cpu = statistics.median(c for _, c in figures)
-        runs = spread([s for s, _ in figures])
+    def line(what: str, runs: list[tuple[float, float]]) -> str:
+        seconds, cpu = (statistics.median(figure[field] for figure in runs) for field in (0, 1))
         return (
-            f"{what}: {seconds:.2f} s (runs: {runs}); "
+            f"{what}: {seconds:.2f} s (runs: {spread([s for s, _ in runs])}); "
             f"proxy CPU {cpu:.2f} s, {cpu / len(names) * 1000:.2f} ms per package"
         )
 
+    def ratio(what: str) -> str:
+        def median(runs: str, field: int) -> float:
+            return statistics.median(figure[field] for figure in figures[runs])
+
+        time, cpu = (median(what, field) / median("warm", field) for field in (0, 1))
+        return f"{time:.2f}x the time, {cpu:.2f}x the proxy's CPU"
+
     print(f"fetch-only replay of {len(names)} packages, {args.replay_connections} connections:")
-    print(line("  cold (empty store)", cold))
-    print(line("  warm", warm))
-    print(line("  warm after a restart (same store)", restarted))
-    ratio = statistics.median(s for s, _ in restarted) / statistics.median(s for s, _ in warm)
-    cpu_ratio = statistics.median(c for _, c in restarted) / statistics.median(c for _, c in warm)
-    print(f"  after a restart / warm: {ratio:.2f}x the time, {cpu_ratio:.2f}x the proxy's CPU")
+    print(line("  cold (empty store)", figures["cold"]))
+    print(line("  warm", figures["warm"]))
+    print(line("  after a graceful restart (warm state kept)", figures["restarted"]))
+    print(line("  after a crash (SIGKILL: the store's sealed renderings)", figures["crashed"]))
+    print(f"  after a graceful restart / warm: {ratio('restarted')}")
+    print(f"  after a crash / warm: {ratio('crashed')}")
 
 
 def wrk_line(proxy: Proxy, url: str, connections: int, duration: float, what: str) -> str:

@@ -14,8 +14,10 @@ fake index (tests/fakes/pypi_index.py, on a thread of this process). Prints:
   and warm (store warm; the pages then carry PEP 658 metadata taken from the cached wheels).
 - the proxy's own CPU time (user + system, from /proc) for one ``pip install`` replay in each state of
   one store: cold (empty store), the first warm run after it, a second warm run, and the first run
-  after a restart of the proxy on that store. Every tree project lists ``--history`` older versions
-  (4 files each), as popular projects do, so a page costs what a real one costs to merge and render.
+  after a restart of the proxy on that store (a graceful stop: it starts from the warm state the last
+  daemon kept) and after a crash (SIGKILL: from the store's sealed renderings). Every tree project
+  lists ``--history`` older versions (4 files each), as popular projects do, so a page costs what a
+  real one costs to merge and render.
 - ``--cold``: only the proxy's CPU for cold pages and their wheels, as a fetch-only replay of a
   requirements file asks for them (8 at a time): ``--pages`` projects of ``--files`` files each
   (sha256, PEP 658 metadata, requires-python on every wheel, as large real pages list them, e.g.
@@ -159,7 +161,8 @@ def cold_cpu(root: Path, fake: FakePypiIndex, names: list[str], runs: int) -> No
 
 
 def replay_cpu(root: Path, fake: FakePypiIndex) -> None:
-    """The proxy's CPU for one pip install replay: cold, first warm, second warm, after a restart."""
+    """The proxy's CPU for one pip install replay: cold, first warm, second warm, after a restart and
+    after a crash."""
     port = free_port()
     index_url = f"http://user:pass@127.0.0.1:{port}/pypi/dev/simple/"
     proxy = start_proxy(root / "proxy-replay", fake.url, port, "pypi")
@@ -169,11 +172,13 @@ def replay_cpu(root: Path, fake: FakePypiIndex) -> None:
             before = proxy.cpu_seconds()
             elapsed, installed = pip_install(root, index_url)
             figures.append((label, proxy.cpu_seconds() - before, elapsed))
-        proxy.stop()
-        proxy = start_proxy(root / "proxy-replay", fake.url, port, "pypi")
-        before = proxy.cpu_seconds()
-        elapsed, installed = pip_install(root, index_url)
-        figures.append(("first after a restart", proxy.cpu_seconds() - before, elapsed))
+        # The same store after a graceful stop (the warm state kept), then after this daemon's crash.
+        for label, stop in (("first after a restart", proxy.stop), ("first after a crash", proxy.kill)):
+            stop()
+            proxy = start_proxy(root / "proxy-replay", fake.url, port, "pypi")
+            before = proxy.cpu_seconds()
+            elapsed, installed = pip_install(root, index_url)
+            figures.append((label, proxy.cpu_seconds() - before, elapsed))
     finally:
         proxy.stop()
     for label, cpu, elapsed in figures:

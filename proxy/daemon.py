@@ -7,6 +7,7 @@ the storage services, never the Daemon. ``formats`` is each registered format's 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -16,6 +17,8 @@ from proxy.auth.policy_store import PolicyStore
 from proxy.auth.policy_store import entry_name as policies_entry
 from proxy.codeartifact.token import DomainHealth
 from proxy.config.model import Config
+from proxy.formats.common import warm
+from proxy.formats.common.warm import WarmParts
 from proxy.formats.format import FormatService, Services
 from proxy.formats.registry import FORMATS, format_names, token_schemes
 from proxy.repository.chain import ResolutionChain
@@ -71,6 +74,7 @@ class Daemon:
             if local is not None and config.server.workers <= 1
             else storage.metadata
         )
+        self.warm = WarmParts()
         self.fetcher = Fetcher(metadata, storage.blobs, config.cache.metadata_ttl, config.cache.not_found_ttl)
         self.services = Services(
             repositories=self.repositories,
@@ -84,6 +88,7 @@ class Daemon:
             metadata_ttl=config.cache.metadata_ttl,
             public_url=config.server.public_url,
             documents_memory=config.cache.documents_memory,
+            warm=self.warm,
         )
         self.formats: dict[str, FormatService] = {f.name: f.serve(self.services) for f in FORMATS}
         self.repositories.on_change(self._repository_changed)
@@ -105,6 +110,7 @@ class Daemon:
             raise
         try:
             await daemon._hear_changes()
+            await daemon._warm_start()
         except BaseException:
             await daemon.close()
             raise
@@ -133,6 +139,16 @@ class Daemon:
             lambda: [Readiness("upstreams", True, "offline: no upstream is asked (server.offline)")]
         )
         return daemon
+
+    async def _warm_start(self) -> None:
+        """A store this process owns alone: what the last daemon kept in memory is restored, and what
+        this one holds is kept when it stops (``proxy.formats.common.warm``)."""
+        store = self.store
+        if store is None or store.workers:
+            return
+        fingerprint = await asyncio.to_thread(warm.fingerprint_of, self.config)
+        await warm.restore(self.warm, store, fingerprint)
+        self._closers.append(lambda: warm.keep(self.warm, store, fingerprint))
 
     @property
     def usage(self) -> LedgerFigures | SharedFigures:

@@ -92,6 +92,9 @@ def test_without_credentials_cached_content_is_served_and_sighup_recovers(tmp_pa
     with httpx.Client(timeout=30) as client:
         assert fetch_hello(client, first.url).content == TARBALL
     assert first.stop() == 0
+    # Without the warm state the first daemon kept (in which the packument it just served is still
+    # fresh), the next one starts from the store, as after a crash.
+    (tmp_path / "cache" / "warm").unlink()
 
     isolate_aws(monkeypatch, aws)  # no credentials anywhere
     daemon = start_daemon(config, tmp_path / "second.log")

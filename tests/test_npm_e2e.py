@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from proxy.store.catalog import PackageCoordinate
 from proxy.store.store import Store
 from tests.fakes.clients import npm_binary
 from tests.fakes.codeartifact import FakeCodeArtifact, aws_environment
+from tests.fakes.daemon import start_daemon
 from tests.fakes.npm_registry import FakeNpmRegistry, make_tarball
 
 OWNER = "111122223333"
@@ -193,6 +195,35 @@ publish = true
         assert proxy.process.poll() is None
     finally:
         codeartifact.stop_in_thread()
+
+
+# -- npm ci after a graceful restart (warm) and after a crash (from the store) --------------------
+def test_npm_ci_after_a_graceful_restart_and_after_a_crash(tmp_path, daemon_factory, public):
+    binary = npm_binary()
+    public.add("leaf", "1.0.0")
+    public.add("@e2e/dep", "1.0.0")
+    proxy, registry = start_proxy(
+        daemon_factory, f'{public.upstream_config()}[repository.dev]\nupstreams = ["public"]\n'
+    )
+    npm = Npm(binary, tmp_path / "npm", registry)
+    app = project(tmp_path / "app", {"leaf": "^1.0.0", "@e2e/dep": "^1.0.0"})
+    npm.run("install", cwd=app)
+    public.stop_server()  # from here on, only what the proxy holds
+    try:
+        # The restart after SIGTERM starts from what the daemon held; the one after SIGKILL, which
+        # leaves nothing, from the store.
+        for stop, warm in ((signal.SIGTERM, True), (signal.SIGKILL, False)):
+            assert proxy.stop(stop) == (0 if warm else -signal.SIGKILL)
+            proxy = start_daemon(proxy.config, tmp_path / f"after-{stop.name}.log")
+            shutil.rmtree(app / "node_modules")
+            npm.fresh_cache()
+            npm.run("ci", cwd=app)
+            assert node_require(app, "leaf", "@e2e/dep") == ["leaf@1.0.0", "@e2e/dep@1.0.0"]
+            assert ("warm start: 2 npm packuments, 2 npm tarballs," in proxy.log_text()) == warm, (
+                proxy.log_text()
+            )
+    finally:
+        proxy.stop()
 
 
 # -- publish, install, republish, shadowing, dist-tags ------------------------------------------

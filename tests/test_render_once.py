@@ -1,7 +1,7 @@
 """Merged documents are rendered once per change of what they list: caching a file the page already
-describes does not render the page again, a file that adds to the listing does, and a restarted daemon
-serves the renderings sealed in its store without rendering (PyPI and npm, in process, so the count of
-renderings can be read)."""
+describes does not render the page again, a file that adds to the listing does, and a daemon restarted
+without its warm state (after a crash) serves the renderings sealed in its store without rendering
+(PyPI and npm, in process, so the count of renderings can be read)."""
 
 from __future__ import annotations
 
@@ -80,6 +80,7 @@ async def test_a_pypi_page_renders_once_per_change_of_what_it_lists_and_survives
             assert etag != provisional and renders() == 2 and "core-metadata" in files[bare]
             assert (await pypi_page(client, "render-once"))[0] == etag and renders() == 2
 
+        (tmp_path / "cache" / "warm").unlink()  # as after a crash: served from the store, not memory
         async with running(config, port) as (client, _daemon):
             again, files = await pypi_page(client, "render-once")
             assert again == etag and "core-metadata" in files[bare]
@@ -107,6 +108,7 @@ async def test_an_npm_packument_is_not_rendered_again_after_a_restart_until_it_c
             assert (await client.get("/npm/dev/restart-me")).headers["ETag"] == first.headers["ETag"]
             assert client.app[NPM].packuments.renders == 1
 
+        (tmp_path / "cache" / "warm").unlink()  # as after a crash: served from the store, not memory
         async with running(config, port) as (client, _daemon):
             again = await client.get("/npm/dev/restart-me")
             assert again.headers["ETag"] == first.headers["ETag"]

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from proxy.formats.common.warm import WarmParts
 from proxy.repository.chain import ResolutionChain
 from proxy.repository.details import ReadAsset, VersionDetails
 from proxy.repository.fetch import Fetcher
@@ -51,6 +52,7 @@ class Services:
     metadata_ttl: float  # seconds an upstream document is fresh (cache.metadata_ttl)
     public_url: str | None  # server.public_url: the base of every link handed to clients, when set
     documents_memory: int  # bytes of merged documents each format keeps in memory (cache.documents_memory)
+    warm: WarmParts  # where a format adds what keeps memory (merged documents, asset locators), by name
 
 
 class FormatService(Protocol):

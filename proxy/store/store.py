@@ -6,6 +6,8 @@
     ROOT/index/     catalog (repository -> package -> package version -> asset), blob ledger, metadata
     ROOT/lock       held (flock) by the process that has the store open: one daemon, ``gc`` or ``verify``
     ROOT/workers/   what the workers of one daemon share (``proxy.store.host``); emptied at start
+    ROOT/warm       what the last daemon held in memory, sealed when it stopped gracefully; taken (read
+                    and deleted) by whatever opens the store next (``proxy.formats.common.warm``)
 
 Writing an asset: ``ingest()`` gives an AssetWriter; bytes stream into a temp file while being hashed;
 the caller checks the digests its metadata declared, then commits (the blob becomes visible by an atomic
@@ -57,6 +59,7 @@ from proxy.config.model import CacheConfig
 from proxy.store.allocator import give_back_free_memory
 from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing, BlobStore
 from proxy.store.catalog import Catalog
+from proxy.store.entry_file import EntryFile
 from proxy.store.index import IndexInUse, IndexUnavailable
 from proxy.store.keyring import KeyRing, make_private_dirs
 from proxy.store.ledger import BlobLedger
@@ -237,9 +240,14 @@ class Store:
         check_store_format(root)
         # The lock first: it refuses a second process before anything under ``tmp/`` is touched.
         self._root_lock = None if workers else RootLock(root)
+        self._warm = EntryFile(root / "warm")
+        self._warm_out: bytes | bytearray | None = None
         with contextlib.ExitStack() as opened:
             if self._root_lock is not None:
                 opened.callback(self._root_lock.release)
+            # Taken by every opener, so that a daemon's warm state is only restored into the store as
+            # that daemon left it (a command that opens the store in between drops it).
+            self.warm: bytes | None = None if workers else self._take_warm()
             self.catalog = Catalog(root / "index" / "catalog", keyring, shared=workers)
             opened.callback(self.catalog.close)
             self.ledger = BlobLedger(root / "index" / "ledger", shared=workers)
@@ -294,12 +302,29 @@ class Store:
         self.ledger.sync()
         self.blobs.small.sync()  # a publish of content fetched before is stored as that small blob
 
+    def _take_warm(self) -> bytes | None:
+        """The warm state the last daemon left (sealed), now deleted from the disk."""
+        warm = self._warm.read_now()
+        if warm is not None:
+            self._warm.path.unlink()
+        return warm
+
+    def keep_warm(self, sealed: bytes | bytearray) -> None:
+        """Leave ``sealed`` (a daemon's warm state) for the next opener: written by ``close``, once the
+        indexes are closed, while the root's lock is still held."""
+        self._warm_out = sealed
+
     def close(self) -> None:
         try:
             self.ledger.close()
             self.catalog.close()
             self.metadata.close()
             self.blobs.close()
+            if self._warm_out is not None:
+                try:
+                    self._warm.write(self._warm_out)
+                except OSError as exc:  # the next start is served from the store instead
+                    log.warning("the warm state was not kept: %s", exc)
         finally:
             if self._root_lock is not None:
                 self._root_lock.release()

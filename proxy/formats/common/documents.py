@@ -41,7 +41,9 @@ without them. The cache adds the rest, the same for every format:
   keep blocks of the interpreter's heap from going back to the system; renderings are a few large
   objects: hence the small share for merged views;
 - rendering: ``rendered(entry, variant, render)`` makes a variant (a base URL, a representation) once;
-  merging and rendering of more than ``INLINE_BYTES`` run in a worker thread, on data nobody mutates.
+  merging and rendering of more than ``INLINE_BYTES`` run in a worker thread, on data nobody mutates;
+- warm restarts: ``warm_state`` gives every view found as released, ``restore`` takes them back into the
+  released LRU (``proxy.formats.common.warm``).
 
 Concurrency: everything else runs on the event loop.
 """
@@ -294,6 +296,7 @@ class MergedDocuments(Generic[K, V]):
         # a merged view and its rendering while it runs (tens of MB at once, else).
         self._refinement_turn = asyncio.Semaphore(1)
         self.renders = 0  # renderings made (not found in memory or in the store), for tests and figures
+        self.resolved = 0  # views resolved along the chain (not fresh in memory), for tests and figures
 
     def invalidate(self, package: str) -> None:
         """``package`` changed: its views in every repository are resolved again before next use."""
@@ -356,6 +359,7 @@ class MergedDocuments(Generic[K, V]):
         return entry
 
     async def _rebuild(self, repository: str, key: K, previous: Entry[V] | None) -> Entry[V]:
+        self.resolved += 1
         resolution = await self._resolve(repository, key)
         fingerprint = _with_hidden(resolution.fingerprint, resolution.hidden)
         hidden = resolution.hidden
@@ -423,12 +427,24 @@ class MergedDocuments(Generic[K, V]):
     def _release(self, slot: tuple[str, K], entry: Entry[V]) -> None:
         """Keep what serves ``entry`` warm (its renderings) in the released LRU, in a new entry: whoever
         holds ``entry`` now still finds it merged."""
-        if not entry.found or entry.invalidated or entry.released:
+        if entry.released:
             return
+        released = self._released_form(slot, entry)
+        if released is not None:
+            with contextlib.suppress(ValueError):  # its renderings alone exceed the released budget
+                self._released[slot] = released
+
+    def _released_form(self, slot: tuple[str, K], entry: Entry[V]) -> Entry[V] | None:
+        """``entry`` as released: its renderings (gzipped) and what the locator makes of it, without its
+        merged value (None: nothing to keep, the view was not found or is invalidated)."""
+        if not entry.found or entry.invalidated:
+            return None
+        if entry.released:
+            return entry
         if entry.located is None and self._locator is not None and entry.merged is not None:
             # Made once: an oversized view is released again with each of its renderings.
             entry.located = self._locator(entry.merged)
-        released: Entry[V] = Entry(
+        return Entry(
             True,
             entry.fingerprint,
             entry.expires,
@@ -441,8 +457,20 @@ class MergedDocuments(Generic[K, V]):
             slot=slot,
             located=entry.located,
         )
-        with contextlib.suppress(ValueError):  # its renderings alone exceed the released budget
-            self._released[slot] = released
+
+    def warm_state(self) -> list[Entry[V]]:
+        """Every view found, as released (``proxy.formats.common.warm``)."""
+        caches = (self._released, self._entries)
+        views = [self._released_form(slot, entry) for cache in caches for slot, entry in cache.items()]
+        return [view for view in views if view is not None]
+
+    def restore(self, state: object) -> int:
+        """The released views of ``warm_state`` held again, as far as the released budget goes."""
+        assert isinstance(state, list)
+        for view in state:
+            with contextlib.suppress(ValueError):
+                self._released[view.slot] = view
+        return len(self._released)
 
     async def rendered(
         self, repository: str, key: K, entry: Entry[V], variant: Hashable, render: Callable[[V], Rendered]

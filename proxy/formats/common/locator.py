@@ -14,7 +14,8 @@ stored), and record it. The locator adds the rest:
   are served from the store once it is committed. Across the daemons of a shared store the ``locate``
   runs under the asset's lease (``AssetLeases``): one daemon downloads, the others wait and then
   locate the committed asset in the catalog, so concurrent misses anywhere cost one upstream fetch;
-- serving: ``blob_response`` (ETag, 304, HEAD, a short read instead of unauthenticated bytes).
+- serving: ``blob_response`` (ETag, 304, HEAD, a short read instead of unauthenticated bytes);
+- warm restarts: ``warm_state`` and ``restore`` carry the warm map over (``proxy.formats.common.warm``).
 
 Concurrency: on the event loop; the map is only a cache of the catalog.
 """
@@ -57,6 +58,7 @@ class AssetLocator(Generic[K]):
         self._leases = leases
         self._known: LRUCache[tuple[str, K], AssetRecord] = LRUCache(known, getsizeof=_known_weight)
         self._locating: SingleFlight[AssetRecord] = SingleFlight()
+        self.located = 0  # assets located (not in the warm map), for tests and figures
 
     def remember(self, repository: str, key: K, asset: AssetRecord) -> None:
         self._known[(repository, key)] = asset
@@ -73,11 +75,23 @@ class AssetLocator(Generic[K]):
         """Forget where every asset was found (a repository's upstream list changed)."""
         self._known.clear()
 
+    def warm_state(self) -> list[tuple[tuple[str, K], AssetRecord]]:
+        """Where each asset was found (``proxy.formats.common.warm``)."""
+        return list(self._known.items())
+
+    def restore(self, state: object) -> int:
+        """The locations of ``warm_state`` known again, as far as the map's bound goes."""
+        assert isinstance(state, list)
+        for slot, asset in state:
+            self._known[slot] = asset
+        return len(self._known)
+
     async def locate(self, repository: str, key: K, sink: StreamedAsset | None = None) -> AssetRecord:
         """The asset's record, located once however many requests ask at once (only the first one's
         ``sink`` is used). Raises what ``locate`` raises (a refusal, an upstream failure, a 404)."""
         asset = self._known.get((repository, key))
         if asset is None:
+            self.located += 1
             asset = await self._locating.do(
                 (repository, key),
                 lambda: self._leases.exclusive(

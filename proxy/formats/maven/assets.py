@@ -69,6 +69,7 @@ class Assets:
         self._locator: AssetLocator[ArtifactPath] = AssetLocator(
             services.blobs, self._locate, leases=services.leases
         )
+        services.warm.add("maven assets", self._locator)
 
     async def serve(self, request: web.Request, repository: str, path: ArtifactPath) -> web.StreamResponse:
         return await self._locator.serve(request, repository, _asset(path), content_type(path.filename))
@@ -76,6 +77,11 @@ class Assets:
     async def locate(self, repository: str, path: ArtifactPath) -> AssetRecord:
         """The asset's record (its blob, size and digests), fetching it first when no place holds it."""
         return await self._locator.locate(repository, _asset(path))
+
+    @property
+    def located(self) -> int:
+        """Assets located so far (not in the warm map)."""
+        return self._locator.located
 
     def forget(self, repository: str, path: ArtifactPath) -> None:
         self._locator.forget(repository, _asset(path))

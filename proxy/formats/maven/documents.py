@@ -48,6 +48,12 @@ class MetadataDocuments:
         self._documents: MergedDocuments[MetadataPath, MavenMetadata] = MergedDocuments(
             self._resolve, _package, budget=services.documents_memory
         )
+        services.warm.add("maven metadata", self._documents)
+
+    @property
+    def resolved(self) -> int:
+        """Documents resolved along the chain so far (not fresh in memory)."""
+        return self._documents.resolved
 
     def invalidate(self, package: PackageCoordinate) -> None:
         """Forget the package's documents (artifact and SNAPSHOT version level) in every repository."""

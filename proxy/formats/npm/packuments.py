@@ -84,11 +84,17 @@ class Packuments:
             store=RenderStore(services.metadata, "npm", lambda package: package.full, _form),
             locator=located_sources,
         )
+        services.warm.add("npm packuments", self._documents)
 
     @property
     def renders(self) -> int:
         """Packuments rendered so far (not found in memory or in the store)."""
         return self._documents.renders
+
+    @property
+    def resolved(self) -> int:
+        """Packuments resolved along the chain so far (not fresh in memory)."""
+        return self._documents.resolved
 
     def invalidate(self, package: str) -> None:
         """Forget the package (its full name) in every repository."""

@@ -37,6 +37,12 @@ class Tarballs:
         self._locator: AssetLocator[tuple[PackageName, str]] = AssetLocator(
             services.blobs, self._locate_key, leases=services.leases
         )
+        services.warm.add("npm tarballs", self._locator)
+
+    @property
+    def located(self) -> int:
+        """Tarballs located so far (not in the warm map)."""
+        return self._locator.located
 
     def forget_package(self, package: str) -> None:
         """Forget where the tarballs of ``package`` (its full name) were found, in every repository."""

@@ -84,6 +84,12 @@ class Files:
         self._locator: AssetLocator[tuple[str, str]] = AssetLocator(
             services.blobs, self._locate, _MAX_REMEMBERED, leases=services.leases
         )
+        services.warm.add("pypi files", self._locator)
+
+    @property
+    def located(self) -> int:
+        """Files located so far (not in the warm map)."""
+        return self._locator.located
 
     def forget_project(self, project: str) -> None:
         """Forget where the files of ``project`` were found, in every repository."""

@@ -164,11 +164,17 @@ class ProjectViews:
             # One slot per representation: the base URL (from the Host header) is checked, not kept apart.
             store=RenderStore(services.metadata, "pypi", lambda project: project, _representation),
         )
+        services.warm.add("pypi projects", self._documents)
 
     @property
     def renders(self) -> int:
         """Pages rendered so far (not found in memory or in the store)."""
         return self._documents.renders
+
+    @property
+    def resolved(self) -> int:
+        """Pages resolved along the chain so far (not fresh in memory)."""
+        return self._documents.resolved
 
     async def get(self, repository: str, project: str) -> Entry[Project]:
         """The view of ``project`` (normalized) through ``repository`` (``found`` False: no place has
