@@ -102,9 +102,13 @@ async def restore(parts: WarmParts, store: Store, fingerprint: bytes) -> None:
 
 
 async def keep(parts: WarmParts, store: Store, fingerprint: bytes) -> None:
-    """Hand ``parts``' state to the store, to be written when it closes (the daemon's last step)."""
+    """Hand ``parts``' state to the store, to be written when it closes (the daemon's last step);
+    nothing when they hold nothing."""
+    states = parts.state()
+    if not any(states.values()):
+        return
     try:
-        state = pickle.dumps(parts.state(), protocol=pickle.HIGHEST_PROTOCOL)
+        state = pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a part holding what cannot be
         log.warning("the warm state was not kept: %s", exc)
         return
