@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import pickle
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +17,9 @@ from proxy.store.sealed import (
     TAG_SIZE,
     ChunkCipher,
     Header,
+    OpeningFile,
     SealError,
+    SealingFile,
     SealReader,
     SealWriter,
     UnknownKeyError,
@@ -278,3 +283,54 @@ def test_default_chunk_size_is_within_bounds():
     assert 64 * 1024 <= CHUNK_SIZE <= 1024 * 1024
     big = bytes(range(256)) * (CHUNK_SIZE // 256 * 3 + 1)
     assert unseal(RING, seal(RING, big)) == big
+
+
+# -- files: a pickle sealed into a file and read back a chunk at a time (the warm state) ----------
+def sealed_file(value: object, chunk_size: int, context: bytes = b"") -> bytes:
+    out = io.BytesIO()
+    sealing = SealingFile(KEY, out, context, chunk_size)
+    pickle.dump(value, sealing, protocol=pickle.HIGHEST_PROTOCOL)
+    sealing.finish()
+    return out.getvalue()
+
+
+@given(
+    st.lists(st.one_of(st.binary(max_size=200), st.text(max_size=50), st.integers())), chunk_sizes, contexts
+)
+def test_a_pickle_round_trips_through_a_sealed_file(value, chunk_size, context):
+    sealed = sealed_file(value, chunk_size, context)
+    assert unseal(RING, sealed, context) == pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    assert pickle.load(OpeningFile(RING, io.BytesIO(sealed), context)) == value
+
+
+@given(
+    st.binary(max_size=300).map(lambda b: b.replace(b"a", b"\n")), chunk_sizes, st.lists(st.integers(0, 40))
+)
+def test_a_sealed_file_reads_in_any_pieces(plaintext, chunk_size, sizes):
+    opened = OpeningFile(RING, io.BytesIO(seal_stream(plaintext, chunk_size)))
+    pieces = []
+    for size in sizes:
+        if size % 3 == 0:
+            line = opened.readline()
+            assert line.find(b"\n") in (-1, len(line) - 1)  # up to the first line end, or to the end
+            pieces.append(line)
+        elif size % 3 == 1:
+            pieces.append(opened.read(size))
+        else:
+            buffer = bytearray(size)
+            pieces.append(bytes(buffer[: opened.readinto(buffer)]))
+    pieces.append(opened.read())
+    assert b"".join(pieces) == plaintext
+
+
+@given(plaintexts, chunk_sizes, st.data())
+def test_a_damaged_or_cut_sealed_file_fails_before_its_end_is_read(plaintext, chunk_size, data):
+    sealed = bytearray(seal_stream(plaintext, chunk_size))
+    if data.draw(st.booleans()):
+        bit = data.draw(st.integers(0, len(sealed) * 8 - 1))
+        sealed[bit // 8] ^= 1 << (bit % 8)
+    else:
+        del sealed[data.draw(st.integers(0, len(sealed) - 1)) :]
+    opened = OpeningFile(RING, io.BytesIO(bytes(sealed)))
+    with pytest.raises(SealError):
+        opened.read()

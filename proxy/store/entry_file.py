@@ -43,7 +43,7 @@ class EntryFile:
         """Nothing to watch: only this process changes the file."""
         return None
 
-    def write(self, value: bytes | bytearray) -> None:
+    def write(self, value: bytes) -> None:
         make_private_dirs(self.path.parent)
         temp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)

@@ -29,8 +29,10 @@ from __future__ import annotations
 import functools
 import os
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -297,6 +299,66 @@ class SealReader:
             out = [self._cipher.open(view[i * step : (i + 1) * step], last=False) for i in range(ready)]
         del self._pending[: ready * step]
         return b"".join(out)
+
+
+class SealingFile:
+    """A file-like ``write`` that seals what it is given into ``file``: the header at once, then each
+    chunk as it completes; ``finish`` writes the last one. Only a chunk's worth is held at a time (a
+    pickle dumped into it is never held whole)."""
+
+    def __init__(self, key: Key, file: BinaryIO, context: bytes = b"", chunk_size: int = CHUNK_SIZE) -> None:
+        self._writer = SealWriter(key, context, chunk_size)
+        self._file = file
+        file.write(self._writer.header())
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._file.write(self._writer.update(data))
+        return len(data)
+
+    def finish(self) -> None:
+        self._file.write(self._writer.finish())
+
+
+class OpeningFile:
+    """The plaintext of the sealed stream in ``file`` as a file to read (``read``, ``readinto``,
+    ``readline``: what ``pickle.load`` asks), opened a chunk at a time. Only authenticated plaintext is
+    returned, and the last chunk only once the stream ended there: a reader gets to the end of what
+    was sealed or a ``SealError``."""
+
+    def __init__(self, keyring: KeyRing, file: BinaryIO, context: bytes = b"") -> None:
+        self._reader = SealReader(keyring, context)
+        self._file = file
+        self._plain = bytearray()
+        self._ended = False
+
+    def _fill(self, wanted: int, until: bytes | None = None) -> None:
+        """Open chunks until ``wanted`` bytes (or, with ``until``, a line) are ready or the stream ended."""
+        while not self._ended and len(self._plain) < wanted and (until is None or until not in self._plain):
+            sealed = self._file.read(CHUNK_SIZE)
+            self._plain += self._reader.update(sealed) if sealed else self._reader.finish()
+            self._ended = not sealed
+
+    def _take(self, size: int) -> bytes:
+        taken = bytes(self._plain[:size])
+        del self._plain[:size]
+        return taken
+
+    def read(self, size: int = -1) -> bytes:
+        self._fill(size if size >= 0 else sys.maxsize)
+        return self._take(size if size >= 0 else len(self._plain))
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        size = len(buffer)
+        self._fill(size)
+        taken = min(size, len(self._plain))
+        buffer[:taken] = self._plain[:taken]
+        del self._plain[:taken]
+        return taken
+
+    def readline(self) -> bytes:
+        self._fill(sys.maxsize, until=b"\n")
+        end = self._plain.find(b"\n")
+        return self._take(end + 1 if end >= 0 else len(self._plain))
 
 
 def sealed_size(plaintext_size: int) -> int:

@@ -45,6 +45,7 @@ import fcntl
 import functools
 import logging
 import os
+import secrets
 import shutil
 import sqlite3
 import stat
@@ -53,13 +54,12 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from proxy.config.model import CacheConfig
 from proxy.store.allocator import give_back_free_memory
 from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing, BlobStore
 from proxy.store.catalog import Catalog
-from proxy.store.entry_file import EntryFile
 from proxy.store.index import IndexInUse, IndexUnavailable
 from proxy.store.keyring import KeyRing, make_private_dirs
 from proxy.store.ledger import BlobLedger
@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 INLINE_BYTES = 64 * 1024
 GROUP_SECONDS = 0.2  # an index's group of writes commits this long after it opened
+WARM = "warm"  # a daemon's warm state, under the root (see the module docstring)
 
 
 # Once this many bytes of offloaded work (documents parsed, merged, rendered) have run, the C heap's
@@ -240,14 +241,15 @@ class Store:
         check_store_format(root)
         # The lock first: it refuses a second process before anything under ``tmp/`` is touched.
         self._root_lock = None if workers else RootLock(root)
-        self._warm = EntryFile(root / "warm")
-        self._warm_out: bytes | bytearray | None = None
+        self._warm_out: Path | None = None
         with contextlib.ExitStack() as opened:
             if self._root_lock is not None:
                 opened.callback(self._root_lock.release)
             # Taken by every opener, so that a daemon's warm state is only restored into the store as
             # that daemon left it (a command that opens the store in between drops it).
-            self.warm: bytes | None = None if workers else self._take_warm()
+            self.warm: BinaryIO | None = None if workers else self._take_warm()
+            if self.warm is not None:
+                opened.callback(self.warm.close)
             self.catalog = Catalog(root / "index" / "catalog", keyring, shared=workers)
             opened.callback(self.catalog.close)
             self.ledger = BlobLedger(root / "index" / "ledger", shared=workers)
@@ -302,17 +304,29 @@ class Store:
         self.ledger.sync()
         self.blobs.small.sync()  # a publish of content fetched before is stored as that small blob
 
-    def _take_warm(self) -> bytes | None:
-        """The warm state the last daemon left (sealed), now deleted from the disk."""
-        warm = self._warm.read_now()
-        if warm is not None:
-            self._warm.path.unlink()
+    def _take_warm(self) -> BinaryIO | None:
+        """The warm state the last daemon left (sealed), open for reading and already deleted."""
+        try:
+            warm = (self.root / WARM).open("rb")
+        except FileNotFoundError:
+            return None
+        (self.root / WARM).unlink()
         return warm
 
-    def keep_warm(self, sealed: bytes | bytearray) -> None:
-        """Leave ``sealed`` (a daemon's warm state) for the next opener: written by ``close``, once the
-        indexes are closed, while the root's lock is still held."""
-        self._warm_out = sealed
+    @contextlib.contextmanager
+    def keeping_warm(self) -> Iterator[BinaryIO]:
+        """A private file for a daemon's warm state, left for the next opener if the block ends without
+        an error: it becomes ``ROOT/warm`` when ``close`` has closed the indexes, while the root's lock
+        is still held (until then it lies in ``tmp/``, emptied at start)."""
+        temp = self.root / "tmp" / f"warm.{secrets.token_hex(8)}"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                yield file
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        self._warm_out = temp
 
     def close(self) -> None:
         try:
@@ -320,10 +334,12 @@ class Store:
             self.catalog.close()
             self.metadata.close()
             self.blobs.close()
+            if self.warm is not None:
+                self.warm.close()  # not taken by a daemon: dropped
             if self._warm_out is not None:
                 try:
-                    self._warm.write(self._warm_out)
-                except OSError as exc:  # the next start is served from the store instead
+                    os.replace(self._warm_out, self.root / WARM)
+                except OSError as exc:  # the next daemon starts cold
                     log.warning("the warm state was not kept: %s", exc)
         finally:
             if self._root_lock is not None:

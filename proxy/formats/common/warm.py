@@ -30,12 +30,12 @@ import logging
 import pickle
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import proxy
 from proxy.config.model import Config
 from proxy.store.keyring import KeyRing
-from proxy.store.sealed import SealError, seal, unseal
+from proxy.store.sealed import OpeningFile, SealError, SealingFile
 from proxy.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -87,12 +87,13 @@ def fingerprint_of(config: Config) -> bytes:
 async def restore(parts: WarmParts, store: Store, fingerprint: bytes) -> None:
     """The warm state the store's last daemon kept (``Store.warm``), back in ``parts`` if it was kept
     under ``fingerprint`` (this daemon's, taken when it started)."""
-    sealed, store.warm = store.warm, None
-    if sealed is None:
+    file, store.warm = store.warm, None
+    if file is None:
         return
     began = time.monotonic()
     try:
-        states = await asyncio.to_thread(_opened, store.keyring, fingerprint, sealed)
+        with file:
+            states = await asyncio.to_thread(_load, store.keyring, fingerprint, file)
     except WarmStateRefused as exc:
         log.info("starting cold: the warm state the last run kept %s", exc)
         return
@@ -102,32 +103,32 @@ async def restore(parts: WarmParts, store: Store, fingerprint: bytes) -> None:
 
 
 async def keep(parts: WarmParts, store: Store, fingerprint: bytes) -> None:
-    """Hand ``parts``' state to the store, to be written when it closes (the daemon's last step);
-    nothing when they hold nothing."""
+    """Seal ``parts``' state into the file the store keeps when it closes (the daemon's last step);
+    nothing when they hold nothing. On the event loop: the parts are not changed while they are
+    pickled, and only a chunk of the pickle is held at a time."""
     states = parts.state()
     if not any(states.values()):
         return
     try:
-        state = pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a part holding what cannot be
+        with store.keeping_warm() as file:
+            sealing = SealingFile(store.keyring.current, file, _CONTEXT + fingerprint)
+            pickle.dump(states, sealing, protocol=pickle.HIGHEST_PROTOCOL)
+            sealing.finish()
+    except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:  # a full disk; a bug
         log.warning("the warm state was not kept: %s", exc)
-        return
-    store.keep_warm(await asyncio.to_thread(seal, store.keyring, state, _CONTEXT + fingerprint))
 
 
 class WarmStateRefused(Exception):
     """A warm state that is not restored: the message says why, after "the warm state ... kept"."""
 
 
-def _opened(keyring: KeyRing, fingerprint: bytes, sealed: bytes) -> dict[str, object]:
+def _load(keyring: KeyRing, fingerprint: bytes, file: BinaryIO) -> dict[str, object]:
     try:
-        plain = unseal(keyring, sealed, _CONTEXT + fingerprint)
+        states: dict[str, object] = pickle.load(OpeningFile(keyring, file, _CONTEXT + fingerprint))
     except SealError:
         raise WarmStateRefused(
             "does not open: other code or another configuration kept it, or it is damaged"
         ) from None
-    try:
-        states: dict[str, object] = pickle.loads(plain)
     except Exception as exc:  # authenticated, so written by this code: only a bug gets here
         raise WarmStateRefused(f"cannot be read ({type(exc).__name__})") from None
     return states
