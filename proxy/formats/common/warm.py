@@ -1,25 +1,27 @@
 """Warm restarts: what a daemon holds in memory (each format's merged views, as their renderings, and
-where its assets were found) outlives a graceful stop, so the first install after a restart (an
-upgrade, a changed configuration) is served as from memory, not from the store's sealed renderings
-and catalog.
+where its assets were found) outlives a graceful stop, so the first install after a restart (a
+``systemctl restart``, a reboot of the laptop) is served as from memory, not from the store's sealed
+renderings and catalog.
 
 The parts that keep memory (``WarmPart``: the merged-document caches and the asset locators) are
 added to the daemon's ``WarmParts`` by name when a format builds them. When the daemon stops
-gracefully, ``keep`` pickles every part's state and the one-host store writes it, sealed under the
-cache key, as ``ROOT/warm`` once its indexes are closed (``Store.keep_warm``). Whatever opens the
-store next takes that file and deletes it (``Store.warm``): the daemon restores it before it serves
-(``restore``), while ``gc``, ``verify``, ``import`` and every other command drop it, so a state is
-only restored into the store as the daemon that kept it left it. It is restored only by the same code
-and configuration (``fingerprint_of``, bound into the seal); otherwise, or when it does not open, the
-daemon says why in one line and starts cold. A crash leaves no state: the next daemon is served from
-the sealed renderings and the catalog. Several workers or a shared store keep none: other processes
-change the store while one of them is stopped.
+gracefully, ``keep`` pickles every part's state into a file the one-host store gives
+(``Store.keeping_warm``), sealed under the cache key a chunk at a time; the store makes it
+``ROOT/warm`` once its indexes are closed. Whatever opens the store next takes that file and deletes
+it (``Store.warm``): the daemon restores it before it serves (``restore``), while ``gc``, ``verify``,
+``import`` and every other command drop it, so a state is only restored into the store as the daemon
+that kept it left it. It is restored only by the same code and configuration (``fingerprint_of``,
+bound into the seal: an upgrade or an edited configuration starts cold); otherwise, or when it does
+not open, the daemon says why in one line and starts cold. A crash leaves no state: the next daemon
+is served from the sealed renderings and the catalog. Several workers or a shared store keep none:
+other processes change the store while one of them is stopped.
 
-The state is a pickle of the parts' own objects (released views, asset records). It is unpickled
-only after it authenticated under the cache key and this code's and configuration's fingerprint.
+The state is a pickle of the parts' own objects (released views, asset records); the unpickler is
+only given plaintext that authenticated under the cache key and this code's and configuration's
+fingerprint, a chunk at a time (``proxy.store.sealed.OpeningFile``).
 
-Concurrency: on the event loop (sealing, opening and unpickling in a worker thread), at start before
-the first request and at stop after the last one.
+Concurrency: ``keep`` runs on the event loop after the last request (nothing changes the parts while
+they are pickled); ``restore`` unpickles in a worker thread, before the first request.
 """
 
 from __future__ import annotations
