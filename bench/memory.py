@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -405,7 +406,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--asset-mib", type=int, default=1024)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--dir", type=Path, help="where the daemon's store goes (default: a new temp dir)")
+    parser.add_argument(
+        "--dir", type=Path, help="where the daemon's store goes, and stays (default: a temp dir, removed)"
+    )
     parser.add_argument("--npm-upstream", help="a real npm registry's URL instead of the fake")
     parser.add_argument("--pypi-upstream", help="a real simple index's URL instead of the fake")
     parser.add_argument("--workloads", type=Path, help="the shared replays' directory (with real upstreams)")
@@ -483,6 +486,8 @@ def main() -> None:
         process.wait(60)
         for fake in (npm_fake, pypi_fake, assets):
             fake.stop_in_thread()
+        if args.dir is None:  # a run's store holds the 1 GiB asset: twenty runs fill a small disk
+            shutil.rmtree(directory, ignore_errors=True)
     worst = max(sampler.phases, key=lambda p: p.peak_kib)
     print(f"peak RSS over all phases: {worst.peak_kib / 1024:.1f} MiB ({worst.name})")
 
