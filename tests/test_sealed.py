@@ -288,7 +288,7 @@ def test_default_chunk_size_is_within_bounds():
 # -- files: a pickle sealed into a file and read back a chunk at a time (the warm state) ----------
 def sealed_file(value: object, chunk_size: int, context: bytes = b"") -> bytes:
     out = io.BytesIO()
-    sealing = SealingFile(KEY, out, context, chunk_size)
+    sealing = SealingFile(KEY, out.write, context, chunk_size)
     pickle.dump(value, sealing, protocol=pickle.HIGHEST_PROTOCOL)
     sealing.finish()
     return out.getvalue()

@@ -302,21 +302,23 @@ class SealReader:
 
 
 class SealingFile:
-    """A file-like ``write`` that seals what it is given into ``file``: the header at once, then each
-    chunk as it completes; ``finish`` writes the last one. Only a chunk's worth is held at a time (a
-    pickle dumped into it is never held whole)."""
+    """A file-like ``write`` that seals what it is given and hands the sealed stream to ``out``: the
+    header at once, then each chunk as it completes; ``finish`` hands the last one. Only a chunk's worth
+    is held at a time (a pickle dumped into it is never held whole)."""
 
-    def __init__(self, key: Key, file: BinaryIO, context: bytes = b"", chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self, key: Key, out: Callable[[bytes], object], context: bytes = b"", chunk_size: int = CHUNK_SIZE
+    ) -> None:
         self._writer = SealWriter(key, context, chunk_size)
-        self._file = file
-        file.write(self._writer.header())
+        self._out = out
+        out(self._writer.header())
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._file.write(self._writer.update(data))
+        self._out(self._writer.update(data))
         return len(data)
 
     def finish(self) -> None:
-        self._file.write(self._writer.finish())
+        self._out(self._writer.finish())
 
 
 class OpeningFile:
@@ -374,12 +376,11 @@ def seal_to(
 ) -> None:
     """Seal a value held whole under the current key, handing ``write`` the header, then each chunk in
     turn: only one chunk's ciphertext exists at a time."""
-    writer = SealWriter(keyring.current, context)
+    sealing = SealingFile(keyring.current, write, context)
     data = memoryview(plaintext)
-    write(writer.header())
     for start in range(0, len(data), CHUNK_SIZE):
-        write(writer.update(data[start : start + CHUNK_SIZE]))
-    write(writer.finish())
+        sealing.write(data[start : start + CHUNK_SIZE])
+    sealing.finish()
 
 
 def seal(keyring: KeyRing, plaintext: bytes | bytearray | memoryview, context: bytes = b"") -> bytearray:

@@ -113,7 +113,7 @@ async def keep(parts: WarmParts, store: Store, fingerprint: bytes) -> None:
         return
     try:
         with store.keeping_warm() as file:
-            sealing = SealingFile(store.keyring.current, file, _CONTEXT + fingerprint)
+            sealing = SealingFile(store.keyring.current, file.write, _CONTEXT + fingerprint)
             pickle.dump(states, sealing, protocol=pickle.HIGHEST_PROTOCOL)
             sealing.finish()
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:  # a full disk; a bug
