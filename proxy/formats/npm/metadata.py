@@ -104,7 +104,7 @@ class Packument:
 
     package: PackageName
     versions: dict[str, Document]
-    sources: Mapping[str, VersionSource]
+    sources: Sources
     dist_tags: dict[str, str]
     time: dict[str, str]
     fields: Document
@@ -210,10 +210,10 @@ def merge(package: PackageName, found: Iterable[PlaceDocument], hidden: Collecti
     if modified:
         merged_time["modified"] = max(modified)
     merged_time.update(times)
-    return Packument(package, versions, _Sources(origins, versions), dist_tags, merged_time, fields or {})
+    return Packument(package, versions, Sources(origins, versions), dist_tags, merged_time, fields or {})
 
 
-class _Sources(Mapping[str, VersionSource]):
+class Sources(Mapping[str, VersionSource]):
     """Where each version of a merged packument comes from, made when asked for: serving a tarball
     needs one version's, and a packument lists hundreds."""
 
@@ -222,7 +222,7 @@ class _Sources(Mapping[str, VersionSource]):
         self._versions = versions
 
     def __getitem__(self, version: str) -> VersionSource:
-        return _source(self._origins[version], self._versions[version])
+        return VersionSource(*self.row(version))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._origins)
@@ -230,31 +230,30 @@ class _Sources(Mapping[str, VersionSource]):
     def __len__(self) -> int:
         return len(self._origins)
 
+    def row(self, version: str) -> tuple[str, bool, str, str, str]:
+        """``version``'s source as a tuple of ``VersionSource``'s fields."""
+        item = self._origins[version]
+        dist = self._versions[version].get("dist")
+        if not isinstance(dist, dict):
+            return (item.place, item.upstream, "", "", "")
+        tarball = dist.get("tarball") if item.upstream else ""
+        integrity, shasum = dist.get("integrity"), dist.get("shasum")
+        return (item.place, item.upstream, _str(tarball), _str(integrity), _str(shasum))
+
 
 _LOCATED = msgspec.json.Decoder(dict[str, tuple[str, bool, str, str, str]])
 
 
 def located_sources(packument: Packument) -> bytes:
     """Every version's source, as JSON (what a released view keeps to locate its tarballs)."""
-    rows = {v: (s.place, s.upstream, s.tarball, s.integrity, s.shasum) for v, s in packument.sources.items()}
-    return json_codec.dumps(rows)
+    sources = packument.sources
+    return json_codec.dumps({v: sources.row(v) for v in sources})
 
 
 def source_located(located: bytes, version: str) -> VersionSource | None:
     """``version``'s source in what ``located_sources`` made (None: not a version it lists)."""
     row = _LOCATED.decode(located).get(version)
     return None if row is None else VersionSource(*row)
-
-
-def _source(item: PlaceDocument, vdoc: Document) -> VersionSource:
-    dist = _dict(vdoc.get("dist"))
-    return VersionSource(
-        place=item.place,
-        upstream=item.upstream,
-        tarball=_str(dist.get("tarball")) if item.upstream else "",
-        integrity=_str(dist.get("integrity")),
-        shasum=_str(dist.get("shasum")),
-    )
 
 
 def _dict(value: object) -> Document:
