@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -390,6 +391,37 @@ async def test_the_daemon_s_store_commits_a_group_soon_and_a_publish_at_once(tmp
     assert committed(store.blobs.small, tmp_path / "fetched-small") == [(blob, store.blobs.small.get(blob))]
     assert await put(store, content, published=True) == small
     assert small in dict(committed(store.blobs.small, tmp_path / "published-small"))
+    store.close()
+
+
+async def test_the_group_timer_never_waits_on_the_loop_for_a_thread_that_holds_the_index(tmp_path):
+    store = open_store(tmp_path)
+    store.group_commits(asyncio.get_running_loop())
+    catalog = store.catalog.index
+    blob = await put(store, os.urandom(1000), published=False)
+    fetched = AssetRecord("left-pad-1.0.0.tgz", 1000, blob, {})
+    await record_fetched_asset(LocalCatalog(store), "dev", COORD, "1.0.0", fetched, "public-npm")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a worker thread writing a large batch, or committing it
+        with catalog.held_now() as holding:
+            assert holding
+            held.set()
+            release.wait(timeout=10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        await asyncio.sleep(GROUP_SECONDS * 2)  # the timer fired meanwhile: it did not wait for the thread
+        assert not release.is_set()
+        assert catalog.end_group_unless_busy() is False
+        assert committed(catalog, tmp_path / "held") == []
+    finally:
+        release.set()
+        holder.join()
+    await asyncio.sleep(GROUP_SECONDS * 2)  # and it tried again
+    assert len(committed(catalog, tmp_path / "released")) == 3  # record, listing, repositories
     store.close()
 
 

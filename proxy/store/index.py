@@ -142,6 +142,25 @@ class Index:
         except sqlite3.Error as exc:
             log.warning("cache index %s: recent changes were not saved: %s", self.path.parent, exc)
 
+    def end_group_unless_busy(self) -> bool:
+        """``end_group``, unless another thread holds the index (False: nothing was done)."""
+        with self.held_now() as held:
+            if held:
+                self.end_group()
+        return held
+
+    @contextlib.contextmanager
+    def held_now(self) -> Iterator[bool]:
+        """Hold the index for the block if no other thread holds it (True), without waiting (False).
+        For the event loop: a worker thread may hold it for long (a large write, its commit)."""
+        if not self._lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._lock.release()
+
     def get(self, name: str) -> bytes | None:
         with self._lock:
             row = self._con.execute("SELECT value FROM entries WHERE name = ?", (name,)).fetchone()

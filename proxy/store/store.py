@@ -60,7 +60,7 @@ from proxy.config.model import CacheConfig
 from proxy.store.allocator import give_back_free_memory
 from proxy.store.blobs import BlobCorrupt, BlobInfo, BlobMissing, BlobStore
 from proxy.store.catalog import Catalog
-from proxy.store.index import IndexInUse, IndexUnavailable
+from proxy.store.index import Index, IndexInUse, IndexUnavailable
 from proxy.store.keyring import KeyRing, make_private_dirs
 from proxy.store.ledger import BlobLedger
 from proxy.store.metadata import MetadataCache
@@ -109,6 +109,17 @@ class _Bursts:
 
 
 _bursts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bursts] = weakref.WeakKeyDictionary()
+
+
+def _commit_later(loop: asyncio.AbstractEventLoop, index: Index) -> None:
+    """Commit ``index``'s group ``GROUP_SECONDS`` from now, on ``loop``, which never waits for it: while
+    a worker thread holds the index (writing, or committing, a batch of its own), it tries again later."""
+
+    def commit() -> None:
+        if not index.end_group_unless_busy():
+            _commit_later(loop, index)
+
+    loop.call_later(GROUP_SECONDS, commit)
 
 
 async def offload(size: int, work: Callable[[], T]) -> T:
@@ -293,9 +304,7 @@ class Store:
         """From now on index writes commit in groups (see proxy.store.index), each ``GROUP_SECONDS``
         after it opened, on ``loop``."""
         for index in self._indexes:
-            index.group_commits(
-                functools.partial(loop.call_soon_threadsafe, loop.call_later, GROUP_SECONDS, index.end_group)
-            )
+            index.group_commits(functools.partial(loop.call_soon_threadsafe, _commit_later, loop, index))
 
     def sync(self) -> None:
         """Make the catalog and the ledger survive a power failure as they are now: a publish is
