@@ -75,6 +75,7 @@ _InstallPackument = TypedDict(  # type: ignore[misc]
     total=False,
 )
 _INSTALL_SHAPE = msgspec.json.Decoder(_InstallPackument)
+_INSTALL_SHAPED = frozenset({*INSTALL_FIELDS, "scripts"})  # the keys of a version ``parse_packument`` keeps
 _DROPPED_TOP_LEVEL = frozenset({"_id", "_rev", "_attachments", "name", "versions", "dist-tags", "time"})
 
 
@@ -308,20 +309,18 @@ def render_abbreviated(packument: Packument, tarballs: str) -> Document:
 def abbreviate(vdoc: Document, tarball: str | None = None) -> Document:
     """Only the fields npm needs to install; ``hasInstallScript`` derived when the registry left it out.
     ``tarball``: the ``dist.tarball`` to give it (a version document always has ``dist`` then)."""
-    if tarball is None:
-        short = {k: vdoc[k] for k in INSTALL_FIELDS if k in vdoc}
+    if vdoc.keys() <= _INSTALL_SHAPED:  # read by ``parse_packument``: copied, not picked field by field
+        short = dict(vdoc)
+        scripts = short.pop("scripts", None)
     else:
-        short = {}
-        for k in INSTALL_FIELDS:
-            if k == "dist":
-                short["dist"] = {**_dict(vdoc.get("dist")), "tarball": tarball}
-            elif k in vdoc:
-                short[k] = vdoc[k]
-    scripts = vdoc.get("scripts")
+        short = {k: vdoc[k] for k in INSTALL_FIELDS if k in vdoc}
+        scripts = vdoc.get("scripts")
+    if tarball is not None:
+        short["dist"] = {**_dict(vdoc.get("dist")), "tarball": tarball}
     if (
         "hasInstallScript" not in short
         and isinstance(scripts, dict)
-        and any(s in scripts for s in _INSTALL_SCRIPTS)
+        and not scripts.keys().isdisjoint(_INSTALL_SCRIPTS)
     ):
         short["hasInstallScript"] = True
     return short
