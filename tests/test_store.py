@@ -369,13 +369,19 @@ def test_grouped_index_writes_are_read_at_once_and_committed_together(tmp_path):
     again.close()
 
 
-async def test_the_daemon_s_store_commits_a_group_soon_and_a_publish_at_once(tmp_path):
+async def grouping_store_with_a_fetched_asset(tmp_path: Path) -> tuple[Store, AssetRecord]:
+    """A store grouping its commits as the daemon's does, after it recorded a fetched asset."""
     store = open_store(tmp_path)
     store.group_commits(asyncio.get_running_loop())
-    catalog = store.catalog.index
     blob = await put(store, os.urandom(1000), published=False)
     fetched = AssetRecord("left-pad-1.0.0.tgz", 1000, blob, {})
     await record_fetched_asset(LocalCatalog(store), "dev", COORD, "1.0.0", fetched, "public-npm")
+    return store, fetched
+
+
+async def test_the_daemon_s_store_commits_a_group_soon_and_a_publish_at_once(tmp_path):
+    store, fetched = await grouping_store_with_a_fetched_asset(tmp_path)
+    catalog = store.catalog.index
     assert committed(catalog, tmp_path / "fetched") == []
     await asyncio.sleep(GROUP_SECONDS * 2)
     assert len(committed(catalog, tmp_path / "later")) == 3  # record, listing, repositories
@@ -388,6 +394,7 @@ async def test_the_daemon_s_store_commits_a_group_soon_and_a_publish_at_once(tmp
     # Content fetched a moment ago (a small blob in the open group), then published: committed with it.
     content = os.urandom(1000)
     small = await put(store, content, published=False)
+    blob = fetched.blob_id
     assert committed(store.blobs.small, tmp_path / "fetched-small") == [(blob, store.blobs.small.get(blob))]
     assert await put(store, content, published=True) == small
     assert small in dict(committed(store.blobs.small, tmp_path / "published-small"))
@@ -395,12 +402,8 @@ async def test_the_daemon_s_store_commits_a_group_soon_and_a_publish_at_once(tmp
 
 
 async def test_the_group_timer_never_waits_on_the_loop_for_a_thread_that_holds_the_index(tmp_path):
-    store = open_store(tmp_path)
-    store.group_commits(asyncio.get_running_loop())
+    store, _ = await grouping_store_with_a_fetched_asset(tmp_path)
     catalog = store.catalog.index
-    blob = await put(store, os.urandom(1000), published=False)
-    fetched = AssetRecord("left-pad-1.0.0.tgz", 1000, blob, {})
-    await record_fetched_asset(LocalCatalog(store), "dev", COORD, "1.0.0", fetched, "public-npm")
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:  # a worker thread writing a large batch, or committing it
