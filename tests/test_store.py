@@ -23,7 +23,7 @@ from proxy.store.catalog import (
     PackageVersionRecord,
 )
 from proxy.store.index import FILE_NAME as INDEX_FILE
-from proxy.store.index import Index
+from proxy.store.index import Index, KnownNames
 from proxy.store.keyring import KeyRing
 from proxy.store.local import LocalCatalog
 from proxy.store.metadata import CachedDocument
@@ -343,6 +343,47 @@ def committed(index: Index, copy_to: Path) -> list[tuple[str, bytes]]:
         return sorted(copy.items())
     finally:
         copy.close()
+
+
+def test_an_index_that_knows_its_names_misses_without_reading_sqlite(tmp_path):
+    held, written, absent = "a" * 64, "c" * 64, "b" * 64
+    index = Index(tmp_path / "index", known_names=True)
+    index.set(held, b"1")
+    index.close()
+    index = Index(tmp_path / "index", known_names=True)  # the file's names, read when it opens
+    statements: list[str] = []
+    index._con.set_trace_callback(statements.append)
+    assert index.get(absent) is None
+    assert not index.has(absent)
+    assert index.get_from(absent, lambda blob: blob.read()) is None
+    assert statements == []
+    assert index.get(held) == b"1"
+    index.set(written, b"3")  # and the names written since
+    assert index.get(written) == b"3"
+    assert index.delete(held)
+    statements.clear()
+    assert index.get(held) is None  # a removed name is still looked up
+    assert statements != []
+    index.close()
+
+
+def test_known_names_merged_into_the_sorted_array_are_all_still_known(monkeypatch):
+    monkeypatch.setattr(KnownNames, "MERGE_AFTER", 4)
+    names = [f"{n:064x}" for n in range(20)]
+    known = KnownNames(names[:5])
+    for name in names[5:15]:
+        known.add(name)
+    assert all(known.may_hold(name) for name in names[:15])
+    assert not any(known.may_hold(name) for name in names[15:])
+
+
+def test_workers_indexes_do_not_keep_names_another_worker_may_have_written(tmp_path):
+    one = Index(tmp_path / "index", shared=True, known_names=True)
+    other = Index(tmp_path / "index", shared=True, known_names=True)
+    one.set("d" * 64, b"4")
+    assert other.get("d" * 64) == b"4"
+    one.close()
+    other.close()
 
 
 def test_grouped_index_writes_are_read_at_once_and_committed_together(tmp_path):

@@ -136,7 +136,7 @@ class ListingCursor:
 
 class Catalog:
     def __init__(self, root: Path, keyring: KeyRing, *, shared: bool = False) -> None:
-        self.index = Index(root, shared=shared)
+        self.index = Index(root, shared=shared, known_names=True)
         self._keyring = keyring
         self._entry_name = entry_namer(keyring, "catalog")
         self._lock = threading.RLock()

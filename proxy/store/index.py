@@ -23,6 +23,12 @@ other workers' event loops that long), and a worker waits for another's write at
 ``BUSY_MILLISECONDS`` (each write is a few entries: far less). The workers' parent holds the root's
 lock (``proxy.store.store``), so ``gc`` and ``verify`` are still refused while they run.
 
+Known names (``known_names``, for an index one process holds): the index keeps the hash of every name
+it holds in memory (eight bytes a name), so that a look-up of a name it does not hold, which is most of
+them on a cold path, is answered without SQLite and without waiting for a thread that holds the index
+(a worker writing a large batch and committing it). A removed name stays known: a look-up then reads
+SQLite, as without it. Other processes never write such an index (it is opened exclusively).
+
 Durability: a commit does not wait for the disk (write-ahead log, ``synchronous=NORMAL``): a process
 that dies loses nothing committed, but a power failure can roll back the last commits. Changes that
 must survive it (a publish) call ``sync`` before they are acknowledged.
@@ -38,6 +44,7 @@ A ``transaction`` block in a group is a savepoint: it still applies entirely or 
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import json
@@ -45,7 +52,8 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -79,12 +87,44 @@ def entry_namer(keyring: KeyRing, purpose: str) -> Callable[[tuple[str, ...]], s
     return name
 
 
+class KnownNames:
+    """The names an index holds, as hashes: ``may_hold`` is False only for a name it surely does not
+    hold. They are a sorted array (eight bytes a name) and a set of those added since it was sorted,
+    merged into the array when it grows past ``MERGE_AFTER``.
+
+    Concurrency: ``may_hold`` runs on any thread, ``add`` under the index's lock. A merge assigns the
+    array before it empties the set, and ``may_hold`` reads the set first: it never misses a name."""
+
+    MERGE_AFTER = 65536
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._sorted = array("q", sorted(hash(name) for name in names))
+        self._added: set[int] = set()
+
+    def add(self, name: str) -> None:
+        self._added.add(hash(name))
+        if len(self._added) > self.MERGE_AFTER:
+            self._sorted = array("q", sorted([*self._sorted, *self._added]))
+            self._added = set()
+
+    def may_hold(self, name: str) -> bool:
+        key = hash(name)
+        if key in self._added:
+            return True
+        known = self._sorted
+        at = bisect.bisect_left(known, key)
+        return at < len(known) and known[at] == key
+
+
 class Index:
-    def __init__(self, directory: Path, *, shared: bool = False, page_size: int = 4096) -> None:
+    def __init__(
+        self, directory: Path, *, shared: bool = False, page_size: int = 4096, known_names: bool = False
+    ) -> None:
         """Open (or create) the index in ``directory``; ``shared``: with the other workers of this
         host (see the module docstring), else exclusively. ``page_size``: SQLite's, for a new file
         (a file keeps the page size it was created with); larger pages cost less per byte of large
-        entries (fewer overflow pages to chain, write and read), more per small entry changed."""
+        entries (fewer overflow pages to chain, write and read), more per small entry changed.
+        ``known_names``: keep the names held in memory (see the module docstring; not when shared)."""
         make_private_dirs(directory)
         self.shared = shared
         self.path = directory / FILE_NAME
@@ -113,6 +153,9 @@ class Index:
             if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
                 raise IndexInUse("in use by another process (a running daemon?); stop it first") from None
             raise
+        self._known: KnownNames | None = None
+        if known_names and not shared:
+            self._known = KnownNames(name for (name,) in self._con.execute("SELECT name FROM entries"))
 
     def close(self) -> None:
         with self._lock:
@@ -162,6 +205,8 @@ class Index:
             self._lock.release()
 
     def get(self, name: str) -> bytes | None:
+        if self._known is not None and not self._known.may_hold(name):
+            return None
         with self._lock:
             row = self._con.execute("SELECT value FROM entries WHERE name = ?", (name,)).fetchone()
         return None if row is None else row[0]
@@ -169,6 +214,8 @@ class Index:
     def get_from(self, name: str, read: Callable[[sqlite3.Blob], T]) -> T | None:
         """What ``read`` makes of the entry's value, read in pieces from its row (None: no such entry),
         for a large value that is not to be held whole; the index is held for others meanwhile."""
+        if self._known is not None and not self._known.may_hold(name):
+            return None
         with self._lock:
             row = self._con.execute("SELECT rowid FROM entries WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -177,12 +224,15 @@ class Index:
                 return read(blob)
 
     def has(self, name: str) -> bool:
+        if self._known is not None and not self._known.may_hold(name):
+            return False
         with self._lock:
             return self._con.execute("SELECT 1 FROM entries WHERE name = ?", (name,)).fetchone() is not None
 
     def set(self, name: str, value: bytes) -> None:
         with self._lock:
             self._join_group()
+            self._remember(name)
             self._con.execute("INSERT OR REPLACE INTO entries (name, value) VALUES (?, ?)", (name, value))
 
     def set_from(self, name: str, size: int, fill: Callable[[Callable[[bytes], object]], None]) -> None:
@@ -191,6 +241,7 @@ class Index:
         this process nor SQLite then holds the value whole."""
         with self._lock:
             self._join_group()
+            self._remember(name)
             row = self._con.execute(
                 "INSERT OR REPLACE INTO entries (name, value) VALUES (?, zeroblob(?))", (name, size)
             ).lastrowid
@@ -241,6 +292,11 @@ class Index:
                     self._con.execute("RELEASE block")
             finally:
                 self._depth -= 1
+
+    def _remember(self, name: str) -> None:
+        # Before the write: a reader on another thread never misses a name that is written.
+        if self._known is not None:
+            self._known.add(name)
 
     def _join_group(self) -> None:
         if self._on_group is not None and not self._con.in_transaction:

@@ -177,7 +177,7 @@ def check_entry(keyring: KeyRing, name: str, raw: bytes | None) -> str | None:
 
 class MetadataCache:
     def __init__(self, root: Path, keyring: KeyRing, *, shared: bool = False) -> None:
-        self.index = Index(root, shared=shared, page_size=PAGE_SIZE)
+        self.index = Index(root, shared=shared, page_size=PAGE_SIZE, known_names=True)
         self._keyring = keyring
         self._name = entry_namer(keyring, "metadata")
 
