@@ -369,8 +369,8 @@ def test_an_index_that_knows_its_names_misses_without_reading_sqlite(tmp_path):
 
 def test_known_names_merged_into_the_sorted_array_are_all_still_known(monkeypatch):
     monkeypatch.setattr(KnownNames, "MERGE_AFTER", 4)
-    names = [f"{n:064x}" for n in range(20)]
-    known = KnownNames(names[:5])
+    names = [hashlib.sha256(b"%d" % n).hexdigest() for n in range(20)]  # as keyed names are
+    known = KnownNames(sorted(names[:5]))  # as SQLite gives them
     for name in names[5:15]:
         known.add(name)
     assert all(known.may_hold(name) for name in names[:15])

@@ -47,6 +47,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import heapq
 import json
 import logging
 import os
@@ -88,32 +89,38 @@ def entry_namer(keyring: KeyRing, purpose: str) -> Callable[[tuple[str, ...]], s
 
 
 class KnownNames:
-    """The names an index holds, as hashes: ``may_hold`` is False only for a name it surely does not
-    hold. They are a sorted array (eight bytes a name) and a set of those added since it was sorted,
-    merged into the array when it grows past ``MERGE_AFTER``.
+    """The names an index holds: ``may_hold`` is False only for a name it surely does not hold. Names
+    are keyed hashes (hex); each is known by its first 64 bits, in a sorted array (eight bytes a name)
+    and a set of those added since, merged into the array past ``MERGE_AFTER``.
 
     Concurrency: ``may_hold`` runs on any thread, ``add`` under the index's lock. A merge assigns the
     array before it empties the set, and ``may_hold`` reads the set first: it never misses a name."""
 
     MERGE_AFTER = 65536
 
-    def __init__(self, names: Iterable[str]) -> None:
-        self._sorted = array("q", sorted(hash(name) for name in names))
+    def __init__(self, names_in_order: Iterable[str]) -> None:
+        """``names_in_order``: sorted, as SQLite gives its primary key (hex of one length sorts as its
+        number): the array is made as they come, without a list of them."""
+        self._sorted = array("Q", map(_known_as, names_in_order))
         self._added: set[int] = set()
 
     def add(self, name: str) -> None:
-        self._added.add(hash(name))
+        self._added.add(_known_as(name))
         if len(self._added) > self.MERGE_AFTER:
-            self._sorted = array("q", sorted([*self._sorted, *self._added]))
+            self._sorted = array("Q", heapq.merge(self._sorted, sorted(self._added)))
             self._added = set()
 
     def may_hold(self, name: str) -> bool:
-        key = hash(name)
+        key = _known_as(name)
         if key in self._added:
             return True
         known = self._sorted
         at = bisect.bisect_left(known, key)
         return at < len(known) and known[at] == key
+
+
+def _known_as(name: str) -> int:
+    return int(name[:16], 16)
 
 
 class Index:
@@ -155,7 +162,8 @@ class Index:
             raise
         self._known: KnownNames | None = None
         if known_names and not shared:
-            self._known = KnownNames(name for (name,) in self._con.execute("SELECT name FROM entries"))
+            names = self._con.execute("SELECT name FROM entries ORDER BY name")
+            self._known = KnownNames(name for (name,) in names)
 
     def close(self) -> None:
         with self._lock:
