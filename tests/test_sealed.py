@@ -84,7 +84,7 @@ def test_small_values_round_trip(plaintext, context):
     assert len(sealed) == HEADER_SIZE + len(plaintext) + TAG_SIZE  # small values are one chunk
 
 
-@pytest.mark.parametrize("size", [CHUNK_SIZE - 1, CHUNK_SIZE, 2 * CHUNK_SIZE, 3 * CHUNK_SIZE + 5])
+@pytest.mark.parametrize("size", [0, 1, 300, CHUNK_SIZE - 1, CHUNK_SIZE, 2 * CHUNK_SIZE, 3 * CHUNK_SIZE + 5])
 def test_a_value_sealed_whole_is_the_stream_a_writer_makes(size):
     plaintext = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
     sealed = seal(RING, plaintext, b"ctx")

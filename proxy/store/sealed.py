@@ -383,9 +383,15 @@ def seal_to(
     sealing.finish()
 
 
-def seal(keyring: KeyRing, plaintext: bytes | bytearray | memoryview, context: bytes = b"") -> bytearray:
+def seal(
+    keyring: KeyRing, plaintext: bytes | bytearray | memoryview, context: bytes = b""
+) -> bytes | bytearray:
     """Seal a value held whole (index entries, metadata) under the current key, into one buffer of its
     size (a large document is not held several times over while it is sealed)."""
+    if len(plaintext) < CHUNK_SIZE:  # most index entries: the header and the last chunk, at once
+        key = keyring.current
+        header = Header(key.key_id, os.urandom(SALT_SIZE), CHUNK_SIZE)
+        return header.to_bytes() + ChunkCipher(key, header, context).seal(plaintext, last=True)
     out = bytearray(sealed_size(len(plaintext)))
     at = 0
 
