@@ -23,11 +23,12 @@ other workers' event loops that long), and a worker waits for another's write at
 ``BUSY_MILLISECONDS`` (each write is a few entries: far less). The workers' parent holds the root's
 lock (``proxy.store.store``), so ``gc`` and ``verify`` are still refused while they run.
 
-Known names (``known_names``, for an index one process holds): the index keeps the hash of every name
-it holds in memory (eight bytes a name), so that a look-up of a name it does not hold, which is most of
-them on a cold path, is answered without SQLite and without waiting for a thread that holds the index
-(a worker writing a large batch and committing it). A removed name stays known: a look-up then reads
-SQLite, as without it. Other processes never write such an index (it is opened exclusively).
+Known names (``known_names``, for an index one process holds): the index keeps every name it holds in
+memory, as its first 64 bits (``KnownNames``, eight bytes a name), so that a look-up of a name it does
+not hold, which is most of them on a cold path, is answered without SQLite and without waiting for a
+thread that holds the index (a worker writing a large batch and committing it). A removed name stays
+known: a look-up then reads SQLite, as without it. Other processes never write such an index (it is
+opened exclusively); workers sharing one keep no names.
 
 Durability: a commit does not wait for the disk (write-ahead log, ``synchronous=NORMAL``): a process
 that dies loses nothing committed, but a power failure can roll back the last commits. Changes that
