@@ -214,7 +214,7 @@ class Index:
             self._lock.release()
 
     def get(self, name: str) -> bytes | None:
-        if self._known is not None and not self._known.may_hold(name):
+        if self._surely_absent(name):
             return None
         with self._lock:
             row = self._con.execute("SELECT value FROM entries WHERE name = ?", (name,)).fetchone()
@@ -223,7 +223,7 @@ class Index:
     def get_from(self, name: str, read: Callable[[sqlite3.Blob], T]) -> T | None:
         """What ``read`` makes of the entry's value, read in pieces from its row (None: no such entry),
         for a large value that is not to be held whole; the index is held for others meanwhile."""
-        if self._known is not None and not self._known.may_hold(name):
+        if self._surely_absent(name):
             return None
         with self._lock:
             row = self._con.execute("SELECT rowid FROM entries WHERE name = ?", (name,)).fetchone()
@@ -233,7 +233,7 @@ class Index:
                 return read(blob)
 
     def has(self, name: str) -> bool:
-        if self._known is not None and not self._known.may_hold(name):
+        if self._surely_absent(name):
             return False
         with self._lock:
             return self._con.execute("SELECT 1 FROM entries WHERE name = ?", (name,)).fetchone() is not None
@@ -301,6 +301,10 @@ class Index:
                     self._con.execute("RELEASE block")
             finally:
                 self._depth -= 1
+
+    def _surely_absent(self, name: str) -> bool:
+        # Without the lock: a name is known before it is written (``_remember``).
+        return self._known is not None and not self._known.may_hold(name)
 
     def _remember(self, name: str) -> None:
         # Before the write: a reader on another thread never misses a name that is written.

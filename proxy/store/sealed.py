@@ -77,6 +77,11 @@ class Header:
     salt: bytes
     chunk_size: int
 
+    @classmethod
+    def new(cls, key: Key, chunk_size: int = CHUNK_SIZE) -> Header:
+        """The header of a new stream sealed under ``key``: a fresh salt, so a subkey of its own."""
+        return cls(key_id=key.key_id, salt=os.urandom(SALT_SIZE), chunk_size=chunk_size)
+
     def to_bytes(self) -> bytes:
         return _HEADER.pack(MAGIC, VERSION, self.key_id, self.salt, self.chunk_size)
 
@@ -198,7 +203,7 @@ class SealWriter:
 
     def __init__(self, key: Key, context: bytes = b"", chunk_size: int = CHUNK_SIZE) -> None:
         _check_chunk_size(chunk_size)
-        header = Header(key_id=key.key_id, salt=os.urandom(SALT_SIZE), chunk_size=chunk_size)
+        header = Header.new(key, chunk_size)
         self._header = header.to_bytes()
         self._chunk_size = chunk_size
         self._cipher = ChunkCipher(key, header, context)
@@ -390,7 +395,7 @@ def seal(
     size (a large document is not held several times over while it is sealed)."""
     if len(plaintext) < CHUNK_SIZE:  # most index entries: the header and the last chunk, at once
         key = keyring.current
-        header = Header(key.key_id, os.urandom(SALT_SIZE), CHUNK_SIZE)
+        header = Header.new(key)
         return header.to_bytes() + ChunkCipher(key, header, context).seal(plaintext, last=True)
     out = bytearray(sealed_size(len(plaintext)))
     at = 0
